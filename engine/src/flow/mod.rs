@@ -1,0 +1,1 @@
+//! Flow files: the YAML model, validation, templates and scripts.
