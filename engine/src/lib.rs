@@ -1,3 +1,7 @@
 //! The bulkflow engine: flows, the run ledger, the state store, the scheduler, tasks and the bus.
 
+pub mod credentials;
+pub mod event;
 pub mod flow;
+pub mod schema;
+pub mod tasks;

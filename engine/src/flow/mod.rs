@@ -1,1 +1,19 @@
 //! Flow files: the YAML model, validation, templates and scripts.
+
+pub mod de;
+pub mod diagnostic;
+pub mod duration;
+pub mod load;
+pub mod located;
+pub mod model;
+pub mod resource;
+pub mod script;
+pub mod template;
+pub mod yaml;
+
+#[cfg(test)]
+mod seed_tests;
+
+pub use diagnostic::{Diagnostic, Mark, Severity};
+pub use load::{load_dir, load_str, LoadContext, Loaded};
+pub use model::{Flow, Task, TaskKind};

@@ -1,0 +1,615 @@
+//! Reading flow files: YAML → typed tasks → cross-task checks. Every problem becomes a
+//! [`Diagnostic`] with file, line, column and key; one flow reports all of its problems at once.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::de::{from_node, DeError};
+use super::diagnostic::{did_you_mean, Diagnostic, Mark};
+use super::located::Located;
+use super::model::{Flow, RetryConfig, Task, TaskKind, SOURCE_TYPES, TASK_TYPES};
+use super::resource::{ResourceOrInline, ResourceRef};
+use super::script::{Script, ScriptError};
+use super::template::Template;
+use super::yaml::{self, Node, NodeValue};
+use crate::credentials::CredentialsRoot;
+use crate::schema::TableSchema;
+use crate::tasks;
+
+/// What loading needs from outside the flow file.
+pub struct LoadContext<'a> {
+    pub resources_dir: &'a Path,
+    pub credentials: &'a CredentialsRoot,
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// Every flow of a folder (recursively, `*.yaml` and `*.yml`, in path order), with all problems found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub flows: Vec<Flow>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {path}: {source}")]
+pub struct LoadIoError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+pub fn load_dir(dir: &Path, ctx: &LoadContext<'_>) -> Result<Loaded, LoadIoError> {
+    let mut files = Vec::new();
+    collect_yaml(dir, &mut files)?;
+    files.sort();
+    let mut loaded = Loaded::default();
+    let mut names: Vec<(String, PathBuf)> = Vec::new();
+    for file in files {
+        let source = std::fs::read_to_string(&file).map_err(|source| LoadIoError { path: file.clone(), source })?;
+        let (flow, diags) = load_str(&file, &source, ctx);
+        loaded.diagnostics.extend(diags);
+        if let Some(flow) = flow {
+            if let Some((_, other)) = names.iter().find(|(n, _)| *n == flow.name) {
+                loaded.diagnostics.push(Diagnostic::error(
+                    &file,
+                    Mark { line: 1, column: 1 },
+                    "flow.name",
+                    format!("flow `{}` is already defined in {}", flow.name, other.display()),
+                ));
+                continue;
+            }
+            names.push((flow.name.clone(), file.clone()));
+            loaded.flows.push(flow);
+        }
+    }
+    Ok(loaded)
+}
+
+fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadIoError> {
+    let io = |source| LoadIoError { path: dir.to_path_buf(), source };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.is_dir() {
+            collect_yaml(&path, out)?;
+        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Load one flow file. The flow is returned only when it has no errors.
+pub fn load_str(file: &Path, source: &str, ctx: &LoadContext<'_>) -> (Option<Flow>, Vec<Diagnostic>) {
+    let mut v = Validator { file, ctx, diags: Vec::new() };
+    let flow = v.flow(source);
+    let flow = if v.diags.iter().any(Diagnostic::is_error) { None } else { flow };
+    (flow, v.diags)
+}
+
+const FLOW_KEYS: &[&str] = &["name", "require_leader_election", "tasks"];
+
+struct Validator<'a> {
+    file: &'a Path,
+    ctx: &'a LoadContext<'a>,
+    diags: Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, mark: Mark, key: impl Into<String>, message: impl Into<String>) {
+        self.diags.push(Diagnostic::error(self.file, mark, key, message));
+    }
+
+    fn warning(&mut self, mark: Mark, key: impl Into<String>, message: impl Into<String>) {
+        self.diags.push(Diagnostic::warning(self.file, mark, key, message));
+    }
+
+    fn de_error(&mut self, fallback: Mark, fallback_key: &str, e: DeError) {
+        let key = e.path.unwrap_or_else(|| fallback_key.to_string());
+        self.error(e.mark.unwrap_or(fallback), key, e.message);
+    }
+
+    fn unknown_key(&mut self, key: &Node, path: &str, allowed: &[&str]) {
+        let name = key.as_str().unwrap_or("?");
+        let hint = did_you_mean(name, allowed.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+        self.error(
+            key.mark,
+            format!("{path}.{name}"),
+            format!("unknown key `{name}`{hint}; expected one of: {}", allowed.join(", ")),
+        );
+    }
+
+    fn flow(&mut self, source: &str) -> Option<Flow> {
+        let doc = match yaml::parse(source) {
+            Ok(doc) => doc,
+            Err(e) => {
+                self.error(e.mark, "", e.message);
+                return None;
+            }
+        };
+        let NodeValue::Map(top) = &doc.value else {
+            self.error(doc.mark, "", format!("a flow file is a map with one key, `flow`; found {}", doc.kind()));
+            return None;
+        };
+        let mut flow_node = None;
+        for (k, v) in top {
+            if k.as_str() == Some("flow") {
+                flow_node = Some(v);
+            } else {
+                self.unknown_key(k, "", &["flow"]);
+            }
+        }
+        let Some(flow_node) = flow_node else {
+            self.error(doc.mark, "flow", "missing required key `flow`");
+            return None;
+        };
+        let NodeValue::Map(entries) = &flow_node.value else {
+            self.error(flow_node.mark, "flow", format!("`flow` must be a map; found {}", flow_node.kind()));
+            return None;
+        };
+
+        let mut name = None;
+        let mut leader = false;
+        let mut task_nodes = None;
+        for (k, v) in entries {
+            match k.as_str() {
+                Some("name") => match from_node::<String>(v, "flow.name") {
+                    Ok(n) if valid_flow_name(&n) => name = Some(n),
+                    Ok(n) => self.error(
+                        v.mark,
+                        "flow.name",
+                        format!("flow name `{n}` may use only letters, digits, `_` and `-`"),
+                    ),
+                    Err(e) => self.de_error(v.mark, "flow.name", e),
+                },
+                Some("require_leader_election") => match from_node::<bool>(v, "flow.require_leader_election") {
+                    Ok(b) => leader = b,
+                    Err(e) => self.de_error(v.mark, "flow.require_leader_election", e),
+                },
+                Some("tasks") => task_nodes = Some(v),
+                _ => self.unknown_key(k, "flow", FLOW_KEYS),
+            }
+        }
+        if name.is_none() && flow_node.get("name").is_none() {
+            self.error(flow_node.mark, "flow.name", "missing required key `name`");
+        }
+        let tasks = match task_nodes {
+            None => {
+                self.error(flow_node.mark, "flow.tasks", "missing required key `tasks`");
+                Vec::new()
+            }
+            Some(node) => match &node.value {
+                NodeValue::Seq(items) if items.is_empty() => {
+                    self.error(node.mark, "flow.tasks", "a flow needs at least one task");
+                    Vec::new()
+                }
+                NodeValue::Seq(items) => items.iter().enumerate().filter_map(|(i, n)| self.task(i, n)).collect(),
+                _ => {
+                    self.error(node.mark, "flow.tasks", format!("`tasks` must be a list; found {}", node.kind()));
+                    Vec::new()
+                }
+            },
+        };
+        let flow_name = name.clone().unwrap_or_default();
+        let tasks = self.link(&flow_name, tasks);
+        self.env_warnings(&doc);
+        Some(Flow { name: name?, file: self.file.to_path_buf(), require_leader_election: leader, tasks })
+    }
+
+    /// One `- type: {...}` entry. Returns the task when its own config is sound.
+    fn task(&mut self, index: usize, node: &Node) -> Option<ParsedTask> {
+        let path = format!("flow.tasks[{index}]");
+        let NodeValue::Map(entries) = &node.value else {
+            self.error(node.mark, path, format!("a task is a map with one key, its type (e.g. `script:`); found {}", node.kind()));
+            return None;
+        };
+        let [(type_node, body)] = entries.as_slice() else {
+            let keys: Vec<_> = entries.iter().filter_map(|(k, _)| k.as_str()).collect();
+            self.error(
+                node.mark,
+                path,
+                format!(
+                    "a task is a map with exactly one key, its type; found {} keys ({}). Is the indentation of the task's settings right?",
+                    keys.len(),
+                    keys.join(", ")
+                ),
+            );
+            return None;
+        };
+        let ty = type_node.as_str().unwrap_or("?").to_string();
+        if !TASK_TYPES.contains(&ty.as_str()) {
+            let hint = did_you_mean(&ty, TASK_TYPES.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+            self.error(
+                type_node.mark,
+                format!("{path}.{ty}"),
+                format!("unknown task type `{ty}`{hint}; known types: {}", TASK_TYPES.join(", ")),
+            );
+            return None;
+        }
+        let path = format!("{path}.{ty}");
+        let NodeValue::Map(fields) = &body.value else {
+            self.error(body.mark, path, format!("the settings of a `{ty}` task must be a map; found {}", body.kind()));
+            return None;
+        };
+
+        // The keys every task has are split off; the rest is the task type's own config.
+        let mut name = None;
+        let mut depends_on = None;
+        let mut retry = RetryConfig::default();
+        let mut own = Vec::new();
+        let mut ok = true;
+        for (k, v) in fields {
+            let key_path = format!("{path}.{}", k.as_str().unwrap_or("?"));
+            match k.as_str() {
+                Some("name") => match from_node::<Located<String>>(v, &key_path) {
+                    Ok(n) if valid_flow_name(&n) => name = Some(n),
+                    Ok(n) => {
+                        self.error(n.mark, key_path, format!("task name `{}` may use only letters, digits, `_` and `-`", n.value));
+                        ok = false;
+                    }
+                    Err(e) => {
+                        self.de_error(v.mark, &key_path, e);
+                        ok = false;
+                    }
+                },
+                Some("depends_on") => match from_node::<OneOrMany>(v, &key_path) {
+                    Ok(d) => depends_on = Some(d.0),
+                    Err(e) => {
+                        self.de_error(v.mark, &key_path, e);
+                        ok = false;
+                    }
+                },
+                Some("retry") => match from_node::<RetryConfig>(v, &key_path) {
+                    Ok(r) => retry = r,
+                    Err(e) => {
+                        self.de_error(v.mark, &key_path, e);
+                        ok = false;
+                    }
+                },
+                _ => own.push((k.clone(), v.clone())),
+            }
+        }
+        let Some(name) = name else {
+            if ok {
+                self.error(body.mark, format!("{path}.name"), "missing required key `name`");
+            }
+            return None;
+        };
+        let own = Node { mark: body.mark, value: NodeValue::Map(own) };
+        let kind = self.kind(&ty, &own, &path);
+        let kind = kind?;
+        ok.then_some(ParsedTask { name, depends_on, retry, kind, mark: node.mark, path })
+    }
+
+    fn kind(&mut self, ty: &str, node: &Node, path: &str) -> Option<TaskKind> {
+        macro_rules! decode {
+            ($t:ty) => {
+                match from_node::<$t>(node, path) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        self.de_error(node.mark, path, e);
+                        return None;
+                    }
+                }
+            };
+        }
+        Some(match ty {
+            "generate" => {
+                let c = decode!(tasks::generate::config::GenerateConfig);
+                if c.cron.is_some() == c.interval.is_some() {
+                    self.error(node.mark, path, "a `generate` task needs exactly one of `cron` or `interval`");
+                    return None;
+                }
+                if let Some(i) = c.interval
+                    && i.0.is_zero()
+                {
+                    self.error(node.mark, format!("{path}.interval"), "`interval` must be more than zero");
+                    return None;
+                }
+                if let Some(tz) = &c.timezone
+                    && tz.trim().is_empty()
+                {
+                    self.error(node.mark, format!("{path}.timezone"), "`timezone` is empty");
+                    return None;
+                }
+                TaskKind::Generate(c)
+            }
+            "script" => {
+                let config = decode!(tasks::script::config::ScriptConfig);
+                let compiled = match config.max_operations {
+                    Some(limit) => Script::compile_with_limit(&config.code, limit),
+                    None => Script::compile(&config.code),
+                };
+                match compiled {
+                    Ok(script) => TaskKind::Script { config, script },
+                    Err(ScriptError::Syntax { line, message }) => {
+                        // A block scalar (`code: |`) starts on the line after its key.
+                        let offset = if node.get("code").is_some_and(is_block) { line } else { line.saturating_sub(1) };
+                        let mark = Mark { line: config.code.mark.line + offset, column: config.code.mark.column };
+                        self.error(mark, config.code.path.clone(), format!("Rhai syntax error at script line {line}: {message}"));
+                        return None;
+                    }
+                    Err(e) => {
+                        self.error(config.code.mark, config.code.path.clone(), e.to_string());
+                        return None;
+                    }
+                }
+            }
+            "salesforce_bulkapi_query_job" => {
+                use tasks::salesforce_bulkapi_query_job::config::{BulkQueryJobConfig, Operation};
+                let config = decode!(BulkQueryJobConfig);
+                let mut query = None;
+                match (config.operation, &config.query) {
+                    (Operation::Create, None) => {
+                        self.error(node.mark, format!("{path}.query"), "`operation: create` needs a `query` (inline SOQL or `resource:`)");
+                        return None;
+                    }
+                    (Operation::Create, Some(q)) => query = Some(self.query_template(q)?),
+                    (_, Some(q)) => {
+                        self.warning(q.mark, q.path.clone(), format!("`query` is only used by `operation: create`; ignored for `{:?}`", config.operation));
+                    }
+                    _ => {}
+                }
+                if config.operation != Operation::Create && config.job_id.is_none() {
+                    self.error(node.mark, format!("{path}.job_id"), format!("`operation: {}` needs a `job_id`", op_name(config.operation)));
+                    return None;
+                }
+                self.credentials_warning(node, path, Some(&config.credentials_path));
+                TaskKind::BulkQueryJob { config, query }
+            }
+            "salesforce_pubsubapi_subscriber" => {
+                let c = decode!(tasks::salesforce_pubsubapi_subscriber::config::PubSubSubscriberConfig);
+                if let Some(n) = c.num_requested
+                    && n.get() > 100
+                {
+                    self.error(node.mark, format!("{path}.num_requested"), "`num_requested` is at most 100 (the Pub/Sub API's cap)");
+                    return None;
+                }
+                if !c.topic.name.starts_with("/event/") && !c.topic.name.starts_with("/data/") {
+                    self.error(node.mark, format!("{path}.topic.name"), format!("topic `{}` must start with `/event/` or `/data/`", c.topic.name));
+                    return None;
+                }
+                self.credentials_warning(node, path, Some(&c.credentials_path));
+                TaskKind::PubSubSubscriber(c)
+            }
+            "nats_jetstream_publisher" => {
+                let c = decode!(tasks::nats_jetstream_publisher::config::NatsPublisherConfig);
+                self.credentials_warning(node, path, c.credentials_path.as_deref());
+                TaskKind::NatsPublisher(c)
+            }
+            "nats_jetstream_subscriber" => {
+                let c = decode!(tasks::nats_jetstream_subscriber::config::NatsSubscriberConfig);
+                if let Some(max) = c.max_deliver
+                    && c.backoff.len() > max.get() as usize
+                {
+                    self.error(
+                        node.mark,
+                        format!("{path}.backoff"),
+                        format!("{} backoff steps but `max_deliver` is {max}: a message is delivered at most {max} times", c.backoff.len()),
+                    );
+                    return None;
+                }
+                self.credentials_warning(node, path, c.credentials_path.as_deref());
+                TaskKind::NatsSubscriber(c)
+            }
+            "convert" => {
+                let config = decode!(tasks::convert::config::ConvertConfig);
+                let schema = self.schema(&config.schema)?;
+                TaskKind::Convert { config, schema }
+            }
+            "object_store" => {
+                let c = decode!(tasks::object_store::config::ObjectStoreConfig);
+                if let Some(h) = &c.hive_partition_options
+                    && h.enabled
+                    && h.partition_keys.is_empty()
+                {
+                    self.error(node.mark, format!("{path}.hive_partition_options.partition_keys"), "Hive partitioning is enabled but no `partition_keys` are given (EventDate, EventHour)");
+                    return None;
+                }
+                self.credentials_warning(node, path, c.credentials_path.as_deref());
+                TaskKind::ObjectStore(c)
+            }
+            "gcp_bigquery_storage_write" => {
+                let c = decode!(tasks::gcp_bigquery_storage_write::config::BigQueryWriteConfig);
+                self.credentials_warning(node, path, c.credentials_path.as_deref());
+                TaskKind::BigQueryWrite(c)
+            }
+            "postgres_write" => {
+                let config = decode!(tasks::postgres_write::config::PostgresWriteConfig);
+                if config.url.is_none() && config.credentials_path.is_none() {
+                    self.error(node.mark, format!("{path}.url"), "`postgres_write` needs a `url` or a `credentials_path` holding one");
+                    return None;
+                }
+                if config.create_table && config.schema_resource.is_none() {
+                    self.error(node.mark, format!("{path}.schema_resource"), "`create_table: true` needs a `schema_resource` to create the table from");
+                    return None;
+                }
+                let schema = match &config.schema_resource {
+                    Some(r) => Some(self.schema(r)?),
+                    None => None,
+                };
+                self.credentials_warning(node, path, config.credentials_path.as_deref());
+                TaskKind::PostgresWrite { config, schema }
+            }
+            _ => return None,
+        })
+    }
+
+    fn read_resource(&mut self, r: &Located<ResourceRef>) -> Option<String> {
+        let path = match r.path_in(self.ctx.resources_dir) {
+            Ok(p) => p,
+            Err(e) => {
+                self.error(r.mark, format!("{}.resource", r.path), e);
+                return None;
+            }
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                self.error(r.mark, format!("{}.resource", r.path), format!("cannot read resource `{}` ({}): {e}", r.resource, path.display()));
+                None
+            }
+        }
+    }
+
+    fn query_template(&mut self, q: &Located<ResourceOrInline>) -> Option<Template> {
+        let (text, what) = match &q.value {
+            ResourceOrInline::Inline(s) => (s.clone(), "inline query".to_string()),
+            ResourceOrInline::Resource(r) => {
+                let located = Located { mark: q.mark, path: q.path.clone(), value: r.clone() };
+                (self.read_resource(&located)?, format!("resource `{}`", r.resource))
+            }
+        };
+        match Template::parse(&text) {
+            Ok(t) => {
+                for var in t.env_vars() {
+                    if (self.ctx.env)(var).is_none() {
+                        self.warning(q.mark, q.path.clone(), format!("{what} reads `env.{var}`, which is not set: it renders empty"));
+                    }
+                }
+                Some(t)
+            }
+            Err(e) => {
+                self.error(q.mark, q.path.clone(), format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn schema(&mut self, r: &Located<ResourceRef>) -> Option<TableSchema> {
+        let text = self.read_resource(r)?;
+        match TableSchema::from_json(&text) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.error(r.mark, format!("{}.resource", r.path), format!("resource `{}`: {e}", r.resource));
+                None
+            }
+        }
+    }
+
+    fn credentials_warning(&mut self, node: &Node, path: &str, credentials_path: Option<&str>) {
+        let Some(p) = credentials_path else { return };
+        let resolved = self.ctx.credentials.resolve(Path::new(p));
+        if !resolved.exists() {
+            let mark = node.get("credentials_path").map_or(node.mark, |n| n.mark);
+            let via = if resolved != Path::new(p) { format!(" (read from {})", resolved.display()) } else { String::new() };
+            self.warning(mark, format!("{path}.credentials_path"), format!("credentials file `{p}`{via} does not exist yet"));
+        }
+    }
+
+    /// Resolve dependencies and check names across tasks.
+    fn link(&mut self, flow: &str, parsed: Vec<ParsedTask>) -> Vec<Task> {
+        let _ = flow;
+        let mut tasks: Vec<Task> = Vec::with_capacity(parsed.len());
+        let mut seen: HashSet<String> = HashSet::new();
+        for (i, p) in parsed.into_iter().enumerate() {
+            if !seen.insert(p.name.value.clone()) {
+                self.error(p.name.mark, p.name.path.clone(), format!("task name `{}` is used twice in this flow", p.name.value));
+                continue;
+            }
+            let source = SOURCE_TYPES.contains(&p.kind.type_name());
+            if i == 0 && !source {
+                self.error(p.mark, p.path.clone(), format!("the first task must start the flow ({}); `{}` cannot", SOURCE_TYPES.join(", "), p.kind.type_name()));
+            }
+            if i > 0 && source {
+                self.error(p.mark, p.path.clone(), format!("`{}` starts a flow and must be its first task", p.kind.type_name()));
+            }
+            let depends_on = match p.depends_on {
+                None => tasks.last().map(|t| vec![t.name.clone()]).unwrap_or_default(),
+                Some(deps) => {
+                    let key = format!("{}.depends_on", p.path);
+                    for d in &deps {
+                        if *d == p.name.value {
+                            self.error(p.mark, key.clone(), format!("task `{d}` cannot depend on itself"));
+                        } else if !seen.contains(d) {
+                            self.error(p.mark, key.clone(), format!("`depends_on` names `{d}`, which is not a task before this one"));
+                        }
+                    }
+                    if deps.is_empty() && i > 0 {
+                        self.error(p.mark, key, "`depends_on` is empty; name the task(s) this one reads from");
+                    }
+                    deps
+                }
+            };
+            tasks.push(Task { name: p.name.value, mark: p.mark, depends_on, retry: p.retry, kind: p.kind });
+        }
+        tasks
+    }
+
+    /// Unset environment variables in templates render empty; say so, since that can be deliberate
+    /// (an empty NATS url selects the embedded bus) or a deployment mistake.
+    fn env_warnings(&mut self, node: &Node) {
+        let mut stack = vec![(node, String::new())];
+        while let Some((n, key)) = stack.pop() {
+            match &n.value {
+                NodeValue::Scalar(s) if s.text.contains("{{") && key != "code" => {
+                    if let Ok(t) = Template::parse(&s.text) {
+                        for var in t.env_vars() {
+                            if (self.ctx.env)(var).is_none() {
+                                self.warning(n.mark, key.clone(), format!("`env.{var}` is not set: `{}` renders it empty", s.text));
+                            }
+                        }
+                    }
+                }
+                NodeValue::Scalar(_) => {}
+                NodeValue::Seq(items) => stack.extend(items.iter().map(|i| (i, key.clone()))),
+                NodeValue::Map(entries) => {
+                    stack.extend(entries.iter().map(|(k, v)| (v, k.as_str().unwrap_or("").to_string())));
+                }
+            }
+        }
+    }
+}
+
+struct ParsedTask {
+    name: Located<String>,
+    depends_on: Option<Vec<String>>,
+    retry: RetryConfig,
+    kind: TaskKind,
+    mark: Mark,
+    path: String,
+}
+
+/// `depends_on: [a, b]` or `depends_on: a`.
+struct OneOrMany(Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::One(s) => Self(vec![s]),
+            Raw::Many(v) => Self(v),
+        })
+    }
+}
+
+fn is_block(n: &Node) -> bool {
+    matches!(&n.value, NodeValue::Scalar(s) if s.block)
+}
+
+fn valid_flow_name(n: &str) -> bool {
+    !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn op_name(op: tasks::salesforce_bulkapi_query_job::config::Operation) -> &'static str {
+    use tasks::salesforce_bulkapi_query_job::config::Operation::*;
+    match op {
+        Create => "create",
+        Get => "get",
+        GetResults => "get_results",
+        Abort => "abort",
+        Delete => "delete",
+    }
+}

@@ -1,0 +1,38 @@
+use serde::Deserialize;
+
+use crate::flow::located::Located;
+use crate::flow::resource::ResourceRef;
+
+/// Casts Bulk API batches (all text) to a schema's types.
+///
+/// ```yaml
+/// - convert:
+///     name: cast_schema
+///     target_format: arrow
+///     schema:
+///       resource: salesforce/schema_account.json
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvertConfig {
+    pub target_format: TargetFormat,
+    pub schema: Located<ResourceRef>,
+    #[serde(default)]
+    pub extra_columns: ExtraColumns,
+    /// Write rows that cannot be cast here instead of failing their batch.
+    pub rejects: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetFormat {
+    Arrow,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtraColumns {
+    #[default]
+    Drop,
+    Error,
+}

@@ -1,0 +1,3 @@
+//! The `convert` task.
+
+pub mod config;

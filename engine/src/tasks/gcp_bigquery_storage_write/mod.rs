@@ -1,0 +1,3 @@
+//! The `gcp_bigquery_storage_write` task.
+
+pub mod config;

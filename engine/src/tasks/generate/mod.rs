@@ -1,0 +1,3 @@
+//! The `generate` task.
+
+pub mod config;

@@ -1,0 +1,3 @@
+//! The `nats_jetstream_publisher` task.
+
+pub mod config;

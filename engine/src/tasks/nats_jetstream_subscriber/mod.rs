@@ -1,0 +1,3 @@
+//! The `nats_jetstream_subscriber` task.
+
+pub mod config;

@@ -1,0 +1,62 @@
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::flow::template::Template;
+
+/// Writes batches as files to local disk, S3, GCS or Azure.
+///
+/// ```yaml
+/// - object_store:
+///     name: write_to_object_store
+///     operation: write
+///     credentials_path: /etc/gcp/credentials.json
+///     path: "{{env.GCS_BUCKET_PATH}}/salesforce/account"
+///     hive_partition_options:
+///       enabled: true
+///       partition_keys: [EventDate]
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectStoreConfig {
+    pub operation: ObjectStoreOperation,
+    pub credentials_path: Option<String>,
+    pub path: Template,
+    #[serde(default)]
+    pub format: FileFormat,
+    pub hive_partition_options: Option<HivePartitionOptions>,
+    #[serde(default)]
+    pub client_options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectStoreOperation {
+    Write,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    #[default]
+    Parquet,
+    Csv,
+    Arrow,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HivePartitionOptions {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub partition_keys: Vec<PartitionKey>,
+    /// A record field (a datetime) to partition rows by, instead of the run's scheduled time.
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum PartitionKey {
+    EventDate,
+    EventHour,
+}

@@ -1,0 +1,3 @@
+//! The `object_store` task.
+
+pub mod config;

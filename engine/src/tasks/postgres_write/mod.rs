@@ -1,0 +1,3 @@
+//! The `postgres_write` task.
+
+pub mod config;

@@ -1,0 +1,91 @@
+use std::num::NonZeroUsize;
+
+use serde::Deserialize;
+
+use crate::flow::located::Located;
+use crate::flow::resource::ResourceOrInline;
+use crate::flow::template::Template;
+
+/// Bulk API 2.0 query jobs: create one, read its info or its results, abort or delete it.
+///
+/// ```yaml
+/// - salesforce_bulkapi_query_job:
+///     name: query_account
+///     operation: create
+///     credentials_path: /etc/sfdc/credentials.json
+///     query_operation: query
+///     query:
+///       resource: salesforce/query_account.soql
+///     content_type: csv
+///     column_delimiter: comma
+///     line_ending: lf
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkQueryJobConfig {
+    pub operation: Operation,
+    pub credentials_path: String,
+    pub query_operation: Option<QueryOperation>,
+    pub query: Option<Located<ResourceOrInline>>,
+    pub content_type: Option<ContentType>,
+    pub column_delimiter: Option<ColumnDelimiter>,
+    pub line_ending: Option<LineEnding>,
+    pub job_id: Option<Template>,
+    /// Rows per Arrow batch for `get_results`.
+    pub batch_size: Option<NonZeroUsize>,
+    pub has_header: Option<bool>,
+    /// Page-size hint sent as `maxRecords`.
+    pub max_records: Option<NonZeroUsize>,
+    /// Overrides the engine's default API version (e.g. `"63.0"`).
+    pub api_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Create,
+    Get,
+    GetResults,
+    Abort,
+    Delete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum QueryOperation {
+    #[serde(rename = "query")]
+    Query,
+    #[serde(rename = "queryAll", alias = "query_all")]
+    QueryAll,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ContentType {
+    #[serde(rename = "csv", alias = "CSV")]
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnDelimiter {
+    #[serde(alias = "COMMA")]
+    Comma,
+    #[serde(alias = "TAB")]
+    Tab,
+    #[serde(alias = "PIPE")]
+    Pipe,
+    #[serde(alias = "SEMICOLON")]
+    Semicolon,
+    #[serde(alias = "CARET")]
+    Caret,
+    #[serde(alias = "BACKQUOTE")]
+    Backquote,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineEnding {
+    #[serde(alias = "LF")]
+    Lf,
+    #[serde(alias = "CRLF")]
+    Crlf,
+}

@@ -1,0 +1,3 @@
+//! The `salesforce_bulkapi_query_job` task.
+
+pub mod config;

@@ -1,0 +1,3 @@
+//! The `salesforce_pubsubapi_subscriber` task.
+
+pub mod config;

@@ -1,0 +1,3 @@
+//! The `script` task.
+
+pub mod config;
