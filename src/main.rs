@@ -1,25 +1,37 @@
 //! The `bulkflow` command. CLI only: every behaviour lives in the engine, simulator and UI crates.
 
-use clap::{Parser, Subcommand};
+mod cli;
 
-#[derive(Debug, Parser)]
-#[command(name = "bulkflow", version, about = "Durable, incremental Salesforce Bulk API exports")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+use std::process::ExitCode;
 
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// The Salesforce simulator.
-    #[command(subcommand)]
-    Sim(bulkflow_sim::cli::SimCommand),
-}
+use clap::Parser;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Sim(command) => bulkflow_sim::cli::run(command).await,
+    if let Err(e) = cli::logging::init(cli.global.log_format) {
+        eprintln!("bulkflow: {e}");
+        return ExitCode::from(1);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bulkflow: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Validate(args) => cli::validate::run(&cli.global, args),
+            Command::Sim(command) => bulkflow_sim::cli::run(command).await.map(|()| ExitCode::SUCCESS),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bulkflow: {e:#}");
+            ExitCode::from(1)
+        }
     }
 }

@@ -47,7 +47,10 @@ mod tests {
     #[test]
     fn absolute_paths_map_under_the_root() {
         let c = CredentialsRoot::new(Some("/tmp/creds".into()));
-        assert_eq!(c.resolve(Path::new("/etc/sfdc/credentials.json")), PathBuf::from("/tmp/creds/etc/sfdc/credentials.json"));
+        assert_eq!(
+            c.resolve(Path::new("/etc/sfdc/credentials.json")),
+            PathBuf::from("/tmp/creds/etc/sfdc/credentials.json")
+        );
         assert_eq!(c.resolve(Path::new("rel/x.json")), PathBuf::from("rel/x.json"));
         let none = CredentialsRoot::default();
         assert_eq!(none.resolve(Path::new("/etc/x")), PathBuf::from("/etc/x"));

@@ -26,13 +26,7 @@ pub struct Event {
 
 impl Event {
     pub fn json(id: impl Into<String>, data: Value) -> Self {
-        Self {
-            id: id.into(),
-            subject: None,
-            data: EventData::Json(data),
-            meta: Map::new(),
-            created_at: Utc::now(),
-        }
+        Self { id: id.into(), subject: None, data: EventData::Json(data), meta: Map::new(), created_at: Utc::now() }
     }
 
     /// The event as templates see it: `{data, meta, id, subject}`. Arrow and byte payloads are not

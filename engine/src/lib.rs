@@ -1,5 +1,6 @@
 //! The bulkflow engine: flows, the run ledger, the state store, the scheduler, tasks and the bus.
 
+pub mod config;
 pub mod credentials;
 pub mod event;
 pub mod flow;

@@ -33,7 +33,10 @@ pub enum FieldType {
     Boolean,
     Int64,
     Float64,
-    Decimal { precision: u8, scale: i8 },
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
     Date,
     /// UTC, millisecond precision: what Salesforce datetimes carry.
     Timestamp,
@@ -60,10 +63,11 @@ impl FieldType {
             "date" => Self::Date,
             "timestamp" => Self::Timestamp,
             _ => {
-                let inner = t
-                    .strip_prefix("decimal(")
-                    .and_then(|r| r.strip_suffix(')'))
-                    .ok_or_else(|| format!("unknown type `{t}`; expected string, boolean, int64, float64, decimal(p,s), date or timestamp"))?;
+                let inner = t.strip_prefix("decimal(").and_then(|r| r.strip_suffix(')')).ok_or_else(|| {
+                    format!(
+                        "unknown type `{t}`; expected string, boolean, int64, float64, decimal(p,s), date or timestamp"
+                    )
+                })?;
                 let (p, s) = inner.split_once(',').ok_or_else(|| format!("`{t}`: write decimal(precision,scale)"))?;
                 let precision: u8 = p.trim().parse().map_err(|_| format!("`{t}`: bad precision"))?;
                 let scale: i8 = s.trim().parse().map_err(|_| format!("`{t}`: bad scale"))?;

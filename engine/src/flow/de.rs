@@ -3,10 +3,10 @@
 
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
-use super::diagnostic::{did_you_mean, Mark};
+use super::diagnostic::{Mark, did_you_mean};
 use super::yaml::{Node, NodeValue, Scalar};
 
 /// A decoding error, with the place and key path of the innermost node that failed.
@@ -141,7 +141,9 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
                     }
                 }
             },
-            NodeValue::Seq(items) => visitor.visit_seq(SeqDe { items: items.iter(), index: 0, path: self.path.clone() }),
+            NodeValue::Seq(items) => {
+                visitor.visit_seq(SeqDe { items: items.iter(), index: 0, path: self.path.clone() })
+            }
             NodeValue::Map(entries) => visitor.visit_map(MapDe::new(entries, self.path.clone())),
         };
         self.locate(r)
@@ -213,7 +215,9 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let r = match &self.node.value {
-            NodeValue::Seq(items) => visitor.visit_seq(SeqDe { items: items.iter(), index: 0, path: self.path.clone() }),
+            NodeValue::Seq(items) => {
+                visitor.visit_seq(SeqDe { items: items.iter(), index: 0, path: self.path.clone() })
+            }
             _ => self.invalid("a list"),
         };
         self.locate(r)
@@ -288,7 +292,9 @@ impl<'de, I: Iterator<Item = &'de Node>> de::SeqAccess<'de> for SeqDe<I> {
         let Some(node) = self.items.next() else { return Ok(None) };
         let path = format!("{}[{}]", self.path, self.index);
         self.index += 1;
-        seed.deserialize(NodeDe { node, path }).map(Some)
+        // Errors raised by a type's own Deserialize after decoding (a bad duration, a bad cron
+        // expression) are pinned here, to the element they came from.
+        seed.deserialize(NodeDe { node, path: path.clone() }).map(Some).map_err(|e| e.at(node.mark, &path))
     }
 }
 
@@ -313,12 +319,15 @@ impl<'de> de::MapAccess<'de> for MapDe<'de> {
         let name = key.as_str().unwrap_or("?");
         self.value_path = if self.path.is_empty() { name.to_string() } else { format!("{}.{name}", self.path) };
         self.value = Some(value);
-        seed.deserialize(NodeDe { node: key, path: self.value_path.clone() }).map(Some)
+        seed.deserialize(NodeDe { node: key, path: self.value_path.clone() })
+            .map(Some)
+            .map_err(|e| e.at(key.mark, &self.value_path))
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
         let node = self.value.take().ok_or_else(|| de::Error::custom("value requested before its key"))?;
-        seed.deserialize(NodeDe { node, path: std::mem::take(&mut self.value_path) })
+        let path = std::mem::take(&mut self.value_path);
+        seed.deserialize(NodeDe { node, path: path.clone() }).map_err(|e| e.at(node.mark, &path))
     }
 }
 

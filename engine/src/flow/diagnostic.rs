@@ -36,20 +36,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(file: &Path, mark: Mark, key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            severity: Severity::Error,
-            file: file.to_path_buf(),
-            mark,
-            key: key.into(),
-            message: message.into(),
-        }
+        Self { severity: Severity::Error, file: file.to_path_buf(), mark, key: key.into(), message: message.into() }
     }
 
     pub fn warning(file: &Path, mark: Mark, key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            severity: Severity::Warning,
-            ..Self::error(file, mark, key, message)
-        }
+        Self { severity: Severity::Warning, ..Self::error(file, mark, key, message) }
     }
 
     pub fn is_error(&self) -> bool {

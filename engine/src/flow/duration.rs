@@ -33,7 +33,10 @@ impl HumanDuration {
                 "d" => Duration::from_secs(86_400),
                 _ => return Err(bad()),
             };
-            total = unit.checked_mul(u32::try_from(n).map_err(|_| bad())?).and_then(|d| total.checked_add(d)).ok_or_else(bad)?;
+            total = unit
+                .checked_mul(u32::try_from(n).map_err(|_| bad())?)
+                .and_then(|d| total.checked_add(d))
+                .ok_or_else(bad)?;
             rest = &rest[unit_len..];
         }
         Ok(Self(total))
@@ -43,11 +46,7 @@ impl HumanDuration {
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms % 1000 != 0 {
-            write!(f, "{ms}ms")
-        } else {
-            write!(f, "{}s", ms / 1000)
-        }
+        if ms.is_multiple_of(1000) { write!(f, "{}s", ms / 1000) } else { write!(f, "{ms}ms") }
     }
 }
 

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::de::{from_node, DeError};
-use super::diagnostic::{did_you_mean, Diagnostic, Mark};
+use super::de::{DeError, from_node};
+use super::diagnostic::{Diagnostic, Mark, did_you_mean};
 use super::located::Located;
-use super::model::{Flow, RetryConfig, Task, TaskKind, SOURCE_TYPES, TASK_TYPES};
+use super::model::{Flow, RetryConfig, SOURCE_TYPES, TASK_TYPES, Task, TaskKind};
 use super::resource::{ResourceOrInline, ResourceRef};
 use super::script::{Script, ScriptError};
-use super::template::Template;
+use super::template::{Template, TemplateError};
 use super::yaml::{self, Node, NodeValue};
 use crate::credentials::CredentialsRoot;
 use crate::schema::TableSchema;
@@ -25,7 +25,8 @@ pub struct LoadContext<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
 
-/// Every flow of a folder (recursively, `*.yaml` and `*.yml`, in path order), with all problems found.
+/// Every flow of a folder (recursively, `*.yaml` and `*.yml`, in path order), or of one file, with all
+/// problems found.
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub flows: Vec<Flow>,
@@ -39,7 +40,7 @@ impl Loaded {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read {path}: {source}")]
+#[error("cannot read {path}")]
 pub struct LoadIoError {
     pub path: PathBuf,
     #[source]
@@ -48,7 +49,11 @@ pub struct LoadIoError {
 
 pub fn load_dir(dir: &Path, ctx: &LoadContext<'_>) -> Result<Loaded, LoadIoError> {
     let mut files = Vec::new();
-    collect_yaml(dir, &mut files)?;
+    if dir.is_file() {
+        files.push(dir.to_path_buf());
+    } else {
+        collect_yaml(dir, &mut files)?;
+    }
     files.sort();
     let mut loaded = Loaded::default();
     let mut names: Vec<(String, PathBuf)> = Vec::new();
@@ -91,6 +96,7 @@ pub fn load_str(file: &Path, source: &str, ctx: &LoadContext<'_>) -> (Option<Flo
     let mut v = Validator { file, ctx, diags: Vec::new() };
     let flow = v.flow(source);
     let flow = if v.diags.iter().any(Diagnostic::is_error) { None } else { flow };
+    v.diags.sort_by_key(|d| (d.mark.line, d.mark.column));
     (flow, v.diags)
 }
 
@@ -118,10 +124,11 @@ impl Validator<'_> {
 
     fn unknown_key(&mut self, key: &Node, path: &str, allowed: &[&str]) {
         let name = key.as_str().unwrap_or("?");
-        let hint = did_you_mean(name, allowed.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+        let hint =
+            did_you_mean(name, allowed.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
         self.error(
             key.mark,
-            format!("{path}.{name}"),
+            if path.is_empty() { name.to_string() } else { format!("{path}.{name}") },
             format!("unknown key `{name}`{hint}; expected one of: {}", allowed.join(", ")),
         );
     }
@@ -130,7 +137,7 @@ impl Validator<'_> {
         let doc = match yaml::parse(source) {
             Ok(doc) => doc,
             Err(e) => {
-                self.error(e.mark, "", e.message);
+                self.error(e.mark, e.key.unwrap_or_default(), e.message);
                 return None;
             }
         };
@@ -207,7 +214,11 @@ impl Validator<'_> {
     fn task(&mut self, index: usize, node: &Node) -> Option<ParsedTask> {
         let path = format!("flow.tasks[{index}]");
         let NodeValue::Map(entries) = &node.value else {
-            self.error(node.mark, path, format!("a task is a map with one key, its type (e.g. `script:`); found {}", node.kind()));
+            self.error(
+                node.mark,
+                path,
+                format!("a task is a map with one key, its type (e.g. `script:`); found {}", node.kind()),
+            );
             return None;
         };
         let [(type_node, body)] = entries.as_slice() else {
@@ -225,7 +236,9 @@ impl Validator<'_> {
         };
         let ty = type_node.as_str().unwrap_or("?").to_string();
         if !TASK_TYPES.contains(&ty.as_str()) {
-            let hint = did_you_mean(&ty, TASK_TYPES.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+            let hint = did_you_mean(&ty, TASK_TYPES.iter().copied())
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
             self.error(
                 type_node.mark,
                 format!("{path}.{ty}"),
@@ -251,7 +264,11 @@ impl Validator<'_> {
                 Some("name") => match from_node::<Located<String>>(v, &key_path) {
                     Ok(n) if valid_flow_name(&n) => name = Some(n),
                     Ok(n) => {
-                        self.error(n.mark, key_path, format!("task name `{}` may use only letters, digits, `_` and `-`", n.value));
+                        self.error(
+                            n.mark,
+                            key_path,
+                            format!("task name `{}` may use only letters, digits, `_` and `-`", n.value),
+                        );
                         ok = false;
                     }
                     Err(e) => {
@@ -260,7 +277,7 @@ impl Validator<'_> {
                     }
                 },
                 Some("depends_on") => match from_node::<OneOrMany>(v, &key_path) {
-                    Ok(d) => depends_on = Some(d.0),
+                    Ok(d) => depends_on = Some((v.mark, d.0)),
                     Err(e) => {
                         self.de_error(v.mark, &key_path, e);
                         ok = false;
@@ -278,14 +295,15 @@ impl Validator<'_> {
         }
         let Some(name) = name else {
             if ok {
-                self.error(body.mark, format!("{path}.name"), "missing required key `name`");
+                self.error(type_node.mark, format!("{path}.name"), "missing required key `name`");
             }
             return None;
         };
-        let own = Node { mark: body.mark, value: NodeValue::Map(own) };
+        // Problems with the task as a whole point at its type key, e.g. `- generate:`.
+        let own = Node { mark: type_node.mark, value: NodeValue::Map(own) };
         let kind = self.kind(&ty, &own, &path);
         let kind = kind?;
-        ok.then_some(ParsedTask { name, depends_on, retry, kind, mark: node.mark, path })
+        ok.then_some(ParsedTask { name, depends_on, retry, kind, mark: type_node.mark, path })
     }
 
     fn kind(&mut self, ty: &str, node: &Node, path: &str) -> Option<TaskKind> {
@@ -310,13 +328,13 @@ impl Validator<'_> {
                 if let Some(i) = c.interval
                     && i.0.is_zero()
                 {
-                    self.error(node.mark, format!("{path}.interval"), "`interval` must be more than zero");
+                    self.error(at(node, "interval"), format!("{path}.interval"), "`interval` must be more than zero");
                     return None;
                 }
                 if let Some(tz) = &c.timezone
                     && tz.trim().is_empty()
                 {
-                    self.error(node.mark, format!("{path}.timezone"), "`timezone` is empty");
+                    self.error(at(node, "timezone"), format!("{path}.timezone"), "`timezone` is empty");
                     return None;
                 }
                 TaskKind::Generate(c)
@@ -333,7 +351,11 @@ impl Validator<'_> {
                         // A block scalar (`code: |`) starts on the line after its key.
                         let offset = if node.get("code").is_some_and(is_block) { line } else { line.saturating_sub(1) };
                         let mark = Mark { line: config.code.mark.line + offset, column: config.code.mark.column };
-                        self.error(mark, config.code.path.clone(), format!("Rhai syntax error at script line {line}: {message}"));
+                        self.error(
+                            mark,
+                            config.code.path.clone(),
+                            format!("Rhai syntax error at script line {line}: {message}"),
+                        );
                         return None;
                     }
                     Err(e) => {
@@ -348,17 +370,32 @@ impl Validator<'_> {
                 let mut query = None;
                 match (config.operation, &config.query) {
                     (Operation::Create, None) => {
-                        self.error(node.mark, format!("{path}.query"), "`operation: create` needs a `query` (inline SOQL or `resource:`)");
+                        self.error(
+                            node.mark,
+                            format!("{path}.query"),
+                            "`operation: create` needs a `query` (inline SOQL or `resource:`)",
+                        );
                         return None;
                     }
                     (Operation::Create, Some(q)) => query = Some(self.query_template(q)?),
                     (_, Some(q)) => {
-                        self.warning(q.mark, q.path.clone(), format!("`query` is only used by `operation: create`; ignored for `{:?}`", config.operation));
+                        self.warning(
+                            q.mark,
+                            q.path.clone(),
+                            format!(
+                                "`query` is only used by `operation: create`; ignored for `{:?}`",
+                                config.operation
+                            ),
+                        );
                     }
                     _ => {}
                 }
                 if config.operation != Operation::Create && config.job_id.is_none() {
-                    self.error(node.mark, format!("{path}.job_id"), format!("`operation: {}` needs a `job_id`", op_name(config.operation)));
+                    self.error(
+                        node.mark,
+                        format!("{path}.job_id"),
+                        format!("`operation: {}` needs a `job_id`", op_name(config.operation)),
+                    );
                     return None;
                 }
                 self.credentials_warning(node, path, Some(&config.credentials_path));
@@ -369,11 +406,19 @@ impl Validator<'_> {
                 if let Some(n) = c.num_requested
                     && n.get() > 100
                 {
-                    self.error(node.mark, format!("{path}.num_requested"), "`num_requested` is at most 100 (the Pub/Sub API's cap)");
+                    self.error(
+                        at(node, "num_requested"),
+                        format!("{path}.num_requested"),
+                        "`num_requested` is at most 100 (the Pub/Sub API's cap)",
+                    );
                     return None;
                 }
                 if !c.topic.name.starts_with("/event/") && !c.topic.name.starts_with("/data/") {
-                    self.error(node.mark, format!("{path}.topic.name"), format!("topic `{}` must start with `/event/` or `/data/`", c.topic.name));
+                    self.error(
+                        node.get("topic").map_or(node.mark, |t| at(t, "name")),
+                        format!("{path}.topic.name"),
+                        format!("topic `{}` must start with `/event/` or `/data/`", c.topic.name),
+                    );
                     return None;
                 }
                 self.credentials_warning(node, path, Some(&c.credentials_path));
@@ -390,9 +435,12 @@ impl Validator<'_> {
                     && c.backoff.len() > max.get() as usize
                 {
                     self.error(
-                        node.mark,
+                        at(node, "backoff"),
                         format!("{path}.backoff"),
-                        format!("{} backoff steps but `max_deliver` is {max}: a message is delivered at most {max} times", c.backoff.len()),
+                        format!(
+                            "{} backoff steps but `max_deliver` is {max}: a message is delivered at most {max} times",
+                            c.backoff.len()
+                        ),
                     );
                     return None;
                 }
@@ -410,7 +458,11 @@ impl Validator<'_> {
                     && h.enabled
                     && h.partition_keys.is_empty()
                 {
-                    self.error(node.mark, format!("{path}.hive_partition_options.partition_keys"), "Hive partitioning is enabled but no `partition_keys` are given (EventDate, EventHour)");
+                    self.error(
+                        at(node, "hive_partition_options"),
+                        format!("{path}.hive_partition_options.partition_keys"),
+                        "Hive partitioning is enabled but no `partition_keys` are given (EventDate, EventHour)",
+                    );
                     return None;
                 }
                 self.credentials_warning(node, path, c.credentials_path.as_deref());
@@ -424,11 +476,19 @@ impl Validator<'_> {
             "postgres_write" => {
                 let config = decode!(tasks::postgres_write::config::PostgresWriteConfig);
                 if config.url.is_none() && config.credentials_path.is_none() {
-                    self.error(node.mark, format!("{path}.url"), "`postgres_write` needs a `url` or a `credentials_path` holding one");
+                    self.error(
+                        node.mark,
+                        format!("{path}.url"),
+                        "`postgres_write` needs a `url` or a `credentials_path` holding one",
+                    );
                     return None;
                 }
                 if config.create_table && config.schema_resource.is_none() {
-                    self.error(node.mark, format!("{path}.schema_resource"), "`create_table: true` needs a `schema_resource` to create the table from");
+                    self.error(
+                        at(node, "create_table"),
+                        format!("{path}.schema_resource"),
+                        "`create_table: true` needs a `schema_resource` to create the table from",
+                    );
                     return None;
                 }
                 let schema = match &config.schema_resource {
@@ -453,7 +513,11 @@ impl Validator<'_> {
         match std::fs::read_to_string(&path) {
             Ok(text) => Some(text),
             Err(e) => {
-                self.error(r.mark, format!("{}.resource", r.path), format!("cannot read resource `{}` ({}): {e}", r.resource, path.display()));
+                self.error(
+                    r.mark,
+                    format!("{}.resource", r.path),
+                    format!("cannot read resource `{}` ({}): {e}", r.resource, path.display()),
+                );
                 None
             }
         }
@@ -471,13 +535,21 @@ impl Validator<'_> {
             Ok(t) => {
                 for var in t.env_vars() {
                     if (self.ctx.env)(var).is_none() {
-                        self.warning(q.mark, q.path.clone(), format!("{what} reads `env.{var}`, which is not set: it renders empty"));
+                        self.warning(
+                            q.mark,
+                            q.path.clone(),
+                            format!("{what} reads `env.{var}`, which is not set: it renders empty"),
+                        );
                     }
                 }
                 Some(t)
             }
             Err(e) => {
-                self.error(q.mark, q.path.clone(), format!("{what}: {e}"));
+                let line = match &e {
+                    TemplateError::Syntax { offset, .. } => text[..*offset].matches('\n').count() + 1,
+                    _ => 1,
+                };
+                self.error(q.mark, q.path.clone(), format!("{what}, line {line}: {e}"));
                 None
             }
         }
@@ -494,13 +566,22 @@ impl Validator<'_> {
         }
     }
 
+    /// Only with a credentials root: without one, validation usually runs where the secrets are not.
     fn credentials_warning(&mut self, node: &Node, path: &str, credentials_path: Option<&str>) {
         let Some(p) = credentials_path else { return };
+        if self.ctx.credentials.root().is_none() {
+            return;
+        }
         let resolved = self.ctx.credentials.resolve(Path::new(p));
         if !resolved.exists() {
             let mark = node.get("credentials_path").map_or(node.mark, |n| n.mark);
-            let via = if resolved != Path::new(p) { format!(" (read from {})", resolved.display()) } else { String::new() };
-            self.warning(mark, format!("{path}.credentials_path"), format!("credentials file `{p}`{via} does not exist yet"));
+            let via =
+                if resolved != Path::new(p) { format!(" (read from {})", resolved.display()) } else { String::new() };
+            self.warning(
+                mark,
+                format!("{path}.credentials_path"),
+                format!("credentials file `{p}`{via} does not exist yet"),
+            );
         }
     }
 
@@ -511,29 +592,49 @@ impl Validator<'_> {
         let mut seen: HashSet<String> = HashSet::new();
         for (i, p) in parsed.into_iter().enumerate() {
             if !seen.insert(p.name.value.clone()) {
-                self.error(p.name.mark, p.name.path.clone(), format!("task name `{}` is used twice in this flow", p.name.value));
+                self.error(
+                    p.name.mark,
+                    p.name.path.clone(),
+                    format!("task name `{}` is used twice in this flow", p.name.value),
+                );
                 continue;
             }
             let source = SOURCE_TYPES.contains(&p.kind.type_name());
             if i == 0 && !source {
-                self.error(p.mark, p.path.clone(), format!("the first task must start the flow ({}); `{}` cannot", SOURCE_TYPES.join(", "), p.kind.type_name()));
+                self.error(
+                    p.mark,
+                    p.path.clone(),
+                    format!(
+                        "the first task must start the flow ({}); `{}` cannot",
+                        SOURCE_TYPES.join(", "),
+                        p.kind.type_name()
+                    ),
+                );
             }
             if i > 0 && source {
-                self.error(p.mark, p.path.clone(), format!("`{}` starts a flow and must be its first task", p.kind.type_name()));
+                self.error(
+                    p.mark,
+                    p.path.clone(),
+                    format!("`{}` starts a flow and must be its first task", p.kind.type_name()),
+                );
             }
             let depends_on = match p.depends_on {
                 None => tasks.last().map(|t| vec![t.name.clone()]).unwrap_or_default(),
-                Some(deps) => {
+                Some((mark, deps)) => {
                     let key = format!("{}.depends_on", p.path);
                     for d in &deps {
                         if *d == p.name.value {
-                            self.error(p.mark, key.clone(), format!("task `{d}` cannot depend on itself"));
+                            self.error(mark, key.clone(), format!("task `{d}` cannot depend on itself"));
                         } else if !seen.contains(d) {
-                            self.error(p.mark, key.clone(), format!("`depends_on` names `{d}`, which is not a task before this one"));
+                            self.error(
+                                mark,
+                                key.clone(),
+                                format!("`depends_on` names `{d}`, which is not a task before this one"),
+                            );
                         }
                     }
                     if deps.is_empty() && i > 0 {
-                        self.error(p.mark, key, "`depends_on` is empty; name the task(s) this one reads from");
+                        self.error(mark, key, "`depends_on` is empty; name the task(s) this one reads from");
                     }
                     deps
                 }
@@ -549,20 +650,27 @@ impl Validator<'_> {
         let mut stack = vec![(node, String::new())];
         while let Some((n, key)) = stack.pop() {
             match &n.value {
-                NodeValue::Scalar(s) if s.text.contains("{{") && key != "code" => {
+                NodeValue::Scalar(s) if s.text.contains("{{") && !key.ends_with(".code") => {
                     if let Ok(t) = Template::parse(&s.text) {
                         for var in t.env_vars() {
                             if (self.ctx.env)(var).is_none() {
-                                self.warning(n.mark, key.clone(), format!("`env.{var}` is not set: `{}` renders it empty", s.text));
+                                self.warning(
+                                    n.mark,
+                                    key.clone(),
+                                    format!("`env.{var}` is not set: `{}` renders it empty", s.text),
+                                );
                             }
                         }
                     }
                 }
                 NodeValue::Scalar(_) => {}
-                NodeValue::Seq(items) => stack.extend(items.iter().map(|i| (i, key.clone()))),
-                NodeValue::Map(entries) => {
-                    stack.extend(entries.iter().map(|(k, v)| (v, k.as_str().unwrap_or("").to_string())));
+                NodeValue::Seq(items) => {
+                    stack.extend(items.iter().enumerate().map(|(i, n)| (n, format!("{key}[{i}]"))))
                 }
+                NodeValue::Map(entries) => stack.extend(entries.iter().map(|(k, v)| {
+                    let name = k.as_str().unwrap_or("?");
+                    (v, if key.is_empty() { name.to_string() } else { format!("{key}.{name}") })
+                })),
             }
         }
     }
@@ -570,7 +678,7 @@ impl Validator<'_> {
 
 struct ParsedTask {
     name: Located<String>,
-    depends_on: Option<Vec<String>>,
+    depends_on: Option<(Mark, Vec<String>)>,
     retry: RetryConfig,
     kind: TaskKind,
     mark: Mark,
@@ -593,6 +701,11 @@ impl<'de> Deserialize<'de> for OneOrMany {
             Raw::Many(v) => Self(v),
         })
     }
+}
+
+/// Where `key` is written in a task's settings, or the task itself when it is not.
+fn at(node: &Node, key: &str) -> Mark {
+    node.get(key).map_or(node.mark, |n| n.mark)
 }
 
 fn is_block(n: &Node) -> bool {

@@ -35,7 +35,10 @@ pub struct Task {
 #[derive(Debug, Clone)]
 pub enum TaskKind {
     Generate(tasks::generate::config::GenerateConfig),
-    Script { config: tasks::script::config::ScriptConfig, script: Script },
+    Script {
+        config: tasks::script::config::ScriptConfig,
+        script: Script,
+    },
     BulkQueryJob {
         config: tasks::salesforce_bulkapi_query_job::config::BulkQueryJobConfig,
         /// The SOQL, read from its resource when it names one.
@@ -44,10 +47,16 @@ pub enum TaskKind {
     PubSubSubscriber(tasks::salesforce_pubsubapi_subscriber::config::PubSubSubscriberConfig),
     NatsPublisher(tasks::nats_jetstream_publisher::config::NatsPublisherConfig),
     NatsSubscriber(tasks::nats_jetstream_subscriber::config::NatsSubscriberConfig),
-    Convert { config: tasks::convert::config::ConvertConfig, schema: TableSchema },
+    Convert {
+        config: tasks::convert::config::ConvertConfig,
+        schema: TableSchema,
+    },
     ObjectStore(tasks::object_store::config::ObjectStoreConfig),
     BigQueryWrite(tasks::gcp_bigquery_storage_write::config::BigQueryWriteConfig),
-    PostgresWrite { config: tasks::postgres_write::config::PostgresWriteConfig, schema: Option<TableSchema> },
+    PostgresWrite {
+        config: tasks::postgres_write::config::PostgresWriteConfig,
+        schema: Option<TableSchema>,
+    },
 }
 
 /// Every task type, as flow files spell it.

@@ -4,8 +4,8 @@
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 /// `{resource: salesforce/query_account.soql}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

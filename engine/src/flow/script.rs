@@ -5,7 +5,7 @@
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use rhai::{Dynamic, Engine, EvalAltResult, Map as RhaiMap, Position, Scope, AST};
+use rhai::{AST, Dynamic, Engine, EvalAltResult, Map as RhaiMap, Position, Scope};
 use serde_json::{Map, Value};
 
 use crate::event::{Event, EventData};
@@ -127,10 +127,9 @@ impl Script {
     }
 
     fn compile_with(code: &str, engine: Arc<Engine>) -> Result<Self, ScriptError> {
-        let ast = engine.compile(code).map_err(|e| ScriptError::Syntax {
-            line: line(e.position()),
-            message: e.err_type().to_string(),
-        })?;
+        let ast = engine
+            .compile(code)
+            .map_err(|e| ScriptError::Syntax { line: line(e.position()), message: e.err_type().to_string() })?;
         Ok(Self { ast: Arc::new(ast), engine })
     }
 
@@ -267,7 +266,8 @@ mod tests {
 
     #[test]
     fn errors_name_flow_task_and_line() {
-        let err = Script::compile("let a = 1;\nlet b = a + \"x\" * 2;\nb").unwrap().run("flow1", "task1", &event(json!({})));
+        let err =
+            Script::compile("let a = 1;\nlet b = a + \"x\" * 2;\nb").unwrap().run("flow1", "task1", &event(json!({})));
         let err = err.unwrap_err().to_string();
         assert!(err.starts_with("flow `flow1`, task `task1`: script failed at script line 2"), "{err}");
         let syntax = Script::compile("let a = ;").unwrap_err();

@@ -2,11 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::model::TaskKind;
 use super::script::{Output, ScriptResult};
-use super::{load_dir, Flow, LoadContext};
+use super::{Flow, LoadContext, load_dir};
 use crate::credentials::CredentialsRoot;
 use crate::event::Event;
 
@@ -109,7 +109,8 @@ fn add_metadata_to_meta_and_filter_final_results() {
     ev.meta.insert("run_id".into(), json!("r"));
     let r = run_script(listener, "add_metadata_to_meta", &ev);
     assert_eq!(r.outputs, vec![Output::Unchanged]);
-    let expected: Value = json!({"run_id": "r", "object_name": "account", "job_id": "750xx0000000001AAA", "job_state": "JobComplete"});
+    let expected: Value =
+        json!({"run_id": "r", "object_name": "account", "job_id": "750xx0000000001AAA", "job_state": "JobComplete"});
     assert_eq!(Value::Object(r.meta.clone()), expected);
 
     ev.meta = r.meta;

@@ -45,12 +45,22 @@ pub struct Template {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
-    #[error("template syntax error in `{template}` at character {offset}: {reason}")]
+    #[error("template syntax error at `{}` (character {offset}): {reason}", excerpt(template, *offset))]
     Syntax { template: String, offset: usize, reason: String },
     #[error("template `{template}`: `{path}` is not in the event")]
     MissingPath { template: String, path: String },
     #[error("template `{template}`: `{path}` is {found}, which cannot be written into a string")]
     NotText { template: String, path: String, found: &'static str },
+}
+
+/// The part of a long template around a syntax error, so a whole SOQL file is not repeated.
+fn excerpt(template: &str, offset: usize) -> String {
+    let rest = template.get(offset..).unwrap_or(template);
+    let line = rest.lines().next().unwrap_or("");
+    match line.char_indices().nth(40) {
+        Some((end, _)) => format!("{}…", &line[..end]),
+        None => line.to_string(),
+    }
 }
 
 /// What a template can read: the event as JSON (`data`, `meta`, `id`, `subject`) and the environment.
@@ -152,10 +162,7 @@ impl Template {
             // An unset variable renders empty: `url: "{{env.NATS_URL}}"` then selects the embedded bus.
             Root::Env => Ok(Value::String(path.segments.first().and_then(|n| (ctx.env)(n)).unwrap_or_default())),
             Root::Event => {
-                let missing = || TemplateError::MissingPath {
-                    template: self.source.clone(),
-                    path: path.to_string(),
-                };
+                let missing = || TemplateError::MissingPath { template: self.source.clone(), path: path.to_string() };
                 let mut cur = ctx.event.ok_or_else(missing)?;
                 for seg in &path.segments {
                     cur = match cur {
@@ -184,19 +191,17 @@ fn parse_path(expr: &str) -> Result<PathExpr, String> {
         }
     };
     let segments: Vec<String> = tail.map(|t| t.split('.').map(str::to_string).collect()).unwrap_or_default();
-    if let Some(bad) = segments
-        .iter()
-        .find(|s| s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+    if let Some(bad) =
+        segments.iter().find(|s| s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
     {
         return Err(format!("`{expr}` is not a path: bad segment `{bad}` (only letters, digits, `_` and `-`)"));
     }
     match root {
         Root::Env if segments.len() != 1 => Err(format!("`{expr}`: write `env.NAME` with one variable name")),
         Root::Event if segments.is_empty() => Err("`event` alone: name a field, e.g. `event.data.id`".into()),
-        Root::Event if !matches!(segments[0].as_str(), "data" | "meta" | "id" | "subject") => Err(format!(
-            "`{expr}`: an event has `data`, `meta`, `id` and `subject`, not `{}`",
-            segments[0]
-        )),
+        Root::Event if !matches!(segments[0].as_str(), "data" | "meta" | "id" | "subject") => {
+            Err(format!("`{expr}`: an event has `data`, `meta`, `id` and `subject`, not `{}`", segments[0]))
+        }
         _ => Ok(PathExpr { root, segments }),
     }
 }

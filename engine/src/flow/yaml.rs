@@ -66,6 +66,8 @@ impl Node {
 #[error("{message}")]
 pub struct SyntaxError {
     pub mark: Mark,
+    /// The key at fault, when there is one (a duplicate key).
+    pub key: Option<String>,
     pub message: String,
 }
 
@@ -75,6 +77,7 @@ pub fn parse(source: &str) -> Result<Node, SyntaxError> {
     let mut parser = Parser::new_from_str(source);
     parser.load(&mut builder, false).map_err(|e| SyntaxError {
         mark: mark(e.marker()),
+        key: None,
         message: format!("YAML syntax error: {}", e.info()),
     })?;
     if let Some(err) = builder.error {
@@ -143,11 +146,14 @@ impl MarkedEventReceiver for Builder {
                         {
                             self.error = Some(SyntaxError {
                                 mark: k.mark,
+                                key: Some(key.to_string()),
                                 message: format!("duplicate key `{key}`"),
                             });
                         }
                         entries.push((k, v));
                     }
+                    // A map is "where its first key is": that is where a reader looks for it.
+                    let m = entries.first().map_or(m, |(k, _)| k.mark);
                     self.push(Node { mark: m, value: NodeValue::Map(entries) }, anchor);
                 }
             }
@@ -157,7 +163,7 @@ impl MarkedEventReceiver for Builder {
                     self.push(node, 0);
                 }
                 None if self.error.is_none() => {
-                    self.error = Some(SyntaxError { mark: at, message: "unknown alias".into() });
+                    self.error = Some(SyntaxError { mark: at, key: None, message: "unknown alias".into() });
                 }
                 None => {}
             },

@@ -33,9 +33,18 @@ impl CronExpr {
         let full = match fields {
             5 => format!("0 {source}"),
             6 | 7 => source.to_string(),
-            n => return Err(format!("`{source}` has {n} fields; a cron expression has 5 (minute hour day month weekday)")),
+            n => {
+                return Err(format!(
+                    "`{source}` has {n} fields; a cron expression has 5 (minute hour day month weekday)"
+                ));
+            }
         };
-        let schedule = full.parse::<cron::Schedule>().map_err(|e| format!("`{source}` is not a valid cron expression: {e}"))?;
+        // The crate's message repeats the expression with a caret; its last line says what is wrong.
+        let schedule = full.parse::<cron::Schedule>().map_err(|e| {
+            let e = e.to_string();
+            let reason = e.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("invalid").trim().to_string();
+            format!("`{source}` is not a valid cron expression: {reason}")
+        })?;
         Ok(Self { source: source.to_string(), schedule })
     }
 }
@@ -54,7 +63,11 @@ mod tests {
     #[test]
     fn five_fields_get_a_zero_seconds_field() {
         let c = CronExpr::parse("*/5 * * * *").unwrap();
-        let next: Vec<_> = c.schedule.after(&"2026-11-25T09:01:30Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap()).take(2).collect();
+        let next: Vec<_> = c
+            .schedule
+            .after(&"2026-11-25T09:01:30Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap())
+            .take(2)
+            .collect();
         assert_eq!(next[0].to_rfc3339(), "2026-11-25T09:05:00+00:00");
         assert_eq!(next[1].to_rfc3339(), "2026-11-25T09:10:00+00:00");
     }

@@ -1,0 +1,189 @@
+//! The engine's own configuration: an optional `bulkflow.yaml`, every key also a flag and an
+//! environment variable. Precedence is flag > environment > file > default; the defaults live in
+//! [`EngineConfig::default`] and nowhere else.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::flow::de::from_node;
+use crate::flow::duration::HumanDuration;
+use crate::flow::{Mark, yaml};
+
+/// What to do with completion events of Bulk API jobs that bulkflow did not create.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForeignJobs {
+    /// Log and skip them: another team's exports must not land in this warehouse.
+    #[default]
+    Skip,
+    Include,
+}
+
+impl std::str::FromStr for ForeignJobs {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "skip" => Ok(Self::Skip),
+            "include" => Ok(Self::Include),
+            _ => Err(format!("`{s}`: expected `skip` or `include`")),
+        }
+    }
+}
+
+/// The file's shape (`bulkflow.yaml`) and, field for field, the shape of the overrides from flags
+/// and environment variables: every field optional, so "not given" is distinguishable from a value.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigLayer {
+    pub state_dir: Option<PathBuf>,
+    pub workflows_dir: Option<PathBuf>,
+    pub resources_dir: Option<PathBuf>,
+    pub credentials_root: Option<PathBuf>,
+    pub api_version: Option<String>,
+    pub retention: Option<HumanDuration>,
+    pub control_listen: Option<SocketAddr>,
+    pub metrics_listen: Option<SocketAddr>,
+    /// NATS for the engine's own leases and KV; separate from the flows' bus URLs.
+    pub nats_url: Option<String>,
+    pub foreign_jobs: Option<ForeignJobs>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    pub state_dir: PathBuf,
+    pub workflows_dir: PathBuf,
+    pub resources_dir: PathBuf,
+    pub credentials_root: Option<PathBuf>,
+    pub api_version: String,
+    /// How long finished runs are kept before they are compacted.
+    pub retention: Duration,
+    pub control_listen: SocketAddr,
+    pub metrics_listen: Option<SocketAddr>,
+    pub nats_url: Option<String>,
+    pub foreign_jobs: ForeignJobs,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from("bulkflow-state"),
+            workflows_dir: PathBuf::from("workflows"),
+            resources_dir: PathBuf::from("resources"),
+            credentials_root: None,
+            api_version: "63.0".to_string(),
+            retention: Duration::from_secs(30 * 86_400),
+            control_listen: SocketAddr::from(([127, 0, 0, 1], 7480)),
+            metrics_listen: None,
+            nats_url: None,
+            foreign_jobs: ForeignJobs::Skip,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{mark}: key `{key}`: {message}")]
+    Invalid { path: PathBuf, mark: Mark, key: String, message: String },
+    #[error("api_version `{0}` is not a Salesforce API version like `63.0`")]
+    ApiVersion(String),
+}
+
+impl ConfigLayer {
+    /// Read a config file, reporting problems at their line and column.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let node = yaml::parse(&text).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            mark: e.mark,
+            key: e.key.unwrap_or_default(),
+            message: e.message,
+        })?;
+        if matches!(&node.value, yaml::NodeValue::Scalar(s) if s.is_null()) {
+            return Ok(Self::default());
+        }
+        from_node(&node, "").map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            mark: e.mark.unwrap_or(node.mark),
+            key: e.path.unwrap_or_default(),
+            message: e.message,
+        })
+    }
+}
+
+impl EngineConfig {
+    /// Layers in order of precedence, highest first (flags and environment, then the file).
+    pub fn resolve(layers: &[&ConfigLayer]) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        macro_rules! pick {
+            ($field:ident) => {
+                layers.iter().find_map(|l| l.$field.clone())
+            };
+        }
+        let api_version = pick!(api_version).unwrap_or(d.api_version);
+        let valid = api_version.split_once('.').is_some_and(|(a, b)| {
+            !a.is_empty() && !b.is_empty() && a.chars().chain(b.chars()).all(|c| c.is_ascii_digit())
+        });
+        if !valid {
+            return Err(ConfigError::ApiVersion(api_version));
+        }
+        Ok(Self {
+            state_dir: pick!(state_dir).unwrap_or(d.state_dir),
+            workflows_dir: pick!(workflows_dir).unwrap_or(d.workflows_dir),
+            resources_dir: pick!(resources_dir).unwrap_or(d.resources_dir),
+            credentials_root: pick!(credentials_root).or(d.credentials_root),
+            api_version,
+            retention: pick!(retention).map(|r| r.0).unwrap_or(d.retention),
+            control_listen: pick!(control_listen).unwrap_or(d.control_listen),
+            metrics_listen: pick!(metrics_listen).or(d.metrics_listen),
+            nats_url: pick!(nats_url).filter(|u| !u.is_empty()).or(d.nats_url),
+            foreign_jobs: pick!(foreign_jobs).unwrap_or(d.foreign_jobs),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_file_which_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bulkflow.yaml");
+        std::fs::write(&file, "state_dir: /from/file\napi_version: \"62.0\"\nretention: 7d\n").unwrap();
+        let from_file = ConfigLayer::from_file(&file).unwrap();
+        let flags = ConfigLayer { state_dir: Some("/from/flag".into()), ..Default::default() };
+        let c = EngineConfig::resolve(&[&flags, &from_file]).unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/from/flag"));
+        assert_eq!(c.api_version, "62.0");
+        assert_eq!(c.retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.workflows_dir, PathBuf::from("workflows"));
+        assert_eq!(EngineConfig::resolve(&[]).unwrap(), EngineConfig::default());
+    }
+
+    #[test]
+    fn file_errors_name_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bulkflow.yaml");
+        std::fs::write(&file, "state_dir: /x\nretension: 7d\n").unwrap();
+        let err = ConfigLayer::from_file(&file).unwrap_err().to_string();
+        assert!(
+            err.contains("bulkflow.yaml:2:1: key `retension`: unknown key `retension` (did you mean `retention`?)"),
+            "{err}"
+        );
+        std::fs::write(&file, "retention: forever\n").unwrap();
+        let err = ConfigLayer::from_file(&file).unwrap_err().to_string();
+        assert!(err.contains(":1:12: key `retention`:"), "{err}");
+    }
+
+    #[test]
+    fn api_version_is_checked() {
+        let bad = ConfigLayer { api_version: Some("v63".into()), ..Default::default() };
+        assert!(matches!(EngineConfig::resolve(&[&bad]), Err(ConfigError::ApiVersion(_))));
+    }
+}

@@ -1,0 +1,102 @@
+//! Command-line definitions. Engine settings are global flags, so they work before or after the
+//! subcommand, and each has an environment variable.
+
+pub mod logging;
+pub mod validate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use bulkflow_engine::config::{ConfigLayer, EngineConfig, ForeignJobs};
+use bulkflow_engine::flow::duration::HumanDuration;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "bulkflow", version, about = "Durable, incremental Salesforce Bulk API exports")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check flow files (and the resources and credentials they name) without running anything.
+    Validate(validate::ValidateArgs),
+    /// The Salesforce simulator.
+    #[command(subcommand)]
+    Sim(bulkflow_sim::cli::SimCommand),
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Engine config file [default: ./bulkflow.yaml when it exists].
+    #[arg(long, global = true, env = "BULKFLOW_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr; the level comes from RUST_LOG (default: info).
+    #[arg(long, global = true, env = "BULKFLOW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// The state store's directory.
+    #[arg(long = "state-dir", visible_alias = "state", global = true, env = "BULKFLOW_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The folder of flow files (read recursively).
+    #[arg(long = "workflows-dir", visible_alias = "workflows", global = true, env = "BULKFLOW_WORKFLOWS_DIR")]
+    pub workflows_dir: Option<PathBuf>,
+    /// The folder `resource:` paths are read from.
+    #[arg(long = "resources-dir", visible_alias = "resources", global = true, env = "BULKFLOW_RESOURCES_DIR")]
+    pub resources_dir: Option<PathBuf>,
+    /// Read every absolute `credentials_path` P from DIR/P.
+    #[arg(long, global = true, env = "BULKFLOW_CREDENTIALS_ROOT", value_name = "DIR")]
+    pub credentials_root: Option<PathBuf>,
+    /// Default Salesforce API version.
+    #[arg(long, global = true, env = "BULKFLOW_API_VERSION")]
+    pub api_version: Option<String>,
+    /// How long finished runs are kept (e.g. 30d).
+    #[arg(long, global = true, env = "BULKFLOW_RETENTION", value_parser = HumanDuration::parse)]
+    pub retention: Option<HumanDuration>,
+    /// Address of the control API.
+    #[arg(long, global = true, env = "BULKFLOW_CONTROL_LISTEN")]
+    pub control_listen: Option<SocketAddr>,
+    /// Address of the metrics and health endpoint.
+    #[arg(long, global = true, env = "BULKFLOW_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// NATS for the engine's own leases and KV (not the flows' bus).
+    #[arg(long, global = true, env = "BULKFLOW_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Completion events of jobs bulkflow did not create: skip (default) or include.
+    #[arg(long, global = true, env = "BULKFLOW_FOREIGN_JOBS")]
+    pub foreign_jobs: Option<ForeignJobs>,
+}
+
+impl GlobalArgs {
+    /// Flags and environment over the config file over defaults.
+    pub fn engine_config(&self) -> anyhow::Result<EngineConfig> {
+        let flags = ConfigLayer {
+            state_dir: self.state_dir.clone(),
+            workflows_dir: self.workflows_dir.clone(),
+            resources_dir: self.resources_dir.clone(),
+            credentials_root: self.credentials_root.clone(),
+            api_version: self.api_version.clone(),
+            retention: self.retention,
+            control_listen: self.control_listen,
+            metrics_listen: self.metrics_listen,
+            nats_url: self.nats_url.clone(),
+            foreign_jobs: self.foreign_jobs,
+        };
+        let file = match &self.config {
+            Some(path) => ConfigLayer::from_file(path)?,
+            None if std::path::Path::new("bulkflow.yaml").exists() => ConfigLayer::from_file("bulkflow.yaml".as_ref())?,
+            None => ConfigLayer::default(),
+        };
+        EngineConfig::resolve(&[&flags, &file]).context("invalid configuration")
+    }
+}
