@@ -4,5 +4,6 @@ pub mod config;
 pub mod credentials;
 pub mod event;
 pub mod flow;
+pub mod runtime;
 pub mod schema;
 pub mod tasks;

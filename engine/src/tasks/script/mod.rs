@@ -1,3 +1,4 @@
 //! The `script` task.
 
 pub mod config;
+pub mod processor;

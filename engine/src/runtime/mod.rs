@@ -1,0 +1,10 @@
+//! Running flows: tasks as tokio workers joined by bounded queues, events tracked to completion so
+//! a source acknowledges only what every leaf has finished.
+
+pub mod graph;
+pub mod processor;
+pub mod source;
+pub mod token;
+
+#[cfg(test)]
+mod tests;
