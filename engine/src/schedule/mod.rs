@@ -1,1 +1,13 @@
-//! placeholder
+//! When a query flow's trigger fires: cron or interval triggers, a clock that tests control, the
+//! pure rule that picks the next tick, and a small driver that never overlaps two runs of a flow.
+
+mod clock;
+mod cron_expr;
+mod driver;
+mod next_tick;
+mod trigger;
+
+pub use clock::{Clock, ManualClock, Sleep, SystemClock};
+pub use driver::drive;
+pub use next_tick::next_tick;
+pub use trigger::{Trigger, TriggerError};
