@@ -45,26 +45,29 @@ impl Trigger {
                 .parse::<Tz>()
                 .map_err(|_| TriggerError::Timezone(name.to_owned()))?,
         };
-        Ok(Trigger::Cron { schedule, timezone })
+        Ok(Trigger(Kind::Cron {
+            schedule: Box::new(schedule),
+            timezone,
+        }))
     }
 
     /// A trigger every `every`, counted from the previous tick. Run ids have one-second
     /// resolution, so anything finer could open two runs with one id.
     pub fn interval(every: Duration) -> Result<Self, TriggerError> {
         match chrono::Duration::from_std(every) {
-            Ok(d) if d >= chrono::Duration::seconds(1) => Ok(Trigger::Interval { every: d }),
+            Ok(d) if d >= chrono::Duration::seconds(1) => Ok(Trigger(Kind::Interval { every: d })),
             _ => Err(TriggerError::Interval(every)),
         }
     }
 
     /// The first tick strictly after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        match self {
-            Trigger::Cron { schedule, timezone } => schedule
+        match &self.0 {
+            Kind::Cron { schedule, timezone } => schedule
                 .after(&after.with_timezone(timezone))
                 .next()
                 .map(|t| t.with_timezone(&Utc)),
-            Trigger::Interval { every } => after.checked_add_signed(*every),
+            Kind::Interval { every } => after.checked_add_signed(*every),
         }
     }
 
@@ -74,8 +77,8 @@ impl Trigger {
         after: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
-        let latest = match self {
-            Trigger::Cron { schedule, timezone } => {
+        let latest = match &self.0 {
+            Kind::Cron { schedule, timezone } => {
                 // The cron crate steps back to ticks strictly before its start; cron ticks fall on
                 // whole seconds, so starting one second past `now` (truncated) includes `now`.
                 let from = truncate_to_second(now) + chrono::Duration::seconds(1);
@@ -84,7 +87,7 @@ impl Trigger {
                     .next_back()
                     .map(|t| t.with_timezone(&Utc))?
             }
-            Trigger::Interval { every } => {
+            Kind::Interval { every } => {
                 let elapsed = (now - after).num_milliseconds();
                 let step = every.num_milliseconds();
                 if elapsed < step {
