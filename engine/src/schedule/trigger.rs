@@ -20,9 +20,12 @@ pub enum TriggerError {
 }
 
 #[derive(Clone, Debug)]
-pub enum Trigger {
+pub struct Trigger(Kind);
+
+#[derive(Clone, Debug)]
+enum Kind {
     Cron {
-        schedule: cron::Schedule,
+        schedule: Box<cron::Schedule>,
         timezone: Tz,
     },
     Interval {
