@@ -11,3 +11,7 @@ pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use driver::drive;
 pub use next_tick::next_tick;
 pub use trigger::{Trigger, TriggerError};
+
+// Known issue: in classic cron, a day-of-month and a day-of-week that are both restricted match
+// when either matches; the `cron` crate requires both. `0 9 1 * mon` runs only on a Monday the
+// 1st here. Neither the seed nor our flows restrict both.

@@ -2,10 +2,18 @@
 //! must not lose across a crash.
 //!
 //! The trait is deliberately a tiny byte-level core (read, scan, atomic conditional batch) so a
-//! backend is a few dozen lines and every backend passes the same [conformance suite]. Typed,
-//! versioned records live one layer up in [`record`], shared by all backends.
+//! backend is a few dozen lines and every backend passes the same conformance suite
+//! (`conformance.rs`, run by each backend's tests). Typed, versioned records live one layer up
+//! in [`record`], shared by all backends.
 //!
-//! [conformance suite]: conformance
+//! # Known issues
+//!
+//! - sled 0.34 is the last stable sled and is unmaintained; its on-disk format is not
+//!   compatible with sled 1.0. The format marker makes such a change fail loudly at open.
+//! - Every commit flushes (an fsync). That is the price of "durable when it returns"; with a
+//!   handful of commits per batch it is far below the cost of fetching and writing the batch.
+//! - Scans return a `Vec`: fine for the bounded number of runs retention keeps, not for
+//!   unbounded keyspaces.
 
 mod batch;
 #[cfg(test)]
@@ -14,6 +22,8 @@ mod error;
 mod memory;
 pub mod record;
 mod sled_store;
+#[cfg(test)]
+mod temp_sled;
 
 use std::fmt;
 
@@ -22,6 +32,8 @@ pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use record::Record;
 pub use sled_store::SledStore;
+#[cfg(test)]
+pub(crate) use temp_sled::TempSled;
 
 /// The kinds of record the engine keeps; each is its own keyspace (a sled tree).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -201,27 +201,11 @@ impl StateStore for SledStore {
 mod tests {
     use std::process::Command;
 
-    use tempfile::TempDir;
-
     use super::*;
-
-    pub(crate) struct TempSled {
-        store: SledStore,
-        _dir: TempDir,
-    }
-
-    impl AsRef<dyn StateStore> for TempSled {
-        fn as_ref(&self) -> &(dyn StateStore + 'static) {
-            &self.store
-        }
-    }
+    use crate::store::TempSled;
 
     fn fixture() -> TempSled {
-        let dir = tempfile::tempdir().unwrap();
-        TempSled {
-            store: SledStore::open(dir.path()).unwrap(),
-            _dir: dir,
-        }
+        TempSled::new()
     }
 
     crate::store::conformance::conformance_tests!(fixture);

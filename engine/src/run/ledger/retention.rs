@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::Ledger;
 use crate::run::marks::JobRun;
 use crate::run::{LedgerError, RunRecord, checkpoint};
-use crate::store::{Tree, record};
+use crate::store::{Batch, Commit, Tree, record};
 
 impl Ledger {
     /// Removes every terminal run (`written`, `completed`, `cancelled`) that finished more than
@@ -26,29 +26,28 @@ impl Ledger {
             if !run.state().is_terminal() || run.updated_at() >= cutoff {
                 continue;
             }
-            // Each run goes in its own batch, expecting the bytes scanned: terminal runs do not
-            // change, so a conflict would mean something else is wrong and the run is left.
-            self.commit_with_retry(
-                || format!("compacting run {}", run.id()),
-                |batch| {
-                    batch.expect(Tree::Runs, stored.key.clone(), Some(stored.raw.clone()));
-                    batch.delete(Tree::Runs, stored.key.clone());
-                    for (key, _) in self
-                        .store()
-                        .scan_prefix(Tree::Checkpoints, &checkpoint::key_prefix(run.id()))?
-                    {
-                        batch.delete(Tree::Checkpoints, key);
-                    }
-                    if let Some(job) = run.job_id() {
-                        let index = record::load::<JobRun>(self.store(), job.as_bytes())?;
-                        if let Some(index) = index.filter(|i| &i.value.run == run.id()) {
-                            batch.expect(Tree::JobRuns, job.as_bytes(), Some(index.raw));
-                            batch.delete(Tree::JobRuns, job.as_bytes());
-                        }
-                    }
-                    Ok(())
-                },
-            )?;
+            // One batch per run, expecting the bytes scanned. A terminal run does not change, so
+            // a conflict means something unexpected touched it: leave it for the next pass.
+            let mut batch = Batch::new();
+            batch.expect(Tree::Runs, stored.key.clone(), Some(stored.raw.clone()));
+            batch.delete(Tree::Runs, stored.key.clone());
+            for (key, _) in self
+                .store()
+                .scan_prefix(Tree::Checkpoints, &checkpoint::key_prefix(run.id()))?
+            {
+                batch.delete(Tree::Checkpoints, key);
+            }
+            if let Some(job) = run.job_id() {
+                let index = record::load::<JobRun>(self.store(), job.as_bytes())?;
+                if let Some(index) = index.filter(|i| &i.value.run == run.id()) {
+                    batch.expect(Tree::JobRuns, job.as_bytes(), Some(index.raw));
+                    batch.delete(Tree::JobRuns, job.as_bytes());
+                }
+            }
+            if let Commit::Conflict { .. } = self.store.commit(batch)? {
+                tracing::warn!(run = %run.id(), "finished run changed during compaction; kept");
+                continue;
+            }
             removed += 1;
         }
         Ok(removed)

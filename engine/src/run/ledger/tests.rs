@@ -7,7 +7,7 @@ use serde_json::json;
 use super::*;
 use crate::run::{Checkpoint, Transition, Update};
 use crate::schedule::ManualClock;
-use crate::store::{MemoryStore, SledStore};
+use crate::store::{MemoryStore, SledStore, TempSled};
 
 const FLOW: &str = "salesforce_bulkapi_query_account";
 
@@ -479,39 +479,6 @@ fn leases_exclude_other_holders_until_expiry() {
     assert_eq!(ledger.lease("leader").unwrap(), None);
 }
 
-/// A sled store in a temporary directory that lives as long as the store.
-#[derive(Debug)]
-struct TempSled {
-    store: SledStore,
-    _dir: tempfile::TempDir,
-}
-
-impl TempSled {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Self {
-            store: SledStore::open(dir.path()).unwrap(),
-            _dir: dir,
-        }
-    }
-}
-
-impl StateStore for TempSled {
-    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
-        self.store.get(tree, key)
-    }
-    fn scan_prefix(
-        &self,
-        tree: Tree,
-        prefix: &[u8],
-    ) -> Result<Vec<crate::store::Entry>, crate::store::StoreError> {
-        self.store.scan_prefix(tree, prefix)
-    }
-    fn commit(&self, batch: Batch) -> Result<Commit, crate::store::StoreError> {
-        self.store.commit(batch)
-    }
-}
-
 #[test]
 fn everything_survives_closing_and_reopening_the_sled_store() {
     let dir = tempfile::tempdir().unwrap();
@@ -564,5 +531,28 @@ fn everything_survives_closing_and_reopening_the_sled_store() {
     assert_eq!(
         ledger.transition(&id, Transition::Retry).unwrap().state(),
         RunState::CompletedEvent
+    );
+}
+
+#[test]
+fn a_corrupt_run_record_is_an_error_naming_it() {
+    let store = Arc::new(MemoryStore::new());
+    let (ledger, _) = ledger_on(store.clone());
+    let id = open(&ledger, "2026-11-25T09:05:00Z");
+    let mut batch = Batch::new();
+    batch.put(Tree::Runs, id.as_str(), b"\x00\x01garbage".to_vec());
+    assert_eq!(store.commit(batch).unwrap(), Commit::Applied);
+
+    let err = ledger.get_run(&id).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("tree runs") && msg.contains(id.as_str()),
+        "{msg}"
+    );
+    assert!(ledger.resumable_runs().is_err());
+    assert!(
+        ledger
+            .transition(&id, Transition::Cancel("x".into()))
+            .is_err()
     );
 }
