@@ -8,6 +8,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 use sled::Transactional;
@@ -54,19 +55,23 @@ impl SledStore {
             .write(true)
             .open(path.join(LOCK_FILE))
             .map_err(prepare)?;
-        if let Err(e) = lock.try_lock_exclusive() {
-            return Err(if e.kind() == fs2::lock_contended_error().kind() {
+        let contended = fs2::lock_contended_error().kind();
+        if let Err(e) =
+            retry_while_contended(|| lock.try_lock_exclusive(), |e| e.kind() == contended)
+        {
+            return Err(if e.kind() == contended {
                 StoreError::InUse { path }
             } else {
                 prepare(e)
             });
         }
-        let db = sled::Config::new()
-            .path(path.join(SLED_DIR))
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: path.clone(),
-                source,
+        let config = sled::Config::new().path(path.join(SLED_DIR));
+        let db =
+            retry_while_contended(|| config.open(), is_sled_lock_contended).map_err(|source| {
+                StoreError::Open {
+                    path: path.clone(),
+                    source,
+                }
             })?;
         let trees = Tree::ALL
             .iter()
@@ -130,6 +135,36 @@ impl SledStore {
             .map_err(|source| StoreError::Flush { source })?;
         Ok(())
     }
+}
+
+/// How long opening waits out a lock that looks held.
+///
+/// flock locks belong to the open file, which a child process forked by any thread shares until
+/// it execs; and sled releases its files from a background thread after a drop. Either can make
+/// a lock look held for a moment after its holder let go, so a reopen in the same process (or
+/// one racing a process spawn) waits briefly instead of failing. A lock really held by another
+/// process still fails, a little later.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+const LOCK_POLL: Duration = Duration::from_millis(20);
+
+fn retry_while_contended<T, E>(
+    mut attempt: impl FnMut() -> Result<T, E>,
+    is_contended: impl Fn(&E) -> bool,
+) -> Result<T, E> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match attempt() {
+            Err(e) if is_contended(&e) && Instant::now() < deadline => {
+                std::thread::sleep(LOCK_POLL)
+            }
+            result => return result,
+        }
+    }
+}
+
+/// sled reports its own lock failing only as an I/O error with this text.
+fn is_sled_lock_contended(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
 impl StateStore for SledStore {
@@ -210,6 +245,12 @@ mod tests {
 
     crate::store::conformance::conformance_tests!(fixture);
 
+    /// Opens the sled inside a state directory directly, to plant data bulkflow would not write.
+    fn open_raw(dir: &Path) -> sled::Db {
+        let config = sled::Config::new().path(dir.join(SLED_DIR));
+        retry_while_contended(|| config.open(), is_sled_lock_contended).unwrap()
+    }
+
     fn put(store: &SledStore, key: &[u8], value: &[u8]) {
         let mut batch = Batch::new();
         batch.put(Tree::Runs, key, value.to_vec());
@@ -247,7 +288,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(SledStore::open(dir.path()).unwrap());
         {
-            let raw = sled::open(dir.path().join(SLED_DIR)).unwrap();
+            let raw = open_raw(dir.path());
             raw.insert(FORMAT_KEY, b"bulkflow-state/99".as_slice())
                 .unwrap();
             raw.flush().unwrap();
@@ -264,7 +305,7 @@ mod tests {
     fn data_without_a_marker_refuses_to_open() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let raw = sled::open(dir.path().join(SLED_DIR)).unwrap();
+            let raw = open_raw(dir.path());
             raw.open_tree("runs")
                 .unwrap()
                 .insert(b"k", b"v".as_slice())
