@@ -320,24 +320,36 @@ impl Validator<'_> {
         }
         Some(match ty {
             "generate" => {
-                let c = decode!(tasks::generate::config::GenerateConfig);
-                if c.cron.is_some() == c.interval.is_some() {
-                    self.error(node.mark, path, "a `generate` task needs exactly one of `cron` or `interval`");
-                    return None;
+                use crate::schedule::{Trigger, TriggerError};
+                let config = decode!(tasks::generate::config::GenerateConfig);
+                let tz = config.timezone.as_ref().map(|t| t.value.as_str());
+                let trigger = match (&config.cron, &config.interval) {
+                    (Some(cron), None) => Trigger::cron(cron, tz),
+                    (None, Some(every)) => match &config.timezone {
+                        Some(t) => {
+                            self.error(t.mark, t.path.clone(), "`timezone` applies to `cron`, not to `interval`");
+                            return None;
+                        }
+                        None => Trigger::interval(every.value.0),
+                    },
+                    _ => {
+                        self.error(node.mark, path, "a `generate` task needs exactly one of `cron` or `interval`");
+                        return None;
+                    }
+                };
+                match trigger {
+                    Ok(trigger) => TaskKind::Generate { config, trigger },
+                    Err(e) => {
+                        let place = match &e {
+                            TriggerError::Cron { .. } => config.cron.as_ref().map(|c| (c.mark, c.path.clone())),
+                            TriggerError::Timezone(_) => config.timezone.as_ref().map(|t| (t.mark, t.path.clone())),
+                            TriggerError::Interval(_) => config.interval.as_ref().map(|i| (i.mark, i.path.clone())),
+                        };
+                        let (mark, key) = place.unwrap_or((node.mark, path.to_string()));
+                        self.error(mark, key, e.to_string());
+                        return None;
+                    }
                 }
-                if let Some(i) = c.interval
-                    && i.0.is_zero()
-                {
-                    self.error(at(node, "interval"), format!("{path}.interval"), "`interval` must be more than zero");
-                    return None;
-                }
-                if let Some(tz) = &c.timezone
-                    && tz.trim().is_empty()
-                {
-                    self.error(at(node, "timezone"), format!("{path}.timezone"), "`timezone` is empty");
-                    return None;
-                }
-                TaskKind::Generate(c)
             }
             "script" => {
                 let config = decode!(tasks::script::config::ScriptConfig);

@@ -34,7 +34,7 @@ pub struct Task {
 
 #[derive(Debug, Clone)]
 pub enum TaskKind {
-    Generate(tasks::generate::config::GenerateConfig),
+    Generate { config: tasks::generate::config::GenerateConfig, trigger: crate::schedule::Trigger },
     Script {
         config: tasks::script::config::ScriptConfig,
         script: Script,
@@ -79,7 +79,7 @@ pub const SOURCE_TYPES: &[&str] = &["generate", "salesforce_pubsubapi_subscriber
 impl TaskKind {
     pub fn type_name(&self) -> &'static str {
         match self {
-            Self::Generate(_) => "generate",
+            Self::Generate { .. } => "generate",
             Self::Script { .. } => "script",
             Self::BulkQueryJob { .. } => "salesforce_bulkapi_query_job",
             Self::PubSubSubscriber(_) => "salesforce_pubsubapi_subscriber",

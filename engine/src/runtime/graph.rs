@@ -52,12 +52,7 @@ impl Graph {
     }
 }
 
-async fn worker(
-    flow: String,
-    node: NodeSpec,
-    mut rx: mpsc::Receiver<Envelope>,
-    children: Vec<mpsc::Sender<Envelope>>,
-) {
+async fn worker(flow: String, node: NodeSpec, mut rx: mpsc::Receiver<Envelope>, children: Vec<mpsc::Sender<Envelope>>) {
     while let Some(Envelope { event, token }) = rx.recv().await {
         let mut out = Emitter::new(children.clone(), token);
         let mut attempt = 1u32;

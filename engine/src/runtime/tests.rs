@@ -82,7 +82,10 @@ async fn feed(inputs: &[mpsc::Sender<Envelope>], n: usize, outcomes: &Outcomes) 
         let rec = id.clone();
         let token = Token::new(move |outcome| o.lock().unwrap().push((rec, outcome)));
         for input in inputs {
-            input.send(Envelope { event: Event::json(id.clone(), json!({"i": i})), token: token.fork() }).await.unwrap();
+            input
+                .send(Envelope { event: Event::json(id.clone(), json!({"i": i})), token: token.fork() })
+                .await
+                .unwrap();
         }
         token.complete();
     }
@@ -160,7 +163,8 @@ async fn an_event_completes_only_after_every_leaf() {
 async fn retries_back_off_exponentially_then_succeed() {
     let at = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut flaky = node("flaky", Flaky { failures: 2, calls: AtomicU32::new(0), at: at.clone(), fatal: false }, vec![1]);
+    let mut flaky =
+        node("flaky", Flaky { failures: 2, calls: AtomicU32::new(0), at: at.clone(), fatal: false }, vec![1]);
     flaky.retry = retry(3, 100);
     let graph = Graph {
         flow: "f".into(),
@@ -184,7 +188,8 @@ async fn retries_back_off_exponentially_then_succeed() {
 async fn after_the_last_attempt_the_event_fails_visibly() {
     let at = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut flaky = node("flaky", Flaky { failures: 3, calls: AtomicU32::new(0), at: at.clone(), fatal: false }, vec![1]);
+    let mut flaky =
+        node("flaky", Flaky { failures: 3, calls: AtomicU32::new(0), at: at.clone(), fatal: false }, vec![1]);
     flaky.retry = retry(3, 100);
     let graph = Graph {
         flow: "f".into(),

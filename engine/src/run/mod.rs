@@ -1,0 +1,25 @@
+//! Export runs: the state machine, the persisted run records and checkpoints, and the
+//! [`Ledger`] that the flow runtime drives them through.
+//!
+//! A run is one tick of a query flow ([`RunId`] = flow + scheduled time). Its state moves
+//! forward one stage at a time (`scheduled` → `job_created` → `completed_event` →
+//! `results_fetched` → `published` → `written`), may fail and be retried from where it failed,
+//! or be cancelled; see [`Transition`]. Every change is durable when the ledger call returns.
+
+mod checkpoint;
+mod error;
+mod id;
+mod ledger;
+mod marks;
+mod record;
+mod state;
+mod transition;
+
+pub use checkpoint::{Checkpoint, StageProgress};
+pub use error::LedgerError;
+pub use id::{InvalidRunId, RunId};
+pub use ledger::{Ledger, OpenedRun, RunFilter, Update};
+pub use marks::{Lease, watermark_after};
+pub use record::{HistoryEntry, RunRecord};
+pub use state::{RunState, UnknownRunState};
+pub use transition::{IllegalTransition, Transition};
