@@ -24,6 +24,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Validate(args) => cli::validate::run(&cli.global, args),
+            Command::Run(args) => cli::run::run(&cli.global, args).await,
+            Command::Runs(command) => cli::runs::run(&cli.global, command),
+            Command::Flows(command) => cli::flows::run(&cli.global, command),
             Command::Sim(command) => bulkflow_sim::cli::run(command).await.map(|()| ExitCode::SUCCESS),
         }
     });

@@ -1,7 +1,11 @@
 //! Command-line definitions. Engine settings are global flags, so they work before or after the
 //! subcommand, and each has an environment variable.
 
+pub mod flows;
 pub mod logging;
+pub mod run;
+pub mod runs;
+pub mod state;
 pub mod validate;
 
 use std::net::SocketAddr;
@@ -25,6 +29,14 @@ pub struct Cli {
 pub enum Command {
     /// Check flow files (and the resources and credentials they name) without running anything.
     Validate(validate::ValidateArgs),
+    /// Run every flow until SIGINT or SIGTERM.
+    Run(run::RunArgs),
+    /// Inspect the run ledger.
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
+    /// Flows and their watermarks.
+    #[command(subcommand)]
+    Flows(flows::FlowsCommand),
     /// The Salesforce simulator.
     #[command(subcommand)]
     Sim(bulkflow_sim::cli::SimCommand),

@@ -34,7 +34,10 @@ pub struct Task {
 
 #[derive(Debug, Clone)]
 pub enum TaskKind {
-    Generate { config: tasks::generate::config::GenerateConfig, trigger: crate::schedule::Trigger },
+    Generate {
+        config: tasks::generate::config::GenerateConfig,
+        trigger: crate::schedule::Trigger,
+    },
     Script {
         config: tasks::script::config::ScriptConfig,
         script: Script,

@@ -1,6 +1,7 @@
 //! Running flows: tasks as tokio workers joined by bounded queues, events tracked to completion so
 //! a source acknowledges only what every leaf has finished.
 
+pub mod build;
 pub mod engine;
 pub mod graph;
 pub mod processor;

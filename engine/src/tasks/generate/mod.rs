@@ -1,3 +1,4 @@
 //! The `generate` task.
 
 pub mod config;
+pub mod source;

@@ -1,0 +1,91 @@
+//! From a validated [`Flow`] to the parts the engine starts: the first task becomes the source,
+//! the rest become worker nodes wired by `depends_on`.
+
+use std::sync::Arc;
+
+use super::engine::FlowParts;
+use super::graph::{Graph, NodeSpec};
+use super::processor::Processor;
+use super::source::Source;
+use crate::flow::{Flow, Task, TaskKind};
+use crate::run::Ledger;
+use crate::schedule::Clock;
+use crate::tasks;
+
+/// What tasks need from the engine.
+#[derive(Clone)]
+pub struct BuildContext {
+    pub ledger: Arc<Ledger>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("flow `{flow}`, task `{task}`: the `{ty}` task cannot run yet in this version of bulkflow ({why})")]
+    NotAvailable { flow: String, task: String, ty: &'static str, why: &'static str },
+    #[error("flow `{flow}` has no tasks")]
+    Empty { flow: String },
+}
+
+pub fn build_flow(flow: &Flow, ctx: &BuildContext) -> Result<FlowParts, BuildError> {
+    let (first, rest) = flow.tasks.split_first().ok_or_else(|| BuildError::Empty { flow: flow.name.clone() })?;
+    let source = source(flow, first, ctx)?;
+    let index = |name: &str| rest.iter().position(|t| t.name == name);
+    let mut nodes = Vec::with_capacity(rest.len());
+    for task in rest {
+        nodes.push(NodeSpec {
+            name: task.name.clone(),
+            processor: processor(flow, task, ctx)?,
+            retry: task.retry,
+            children: flow.children(&task.name).filter_map(|c| index(&c.name)).collect(),
+        });
+    }
+    let roots = flow.children(&first.name).filter_map(|c| index(&c.name)).collect();
+    Ok(FlowParts {
+        flow: flow.name.clone(),
+        source_task: first.name.clone(),
+        is_trigger: matches!(first.kind, TaskKind::Generate { .. }),
+        source,
+        graph: Graph { flow: flow.name.clone(), nodes, roots },
+    })
+}
+
+fn not_available(flow: &Flow, task: &Task, why: &'static str) -> BuildError {
+    BuildError::NotAvailable { flow: flow.name.clone(), task: task.name.clone(), ty: task.kind.type_name(), why }
+}
+
+fn source(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+    match &task.kind {
+        TaskKind::Generate { trigger, .. } => Ok(Box::new(tasks::generate::source::GenerateSource {
+            trigger: trigger.clone(),
+            ledger: ctx.ledger.clone(),
+            clock: ctx.clock.clone(),
+        })),
+        TaskKind::PubSubSubscriber(_) => {
+            Err(not_available(flow, task, "the Pub/Sub API subscriber lands with issue #6"))
+        }
+        TaskKind::NatsSubscriber(_) => Err(not_available(flow, task, "the bus lands with issue #7")),
+        _ => Err(not_available(flow, task, "it is not a source")),
+    }
+}
+
+fn processor(flow: &Flow, task: &Task, _ctx: &BuildContext) -> Result<Arc<dyn Processor>, BuildError> {
+    match &task.kind {
+        TaskKind::Script { script, .. } => Ok(Arc::new(tasks::script::processor::ScriptProcessor {
+            flow: flow.name.clone(),
+            task: task.name.clone(),
+            script: script.clone(),
+        })),
+        TaskKind::BulkQueryJob { .. } => Err(not_available(flow, task, "the Bulk API client lands with issue #5")),
+        TaskKind::NatsPublisher(_) => Err(not_available(flow, task, "the bus lands with issue #7")),
+        TaskKind::Convert { .. } | TaskKind::ObjectStore(_) => {
+            Err(not_available(flow, task, "the object-store writer lands with issue #8"))
+        }
+        TaskKind::BigQueryWrite(_) | TaskKind::PostgresWrite { .. } => {
+            Err(not_available(flow, task, "warehouse writers land with issue #9"))
+        }
+        TaskKind::Generate { .. } | TaskKind::PubSubSubscriber(_) | TaskKind::NatsSubscriber(_) => {
+            Err(not_available(flow, task, "a source can only be a flow's first task"))
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The trigger: each tick opens a run in the ledger (id = flow + scheduled time, so a tick can
+//! never open two runs), hands the flow an event carrying `system_info.last_run_time` (the
+//! watermark), and records the run's outcome. One run of a flow at a time.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+use tokio::sync::oneshot;
+
+use crate::event::{Event, EventData};
+use crate::run::{Checkpoint, Ledger, RunId, RunRecord, RunState, Transition, Update};
+use crate::runtime::processor::{BoxFuture, TaskError};
+use crate::runtime::source::{Source, SourceContext};
+use crate::runtime::token::{Outcome, Token};
+use crate::schedule::{Clock, Trigger, drive};
+
+pub struct GenerateSource {
+    pub trigger: Trigger,
+    pub ledger: Arc<Ledger>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The stage name under which a tick's event is checkpointed.
+pub const STAGE: &str = "scheduled";
+
+impl Source for GenerateSource {
+    fn run(self: Box<Self>, mut ctx: SourceContext) -> BoxFuture<'static, Result<(), TaskError>> {
+        Box::pin(async move {
+            ctx.ready();
+            let ledger_err = |e: crate::run::LedgerError| TaskError::Fatal(format!("state store: {e}"));
+            // Runs a crash left at `scheduled` are finished first, under their own ids, so a
+            // resumed tick and a new one never overlap.
+            let mut pending: Vec<RunRecord> = self
+                .ledger
+                .resumable_runs()
+                .map_err(ledger_err)?
+                .into_iter()
+                .filter(|r| r.flow() == ctx.flow && r.state() == RunState::Scheduled)
+                .collect();
+            pending.sort_by_key(|r| r.scheduled_at());
+            for run in pending {
+                tracing::info!(flow = ctx.flow, run = %run.id(), "resuming a run interrupted before it finished");
+                if self.fire(&ctx, run.scheduled_at()).await?.is_break() {
+                    return Ok(());
+                }
+            }
+            let last_tick = self.ledger.last_tick(&ctx.flow).map_err(ledger_err)?;
+            let failure = std::sync::Mutex::new(None);
+            let ctx = &ctx;
+            let driver = drive(&self.trigger, &*self.clock, last_tick, |tick| {
+                let this = &self;
+                let failure = &failure;
+                async move {
+                    match this.fire(ctx, tick).await {
+                        Ok(flow) => flow,
+                        Err(e) => {
+                            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                            ControlFlow::Break(())
+                        }
+                    }
+                }
+            });
+            tokio::select! {
+                () = driver => {}
+                () = ctx.shutdown.cancelled() => {}
+            }
+            failure.into_inner().unwrap_or_else(|p| p.into_inner()).map_or(Ok(()), Err)
+        })
+    }
+}
+
+impl GenerateSource {
+    /// Opens (or reopens) the tick's run, emits its event and waits for its outcome.
+    async fn fire(&self, ctx: &SourceContext, tick: DateTime<Utc>) -> Result<ControlFlow<()>, TaskError> {
+        let ledger_err = |e: crate::run::LedgerError| TaskError::Fatal(format!("state store: {e}"));
+        let opened = self.ledger.open_run(&ctx.flow, tick).map_err(ledger_err)?;
+        let id = opened.run.id().clone();
+        if opened.run.state() != RunState::Scheduled {
+            return Ok(ControlFlow::Continue(()));
+        }
+        let watermark = self.ledger.watermark(&ctx.flow).map_err(ledger_err)?;
+        let event = tick_event(&id, &ctx.flow, tick, watermark);
+        if opened.created {
+            let cp = Checkpoint::new(STAGE, event.template_view());
+            self.ledger.update(&id, &Update::new().checkpoint(cp)).map_err(ledger_err)?;
+        }
+        tracing::info!(flow = ctx.flow, run = %id, last_run_time = ?watermark, "run started");
+
+        let (done_tx, done_rx) = oneshot::channel();
+        let ledger = self.ledger.clone();
+        let flow = ctx.flow.clone();
+        let run = id.clone();
+        // The outcome is recorded where it happens, so it lands even if this source is stopping.
+        let token = Token::new(move |outcome| {
+            record_outcome(&ledger, &flow, &run, &outcome);
+            let _ = done_tx.send(outcome);
+        });
+        if ctx.emit(event, token).await.is_err() {
+            return Ok(ControlFlow::Break(()));
+        }
+        tokio::select! {
+            outcome = done_rx => Ok(match outcome {
+                Ok(Outcome::Abandoned) | Err(_) => ControlFlow::Break(()),
+                Ok(_) => ControlFlow::Continue(()),
+            }),
+            () = ctx.shutdown.cancelled() => Ok(ControlFlow::Break(())),
+        }
+    }
+}
+
+/// The event a tick hands its flow. `last_run_time` is absent until a run of the flow succeeded.
+pub fn tick_event(id: &RunId, flow: &str, tick: DateTime<Utc>, watermark: Option<i64>) -> Event {
+    let mut system_info = Map::new();
+    if let Some(w) = watermark {
+        system_info.insert("last_run_time".into(), json!(w));
+    }
+    system_info.insert("scheduled_time".into(), json!(tick.timestamp()));
+    system_info.insert("run_id".into(), json!(id.as_str()));
+    let mut meta = Map::new();
+    meta.insert("run_id".into(), json!(id.as_str()));
+    meta.insert("flow".into(), json!(flow));
+    Event {
+        id: id.as_str().to_string(),
+        subject: None,
+        data: EventData::Json(json!({ "system_info": Value::Object(system_info) })),
+        meta,
+        created_at: Utc::now(),
+    }
+}
+
+fn record_outcome(ledger: &Ledger, flow: &str, run: &RunId, outcome: &Outcome) {
+    let result = match outcome {
+        Outcome::Completed => match ledger.get_run(run) {
+            // A flow that starts no export: its trigger's event finishing is the run's success.
+            Ok(Some(r)) if r.state() == RunState::Scheduled => {
+                ledger.transition(run, Transition::Advance(RunState::Completed)).map(|_| ())
+            }
+            // A flow that created a job: until export runs are wired across flows, the trigger's
+            // event finishing stands in for `written` as far as the watermark goes.
+            Ok(Some(r)) if !r.state().is_terminal() && r.state() != RunState::Failed => {
+                ledger.raise_watermark(flow, r.scheduled_at().timestamp()).map(|_| ())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        },
+        Outcome::Failed { task, error } => {
+            ledger.transition(run, Transition::Fail(format!("task `{task}`: {error}"))).map(|_| ())
+        }
+        // Left as it is: the next start resumes it.
+        Outcome::Abandoned => Ok(()),
+    };
+    match (outcome, result) {
+        (_, Err(e)) => tracing::error!(flow, run = %run, error = %e, "cannot record the run's outcome"),
+        (Outcome::Completed, Ok(())) => tracing::info!(flow, run = %run, "run completed"),
+        (Outcome::Failed { task, error }, Ok(())) => tracing::error!(flow, run = %run, task, error, "run failed"),
+        (Outcome::Abandoned, Ok(())) => {
+            tracing::warn!(flow, run = %run, "run interrupted; it resumes on the next start")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::flow::model::RetryConfig;
+    use crate::runtime::engine::{Engine, FlowParts};
+    use crate::runtime::graph::{Graph, NodeSpec};
+    use crate::runtime::processor::{Emitter, Processor};
+    use crate::schedule::ManualClock;
+    use crate::store::MemoryStore;
+
+    /// Records each event's `last_run_time` and fails the ticks listed in `fail_at`.
+    struct Probe {
+        seen: Arc<Mutex<Vec<(i64, Option<i64>)>>>,
+        fail_at: Vec<i64>,
+    }
+
+    impl Processor for Probe {
+        fn process<'a>(&'a self, event: Event, _out: &'a mut Emitter) -> BoxFuture<'a, Result<(), TaskError>> {
+            Box::pin(async move {
+                let info = &event.template_view()["data"]["system_info"];
+                let tick = info["scheduled_time"].as_i64().unwrap();
+                self.seen.lock().unwrap().push((tick, info["last_run_time"].as_i64()));
+                if self.fail_at.contains(&tick) {
+                    return Err(TaskError::Fatal("the export broke".into()));
+                }
+                Ok(())
+            })
+        }
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_watermark_moves_only_on_success_and_a_failed_window_is_covered_again() {
+        let start = at("2026-11-25T09:00:00Z");
+        let clock = Arc::new(ManualClock::new(start));
+        let ledger = Arc::new(Ledger::new(Arc::new(MemoryStore::new()), clock.clone()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let t = |m: i64| start.timestamp() + m * 60;
+        let probe = Probe { seen: seen.clone(), fail_at: vec![t(1)] };
+        let parts = FlowParts {
+            flow: "q".into(),
+            source_task: "trigger".into(),
+            source: Box::new(GenerateSource {
+                trigger: Trigger::interval(Duration::from_secs(60)).unwrap(),
+                ledger: ledger.clone(),
+                clock: clock.clone(),
+            }),
+            is_trigger: true,
+            graph: Graph {
+                flow: "q".into(),
+                nodes: vec![NodeSpec {
+                    name: "probe".into(),
+                    processor: Arc::new(probe),
+                    retry: RetryConfig::default(),
+                    children: vec![],
+                }],
+                roots: vec![0],
+            },
+        };
+        let engine = Engine::start(vec![parts]).await;
+        let wait_for = |n: usize| {
+            let seen = seen.clone();
+            async move {
+                for _ in 0..500 {
+                    if seen.lock().unwrap().len() >= n {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                panic!("only {} ticks", seen.lock().unwrap().len());
+            }
+        };
+        wait_for(1).await; // the first run fires at start
+        for n in 2..=4 {
+            // Parked until the next tick: the run before it has finished (no overlap).
+            clock.wait_for_sleepers(1).await;
+            clock.advance(Duration::from_secs(60));
+            wait_for(n).await;
+        }
+        clock.wait_for_sleepers(1).await;
+        engine.stop(Duration::from_secs(5)).await;
+
+        // First run: no watermark. Second fails. Third still sees the first run's time.
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen, vec![(t(0), None), (t(1), Some(t(0))), (t(2), Some(t(0))), (t(3), Some(t(2)))]);
+        assert_eq!(ledger.watermark("q").unwrap(), Some(t(3)));
+        let failed = ledger.get_run(&RunId::new("q", at("2026-11-25T09:01:00Z"))).unwrap().unwrap();
+        assert_eq!(failed.state(), RunState::Failed);
+        assert_eq!(failed.last_error(), Some("task `probe`: the export broke"));
+    }
+}
