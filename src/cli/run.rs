@@ -45,7 +45,13 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
     }
 
     let ledger = Arc::new(super::state::open(&config.state_dir)?);
-    let build = BuildContext { ledger: ledger.clone(), clock: Arc::new(SystemClock) };
+    let build = BuildContext {
+        ledger: ledger.clone(),
+        clock: Arc::new(SystemClock),
+        config: config.clone(),
+        credentials: credentials.clone(),
+        env: Arc::new(|name: &str| std::env::var(name).ok()),
+    };
     let mut parts = Vec::new();
     for flow in &loaded.flows {
         match build_flow(flow, &build) {

@@ -1,22 +1,37 @@
 //! From a validated [`Flow`] to the parts the engine starts: the first task becomes the source,
 //! the rest become worker nodes wired by `depends_on`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::engine::FlowParts;
 use super::graph::{Graph, NodeSpec};
 use super::processor::Processor;
 use super::source::Source;
+use crate::config::EngineConfig;
+use crate::credentials::CredentialsRoot;
 use crate::flow::{Flow, Task, TaskKind};
 use crate::run::Ledger;
 use crate::schedule::Clock;
 use crate::tasks;
+
+/// Reads an environment variable; tests pass their own instead of mutating the process's.
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// What tasks need from the engine.
 #[derive(Clone)]
 pub struct BuildContext {
     pub ledger: Arc<Ledger>,
     pub clock: Arc<dyn Clock>,
+    pub config: EngineConfig,
+    pub credentials: CredentialsRoot,
+    pub env: EnvLookup,
+}
+
+impl BuildContext {
+    pub fn resources_dir(&self) -> &PathBuf {
+        &self.config.resources_dir
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
