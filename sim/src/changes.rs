@@ -29,8 +29,16 @@ pub async fn run(app: Arc<AppState>, rate: f64, mut shutdown: watch::Receiver<bo
             continue;
         }
         // `count` is a whole, non-negative number of changes owed for this tick.
-        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "floor of a small non-negative rate")]
-        let change = ChangeRecord { modifications: count as usize, inserts: count as usize, at: Utc::now() };
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "floor of a small non-negative rate"
+        )]
+        let change = ChangeRecord {
+            modifications: count as usize,
+            inserts: count as usize,
+            at: Utc::now(),
+        };
         let app = app.clone();
         let applied = tokio::task::spawn_blocking(move || {
             app.data

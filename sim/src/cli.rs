@@ -115,8 +115,13 @@ fn parse_records(text: &str) -> Result<RecordCounts, String> {
     text.split(',')
         .filter(|s| !s.trim().is_empty())
         .map(|pair| {
-            let (object, count) = pair.split_once('=').ok_or_else(|| format!("expected OBJECT=N, got `{pair}`"))?;
-            let count = count.trim().parse().map_err(|_| format!("`{count}` is not a record count"))?;
+            let (object, count) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("expected OBJECT=N, got `{pair}`"))?;
+            let count = count
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{count}` is not a record count"))?;
             Ok((object.trim().to_string(), count))
         })
         .collect::<Result<_, _>>()
@@ -147,7 +152,9 @@ impl ServeArgs {
                 error_5xx: self.fault_5xx,
                 error_5xx_status: self.fault_5xx_status,
                 request_limit: self.fault_request_limit,
-                latency_ms: self.fault_latency.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                latency_ms: self
+                    .fault_latency
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 endpoints: self.fault_endpoints.clone(),
                 token_ttl_secs: self.token_ttl.as_secs(),
                 revoke_tokens: false,
@@ -162,12 +169,6 @@ impl ServeArgs {
 }
 
 pub async fn run(command: SimCommand) -> anyhow::Result<()> {
-    match command {
-        SimCommand::Serve(args) => serve(*args).await,
-    }
-}
-
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Logs go to stderr: stdout carries only the `ready` line, which scripts wait for.
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -176,10 +177,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .try_init();
+    match command {
+        SimCommand::Serve(args) => {
+            let stop = async {
+                if let Err(e) = wait_for_stop().await {
+                    tracing::error!(error = %e, "cannot wait for a stop signal; stopping");
+                }
+            };
+            serve_until(*args, stop, &mut std::io::stdout()).await
+        }
+    }
+}
+
+/// Serves until `stop` completes. The `ready` line goes to `out` once the simulator listens (and
+/// the credentials file, if asked for, is written), so whoever reads it can connect at once.
+pub async fn serve_until(
+    args: ServeArgs,
+    stop: impl std::future::Future<Output = ()>,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
     if args.pubsub_listen.is_some() {
         tracing::warn!("--pubsub-listen is accepted but the Pub/Sub API is not served yet");
     }
-    let sim = Simulator::start(args.to_config()).await.context("starting the simulator")?;
+    let sim = Simulator::start(args.to_config())
+        .await
+        .context("starting the simulator")?;
     if let Some(file) = &args.credentials_out {
         let written = sim
             .credentials()
@@ -187,13 +209,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing credentials to {}", file.display()))?;
         tracing::info!(path = %file.display(), key = ?written.private_key_path, "credentials written");
     }
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "ready url={}", sim.url())?;
-        out.flush()?;
-    }
+    writeln!(out, "ready url={}", sim.url())?;
+    out.flush()?;
     tokio::select! {
-        result = wait_for_stop() => result?,
+        () = stop => {}
         result = sim.wait() => return result.context("serving"),
     }
     tracing::info!("stopping");
@@ -225,7 +244,10 @@ mod tests {
     #[test]
     fn parses_record_counts() {
         let r = parse_records("Account=10, Contact=5").unwrap();
-        assert_eq!(r.0, vec![("Account".to_string(), 10), ("Contact".to_string(), 5)]);
+        assert_eq!(
+            r.0,
+            vec![("Account".to_string(), 10), ("Contact".to_string(), 5)]
+        );
         assert!(parse_records("Account").is_err());
         assert!(parse_records("Account=x").is_err());
     }

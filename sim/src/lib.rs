@@ -25,7 +25,7 @@ mod state;
 mod stats;
 mod store;
 
-pub use config::{SimConfig, DEFAULT_MAX_PAGE_RECORDS};
+pub use config::{DEFAULT_MAX_PAGE_RECORDS, SimConfig};
 pub use events::{JobEvent, JobState};
 pub use faults::FaultConfig;
 pub use org::Credentials;

@@ -27,9 +27,15 @@ use crate::{admin, bulk, gate, oauth};
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("state directory {dir}: {source}")]
-    State { dir: PathBuf, source: std::io::Error },
+    State {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error("JWT key: {0}")]
     Key(String),
     #[error("the server stopped with an error: {0}")]
@@ -54,22 +60,41 @@ impl Simulator {
     pub async fn start(config: SimConfig) -> Result<Simulator, SimError> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| SimError::Bind { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| SimError::Bind { addr: config.listen, source })?;
+            .map_err(|source| SimError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         let url = format!("http://{addr}");
 
-        let state_err = |source| SimError::State { dir: config.state_dir.clone().unwrap_or_default(), source };
-        let persist = config.state_dir.as_deref().map(Persist::open).transpose().map_err(state_err)?;
-        let (identity, spec) = load_or_create_org(&config, persist.as_ref()).map_err(state_err.clone())?;
-        let public_key = identity.public_key().map_err(|e| SimError::Key(e.to_string()))?;
+        let state_err = |source| SimError::State {
+            dir: config.state_dir.clone().unwrap_or_default(),
+            source,
+        };
+        let persist = config
+            .state_dir
+            .as_deref()
+            .map(Persist::open)
+            .transpose()
+            .map_err(state_err)?;
+        let (identity, spec) =
+            load_or_create_org(&config, persist.as_ref()).map_err(state_err)?;
+        let public_key = identity
+            .public_key()
+            .map_err(|e| SimError::Key(e.to_string()))?;
 
         let dataset = {
             let (spec, persist) = (spec.clone(), persist.clone());
             tokio::task::spawn_blocking(move || build_dataset(&spec, persist.as_ref())).await?
         }
-        .map_err(state_err.clone())?;
+        .map_err(state_err)?;
         let jobs = match persist.clone() {
-            Some(p) => tokio::task::spawn_blocking(move || load_jobs(&p)).await?.map_err(state_err.clone())?,
+            Some(p) => tokio::task::spawn_blocking(move || load_jobs(&p))
+                .await?
+                .map_err(state_err)?,
             None => HashMap::new(),
         };
         let tokens = match &persist {
@@ -100,7 +125,11 @@ impl Simulator {
         let (shutdown, _) = watch::channel(false);
         tokio::spawn(bulk::scheduler::run(app.clone(), shutdown.subscribe()));
         if config.change_rate > 0.0 {
-            tokio::spawn(crate::changes::run(app.clone(), config.change_rate, shutdown.subscribe()));
+            tokio::spawn(crate::changes::run(
+                app.clone(),
+                config.change_rate,
+                shutdown.subscribe(),
+            ));
         }
         let router = router(app.clone());
         let mut stop = shutdown.subscribe();
@@ -123,7 +152,14 @@ impl Simulator {
             org_id: app.identity.org_id.clone(),
         };
         tracing::info!(%url, org_id = %app.identity.org_id, "simulator listening");
-        Ok(Simulator { addr, url, credentials, app, shutdown, server: Some(server) })
+        Ok(Simulator {
+            addr,
+            url,
+            credentials,
+            app,
+            shutdown,
+            server: Some(server),
+        })
     }
 
     /// `http://HOST:PORT`: the login URL and the instance URL.
@@ -201,7 +237,10 @@ fn router(app: Arc<AppState>) -> Router {
         .route("/services/oauth2/token", post(oauth::token::token))
         .merge(bulk::routes())
         .fallback(|| async { ApiError::not_found() })
-        .layer(axum::middleware::from_fn_with_state(app.clone(), gate::gate));
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            gate::gate,
+        ));
     salesforce.merge(admin::routes()).with_state(app)
 }
 
@@ -212,7 +251,9 @@ fn load_or_create_org(
     let stored = persist.map(Persist::load_org).transpose()?.flatten();
     let (mut identity, data) = match stored {
         Some(file) => {
-            tracing::info!("reopening the persisted org; its data spec wins over --records/--seed/--start");
+            tracing::info!(
+                "reopening the persisted org; its data spec wins over --records/--seed/--start"
+            );
             (file.identity, file.data)
         }
         None => {
@@ -229,7 +270,10 @@ fn load_or_create_org(
     };
     identity.override_from(config);
     if let Some(persist) = persist {
-        persist.save_org(&OrgFile { identity: identity.clone(), data: data.clone() })?;
+        persist.save_org(&OrgFile {
+            identity: identity.clone(),
+            data: data.clone(),
+        })?;
     }
     Ok((identity, data))
 }
@@ -254,9 +298,14 @@ fn load_jobs(persist: &Persist) -> std::io::Result<HashMap<String, Job>> {
     let records: Vec<crate::bulk::job::JobRecord> = persist.load_jobs()?;
     let mut jobs = HashMap::new();
     for record in records {
-        let wants_rows = matches!(record.state, JobState::UploadComplete | JobState::InProgress | JobState::JobComplete);
+        let wants_rows = matches!(
+            record.state,
+            JobState::UploadComplete | JobState::InProgress | JobState::JobComplete
+        );
         let results = if wants_rows {
-            persist.load_results(&record.id)?.map(|rows| Arc::new(Results::Stored(rows)))
+            persist
+                .load_results(&record.id)?
+                .map(|rows| Arc::new(Results::Stored(rows)))
         } else {
             None
         };

@@ -25,6 +25,7 @@ use crate::store::results::Results;
 
 /// Uncompressed bytes rendered before a chunk goes out.
 const CHUNK_BYTES: usize = 64 * 1024;
+const CUT_FLUSH_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub async fn results(
     _session: Session,
@@ -50,20 +51,29 @@ pub async fn results(
         if job.record.state != JobState::JobComplete {
             return Err(ApiError::bad_request(
                 "INVALIDJOBSTATE",
-                format!("Results are available only for a job in state JobComplete; this job is {:?}", job.record.state),
+                format!(
+                    "Results are available only for a job in state JobComplete; this job is {:?}",
+                    job.record.state
+                ),
             ));
         }
-        (job.results.clone().ok_or_else(ApiError::not_found)?, job.record.format())
+        (
+            job.results.clone().ok_or_else(ApiError::not_found)?,
+            job.record.format(),
+        )
     };
-    let locator_param = params.get("locator").map(String::as_str).filter(|l| !l.is_empty());
+    let locator_param = params
+        .get("locator")
+        .map(String::as_str)
+        .filter(|l| !l.is_empty());
     app.stats.results_request(&job_id, locator_param);
 
     let total = results.len();
     let offset = match locator_param {
         None => 0,
-        Some(l) => locator::decode(l)
-            .filter(|&o| o <= total)
-            .ok_or_else(|| ApiError::bad_request("INVALID_LOCATOR", format!("Invalid locator: {l}")))?,
+        Some(l) => locator::decode(l).filter(|&o| o <= total).ok_or_else(|| {
+            ApiError::bad_request("INVALID_LOCATOR", format!("Invalid locator: {l}"))
+        })?,
     };
     let cap = app.settings.max_page_records;
     let page_size = match params.get("maxRecords") {
@@ -79,7 +89,11 @@ pub async fn results(
         },
     };
     let rows = page_size.min(total - offset);
-    let next = if offset + rows < total { locator::encode(offset + rows) } else { "null".to_string() };
+    let next = if offset + rows < total {
+        locator::encode(offset + rows)
+    } else {
+        "null".to_string()
+    };
     let gzip = accepts_gzip(&headers);
     let cut_after = app.faults.take_cut();
     if cut_after.is_some() {
@@ -87,12 +101,22 @@ pub async fn results(
     }
     app.stats.page_served(&job_id);
 
-    let page = Page { results, format, offset, rows, gzip, cut_after };
+    let page = Page {
+        results,
+        format,
+        offset,
+        rows,
+        gzip,
+        cut_after,
+    };
     let mut response = Response::new(page.into_body());
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
     h.insert("Sforce-NumberOfRecords", HeaderValue::from(rows));
-    h.insert("Sforce-Locator", HeaderValue::from_str(&next).expect("base64 is a valid header value"));
+    h.insert(
+        "Sforce-Locator",
+        HeaderValue::from_str(&next).expect("base64 is a valid header value"),
+    );
     if gzip {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
@@ -109,7 +133,8 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         .any(|item| {
             let mut parts = item.split(';').map(str::trim);
             let coding = parts.next().unwrap_or_default();
-            let refused = parts.any(|p| p.replace(' ', "") == "q=0" || p.replace(' ', "") == "q=0.0");
+            let refused =
+                parts.any(|p| p.replace(' ', "") == "q=0" || p.replace(' ', "") == "q=0.0");
             (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
         })
 }
@@ -136,12 +161,23 @@ impl Page {
     }
 
     fn render(self, tx: &mpsc::Sender<Chunk>) {
-        let mut sink = Sink { tx, gzip: self.gzip.then(|| GzEncoder::new(Vec::new(), Compression::fast())), sent: 0, cut_after: self.cut_after };
+        let mut sink = Sink {
+            tx,
+            gzip: self
+                .gzip
+                .then(|| GzEncoder::new(Vec::new(), Compression::fast())),
+            sent: 0,
+            cut_after: self.cut_after,
+        };
         let mut buf = Vec::with_capacity(CHUNK_BYTES + 4096);
-        self.format.write_row(&mut buf, self.results.columns().iter().map(|c| Some(c.as_str())));
+        self.format.write_row(
+            &mut buf,
+            self.results.columns().iter().map(|c| Some(c.as_str())),
+        );
         for i in self.offset..self.offset + self.rows {
             let row = self.results.row(i);
-            self.format.write_row(&mut buf, row.iter().map(Option::as_deref));
+            self.format
+                .write_row(&mut buf, row.iter().map(Option::as_deref));
             if buf.len() >= CHUNK_BYTES {
                 if !sink.send(&buf) {
                     return;
@@ -193,8 +229,14 @@ impl Sink<'_> {
             bytes.truncate(usize::try_from(limit - self.sent).unwrap_or(usize::MAX));
             if !bytes.is_empty() {
                 let _ = self.tx.blocking_send(Ok(Bytes::from(bytes)));
+                // Give the server time to put the bytes on the wire: an error right behind them
+                // makes it drop its unflushed buffer, and the cut would come before any byte.
+                std::thread::sleep(CUT_FLUSH_GRACE);
             }
-            let cut = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "simulated connection cut");
+            let cut = std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "simulated connection cut",
+            );
             let _ = self.tx.blocking_send(Err(cut));
             return false;
         }
