@@ -156,7 +156,7 @@ impl ServeArgs {
                     .fault_latency
                     .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 endpoints: self.fault_endpoints.clone(),
-                token_ttl_secs: self.token_ttl.as_secs(),
+                token_ttl_secs: crate::config::ttl_secs(self.token_ttl),
                 revoke_tokens: false,
                 cut_results: self.fault_cut_results,
                 cut_after_bytes: self.fault_cut_after_bytes,

@@ -146,8 +146,9 @@ impl SimConfig {
         self.password = Some(password.into());
         self
     }
+    /// Rounded up to whole seconds, so a short TTL never becomes "already expired".
     pub fn token_ttl(mut self, ttl: Duration) -> Self {
-        self.faults.token_ttl_secs = ttl.as_secs();
+        self.faults.token_ttl_secs = ttl_secs(ttl);
         self
     }
     pub fn faults(mut self, faults: FaultConfig) -> Self {
@@ -158,4 +159,9 @@ impl SimConfig {
     pub async fn start(self) -> Result<crate::Simulator, crate::SimError> {
         crate::Simulator::start(self).await
     }
+}
+
+/// Whole seconds of a token lifetime, rounded up.
+pub fn ttl_secs(ttl: Duration) -> u64 {
+    ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0)
 }

@@ -80,8 +80,7 @@ impl Simulator {
             .map(Persist::open)
             .transpose()
             .map_err(state_err)?;
-        let (identity, spec) =
-            load_or_create_org(&config, persist.as_ref()).map_err(state_err)?;
+        let (identity, spec) = load_or_create_org(&config, persist.as_ref()).map_err(state_err)?;
         let public_key = identity
             .public_key()
             .map_err(|e| SimError::Key(e.to_string()))?;
@@ -237,6 +236,13 @@ fn router(app: Arc<AppState>) -> Router {
         .route("/services/oauth2/token", post(oauth::token::token))
         .merge(bulk::routes())
         .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                format!("HTTP Method '{method}' not allowed."),
+            )
+        })
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             gate::gate,

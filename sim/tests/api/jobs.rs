@@ -191,6 +191,14 @@ async fn unknown_jobs_and_paths_are_not_found() {
         .await
         .unwrap();
     assert_error(resp, StatusCode::NOT_FOUND, "NOT_FOUND").await;
+    let resp = org
+        .http
+        .put(format!("{}/{id}", org.jobs_url()))
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED").await;
 }
 
 #[tokio::test]
