@@ -3,3 +3,5 @@
 //! one cannot hide behind the same misreading in the other.
 
 pub mod cli;
+pub mod data;
+pub mod soql;
