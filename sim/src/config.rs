@@ -19,7 +19,7 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The org session timeout's default.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(2 * 3600);
 pub const DEFAULT_JOB_LATENCY: Duration = Duration::from_secs(1);
-pub const DEFAULT_SPREAD: Duration = Duration::from_secs(23 * 3600);
+pub const DEFAULT_SPREAD: Duration = crate::data::DataSpec::DEFAULT_SPREAD;
 
 /// A simulator's settings. Every field has a default ([`SimConfig::default`]); the builder methods
 /// exist so callers name only what they change.

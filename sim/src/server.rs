@@ -36,6 +36,8 @@ pub enum SimError {
         dir: PathBuf,
         source: std::io::Error,
     },
+    #[error("data: {0}")]
+    Data(#[from] crate::data::DataError),
     #[error("JWT key: {0}")]
     Key(String),
     #[error("the server stopped with an error: {0}")]
@@ -89,7 +91,10 @@ impl Simulator {
             let (spec, persist) = (spec.clone(), persist.clone());
             tokio::task::spawn_blocking(move || build_dataset(&spec, persist.as_ref())).await?
         }
-        .map_err(state_err)?;
+        .map_err(|e| match e {
+            DatasetError::Data(e) => SimError::Data(e),
+            DatasetError::Io(e) => state_err(e),
+        })?;
         let jobs = match persist.clone() {
             Some(p) => tokio::task::spawn_blocking(move || load_jobs(&p))
                 .await?
@@ -284,16 +289,25 @@ fn load_or_create_org(
     Ok((identity, data))
 }
 
+enum DatasetError {
+    Data(crate::data::DataError),
+    Io(std::io::Error),
+}
+
 /// Generates the data and, for a persisted org, replays its logged changes on top.
-fn build_dataset(spec: &DataSpecRecord, persist: Option<&Persist>) -> std::io::Result<Dataset> {
-    let mut dataset = Dataset::generate(&DataSpec {
+fn build_dataset(
+    spec: &DataSpecRecord,
+    persist: Option<&Persist>,
+) -> Result<Dataset, DatasetError> {
+    let mut dataset = Dataset::try_generate(&DataSpec {
         records: spec.records.clone(),
         seed: spec.seed,
         start: spec.start,
         spread: std::time::Duration::from_secs(spec.spread_secs),
-    });
+    })
+    .map_err(DatasetError::Data)?;
     if let Some(persist) = persist {
-        for change in persist.load_changes()? {
+        for change in persist.load_changes().map_err(DatasetError::Io)? {
             dataset.apply_changes(change.modifications, change.inserts, change.at);
         }
     }

@@ -111,3 +111,12 @@ async fn change_rate_changes_the_data_and_replays_after_restart() {
         "change rate 0: the data does not change"
     );
 }
+
+#[tokio::test]
+async fn unknown_objects_are_refused_at_start() {
+    let err = Simulator::start(config(1).records([("Widget", 3)]))
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("Widget"), "{err}");
+}

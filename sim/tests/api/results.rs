@@ -245,3 +245,34 @@ async fn same_seed_gives_byte_identical_pages() {
     assert_eq!(pages[0].len(), 3);
     assert_eq!(pages[0], pages[1]);
 }
+
+/// The seed's first 24-hour window covers every generated record of every object.
+#[tokio::test]
+async fn a_window_query_per_object_covers_all_records() {
+    let start = crate::common::fixed_start();
+    let org =
+        Org::start(config(40).records([("Account", 40), ("Contact", 30), ("Opportunity", 20)]))
+            .await;
+    let from = (start - chrono::Duration::hours(24)).format("%Y-%m-%dT%H:%M:%SZ");
+    for (object, count) in [("Account", 40), ("Contact", 30), ("Opportunity", 20)] {
+        let soql = format!(
+            "SELECT Id, Name, LastModifiedDate FROM {object} WHERE LastModifiedDate >= {from} ORDER BY LastModifiedDate ASC"
+        );
+        let id = org.create_ok(&soql).await;
+        let job = org.wait(&id).await;
+        assert_eq!(job["object"], object);
+        assert_eq!(job["numberRecordsProcessed"], count);
+        let body = org.results(&id, &[]).await.text().await.unwrap();
+        let rows = parse_csv(&body, ',', "\n");
+        assert_eq!(rows.len(), count + 1);
+        assert!(
+            rows[1..].iter().all(|r| r[2].ends_with(".000Z")),
+            "datetimes as ISO with millis and Z"
+        );
+    }
+    let stats = org.admin("/__sim/stats").await;
+    assert_eq!(
+        stats["jobs_created"],
+        json!({"Account": 1, "Contact": 1, "Opportunity": 1})
+    );
+}
