@@ -172,6 +172,7 @@ pub async fn run(command: SimCommand) -> anyhow::Result<()> {
     // Logs go to stderr: stdout carries only the `ready` line, which scripts wait for.
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

@@ -145,6 +145,7 @@ impl Credentials {
     pub fn write_to(&self, file: &Path) -> std::io::Result<Credentials> {
         let file = std::path::absolute(file)?;
         let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        std::fs::create_dir_all(&dir)?;
         let stem = file
             .file_stem()
             .and_then(|s| s.to_str())

@@ -48,9 +48,10 @@ pub struct Job {
     pub results: Option<Arc<Results>>,
 }
 
-/// The job JSON's date format: milliseconds and an offset without a colon.
+/// The job JSON's date format: an offset without a colon, and whole seconds (`.000`) as the real
+/// API shows them.
 pub fn job_date(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
+    at.format("%Y-%m-%dT%H:%M:%S.000+0000").to_string()
 }
 
 impl JobRecord {

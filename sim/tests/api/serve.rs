@@ -27,7 +27,7 @@ impl std::io::Write for Shared {
 #[tokio::test]
 async fn serve_prints_ready_and_writes_private_credentials() {
     let dir = tempfile::tempdir().unwrap();
-    let creds_path = dir.path().join("creds.json");
+    let creds_path = dir.path().join("not-yet").join("creds.json");
     let cli = Cli::parse_from([
         "sim",
         "serve",
@@ -71,7 +71,7 @@ async fn serve_prints_ready_and_writes_private_credentials() {
     assert!(creds.get("pubsub_url").is_some());
     let key_path = std::path::PathBuf::from(creds["private_key_path"].as_str().unwrap());
     assert!(key_path.is_absolute());
-    assert_eq!(key_path.parent(), Some(dir.path()));
+    assert_eq!(key_path.parent(), creds_path.parent());
     assert!(
         std::fs::read_to_string(&key_path)
             .unwrap()
