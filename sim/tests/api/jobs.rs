@@ -10,7 +10,7 @@ fn is_job_date(v: &Value) -> bool {
     // 2018-12-10T17:50:19.000+0000
     let s = v.as_str().unwrap_or_default();
     chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.3f%z").is_ok()
-        && s.ends_with("+0000")
+        && s.ends_with(".000+0000")
         && s.len() == 28
 }
 
