@@ -84,6 +84,14 @@ pub(crate) fn run(plan: &Plan, data: &Dataset) -> ResultSet {
         });
         if keep {
             states.extend_from_slice(&slots);
+            // Without ORDER BY the first LIMIT matches are the answer; no need to scan on.
+            if plan.order.is_empty()
+                && plan
+                    .limit
+                    .is_some_and(|l| (states.len() / width) as u64 >= l)
+            {
+                break;
+            }
         }
     }
     let rows = states.len() / width;
