@@ -14,6 +14,7 @@ mod parser;
 mod resolve;
 mod result;
 mod row;
+mod sort;
 
 pub use error::SoqlError;
 pub use result::ResultSet;

@@ -6,7 +6,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::eval;
 use super::resolve::{Column, Plan};
-use super::row::{RowView, SortValue, fill_slots};
+use super::row::{RowView, fill_slots};
+use super::sort;
 use crate::data::objects::{GenContext, ObjectKind, RecordState};
 use crate::data::{Dataset, FieldType};
 
@@ -83,46 +84,31 @@ pub(crate) fn run(plan: &Plan, data: &Dataset) -> ResultSet {
         });
         if keep {
             states.extend_from_slice(&slots);
+            // Without ORDER BY the first LIMIT matches are the answer; no need to scan on.
+            if plan.order.is_empty()
+                && plan
+                    .limit
+                    .is_some_and(|l| (states.len() / width) as u64 >= l)
+            {
+                break;
+            }
         }
     }
     let rows = states.len() / width;
-    let mut order: Vec<usize> = (0..rows).collect();
-    if !plan.order.is_empty() {
-        let keys: Vec<Vec<SortValue>> = (0..rows)
-            .map(|r| {
-                let view = RowView {
-                    ctx,
-                    kinds: &kinds,
-                    states: &states[r * width..(r + 1) * width],
-                };
-                plan.order
-                    .iter()
-                    .map(|k| {
-                        let ty = field_type(data, kinds[k.column.slot], k.column.field);
-                        let case_sensitive = matches!(ty, FieldType::Id | FieldType::Reference);
-                        SortValue::of(view.value(k.column), case_sensitive)
-                    })
-                    .collect()
-            })
+    let mut order: Vec<usize> = if plan.order.is_empty() {
+        (0..rows).collect()
+    } else {
+        let key_types: Vec<FieldType> = plan
+            .order
+            .iter()
+            .map(|k| field_type(data, kinds[k.column.slot], k.column.field))
             .collect();
-        // Stable, so ties keep creation order, like Salesforce's Id tie-break.
-        order.sort_by(|&a, &b| {
-            for (i, key) in plan.order.iter().enumerate() {
-                let (x, y) = (&keys[a][i], &keys[b][i]);
-                let ordering = match (x, y) {
-                    (SortValue::Null, SortValue::Null) => std::cmp::Ordering::Equal,
-                    (SortValue::Null, _) => null_first(key.nulls_last),
-                    (_, SortValue::Null) => null_first(key.nulls_last).reverse(),
-                    _ if key.descending => y.compare(x),
-                    _ => x.compare(y),
-                };
-                if ordering.is_ne() {
-                    return ordering;
-                }
-            }
-            std::cmp::Ordering::Equal
-        });
-    }
+        sort::order_rows(&plan.order, &key_types, rows, |r| RowView {
+            ctx,
+            kinds: &kinds,
+            states: &states[r * width..(r + 1) * width],
+        })
+    };
     let limit = plan
         .limit
         .map_or(rows, |l| usize::try_from(l).unwrap_or(usize::MAX).min(rows));
@@ -144,14 +130,6 @@ pub(crate) fn run(plan: &Plan, data: &Dataset) -> ResultSet {
         columns: plan.columns.clone(),
         kinds,
         states,
-    }
-}
-
-fn null_first(nulls_last: bool) -> std::cmp::Ordering {
-    if nulls_last {
-        std::cmp::Ordering::Greater
-    } else {
-        std::cmp::Ordering::Less
     }
 }
 

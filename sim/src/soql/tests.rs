@@ -846,3 +846,20 @@ fn validate_reports_schema_errors_without_running() {
         Ok("account".to_owned())
     );
 }
+
+#[test]
+fn a_row_looks_like_bulk_csv_cells() {
+    let data = dataset(3, 0, 0);
+    let result = run(
+        &data,
+        "SELECT Id, Name, AnnualRevenue, IsDeleted, CreatedDate, Owner.Name FROM Account LIMIT 1",
+    );
+    let row = result.row(0);
+    let id = row[0].clone().unwrap_or_default();
+    assert!(id.starts_with("001") && id.len() == 18);
+    assert_eq!(row[3].as_deref(), Some("false"));
+    let created = row[4].clone().unwrap_or_default();
+    assert_eq!(created.len(), 24);
+    assert!(created.ends_with(".000Z"));
+    assert!(row[5].is_some());
+}
