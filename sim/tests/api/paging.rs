@@ -1,8 +1,10 @@
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
 use reqwest::StatusCode;
 
-use crate::common::{Org, config, header};
+use crate::common::{Org, config, fixed_start, header};
 
 /// Counts CSV records in a page without materialising them: quote-aware, since values may hold
 /// newlines.
@@ -19,20 +21,31 @@ fn count_records(body: &[u8]) -> usize {
     records
 }
 
+fn digest(body: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    body.hash(&mut h);
+    h.finish()
+}
+
 #[tokio::test]
 async fn a_million_records_page_through_stable_locators() {
     const TOTAL: usize = 1_000_000;
     let started = Instant::now();
     let org = Org::start(config(TOTAL)).await;
     let generated = started.elapsed();
-    let id = org
-        .create_ok("SELECT Id, Name, LastModifiedDate FROM Account")
-        .await;
+    // The seed's own export query: realistic row width, ordered as the flows ask.
+    let from = (fixed_start() - chrono::Duration::hours(24)).format("%Y-%m-%dT%H:%M:%SZ");
+    let soql = format!(
+        "SELECT Id, Name, Type, Industry, AnnualRevenue, CreatedDate, LastModifiedDate \
+         FROM Account WHERE LastModifiedDate >= {from} ORDER BY LastModifiedDate ASC"
+    );
+    let id = org.create_ok(&soql).await;
     org.wait(&id).await;
     let queried = started.elapsed();
 
     let mut locator: Option<String> = None;
     let mut seen = 0;
+    let mut bytes = 0;
     let mut pages = Vec::new();
     loop {
         let mut q = Vec::new();
@@ -46,7 +59,8 @@ async fn a_million_records_page_through_stable_locators() {
         let body = resp.bytes().await.unwrap();
         assert_eq!(count_records(&body), count + 1, "header plus rows");
         seen += count;
-        pages.push((locator.clone(), body.len()));
+        bytes += body.len();
+        pages.push((locator.clone(), digest(&body)));
         if next == "null" {
             break;
         }
@@ -59,20 +73,27 @@ async fn a_million_records_page_through_stable_locators() {
         TOTAL.div_ceil(bulkflow_sim::DEFAULT_MAX_PAGE_RECORDS)
     );
 
-    // Refetch a page in the middle by its locator: same size, same rows.
-    let (mid_locator, mid_len) = pages[pages.len() / 2].clone();
-    let again = org
-        .results(&id, &[("locator", mid_locator.as_deref().unwrap())])
-        .await;
-    assert_eq!(again.bytes().await.unwrap().len(), mid_len);
+    // Refetch a page in the middle by its locator: byte-identical.
+    let (mid_locator, mid_digest) = pages[pages.len() / 2].clone();
+    let mid_locator = mid_locator.unwrap();
+    let again = org.results(&id, &[("locator", &mid_locator)]).await;
+    assert_eq!(digest(&again.bytes().await.unwrap()), mid_digest);
     let stats = org.sim.stats();
     let per_locator = &stats.requests_per_locator[&id];
-    assert_eq!(per_locator[mid_locator.as_deref().unwrap()], 2);
-    assert_eq!(per_locator.values().sum::<u64>() as usize, pages.len() + 1);
+    assert_eq!(per_locator[&mid_locator], 2, "the refetched page twice");
+    assert!(
+        per_locator
+            .iter()
+            .filter(|(l, _)| **l != mid_locator)
+            .all(|(_, n)| *n == 1),
+        "every other page once"
+    );
+    assert_eq!(per_locator.len(), pages.len());
     eprintln!(
-        "1M records: generate {generated:?}, query {:?}, page {:?} ({} pages)",
+        "1M records: generate {generated:?}, query {:?}, page {:?} ({} pages, {} MB)",
         queried - generated,
         paged - queried,
-        pages.len()
+        pages.len(),
+        bytes / 1_000_000
     );
 }

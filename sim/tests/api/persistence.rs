@@ -120,3 +120,48 @@ async fn unknown_objects_are_refused_at_start() {
         .expect("refused");
     assert!(err.to_string().contains("Widget"), "{err}");
 }
+
+#[tokio::test]
+async fn a_job_in_flight_finishes_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = || {
+        config(12)
+            .job_latency(Duration::from_millis(1500))
+            .state_dir(dir.path())
+    };
+    let org = Org::start(slow()).await;
+    let id = org.create_ok("SELECT Id FROM Account").await;
+    let token = org.token.clone();
+    // Let the background write of the snapshot land before stopping.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    org.sim.shutdown().await.unwrap();
+
+    let sim = Simulator::start(slow()).await.unwrap();
+    let http = reqwest::Client::new();
+    let job_url = format!("{}/services/data/v63.0/jobs/query/{id}", sim.url());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let job = loop {
+        let job: Value = http
+            .get(&job_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if job["state"] == "JobComplete" || job["state"] == "Failed" {
+            break job;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(job["state"], "JobComplete");
+    let page = http
+        .get(format!("{job_url}/results"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&page, "Sforce-NumberOfRecords"), "12");
+}
