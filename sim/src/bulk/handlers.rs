@@ -62,7 +62,8 @@ pub async fn create(
         serde_json::from_slice(&body).map_err(|e| ApiError::json_parse(e.to_string()))?;
     let operation = request.operation.ok_or_else(|| required("operation"))?;
     let soql_text = request.query.ok_or_else(|| required("query"))?;
-    let _csv_only = request.content_type.unwrap_or(ContentType::Csv);
+    // Parsing already refused anything but CSV; there is nothing else to choose.
+    let ContentType::Csv = request.content_type.unwrap_or(ContentType::Csv);
     let query = soql::parse(&soql_text).map_err(soql_error)?;
 
     // The query runs now, so bad fields fail the create with 400 as on the real API; its snapshot

@@ -186,6 +186,8 @@ fn issue(app: &AppState, with_scope: bool) -> Json<serde_json::Value> {
     let access_token = new_token(&app.identity.org_id);
     {
         let mut tokens = lock(&app.tokens);
+        // Expired tokens can never work again; dropping them keeps a long-running org small.
+        tokens.retain(|_, issued_at| app.faults.token_valid(*issued_at, now));
         tokens.insert(access_token.clone(), now);
         app.persist_tokens(&tokens);
     }
