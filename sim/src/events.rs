@@ -30,6 +30,9 @@ impl JobState {
 pub struct JobEvent {
     pub job_id: String,
     pub object: String,
+    /// The job's API version (`63.0`): result URLs must use it (the same-version rule).
+    pub api_version: String,
+    pub created_by_id: String,
     pub state: JobState,
     pub number_records_processed: u64,
     pub error_message: Option<String>,

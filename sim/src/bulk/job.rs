@@ -136,6 +136,8 @@ impl JobRecord {
         JobEvent {
             job_id: self.id.clone(),
             object: self.object.clone(),
+            api_version: self.api_version.clone(),
+            created_by_id: self.created_by_id.clone(),
             state: self.state,
             number_records_processed: if self.state == JobState::JobComplete {
                 self.row_count

@@ -80,6 +80,8 @@ async fn jobs_move_through_their_states_on_schedule_and_announce_it() {
             .unwrap()
             .unwrap();
         assert_eq!(event.job_id, id);
+        assert_eq!(event.api_version, "63.0");
+        assert_eq!(event.object, "Account");
         seen.push(event.state);
     }
     assert_eq!(
