@@ -165,3 +165,27 @@ async fn a_job_in_flight_finishes_after_a_restart() {
         .unwrap();
     assert_eq!(header(&page, "Sforce-NumberOfRecords"), "12");
 }
+
+#[tokio::test]
+async fn a_job_keeps_its_snapshot_while_the_data_changes() {
+    let org = Org::start(config(50).change_rate(20.0)).await;
+    let id = org
+        .create_ok("SELECT Id, Name, LastModifiedDate FROM Account")
+        .await;
+    let job = org.wait(&id).await;
+    let count = job["numberRecordsProcessed"].as_u64().unwrap();
+    let first = org.results(&id, &[]).await.text().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert!(org.sim.stats().records["Account"] > 50, "the data moved on");
+    let again = org.results(&id, &[]).await;
+    assert_eq!(header(&again, "Sforce-NumberOfRecords"), count.to_string());
+    assert_eq!(again.text().await.unwrap(), first);
+    // A new job sees the new data.
+    let newer = org.create_ok("SELECT Id FROM Account").await;
+    assert!(
+        org.wait(&newer).await["numberRecordsProcessed"]
+            .as_u64()
+            .unwrap()
+            > count
+    );
+}
