@@ -82,7 +82,13 @@ impl Simulator {
             .map(Persist::open)
             .transpose()
             .map_err(state_err)?;
-        let (identity, spec) = load_or_create_org(&config, persist.as_ref()).map_err(state_err)?;
+        // Key generation and file I/O: off the async threads.
+        let (identity, spec) = {
+            let (config, persist) = (config.clone(), persist.clone());
+            tokio::task::spawn_blocking(move || load_or_create_org(&config, persist.as_ref()))
+                .await?
+        }
+        .map_err(state_err)?;
         let public_key = identity
             .public_key()
             .map_err(|e| SimError::Key(e.to_string()))?;

@@ -57,7 +57,7 @@ async fn create_answers_the_documented_job_info() {
 
 #[tokio::test]
 async fn jobs_move_through_their_states_on_schedule_and_announce_it() {
-    let org = Org::start(config(3).job_latency(Duration::from_millis(1200))).await;
+    let org = Org::start(config(3).job_latency(Duration::from_millis(2400))).await;
     let mut events = org.sim.job_events();
     let id = org.create_ok("SELECT Id FROM Account").await;
     let state = |v: Value| v["state"].as_str().unwrap().to_string();
@@ -65,7 +65,7 @@ async fn jobs_move_through_their_states_on_schedule_and_announce_it() {
         state(org.get_job(&id).await.json().await.unwrap()),
         "UploadComplete"
     );
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         state(org.get_job(&id).await.json().await.unwrap()),
         "InProgress"
