@@ -5,6 +5,7 @@ pub mod credentials;
 pub mod event;
 pub mod flow;
 pub mod run;
+pub mod salesforce;
 pub mod runtime;
 pub mod schedule;
 pub mod schema;

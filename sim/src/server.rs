@@ -194,6 +194,11 @@ impl Simulator {
         &self.app.identity.org_id
     }
 
+    /// Every record id of `object` the org holds now, so tests can compare an export with it.
+    pub fn ids(&self, object: &str) -> Vec<String> {
+        self.app.data.read().unwrap_or_else(|p| p.into_inner()).ids(object)
+    }
+
     /// The same as `GET /__sim/stats`.
     pub fn stats(&self) -> StatsSnapshot {
         admin::snapshot(&self.app)

@@ -51,6 +51,11 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
         config: config.clone(),
         credentials: credentials.clone(),
         env: Arc::new(|name: &str| std::env::var(name).ok()),
+        salesforce: Arc::new(bulkflow_engine::salesforce::Clients::new(
+            credentials.clone(),
+            &config.api_version,
+            Default::default(),
+        )),
     };
     let mut parts = Vec::new();
     for flow in &loaded.flows {
