@@ -47,8 +47,12 @@ impl Org {
         let key = etc.join("jwt.pem");
         std::fs::write(&key, &c.private_key_pem).unwrap();
         let body = match flow {
-            "jwt" => json!({"client_id": c.client_id, "username": c.username, "login_url": c.login_url, "private_key_path": "jwt.pem"}),
-            "password" => json!({"client_id": c.client_id, "client_secret": c.client_secret, "username": c.username, "password": c.password, "login_url": c.login_url}),
+            "jwt" => {
+                json!({"client_id": c.client_id, "username": c.username, "login_url": c.login_url, "private_key_path": "jwt.pem"})
+            }
+            "password" => {
+                json!({"client_id": c.client_id, "client_secret": c.client_secret, "username": c.username, "password": c.password, "login_url": c.login_url})
+            }
             _ => json!({"client_id": c.client_id, "client_secret": c.client_secret, "login_url": c.login_url}),
         };
         let name = format!("/etc/sfdc/{flow}.json");
@@ -65,7 +69,12 @@ impl Org {
 async fn create(client: &SalesforceClient, soql: &str) -> Result<JobInfo, SalesforceError> {
     bulk::create_job(
         client,
-        &CreateJob { soql, operation: QueryOperation::Query, column_delimiter: ColumnDelimiter::Comma, line_ending: LineEnding::Lf },
+        &CreateJob {
+            soql,
+            operation: QueryOperation::Query,
+            column_delimiter: ColumnDelimiter::Comma,
+            line_ending: LineEnding::Lf,
+        },
     )
     .await
 }
@@ -82,7 +91,11 @@ async fn completed(client: &SalesforceClient, id: &str) -> Result<JobInfo, Sales
 }
 
 /// Every Id of a job's results, in order, and the pages read.
-async fn read_all(client: Arc<SalesforceClient>, job: JobInfo, batch: usize) -> Result<(Vec<String>, u64), SalesforceError> {
+async fn read_all(
+    client: Arc<SalesforceClient>,
+    job: JobInfo,
+    batch: usize,
+) -> Result<(Vec<String>, u64), SalesforceError> {
     let mut reader = ResultsReader::new(client, job, batch, None, None);
     let mut ids = Vec::new();
     let mut pages = 0;
@@ -222,7 +235,11 @@ async fn a_cut_in_page_k_refetches_page_k_only() {
 async fn a_failed_job_reports_salesforces_message() {
     let org = org(10, 20).await;
     let client = org.client("client_credentials");
-    org.sim.set_faults(FaultConfig { fail_jobs: 2, failed_job_message: Some("InvalidBatch: too big".into()), ..Default::default() });
+    org.sim.set_faults(FaultConfig {
+        fail_jobs: 2,
+        failed_job_message: Some("InvalidBatch: too big".into()),
+        ..Default::default()
+    });
     let job = create(&client, SOQL).await.unwrap();
     let err = completed(&client, &job.id).await.unwrap_err();
     assert_eq!(err.to_string(), format!("Salesforce job {} failed: InvalidBatch: too big", job.id));
@@ -237,7 +254,12 @@ async fn non_json_error_bodies_are_reported_readably() {
     let org = org(10, 20).await;
     let client = org.client("client_credentials");
     client.session().await.unwrap();
-    org.sim.set_faults(FaultConfig { error_5xx: 100, error_5xx_status: 502, non_json_errors: true, ..Default::default() });
+    org.sim.set_faults(FaultConfig {
+        error_5xx: 100,
+        error_5xx_status: 502,
+        non_json_errors: true,
+        ..Default::default()
+    });
     let err = create(&client, SOQL).await.unwrap_err();
     assert!(matches!(&err, SalesforceError::Api { status: 502, code, .. } if code == "NON_JSON_ERROR"), "{err}");
     assert!(err.is_retryable());
@@ -251,7 +273,11 @@ async fn a_bad_login_names_the_error_and_no_secret() {
     let c = org.sim.credentials();
     let etc = org.dir.path().join("etc/sfdc");
     std::fs::create_dir_all(&etc).unwrap();
-    std::fs::write(etc.join("bad.json"), json!({"client_id": c.client_id, "client_secret": "wrong-secret-value", "login_url": c.login_url}).to_string()).unwrap();
+    std::fs::write(
+        etc.join("bad.json"),
+        json!({"client_id": c.client_id, "client_secret": "wrong-secret-value", "login_url": c.login_url}).to_string(),
+    )
+    .unwrap();
     let clients = Clients::new(CredentialsRoot::new(Some(org.dir.path().to_path_buf())), "63.0", fast_retries());
     let client = clients.get(Path::new("/etc/sfdc/bad.json")).unwrap();
     let err = client.session().await.unwrap_err().to_string();
@@ -272,4 +298,103 @@ async fn a_million_records_arrive_complete_and_in_order() {
     assert_eq!(pages, 20);
     assert_eq!(ids.len(), 1_000_000);
     assert_eq!(ids, sorted_ids(&org.sim));
+}
+
+/// `operation: get_results` as a task: deterministic batch ids, the run id found through the
+/// job index, the total on the last batch, and the locator checkpointed per page.
+#[tokio::test]
+async fn get_results_task_emits_identified_batches_and_checkpoints_pages() {
+    use bulkflow_engine::event::{Event, EventData};
+    use bulkflow_engine::run::Ledger;
+    use bulkflow_engine::runtime::graph::{Graph, NodeSpec};
+    use bulkflow_engine::runtime::processor::{BoxFuture, Emitter, Envelope, Processor, TaskError};
+    use bulkflow_engine::runtime::token::{Outcome, Token};
+    use bulkflow_engine::schedule::SystemClock;
+    use bulkflow_engine::store::MemoryStore;
+    use bulkflow_engine::tasks::salesforce_bulkapi_query_job::config::BulkQueryJobConfig;
+    use bulkflow_engine::tasks::salesforce_bulkapi_query_job::processor::BulkQueryJobProcessor;
+    use std::sync::Mutex;
+
+    struct Sink(Arc<Mutex<Vec<Event>>>);
+    impl Processor for Sink {
+        fn process<'a>(&'a self, event: Event, _out: &'a mut Emitter) -> BoxFuture<'a, Result<(), TaskError>> {
+            Box::pin(async move {
+                self.0.lock().unwrap().push(event);
+                Ok(())
+            })
+        }
+    }
+
+    let org = org(95, 40).await;
+    let client = org.client("client_credentials");
+    let job = completed(&client, &create(&client, SOQL).await.unwrap().id).await.unwrap();
+    let ledger = Arc::new(Ledger::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock)));
+    let run = ledger.open_run("q", chrono::Utc::now()).unwrap().run.id().clone();
+    ledger.record_job(&run, &job.id).unwrap();
+
+    let config: BulkQueryJobConfig = serde_json::from_value(json!({
+        "operation": "get_results", "credentials_path": "/etc/sfdc/client_credentials.json",
+        "job_id": "{{event.meta.job_id}}", "batch_size": 30
+    }))
+    .unwrap();
+    let clients =
+        Arc::new(Clients::new(CredentialsRoot::new(Some(org.dir.path().to_path_buf())), "63.0", fast_retries()));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let graph = Graph {
+        flow: "listener".into(),
+        nodes: vec![
+            NodeSpec {
+                name: "get_job_results".into(),
+                processor: Arc::new(BulkQueryJobProcessor {
+                    task: "get_job_results".into(),
+                    config,
+                    query: None,
+                    clients,
+                    ledger: ledger.clone(),
+                    env: Arc::new(|_: &str| None),
+                }),
+                retry: Default::default(),
+                children: vec![1],
+            },
+            NodeSpec {
+                name: "sink".into(),
+                processor: Arc::new(Sink(seen.clone())),
+                retry: Default::default(),
+                children: vec![],
+            },
+        ],
+        roots: vec![0],
+    };
+    let running = graph.spawn();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let token = Token::new(move |o| {
+        let _ = tx.send(o);
+    });
+    let mut event = Event::json("e", json!({"id": job.id}));
+    event.meta.insert("job_id".into(), json!(job.id));
+    running.inputs[0].send(Envelope { event, token }).await.unwrap();
+    assert_eq!(rx.await.unwrap(), Outcome::Completed);
+
+    let seen = seen.lock().unwrap();
+    // Pages of 40, 40 and 15 rows, in batches of at most 30: 30+10, 30+10, 15.
+    let ids: Vec<&str> = seen.iter().map(|e| e.id.as_str()).collect();
+    let expect: Vec<String> =
+        [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0)].iter().map(|(p, b)| format!("{}-p{p:05}-b{b:04}", job.id)).collect();
+    assert_eq!(ids, expect);
+    let rows: usize = seen
+        .iter()
+        .map(|e| match &e.data {
+            EventData::Arrow(b) => b.num_rows(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(rows, 95);
+    assert!(seen.iter().all(|e| e.meta["run_id"] == run.as_str() && e.meta["job_id"] == job.id.as_str()));
+    assert_eq!(seen.last().unwrap().meta["total_batches"], 5);
+    assert!(seen[..4].iter().all(|e| !e.meta.contains_key("total_batches")));
+    let cp = ledger.checkpoint(&run, "results").unwrap().unwrap();
+    assert_eq!(cp.progress.pages_fetched, 3);
+    assert_eq!(cp.progress.records_fetched, 95);
+    assert_eq!(cp.progress.next_locator, None);
+    assert_eq!(cp.progress.page_locators.len(), 3);
 }

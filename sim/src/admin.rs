@@ -25,15 +25,8 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 pub fn snapshot(app: &AppState) -> StatsSnapshot {
     let mut snapshot = app.stats.snapshot();
-    let data = app
-        .data
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    snapshot.records = data
-        .objects()
-        .iter()
-        .map(|o| (o.name.clone(), data.record_count(&o.name)))
-        .collect();
+    let data = app.data.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    snapshot.records = data.objects().iter().map(|o| (o.name.clone(), data.record_count(&o.name))).collect();
     snapshot
 }
 
@@ -57,10 +50,6 @@ async fn set_faults(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
             app.faults.set(config);
             Json(app.faults.get()).into_response()
         }
-        Err(e) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response(),
     }
 }

@@ -21,11 +21,7 @@ struct Body<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code: code.into(),
-            message: message.into(),
-        }
+        ApiError { status, code: code.into(), message: message.into() }
     }
 
     pub fn bad_request(code: impl Into<String>, message: impl Into<String>) -> Self {
@@ -33,36 +29,20 @@ impl ApiError {
     }
 
     pub fn not_found() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-        )
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist")
     }
 
     pub fn invalid_session() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "INVALID_SESSION_ID",
-            "Session expired or invalid",
-        )
+        Self::new(StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID", "Session expired or invalid")
     }
 
     pub fn request_limit() -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "REQUEST_LIMIT_EXCEEDED",
-            "TotalRequests Limit exceeded.",
-        )
+        Self::new(StatusCode::FORBIDDEN, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
     }
 
     pub fn server_error(status: u16) -> Self {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        Self::new(
-            status,
-            "SERVER_UNAVAILABLE",
-            "Server is temporarily unavailable. Please try again later.",
-        )
+        Self::new(status, "SERVER_UNAVAILABLE", "Server is temporarily unavailable. Please try again later.")
     }
 
     pub fn json_parse(message: impl Into<String>) -> Self {
@@ -72,10 +52,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = [Body {
-            error_code: &self.code,
-            message: &self.message,
-        }];
+        let body = [Body { error_code: &self.code, message: &self.message }];
         (self.status, Json(body)).into_response()
     }
 }

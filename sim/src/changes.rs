@@ -34,17 +34,14 @@ pub async fn run(app: Arc<AppState>, rate: f64, mut shutdown: watch::Receiver<bo
             clippy::cast_sign_loss,
             reason = "floor of a small non-negative rate"
         )]
-        let change = ChangeRecord {
-            modifications: count as usize,
-            inserts: count as usize,
-            at: Utc::now(),
-        };
+        let change = ChangeRecord { modifications: count as usize, inserts: count as usize, at: Utc::now() };
         let app = app.clone();
         let applied = tokio::task::spawn_blocking(move || {
-            app.data
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .apply_changes(change.modifications, change.inserts, change.at);
+            app.data.write().unwrap_or_else(std::sync::PoisonError::into_inner).apply_changes(
+                change.modifications,
+                change.inserts,
+                change.at,
+            );
             if let Some(persist) = &app.persist
                 && let Err(e) = persist.append_change(&change)
             {

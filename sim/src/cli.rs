@@ -115,13 +115,8 @@ fn parse_records(text: &str) -> Result<RecordCounts, String> {
     text.split(',')
         .filter(|s| !s.trim().is_empty())
         .map(|pair| {
-            let (object, count) = pair
-                .split_once('=')
-                .ok_or_else(|| format!("expected OBJECT=N, got `{pair}`"))?;
-            let count = count
-                .trim()
-                .parse()
-                .map_err(|_| format!("`{count}` is not a record count"))?;
+            let (object, count) = pair.split_once('=').ok_or_else(|| format!("expected OBJECT=N, got `{pair}`"))?;
+            let count = count.trim().parse().map_err(|_| format!("`{count}` is not a record count"))?;
             Ok((object.trim().to_string(), count))
         })
         .collect::<Result<_, _>>()
@@ -152,9 +147,7 @@ impl ServeArgs {
                 error_5xx: self.fault_5xx,
                 error_5xx_status: self.fault_5xx_status,
                 request_limit: self.fault_request_limit,
-                latency_ms: self
-                    .fault_latency
-                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                latency_ms: self.fault_latency.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 endpoints: self.fault_endpoints.clone(),
                 token_ttl_secs: crate::config::ttl_secs(self.token_ttl),
                 revoke_tokens: false,
@@ -200,14 +193,10 @@ pub async fn serve_until(
     if args.pubsub_listen.is_some() {
         tracing::warn!("--pubsub-listen is accepted but the Pub/Sub API is not served yet");
     }
-    let sim = Simulator::start(args.to_config())
-        .await
-        .context("starting the simulator")?;
+    let sim = Simulator::start(args.to_config()).await.context("starting the simulator")?;
     if let Some(file) = &args.credentials_out {
-        let written = sim
-            .credentials()
-            .write_to(file)
-            .with_context(|| format!("writing credentials to {}", file.display()))?;
+        let written =
+            sim.credentials().write_to(file).with_context(|| format!("writing credentials to {}", file.display()))?;
         tracing::info!(path = %file.display(), key = ?written.private_key_path, "credentials written");
     }
     writeln!(out, "ready url={}", sim.url())?;
@@ -245,10 +234,7 @@ mod tests {
     #[test]
     fn parses_record_counts() {
         let r = parse_records("Account=10, Contact=5").unwrap();
-        assert_eq!(
-            r.0,
-            vec![("Account".to_string(), 10), ("Contact".to_string(), 5)]
-        );
+        assert_eq!(r.0, vec![("Account".to_string(), 10), ("Contact".to_string(), 5)]);
         assert!(parse_records("Account").is_err());
         assert!(parse_records("Account=x").is_err());
     }

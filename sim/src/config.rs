@@ -89,10 +89,7 @@ impl SimConfig {
         self
     }
     /// Replaces the record counts, e.g. `.records([("Account", 1000), ("Contact", 500)])`.
-    pub fn records<S: Into<String>>(
-        mut self,
-        records: impl IntoIterator<Item = (S, usize)>,
-    ) -> Self {
+    pub fn records<S: Into<String>>(mut self, records: impl IntoIterator<Item = (S, usize)>) -> Self {
         self.records = records.into_iter().map(|(o, n)| (o.into(), n)).collect();
         self
     }

@@ -53,11 +53,7 @@ pub struct CsvFormat {
 }
 
 impl CsvFormat {
-    pub fn write_row<'a>(
-        &self,
-        out: &mut Vec<u8>,
-        cells: impl IntoIterator<Item = Option<&'a str>>,
-    ) {
+    pub fn write_row<'a>(&self, out: &mut Vec<u8>, cells: impl IntoIterator<Item = Option<&'a str>>) {
         for (i, cell) in cells.into_iter().enumerate() {
             if i > 0 {
                 out.push(self.delimiter.byte());
@@ -87,10 +83,7 @@ mod tests {
 
     #[test]
     fn quotes_doubles_and_keeps_nulls_empty() {
-        let format = CsvFormat {
-            delimiter: ColumnDelimiter::Pipe,
-            line_ending: LineEnding::Crlf,
-        };
+        let format = CsvFormat { delimiter: ColumnDelimiter::Pipe, line_ending: LineEnding::Crlf };
         let mut out = Vec::new();
         format.write_row(&mut out, [Some("a\"b|c\nd"), None, Some("")]);
         assert_eq!(String::from_utf8(out).unwrap(), "\"a\"\"b|c\nd\"||\"\"\r\n");

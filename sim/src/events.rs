@@ -17,10 +17,7 @@ pub enum JobState {
 impl JobState {
     /// Terminal jobs can be deleted and no longer change.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            JobState::Aborted | JobState::JobComplete | JobState::Failed
-        )
+        matches!(self, JobState::Aborted | JobState::JobComplete | JobState::Failed)
     }
 }
 

@@ -87,20 +87,13 @@ struct Inner {
 
 impl Faults {
     pub fn new(config: FaultConfig) -> Self {
-        let faults = Faults {
-            inner: Mutex::new(Inner {
-                config: FaultConfig::default(),
-                revoked_before: None,
-            }),
-        };
+        let faults = Faults { inner: Mutex::new(Inner { config: FaultConfig::default(), revoked_before: None }) };
         faults.set(config);
         faults
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn set(&self, mut config: FaultConfig) {
@@ -137,10 +130,7 @@ impl Faults {
         } else {
             None
         };
-        RequestFaults {
-            latency: Duration::from_millis(c.latency_ms),
-            reject,
-        }
+        RequestFaults { latency: Duration::from_millis(c.latency_ms), reject }
     }
 
     /// The byte count after which this results body is cut, if a cut is armed.
@@ -170,9 +160,7 @@ impl Faults {
     /// Whether a token issued at `issued_at` still works now.
     pub fn token_valid(&self, issued_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
         let inner = self.lock();
-        let ttl = chrono::Duration::seconds(
-            i64::try_from(inner.config.token_ttl_secs).unwrap_or(i64::MAX / 1000),
-        );
+        let ttl = chrono::Duration::seconds(i64::try_from(inner.config.token_ttl_secs).unwrap_or(i64::MAX / 1000));
         let not_revoked = inner.revoked_before.is_none_or(|cut| issued_at > cut);
         not_revoked && issued_at + ttl > now
     }
@@ -197,24 +185,15 @@ mod tests {
             ..FaultConfig::default()
         });
         assert!(faults.on_request("job_get").reject.is_none());
-        assert!(matches!(
-            faults.on_request("job_results").reject,
-            Some(Reject::ServerError(503))
-        ));
-        assert!(matches!(
-            faults.on_request("job_results").reject,
-            Some(Reject::RequestLimit)
-        ));
+        assert!(matches!(faults.on_request("job_results").reject, Some(Reject::ServerError(503))));
+        assert!(matches!(faults.on_request("job_results").reject, Some(Reject::RequestLimit)));
         assert!(faults.on_request("job_results").reject.is_none());
     }
 
     #[test]
     fn revoking_expires_only_tokens_already_issued() {
         let before = Utc::now() - chrono::Duration::seconds(1);
-        let faults = Faults::new(FaultConfig {
-            revoke_tokens: true,
-            ..FaultConfig::default()
-        });
+        let faults = Faults::new(FaultConfig { revoke_tokens: true, ..FaultConfig::default() });
         assert!(!faults.get().revoke_tokens);
         let now = Utc::now() + chrono::Duration::milliseconds(5);
         assert!(!faults.token_valid(before, now));

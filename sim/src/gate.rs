@@ -63,10 +63,7 @@ pub async fn gate(State(app): State<Arc<AppState>>, request: Request, next: Next
         app.stats.fault("non_json_errors");
         let mut html = Response::new(Body::from(html_error_page(status)));
         *html.status_mut() = status;
-        html.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=UTF-8"),
-        );
+        html.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"));
         response = html;
     }
     if is_rest {
@@ -87,29 +84,11 @@ mod tests {
         let p = "/services/data/v63.0/jobs/query";
         assert_eq!(classify(&Method::POST, p), endpoint::JOB_CREATE);
         assert_eq!(classify(&Method::GET, p), endpoint::JOB_LIST);
-        assert_eq!(
-            classify(&Method::GET, &format!("{p}/750x")),
-            endpoint::JOB_GET
-        );
-        assert_eq!(
-            classify(&Method::PATCH, &format!("{p}/750x")),
-            endpoint::JOB_ABORT
-        );
-        assert_eq!(
-            classify(&Method::DELETE, &format!("{p}/750x")),
-            endpoint::JOB_DELETE
-        );
-        assert_eq!(
-            classify(&Method::GET, &format!("{p}/750x/results")),
-            endpoint::JOB_RESULTS
-        );
-        assert_eq!(
-            classify(&Method::POST, "/services/oauth2/token"),
-            endpoint::TOKEN
-        );
-        assert_eq!(
-            classify(&Method::GET, "/services/data/v63.0/sobjects"),
-            endpoint::OTHER
-        );
+        assert_eq!(classify(&Method::GET, &format!("{p}/750x")), endpoint::JOB_GET);
+        assert_eq!(classify(&Method::PATCH, &format!("{p}/750x")), endpoint::JOB_ABORT);
+        assert_eq!(classify(&Method::DELETE, &format!("{p}/750x")), endpoint::JOB_DELETE);
+        assert_eq!(classify(&Method::GET, &format!("{p}/750x/results")), endpoint::JOB_RESULTS);
+        assert_eq!(classify(&Method::POST, "/services/oauth2/token"), endpoint::TOKEN);
+        assert_eq!(classify(&Method::GET, "/services/data/v63.0/sobjects"), endpoint::OTHER);
     }
 }

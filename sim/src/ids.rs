@@ -45,11 +45,7 @@ fn case_suffix(id15: &str) -> String {
 
 /// A random secret of `len` alphanumeric characters.
 pub fn secret(len: usize) -> String {
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
+    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 
 #[cfg(test)]

@@ -52,23 +52,15 @@ impl OrgIdentity {
         };
         let org_id = ids::new_id("00D");
         Ok(OrgIdentity {
-            username: config.username.clone().unwrap_or_else(|| {
-                format!("sim-{}@bulkflow.example.com", ids::secret(8).to_lowercase())
-            }),
+            username: config
+                .username
+                .clone()
+                .unwrap_or_else(|| format!("sim-{}@bulkflow.example.com", ids::secret(8).to_lowercase())),
             org_id,
             user_id: ids::new_id("005"),
-            client_id: config
-                .client_id
-                .clone()
-                .unwrap_or_else(|| format!("3MVG9sim{}", ids::secret(SECRET_LEN))),
-            client_secret: config
-                .client_secret
-                .clone()
-                .unwrap_or_else(|| ids::secret(SECRET_LEN)),
-            password: config
-                .password
-                .clone()
-                .unwrap_or_else(|| ids::secret(SECRET_LEN)),
+            client_id: config.client_id.clone().unwrap_or_else(|| format!("3MVG9sim{}", ids::secret(SECRET_LEN))),
+            client_secret: config.client_secret.clone().unwrap_or_else(|| ids::secret(SECRET_LEN)),
+            password: config.password.clone().unwrap_or_else(|| ids::secret(SECRET_LEN)),
             private_key_pem,
         })
     }
@@ -102,10 +94,7 @@ fn shared_generated_key() -> Result<String, rsa::Error> {
         return Ok(pem.clone());
     }
     let key = PrivateKey::new(&mut getrandom::SysRng, KEY_BITS)?;
-    let pem = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(rsa::Error::Pkcs8)?
-        .to_string();
+    let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(rsa::Error::Pkcs8)?.to_string();
     Ok(KEY.get_or_init(|| pem).clone())
 }
 
@@ -146,16 +135,10 @@ impl Credentials {
         let file = std::path::absolute(file)?;
         let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
         std::fs::create_dir_all(&dir)?;
-        let stem = file
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("credentials");
+        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("credentials");
         let key_path = dir.join(format!("{stem}-jwt-key.pem"));
         write_private(&key_path, self.private_key_pem.as_bytes())?;
-        let written = Credentials {
-            private_key_path: Some(key_path),
-            ..self.clone()
-        };
+        let written = Credentials { private_key_path: Some(key_path), ..self.clone() };
         let json = serde_json::to_vec_pretty(&written).map_err(std::io::Error::other)?;
         write_private(&file, &json)?;
         Ok(written)

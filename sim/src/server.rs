@@ -27,15 +27,9 @@ use crate::{admin, bulk, gate, oauth};
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("state directory {dir}: {source}")]
-    State {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    State { dir: PathBuf, source: std::io::Error },
     #[error("data: {0}")]
     Data(#[from] crate::data::DataError),
     #[error("JWT key: {0}")]
@@ -62,36 +56,19 @@ impl Simulator {
     pub async fn start(config: SimConfig) -> Result<Simulator, SimError> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| SimError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| SimError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+            .map_err(|source| SimError::Bind { addr: config.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind { addr: config.listen, source })?;
         let url = format!("http://{addr}");
 
-        let state_err = |source| SimError::State {
-            dir: config.state_dir.clone().unwrap_or_default(),
-            source,
-        };
-        let persist = config
-            .state_dir
-            .as_deref()
-            .map(Persist::open)
-            .transpose()
-            .map_err(state_err)?;
+        let state_err = |source| SimError::State { dir: config.state_dir.clone().unwrap_or_default(), source };
+        let persist = config.state_dir.as_deref().map(Persist::open).transpose().map_err(state_err)?;
         // Key generation and file I/O: off the async threads.
         let (identity, spec) = {
             let (config, persist) = (config.clone(), persist.clone());
-            tokio::task::spawn_blocking(move || load_or_create_org(&config, persist.as_ref()))
-                .await?
+            tokio::task::spawn_blocking(move || load_or_create_org(&config, persist.as_ref())).await?
         }
         .map_err(state_err)?;
-        let public_key = identity
-            .public_key()
-            .map_err(|e| SimError::Key(e.to_string()))?;
+        let public_key = identity.public_key().map_err(|e| SimError::Key(e.to_string()))?;
 
         let dataset = {
             let (spec, persist) = (spec.clone(), persist.clone());
@@ -102,9 +79,7 @@ impl Simulator {
             DatasetError::Io(e) => state_err(e),
         })?;
         let jobs = match persist.clone() {
-            Some(p) => tokio::task::spawn_blocking(move || load_jobs(&p))
-                .await?
-                .map_err(state_err)?,
+            Some(p) => tokio::task::spawn_blocking(move || load_jobs(&p)).await?.map_err(state_err)?,
             None => HashMap::new(),
         };
         let tokens = match &persist {
@@ -135,11 +110,7 @@ impl Simulator {
         let (shutdown, _) = watch::channel(false);
         tokio::spawn(bulk::scheduler::run(app.clone(), shutdown.subscribe()));
         if config.change_rate > 0.0 {
-            tokio::spawn(crate::changes::run(
-                app.clone(),
-                config.change_rate,
-                shutdown.subscribe(),
-            ));
+            tokio::spawn(crate::changes::run(app.clone(), config.change_rate, shutdown.subscribe()));
         }
         let router = router(app.clone());
         let mut stop = shutdown.subscribe();
@@ -162,14 +133,7 @@ impl Simulator {
             org_id: app.identity.org_id.clone(),
         };
         tracing::info!(%url, org_id = %app.identity.org_id, "simulator listening");
-        Ok(Simulator {
-            addr,
-            url,
-            credentials,
-            app,
-            shutdown,
-            server: Some(server),
-        })
+        Ok(Simulator { addr, url, credentials, app, shutdown, server: Some(server) })
     }
 
     /// `http://HOST:PORT`: the login URL and the instance URL.
@@ -259,23 +223,15 @@ fn router(app: Arc<AppState>) -> Router {
                 format!("HTTP Method '{method}' not allowed."),
             )
         })
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            gate::gate,
-        ));
+        .layer(axum::middleware::from_fn_with_state(app.clone(), gate::gate));
     salesforce.merge(admin::routes()).with_state(app)
 }
 
-fn load_or_create_org(
-    config: &SimConfig,
-    persist: Option<&Persist>,
-) -> std::io::Result<(OrgIdentity, DataSpecRecord)> {
+fn load_or_create_org(config: &SimConfig, persist: Option<&Persist>) -> std::io::Result<(OrgIdentity, DataSpecRecord)> {
     let stored = persist.map(Persist::load_org).transpose()?.flatten();
     let (mut identity, data) = match stored {
         Some(file) => {
-            tracing::info!(
-                "reopening the persisted org; its data spec wins over --records/--seed/--start"
-            );
+            tracing::info!("reopening the persisted org; its data spec wins over --records/--seed/--start");
             (file.identity, file.data)
         }
         None => {
@@ -292,10 +248,7 @@ fn load_or_create_org(
     };
     identity.override_from(config);
     if let Some(persist) = persist {
-        persist.save_org(&OrgFile {
-            identity: identity.clone(),
-            data: data.clone(),
-        })?;
+        persist.save_org(&OrgFile { identity: identity.clone(), data: data.clone() })?;
     }
     Ok((identity, data))
 }
@@ -306,10 +259,7 @@ enum DatasetError {
 }
 
 /// Generates the data and, for a persisted org, replays its logged changes on top.
-fn build_dataset(
-    spec: &DataSpecRecord,
-    persist: Option<&Persist>,
-) -> Result<Dataset, DatasetError> {
+fn build_dataset(spec: &DataSpecRecord, persist: Option<&Persist>) -> Result<Dataset, DatasetError> {
     let mut dataset = Dataset::try_generate(&DataSpec {
         records: spec.records.clone(),
         seed: spec.seed,
@@ -329,14 +279,10 @@ fn load_jobs(persist: &Persist) -> std::io::Result<HashMap<String, Job>> {
     let records: Vec<crate::bulk::job::JobRecord> = persist.load_jobs()?;
     let mut jobs = HashMap::new();
     for record in records {
-        let wants_rows = matches!(
-            record.state,
-            JobState::UploadComplete | JobState::InProgress | JobState::JobComplete
-        );
+        let wants_rows =
+            matches!(record.state, JobState::UploadComplete | JobState::InProgress | JobState::JobComplete);
         let results = if wants_rows {
-            persist
-                .load_results(&record.id)?
-                .map(|rows| Arc::new(Results::Stored(rows)))
+            persist.load_results(&record.id)?.map(|rows| Arc::new(Results::Stored(rows)))
         } else {
             None
         };

@@ -45,10 +45,7 @@ pub struct Stats {
 
 impl Stats {
     fn with<T>(&self, f: impl FnOnce(&mut StatsSnapshot) -> T) -> T {
-        f(&mut self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner))
+        f(&mut self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     pub fn request(&self, endpoint: &str) -> u64 {

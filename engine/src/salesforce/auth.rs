@@ -59,7 +59,8 @@ pub async fn login(http: &reqwest::Client, creds: &SalesforceCredentials) -> Res
             ("client_secret", secret(&creds.client_secret)),
         ],
     };
-    let transport = |e: reqwest::Error| SalesforceError::Transport { what: "login".into(), reason: e.without_url().to_string() };
+    let transport =
+        |e: reqwest::Error| SalesforceError::Transport { what: "login".into(), reason: e.without_url().to_string() };
     let response = http.post(&url).form(&form).send().await.map_err(transport)?;
     let status = response.status();
     let body = response.text().await.map_err(transport)?;
@@ -78,8 +79,11 @@ pub async fn login(http: &reqwest::Client, creds: &SalesforceCredentials) -> Res
         });
         return Err(SalesforceError::Auth { url, error: e.error, description: e.error_description });
     }
-    let token: TokenResponse = serde_json::from_str(&body)
-        .map_err(|e| SalesforceError::Auth { url: url.clone(), error: "bad_response".into(), description: e.to_string() })?;
+    let token: TokenResponse = serde_json::from_str(&body).map_err(|e| SalesforceError::Auth {
+        url: url.clone(),
+        error: "bad_response".into(),
+        description: e.to_string(),
+    })?;
     let org_id = token.id.trim_end_matches('/').rsplit('/').nth(1).unwrap_or_default().to_string();
     Ok(Session {
         access_token: Secret::new(token.access_token),
@@ -109,10 +113,10 @@ fn jwt_assertion(creds: &SalesforceCredentials) -> Result<String, SalesforceErro
         aud: String,
         exp: u64,
     }
-    let key_path = creds.private_key_path.as_ref().ok_or_else(|| SalesforceError::Config("no private_key_path".into()))?;
-    let pem = std::fs::read(key_path).map_err(|e| {
-        SalesforceError::Config(format!("cannot read the JWT private key {}: {e}", key_path.display()))
-    })?;
+    let key_path =
+        creds.private_key_path.as_ref().ok_or_else(|| SalesforceError::Config("no private_key_path".into()))?;
+    let pem = std::fs::read(key_path)
+        .map_err(|e| SalesforceError::Config(format!("cannot read the JWT private key {}: {e}", key_path.display())))?;
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).map_err(|e| {
         SalesforceError::Config(format!("{} is not an RSA private key in PEM form: {e}", key_path.display()))
     })?;

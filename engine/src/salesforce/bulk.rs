@@ -2,7 +2,7 @@
 //! it (flows read `event.data.object`, `.id`, `.state`), with the few fields the engine needs
 //! read out leniently.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::client::SalesforceClient;
 use super::error::SalesforceError;
@@ -84,7 +84,9 @@ fn delimiter_name(d: ColumnDelimiter) -> &'static str {
 }
 
 async fn json_body(what: &str, r: reqwest::Response) -> Result<Value, SalesforceError> {
-    r.json::<Value>().await.map_err(|e| SalesforceError::Transport { what: what.into(), reason: e.without_url().to_string() })
+    r.json::<Value>()
+        .await
+        .map_err(|e| SalesforceError::Transport { what: what.into(), reason: e.without_url().to_string() })
 }
 
 pub struct CreateJob<'a> {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::auth::{login, Session};
+use super::auth::{Session, login};
 use super::credentials::SalesforceCredentials;
 use super::error::SalesforceError;
 use crate::credentials::CredentialsRoot;
@@ -31,7 +31,8 @@ impl RetryPolicy {
     /// together.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let base = self.initial.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1))).min(self.max);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         base + base.mul_f64(f64::from(nanos % 1000) / 4000.0)
     }
 }
@@ -51,7 +52,11 @@ impl std::fmt::Debug for SalesforceClient {
 }
 
 impl SalesforceClient {
-    pub fn new(creds: SalesforceCredentials, default_api_version: &str, retry: RetryPolicy) -> Result<Self, SalesforceError> {
+    pub fn new(
+        creds: SalesforceCredentials,
+        default_api_version: &str,
+        retry: RetryPolicy,
+    ) -> Result<Self, SalesforceError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(300))

@@ -57,10 +57,11 @@ impl SalesforceCredentials {
     /// Read the file a flow's `credentials_path` names, mapped under the credentials root.
     pub fn load(credentials_path: &Path, root: &CredentialsRoot) -> Result<Self, CredentialsError> {
         let file = root.resolve(credentials_path);
-        let text = std::fs::read_to_string(&file).map_err(|source| CredentialsError::Read { path: file.clone(), source })?;
+        let text =
+            std::fs::read_to_string(&file).map_err(|source| CredentialsError::Read { path: file.clone(), source })?;
         warn_if_readable_by_others(&file);
-        let map: Map<String, Value> =
-            serde_json::from_str(&text).map_err(|e| CredentialsError::Json { path: file.clone(), reason: e.to_string() })?;
+        let map: Map<String, Value> = serde_json::from_str(&text)
+            .map_err(|e| CredentialsError::Json { path: file.clone(), reason: e.to_string() })?;
         for key in map.keys().filter(|k| !KNOWN.contains(&k.as_str())) {
             tracing::debug!(file = %file.display(), key, "ignoring an unknown key in Salesforce credentials");
         }
@@ -115,7 +116,8 @@ impl SalesforceCredentials {
     }
 
     fn check(&self) -> Result<(), CredentialsError> {
-        let missing = |key| CredentialsError::Key { path: self.file.clone(), key, problem: "is required for this OAuth flow" };
+        let missing =
+            |key| CredentialsError::Key { path: self.file.clone(), key, problem: "is required for this OAuth flow" };
         match self.flow() {
             Flow::JwtBearer if self.username.is_none() => Err(missing("username")),
             Flow::UsernamePassword | Flow::ClientCredentials if self.client_secret.is_none() => {
@@ -168,7 +170,8 @@ mod tests {
         let c = load(r#"{"client_id":"c","client_secret":"s","username":"u","password":"p","login_url":"http://x"}"#)
             .unwrap();
         assert_eq!(c.flow(), Flow::UsernamePassword);
-        let c = load(r#"{"client_id":"c","username":"u","private_key_path":"key.pem","login_url":"http://x"}"#).unwrap();
+        let c =
+            load(r#"{"client_id":"c","username":"u","private_key_path":"key.pem","login_url":"http://x"}"#).unwrap();
         assert_eq!(c.flow(), Flow::JwtBearer);
         assert_eq!(c.private_key_path.unwrap(), dir.path().join("etc/sfdc/key.pem"));
     }

@@ -205,7 +205,10 @@ mod tests {
             let batches = parse_in_chunks(PAGE, chunk, 100).unwrap();
             assert_eq!(batches.len(), 1);
             let b = &batches[0];
-            assert_eq!(b.schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>(), ["Id", "Name", "Note"]);
+            assert_eq!(
+                b.schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>(),
+                ["Id", "Name", "Note"]
+            );
             assert_eq!(col(b, 0), [Some("001A".into()), Some("001B".into()), Some("001C".into())]);
             assert_eq!(col(b, 1), [Some("Acme, \"Inc\"".into()), None, Some("Café".into())]);
             assert_eq!(col(b, 2), [Some("line1\nline2".into()), None, Some("x".into())]);

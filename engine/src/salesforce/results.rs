@@ -188,8 +188,7 @@ async fn request(
     let what = format!("results of job {}", job.id);
     client
         .send(&what, |http, s| {
-            http.get(format!("{}/jobs/query/{}/results", SalesforceClient::data_url(s, &version), job.id))
-                .query(&query)
+            http.get(format!("{}/jobs/query/{}/results", SalesforceClient::data_url(s, &version), job.id)).query(&query)
         })
         .await
 }

@@ -45,10 +45,7 @@ fn soql_error(e: SoqlError) -> ApiError {
 }
 
 fn required(field: &str) -> ApiError {
-    ApiError::bad_request(
-        "INVALIDJOB",
-        format!("InvalidJob : Field {field} is required"),
-    )
+    ApiError::bad_request("INVALIDJOB", format!("InvalidJob : Field {field} is required"))
 }
 
 pub async fn create(
@@ -58,8 +55,7 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let api_version = version::parse(&version)?;
-    let request: CreateRequest =
-        serde_json::from_slice(&body).map_err(|e| ApiError::json_parse(e.to_string()))?;
+    let request: CreateRequest = serde_json::from_slice(&body).map_err(|e| ApiError::json_parse(e.to_string()))?;
     let operation = request.operation.ok_or_else(|| required("operation"))?;
     let soql_text = request.query.ok_or_else(|| required("query"))?;
     // Parsing already refused anything but CSV; there is nothing else to choose.
@@ -70,28 +66,17 @@ pub async fn create(
     // is what the job's results serve, whatever the data does afterwards.
     let data = app.data.clone();
     let (object, results) = tokio::task::spawn_blocking(move || {
-        let data = data
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let data = data.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let set = soql::execute(&query, &data)?;
-        let object = data
-            .schema(query.object())
-            .map_or_else(|| query.object().to_string(), |s| s.name.clone());
+        let object = data.schema(query.object()).map_or_else(|| query.object().to_string(), |s| s.name.clone());
         Ok::<_, SoqlError>((object, set))
     })
     .await
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "UNKNOWN_EXCEPTION",
-            e.to_string(),
-        )
-    })?
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN_EXCEPTION", e.to_string()))?
     .map_err(soql_error)?;
 
     let now = Utc::now();
-    let latency =
-        chrono::Duration::from_std(app.settings.job_latency).unwrap_or(chrono::Duration::MAX);
+    let latency = chrono::Duration::from_std(app.settings.job_latency).unwrap_or(chrono::Duration::MAX);
     let record = JobRecord {
         id: ids::new_id("750"),
         operation,
@@ -125,13 +110,7 @@ pub async fn create(
     tracing::info!(job = %record.id, object = %record.object, rows = record.row_count, "query job created");
     {
         let mut jobs = lock(&app.jobs);
-        jobs.insert(
-            record.id.clone(),
-            Job {
-                record,
-                results: Some(results),
-            },
-        );
+        jobs.insert(record.id.clone(), Job { record, results: Some(results) });
         app.persist_jobs(&jobs);
     }
     app.emit(event);
@@ -158,39 +137,24 @@ pub async fn list(
     let api_version = version::parse(&version)?;
     let offset = match params.get("queryLocator") {
         None => 0,
-        Some(l) => locator::decode(l).ok_or_else(|| {
-            ApiError::bad_request("INVALID_QUERY_LOCATOR", "invalid query locator")
-        })?,
+        Some(l) => {
+            locator::decode(l).ok_or_else(|| ApiError::bad_request("INVALID_QUERY_LOCATOR", "invalid query locator"))?
+        }
     };
     // Every job here is a V2Query job in Parallel mode; other filters select nothing.
     let type_matches = params.get("jobType").is_none_or(|t| t == "V2Query");
-    let mode_matches = params
-        .get("concurrencyMode")
-        .is_none_or(|m| m == "Parallel");
+    let mode_matches = params.get("concurrencyMode").is_none_or(|m| m == "Parallel");
     let jobs = lock(&app.jobs);
-    let mut records: Vec<&JobRecord> = if type_matches && mode_matches {
-        jobs.values().map(|j| &j.record).collect()
-    } else {
-        Vec::new()
-    };
+    let mut records: Vec<&JobRecord> =
+        if type_matches && mode_matches { jobs.values().map(|j| &j.record).collect() } else { Vec::new() };
     records.sort_by(|a, b| (a.created_date, &a.id).cmp(&(b.created_date, &b.id)));
     let page_size = app.settings.list_page_size;
-    let page: Vec<Value> = records
-        .iter()
-        .skip(offset)
-        .take(page_size)
-        .map(|r| r.list_view())
-        .collect();
+    let page: Vec<Value> = records.iter().skip(offset).take(page_size).map(|r| r.list_view()).collect();
     let done = offset + page.len() >= records.len();
     let next = (!done).then(|| {
-        format!(
-            "/services/data/v{api_version}/jobs/query?queryLocator={}",
-            locator::encode(offset + page.len())
-        )
+        format!("/services/data/v{api_version}/jobs/query?queryLocator={}", locator::encode(offset + page.len()))
     });
-    Ok(Json(
-        json!({"done": done, "records": page, "nextRecordsUrl": next}),
-    ))
+    Ok(Json(json!({"done": done, "records": page, "nextRecordsUrl": next})))
 }
 
 #[derive(Deserialize)]
@@ -205,37 +169,26 @@ pub async fn abort(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     version::parse(&version)?;
-    let request: AbortRequest =
-        serde_json::from_slice(&body).map_err(|e| ApiError::json_parse(e.to_string()))?;
+    let request: AbortRequest = serde_json::from_slice(&body).map_err(|e| ApiError::json_parse(e.to_string()))?;
     let mut jobs = lock(&app.jobs);
     let job = jobs.get_mut(&job_id).ok_or_else(ApiError::not_found)?;
     if request.state.as_deref() != Some("Aborted") {
         return Err(ApiError::bad_request(
             "INVALIDJOBSTATE",
-            format!(
-                "Invalid state for a query job: {}",
-                request.state.unwrap_or_default()
-            ),
+            format!("Invalid state for a query job: {}", request.state.unwrap_or_default()),
         ));
     }
-    if !matches!(
-        job.record.state,
-        JobState::UploadComplete | JobState::InProgress
-    ) {
+    if !matches!(job.record.state, JobState::UploadComplete | JobState::InProgress) {
         return Err(ApiError::bad_request(
             "INVALIDJOBSTATE",
-            format!(
-                "Aborting a job in state {:?} is not allowed",
-                job.record.state
-            ),
+            format!("Aborting a job in state {:?} is not allowed", job.record.state),
         ));
     }
     let now = Utc::now();
     job.record.state = JobState::Aborted;
     job.record.system_modstamp = now;
-    job.record.expires_at = Some(
-        now + chrono::Duration::from_std(app.settings.retention).unwrap_or(chrono::Duration::MAX),
-    );
+    job.record.expires_at =
+        Some(now + chrono::Duration::from_std(app.settings.retention).unwrap_or(chrono::Duration::MAX));
     job.results = None;
     let view = job.record.create_view();
     let event = job.record.event();

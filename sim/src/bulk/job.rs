@@ -56,16 +56,11 @@ pub fn job_date(at: DateTime<Utc>) -> String {
 
 impl JobRecord {
     pub fn format(&self) -> CsvFormat {
-        CsvFormat {
-            delimiter: self.column_delimiter,
-            line_ending: self.line_ending,
-        }
+        CsvFormat { delimiter: self.column_delimiter, line_ending: self.line_ending }
     }
 
     fn api_version_number(&self) -> Value {
-        self.api_version
-            .parse::<f64>()
-            .map_or(Value::Null, |v| json!(v))
+        self.api_version.parse::<f64>().map_or(Value::Null, |v| json!(v))
     }
 
     /// The fields every view shares, in the documented order.
@@ -76,10 +71,7 @@ impl JobRecord {
         m.insert("object".into(), json!(self.object));
         m.insert("createdById".into(), json!(self.created_by_id));
         m.insert("createdDate".into(), json!(job_date(self.created_date)));
-        m.insert(
-            "systemModstamp".into(),
-            json!(job_date(self.system_modstamp)),
-        );
+        m.insert("systemModstamp".into(), json!(job_date(self.system_modstamp)));
         m.insert("state".into(), json!(self.state));
         m.insert("concurrencyMode".into(), json!("Parallel"));
         m.insert("contentType".into(), json!("CSV"));
@@ -110,17 +102,11 @@ impl JobRecord {
         m.insert("jobType".into(), json!("V2Query"));
         m.insert("lineEnding".into(), json!(self.line_ending));
         m.insert("columnDelimiter".into(), json!(self.column_delimiter));
-        let processed = if self.state == JobState::JobComplete {
-            self.row_count
-        } else {
-            0
-        };
+        let processed = if self.state == JobState::JobComplete { self.row_count } else { 0 };
         m.insert("numberRecordsProcessed".into(), json!(processed));
         m.insert("retries".into(), json!(0));
         let processing_ms = if self.state.is_terminal() {
-            (self.system_modstamp - self.created_date)
-                .num_milliseconds()
-                .max(0)
+            (self.system_modstamp - self.created_date).num_milliseconds().max(0)
         } else {
             0
         };
@@ -139,11 +125,7 @@ impl JobRecord {
             api_version: self.api_version.clone(),
             created_by_id: self.created_by_id.clone(),
             state: self.state,
-            number_records_processed: if self.state == JobState::JobComplete {
-                self.row_count
-            } else {
-                0
-            },
+            number_records_processed: if self.state == JobState::JobComplete { self.row_count } else { 0 },
             error_message: self.error_message.clone(),
             at: self.system_modstamp,
         }

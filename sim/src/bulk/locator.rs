@@ -11,10 +11,7 @@ pub fn encode(offset: usize) -> String {
 
 /// The offset a locator stands for, if it is one of ours.
 pub fn decode(locator: &str) -> Option<usize> {
-    let bytes = STANDARD_NO_PAD
-        .decode(locator)
-        .or_else(|_| STANDARD.decode(locator))
-        .ok()?;
+    let bytes = STANDARD_NO_PAD.decode(locator).or_else(|_| STANDARD.decode(locator)).ok()?;
     let text = String::from_utf8(bytes).ok()?;
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;

@@ -16,18 +16,10 @@ use crate::state::AppState;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route(
-            "/services/data/{version}/jobs/query",
-            get(handlers::list).post(handlers::create),
-        )
+        .route("/services/data/{version}/jobs/query", get(handlers::list).post(handlers::create))
         .route(
             "/services/data/{version}/jobs/query/{job_id}",
-            get(handlers::get_job)
-                .patch(handlers::abort)
-                .delete(handlers::delete),
+            get(handlers::get_job).patch(handlers::abort).delete(handlers::delete),
         )
-        .route(
-            "/services/data/{version}/jobs/query/{job_id}/results",
-            get(results::results),
-        )
+        .route("/services/data/{version}/jobs/query/{job_id}/results", get(results::results))
 }

@@ -57,23 +57,17 @@ pub async fn results(
                 ),
             ));
         }
-        (
-            job.results.clone().ok_or_else(ApiError::not_found)?,
-            job.record.format(),
-        )
+        (job.results.clone().ok_or_else(ApiError::not_found)?, job.record.format())
     };
-    let locator_param = params
-        .get("locator")
-        .map(String::as_str)
-        .filter(|l| !l.is_empty());
+    let locator_param = params.get("locator").map(String::as_str).filter(|l| !l.is_empty());
     app.stats.results_request(&job_id, locator_param);
 
     let total = results.len();
     let offset = match locator_param {
         None => 0,
-        Some(l) => locator::decode(l).filter(|&o| o <= total).ok_or_else(|| {
-            ApiError::bad_request("INVALID_LOCATOR", format!("Invalid locator: {l}"))
-        })?,
+        Some(l) => locator::decode(l)
+            .filter(|&o| o <= total)
+            .ok_or_else(|| ApiError::bad_request("INVALID_LOCATOR", format!("Invalid locator: {l}")))?,
     };
     let cap = app.settings.max_page_records;
     let page_size = match params.get("maxRecords") {
@@ -89,11 +83,7 @@ pub async fn results(
         },
     };
     let rows = page_size.min(total - offset);
-    let next = if offset + rows < total {
-        locator::encode(offset + rows)
-    } else {
-        "null".to_string()
-    };
+    let next = if offset + rows < total { locator::encode(offset + rows) } else { "null".to_string() };
     let gzip = accepts_gzip(&headers);
     let cut_after = app.faults.take_cut();
     if cut_after.is_some() {
@@ -101,22 +91,12 @@ pub async fn results(
     }
     app.stats.page_served(&job_id);
 
-    let page = Page {
-        results,
-        format,
-        offset,
-        rows,
-        gzip,
-        cut_after,
-    };
+    let page = Page { results, format, offset, rows, gzip, cut_after };
     let mut response = Response::new(page.into_body());
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
     h.insert("Sforce-NumberOfRecords", HeaderValue::from(rows));
-    h.insert(
-        "Sforce-Locator",
-        HeaderValue::from_str(&next).expect("base64 is a valid header value"),
-    );
+    h.insert("Sforce-Locator", HeaderValue::from_str(&next).expect("base64 is a valid header value"));
     if gzip {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
@@ -125,18 +105,14 @@ pub async fn results(
 
 /// `Accept-Encoding` names gzip (and does not refuse it with `q=0`).
 fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|item| {
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
+        |item| {
             let mut parts = item.split(';').map(str::trim);
             let coding = parts.next().unwrap_or_default();
-            let refused =
-                parts.any(|p| p.replace(' ', "") == "q=0" || p.replace(' ', "") == "q=0.0");
+            let refused = parts.any(|p| p.replace(' ', "") == "q=0" || p.replace(' ', "") == "q=0.0");
             (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
-        })
+        },
+    )
 }
 
 struct Page {
@@ -155,29 +131,24 @@ impl Page {
     fn into_body(self) -> Body {
         let (tx, rx) = mpsc::channel::<Chunk>(4);
         tokio::task::spawn_blocking(move || self.render(&tx));
-        Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|chunk| (chunk, rx))
-        }))
+        Body::from_stream(futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) },
+        ))
     }
 
     fn render(self, tx: &mpsc::Sender<Chunk>) {
         let mut sink = Sink {
             tx,
-            gzip: self
-                .gzip
-                .then(|| GzEncoder::new(Vec::new(), Compression::fast())),
+            gzip: self.gzip.then(|| GzEncoder::new(Vec::new(), Compression::fast())),
             sent: 0,
             cut_after: self.cut_after,
         };
         let mut buf = Vec::with_capacity(CHUNK_BYTES + 4096);
-        self.format.write_row(
-            &mut buf,
-            self.results.columns().iter().map(|c| Some(c.as_str())),
-        );
+        self.format.write_row(&mut buf, self.results.columns().iter().map(|c| Some(c.as_str())));
         for i in self.offset..self.offset + self.rows {
             let row = self.results.row(i);
-            self.format
-                .write_row(&mut buf, row.iter().map(Option::as_deref));
+            self.format.write_row(&mut buf, row.iter().map(Option::as_deref));
             if buf.len() >= CHUNK_BYTES {
                 if !sink.send(&buf) {
                     return;
@@ -233,10 +204,7 @@ impl Sink<'_> {
                 // makes it drop its unflushed buffer, and the cut would come before any byte.
                 std::thread::sleep(CUT_FLUSH_GRACE);
             }
-            let cut = std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "simulated connection cut",
-            );
+            let cut = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "simulated connection cut");
             let _ = self.tx.blocking_send(Err(cut));
             return false;
         }

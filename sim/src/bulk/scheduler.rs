@@ -29,8 +29,7 @@ pub async fn run(app: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
 
 pub fn advance(app: &AppState) {
     let now = Utc::now();
-    let retention =
-        chrono::Duration::from_std(app.settings.retention).unwrap_or(chrono::Duration::MAX);
+    let retention = chrono::Duration::from_std(app.settings.retention).unwrap_or(chrono::Duration::MAX);
     let mut events = Vec::new();
     let mut expired = Vec::new();
     let mut jobs = lock(&app.jobs);

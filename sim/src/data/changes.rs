@@ -50,11 +50,6 @@ pub(super) fn apply(data: &mut Dataset, batch: &ChangeBatch) {
         if states.len() >= super::MAX_RECORDS {
             return;
         }
-        states.push(RecordState {
-            idx,
-            version: 0,
-            created: batch.now,
-            modified: batch.now,
-        });
+        states.push(RecordState { idx, version: 0, created: batch.now, modified: batch.now });
     }
 }

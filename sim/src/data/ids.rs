@@ -21,10 +21,7 @@ pub fn record_id(key_prefix: &str, number: u64) -> String {
         key_prefix.len() == 3 && key_prefix.bytes().all(|b| b.is_ascii_alphanumeric()),
         "key prefix {key_prefix:?} is not 3 alphanumerics"
     );
-    assert!(
-        number < MAX_RECORD_NUMBER,
-        "record number {number} does not fit 9 base-62 digits"
-    );
+    assert!(number < MAX_RECORD_NUMBER, "record number {number} does not fit 9 base-62 digits");
     let mut id = String::with_capacity(18);
     id.push_str(key_prefix);
     id.push_str(POD);
@@ -82,30 +79,15 @@ mod tests {
     #[test]
     fn suffix_matches_a_documented_id() {
         // The Bulk API docs' example user id.
-        assert_eq!(
-            to_18("005R0000000UyrW").as_deref(),
-            Some("005R0000000UyrWIAS")
-        );
-        assert_eq!(
-            to_18("005R0000000UyrWIAS").as_deref(),
-            Some("005R0000000UyrWIAS")
-        );
-        assert_eq!(
-            to_18("005R0000000UyrWias").as_deref(),
-            Some("005R0000000UyrWIAS")
-        );
+        assert_eq!(to_18("005R0000000UyrW").as_deref(), Some("005R0000000UyrWIAS"));
+        assert_eq!(to_18("005R0000000UyrWIAS").as_deref(), Some("005R0000000UyrWIAS"));
+        assert_eq!(to_18("005R0000000UyrWias").as_deref(), Some("005R0000000UyrWIAS"));
     }
 
     #[test]
     fn all_lower_and_all_upper_chunks() {
-        assert_eq!(
-            to_18("001000000000000").as_deref(),
-            Some("001000000000000AAA")
-        );
-        assert_eq!(
-            to_18("ABCDEABCDEABCDE").as_deref(),
-            Some("ABCDEABCDEABCDE555")
-        );
+        assert_eq!(to_18("001000000000000").as_deref(), Some("001000000000000AAA"));
+        assert_eq!(to_18("ABCDEABCDEABCDE").as_deref(), Some("ABCDEABCDEABCDE555"));
     }
 
     #[test]

@@ -42,12 +42,7 @@ impl DataSpec {
     pub const DEFAULT_USERS: usize = 8;
 
     pub fn new(records: Vec<(String, usize)>, seed: u64, start: DateTime<Utc>) -> Self {
-        Self {
-            records,
-            seed,
-            start,
-            spread: Self::DEFAULT_SPREAD,
-        }
+        Self { records, seed, start, spread: Self::DEFAULT_SPREAD }
     }
 }
 
@@ -56,11 +51,7 @@ pub enum DataError {
     #[error("the simulator has no object '{0}' (it has Account, Contact, Opportunity and User)")]
     UnknownObject(String),
     #[error("{count} {object} records are more than the simulator holds (at most {max})")]
-    TooManyRecords {
-        object: String,
-        count: usize,
-        max: usize,
-    },
+    TooManyRecords { object: String, count: usize, max: usize },
 }
 
 /// The simulator holds at most this many records per object, far beyond any test's needs and
@@ -85,11 +76,7 @@ pub struct Dataset {
 
 impl std::fmt::Debug for Dataset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let counts: Vec<_> = self
-            .objects
-            .iter()
-            .map(|o| (&o.schema.name, o.states.len()))
-            .collect();
+        let counts: Vec<_> = self.objects.iter().map(|o| (&o.schema.name, o.states.len())).collect();
         f.debug_struct("Dataset")
             .field("spec", &self.spec)
             .field("counts", &counts)
@@ -119,11 +106,7 @@ impl Dataset {
                 return Err(DataError::UnknownObject(name.clone()));
             }
             if *count > MAX_RECORDS {
-                return Err(DataError::TooManyRecords {
-                    object: name.clone(),
-                    count: *count,
-                    max: MAX_RECORDS,
-                });
+                return Err(DataError::TooManyRecords { object: name.clone(), count: *count, max: MAX_RECORDS });
             }
         }
         Ok(Self::build(spec.clone()))
@@ -142,28 +125,15 @@ impl Dataset {
         let users = &mut counts[ObjectKind::User.index()];
         *users = (*users).max(1);
         let spread = i64::try_from(spec.spread.as_secs()).unwrap_or(i64::MAX / 4);
-        let ctx = Arc::new(GenContext::new(
-            spec.seed,
-            spec.start.timestamp(),
-            spread,
-            counts,
-        ));
+        let ctx = Arc::new(GenContext::new(spec.seed, spec.start.timestamp(), spread, counts));
         let objects = ObjectKind::ALL
             .iter()
             .map(|&kind| ObjectData {
                 schema: kind.schema(),
-                states: (0..counts[kind.index()])
-                    .map(|idx| objects::initial_state(&ctx, kind, idx))
-                    .collect(),
+                states: (0..counts[kind.index()]).map(|idx| objects::initial_state(&ctx, kind, idx)).collect(),
             })
             .collect();
-        Dataset {
-            spec,
-            ctx,
-            objects,
-            changes: Vec::new(),
-            change_seq: 0,
-        }
+        Dataset { spec, ctx, objects, changes: Vec::new(), change_seq: 0 }
     }
 
     pub fn spec(&self) -> &DataSpec {
@@ -189,10 +159,7 @@ impl Dataset {
         let Some(kind) = ObjectKind::from_name(object) else {
             return Vec::new();
         };
-        self.states(kind)
-            .iter()
-            .map(|st| self.ctx.record_id(kind, st.idx))
-            .collect()
+        self.states(kind).iter().map(|st| self.ctx.record_id(kind, st.idx)).collect()
     }
 
     /// Modifies `modifications` existing records (any data object, in proportion to its size) and
@@ -201,11 +168,7 @@ impl Dataset {
     /// Deterministic: which records change, and how, follows from the seed and the number of
     /// changes applied before, so replaying the same calls rebuilds the same org.
     pub fn apply_changes(&mut self, modifications: usize, inserts: usize, now: DateTime<Utc>) {
-        let batch = ChangeBatch {
-            modifications,
-            inserts,
-            now: now.timestamp(),
-        };
+        let batch = ChangeBatch { modifications, inserts, now: now.timestamp() };
         changes::apply(self, &batch);
         self.changes.push(batch);
     }

@@ -23,10 +23,7 @@ pub struct DatasetState {
 
 impl Dataset {
     pub fn state(&self) -> DatasetState {
-        DatasetState {
-            spec: self.spec.clone(),
-            changes: self.changes.clone(),
-        }
+        DatasetState { spec: self.spec.clone(), changes: self.changes.clone() }
     }
 
     /// Regenerates from the spec and replays the changes: the same org, byte for byte.
@@ -48,11 +45,7 @@ struct StateRef<'a> {
 
 impl Serialize for Dataset {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        StateRef {
-            spec: &self.spec,
-            changes: &self.changes,
-        }
-        .serialize(serializer)
+        StateRef { spec: &self.spec, changes: &self.changes }.serialize(serializer)
     }
 }
 

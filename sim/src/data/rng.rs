@@ -31,9 +31,6 @@ mod tests {
             acc[(hash(&[7, i]) % 10) as usize] += 1;
             acc
         });
-        assert!(
-            buckets.iter().all(|&b| (900..1100).contains(&b)),
-            "{buckets:?}"
-        );
+        assert!(buckets.iter().all(|&b| (900..1100).contains(&b)), "{buckets:?}");
     }
 }

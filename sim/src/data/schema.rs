@@ -67,23 +67,17 @@ pub struct ObjectSchema {
 impl ObjectSchema {
     /// The field named `name`, compared case-insensitively as Salesforce does.
     pub fn field(&self, name: &str) -> Option<&FieldDef> {
-        self.fields
-            .iter()
-            .find(|f| f.name.eq_ignore_ascii_case(name))
+        self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name))
     }
 
     pub(crate) fn field_index(&self, name: &str) -> Option<usize> {
-        self.fields
-            .iter()
-            .position(|f| f.name.eq_ignore_ascii_case(name))
+        self.fields.iter().position(|f| f.name.eq_ignore_ascii_case(name))
     }
 
     /// The reference field whose relationship is called `relationship` (case-insensitive).
     pub(crate) fn relationship_index(&self, relationship: &str) -> Option<usize> {
-        self.fields.iter().position(|f| {
-            f.relationship_name
-                .as_deref()
-                .is_some_and(|r| r.eq_ignore_ascii_case(relationship))
-        })
+        self.fields
+            .iter()
+            .position(|f| f.relationship_name.as_deref().is_some_and(|r| r.eq_ignore_ascii_case(relationship)))
     }
 }

@@ -42,9 +42,7 @@ pub(crate) fn format_number(n: f64) -> String {
 
 /// `2024-01-01T00:00:00.000Z`.
 pub(crate) fn format_datetime(secs: i64) -> String {
-    DateTime::from_timestamp(secs, 0)
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
-        .unwrap_or_default()
+    DateTime::from_timestamp(secs, 0).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -55,21 +53,12 @@ mod tests {
     fn csv_formats() {
         assert_eq!(Value::Null.to_csv(), None);
         assert_eq!(Value::Bool(true).to_csv().as_deref(), Some("true"));
-        assert_eq!(
-            Value::Number(350_000_000.0).to_csv().as_deref(),
-            Some("350000000")
-        );
+        assert_eq!(Value::Number(350_000_000.0).to_csv().as_deref(), Some("350000000"));
         assert_eq!(Value::Number(1250.5).to_csv().as_deref(), Some("1250.5"));
-        assert_eq!(
-            Value::Number(1e21).to_csv().as_deref(),
-            Some("1000000000000000000000")
-        );
+        assert_eq!(Value::Number(1e21).to_csv().as_deref(), Some("1000000000000000000000"));
         assert_eq!(Value::Int(-3).to_csv().as_deref(), Some("-3"));
         let date = NaiveDate::from_ymd_opt(2024, 1, 2).map(Value::Date);
         assert_eq!(date.and_then(|d| d.to_csv()).as_deref(), Some("2024-01-02"));
-        assert_eq!(
-            Value::DateTime(1_704_067_200).to_csv().as_deref(),
-            Some("2024-01-01T00:00:00.000Z")
-        );
+        assert_eq!(Value::DateTime(1_704_067_200).to_csv().as_deref(), Some("2024-01-01T00:00:00.000Z"));
     }
 }

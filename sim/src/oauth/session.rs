@@ -28,14 +28,7 @@ impl FromRequestParts<Arc<AppState>> for Session {
             .or_else(|| value.strip_prefix("OAuth "))
             .ok_or_else(ApiError::invalid_session)?
             .trim();
-        let issued_at = lock(&app.tokens)
-            .get(token)
-            .copied()
-            .ok_or_else(ApiError::invalid_session)?;
-        if app.faults.token_valid(issued_at, Utc::now()) {
-            Ok(Session)
-        } else {
-            Err(ApiError::invalid_session())
-        }
+        let issued_at = lock(&app.tokens).get(token).copied().ok_or_else(ApiError::invalid_session)?;
+        if app.faults.token_valid(issued_at, Utc::now()) { Ok(Session) } else { Err(ApiError::invalid_session()) }
     }
 }

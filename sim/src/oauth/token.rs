@@ -21,10 +21,7 @@ use crate::state::{AppState, lock};
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Audiences a JWT may name besides the simulator's own URL: the real login hosts, because clients
 /// configured for production or a sandbox send those unchanged.
-const REAL_AUDIENCES: [&str; 2] = [
-    "https://login.salesforce.com",
-    "https://test.salesforce.com",
-];
+const REAL_AUDIENCES: [&str; 2] = ["https://login.salesforce.com", "https://test.salesforce.com"];
 
 /// The token endpoint's error body: `{"error", "error_description"}`, unlike the REST array.
 #[derive(Debug)]
@@ -36,21 +33,13 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub fn new(error: &'static str, description: &'static str) -> Self {
-        OAuthError {
-            status: StatusCode::BAD_REQUEST,
-            error,
-            description,
-        }
+        OAuthError { status: StatusCode::BAD_REQUEST, error, description }
     }
 }
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({"error": self.error, "error_description": self.description})),
-        )
-            .into_response()
+        (self.status, Json(json!({"error": self.error, "error_description": self.description}))).into_response()
     }
 }
 
@@ -78,12 +67,7 @@ fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
     Some((id.to_string(), secret.to_string()))
 }
 
-pub async fn token(
-    State(app): State<Arc<AppState>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn token(State(app): State<Arc<AppState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let mut p = params(&uri, &body);
     if let Some((id, secret)) = basic_auth(&headers) {
         p.entry("client_id".into()).or_insert(id);
@@ -94,23 +78,14 @@ pub async fn token(
         "password" => check_client(&app, get("client_id"), get("client_secret"))
             .and_then(|()| check_user(&app, get("username"), get("password")))
             .map(|()| false),
-        "client_credentials" => {
-            check_client(&app, get("client_id"), get("client_secret")).map(|()| true)
-        }
+        "client_credentials" => check_client(&app, get("client_id"), get("client_secret")).map(|()| true),
         JWT_BEARER => check_jwt(&app, get("assertion")).map(|()| true),
-        _ => Err(OAuthError::new(
-            "unsupported_grant_type",
-            "grant type not supported",
-        )),
+        _ => Err(OAuthError::new("unsupported_grant_type", "grant type not supported")),
     };
     match outcome {
         Ok(with_scope) => issue(&app, with_scope).into_response(),
         Err(e) => {
-            tracing::info!(
-                error = e.error,
-                description = e.description,
-                "token request refused"
-            );
+            tracing::info!(error = e.error, description = e.description, "token request refused");
             e.into_response()
         }
     }
@@ -118,16 +93,10 @@ pub async fn token(
 
 fn check_client(app: &AppState, client_id: &str, client_secret: &str) -> Result<(), OAuthError> {
     if client_id != app.identity.client_id {
-        return Err(OAuthError::new(
-            "invalid_client_id",
-            "client identifier invalid",
-        ));
+        return Err(OAuthError::new("invalid_client_id", "client identifier invalid"));
     }
     if client_secret != app.identity.client_secret {
-        return Err(OAuthError::new(
-            "invalid_client",
-            "invalid client credentials",
-        ));
+        return Err(OAuthError::new("invalid_client", "invalid client credentials"));
     }
     Ok(())
 }
@@ -143,10 +112,7 @@ fn check_user(app: &AppState, username: &str, password: &str) -> Result<(), OAut
 fn check_jwt(app: &AppState, assertion: &str) -> Result<(), OAuthError> {
     let claims = super::jwt::verify(assertion, &app.public_key)?;
     if claims.iss != app.identity.client_id {
-        return Err(OAuthError::new(
-            "invalid_client_id",
-            "client identifier invalid",
-        ));
+        return Err(OAuthError::new("invalid_client_id", "client identifier invalid"));
     }
     let own = app.base_url.trim_end_matches('/');
     let aud_ok = claims.aud.iter().any(|a| {
@@ -157,16 +123,10 @@ fn check_jwt(app: &AppState, assertion: &str) -> Result<(), OAuthError> {
         return Err(OAuthError::new("invalid_grant", "audience is invalid"));
     }
     if claims.exp <= Utc::now().timestamp() {
-        return Err(OAuthError::new(
-            "invalid_grant",
-            "expired authorization code",
-        ));
+        return Err(OAuthError::new("invalid_grant", "expired authorization code"));
     }
     if !claims.sub.eq_ignore_ascii_case(&app.identity.username) {
-        return Err(OAuthError::new(
-            "invalid_grant",
-            "user hasn't approved this consumer",
-        ));
+        return Err(OAuthError::new("invalid_grant", "user hasn't approved this consumer"));
     }
     Ok(())
 }
@@ -175,9 +135,7 @@ fn check_jwt(app: &AppState, assertion: &str) -> Result<(), OAuthError> {
 fn new_token(org_id: &str) -> String {
     const TAIL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._";
     let mut rng = rand::thread_rng();
-    let tail: String = (0..94)
-        .map(|_| TAIL[rng.gen_range(0..TAIL.len())] as char)
-        .collect();
+    let tail: String = (0..94).map(|_| TAIL[rng.gen_range(0..TAIL.len())] as char).collect();
     format!("{}!AQ{tail}", &org_id[..15])
 }
 
@@ -191,13 +149,10 @@ fn issue(app: &AppState, with_scope: bool) -> Json<serde_json::Value> {
         tokens.insert(access_token.clone(), now);
         app.persist_tokens(&tokens);
     }
-    let id = format!(
-        "{}/id/{}/{}",
-        app.base_url, app.identity.org_id, app.identity.user_id
-    );
+    let id = format!("{}/id/{}/{}", app.base_url, app.identity.org_id, app.identity.user_id);
     let issued_at = now.timestamp_millis().to_string();
-    let mut mac = Hmac::<Sha256>::new_from_slice(app.identity.client_secret.as_bytes())
-        .expect("HMAC takes keys of any length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(app.identity.client_secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(id.as_bytes());
     mac.update(issued_at.as_bytes());
     let signature = STANDARD.encode(mac.finalize().into_bytes());

@@ -33,22 +33,9 @@ pub(crate) enum Expr {
     And(Vec<Expr>),
     Or(Vec<Expr>),
     Not(Box<Expr>),
-    Cmp {
-        field: Path,
-        op: CmpOp,
-        value: Literal,
-        value_pos: usize,
-    },
-    In {
-        field: Path,
-        negated: bool,
-        values: Vec<Literal>,
-        value_pos: usize,
-    },
-    Like {
-        field: Path,
-        pattern: Vec<StrChar>,
-    },
+    Cmp { field: Path, op: CmpOp, value: Literal, value_pos: usize },
+    In { field: Path, negated: bool, values: Vec<Literal>, value_pos: usize },
+    Like { field: Path, pattern: Vec<StrChar> },
 }
 
 #[derive(Debug, Clone, PartialEq)]

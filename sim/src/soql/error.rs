@@ -22,10 +22,7 @@ pub(crate) const API_ERROR: &str = "API_ERROR";
 
 impl SoqlError {
     pub(crate) fn new(error_code: &str, message: impl Into<String>) -> Self {
-        Self {
-            error_code: error_code.to_owned(),
-            message: message.into(),
-        }
+        Self { error_code: error_code.to_owned(), message: message.into() }
     }
 
     /// An error at byte offset `pos` of `soql`, with the position prefix Salesforce puts on
@@ -35,9 +32,7 @@ impl SoqlError {
         let before = &soql[..pos];
         let row = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let line_end = soql[line_start..]
-            .find('\n')
-            .map_or(soql.len(), |i| line_start + i);
+        let line_end = soql[line_start..].find('\n').map_or(soql.len(), |i| line_start + i);
         let column = soql[line_start..pos].chars().count() + 1;
         let message = format!(
             "\n{}\n{}^\nERROR at Row:{row}:Column:{column}\n{}",
@@ -49,12 +44,7 @@ impl SoqlError {
     }
 
     pub(crate) fn unexpected(soql: &str, pos: usize, token: &str) -> Self {
-        Self::at(
-            MALFORMED_QUERY,
-            soql,
-            pos,
-            format!("unexpected token: '{token}'"),
-        )
+        Self::at(MALFORMED_QUERY, soql, pos, format!("unexpected token: '{token}'"))
     }
 
     /// A construct Bulk API 2.0 refuses; the messages follow the ones Salesforce is known to
@@ -67,10 +57,7 @@ impl SoqlError {
     /// Valid SOQL the simulator does not implement: said plainly, never disguised as a
     /// Salesforce error.
     pub(crate) fn simulator_limit(what: &str) -> Self {
-        Self::new(
-            API_ERROR,
-            format!("the Salesforce simulator does not support {what}"),
-        )
+        Self::new(API_ERROR, format!("the Salesforce simulator does not support {what}"))
     }
 }
 
@@ -80,22 +67,12 @@ mod tests {
 
     #[test]
     fn position_prefix_points_at_the_column() {
-        let e = SoqlError::at(
-            MALFORMED_QUERY,
-            "SELECT Id FRM Account",
-            10,
-            "unexpected token: 'FRM'",
-        );
+        let e = SoqlError::at(MALFORMED_QUERY, "SELECT Id FRM Account", 10, "unexpected token: 'FRM'");
         assert_eq!(
             e.message,
             "\nSELECT Id FRM Account\n          ^\nERROR at Row:1:Column:11\nunexpected token: 'FRM'"
         );
         let e = SoqlError::at(MALFORMED_QUERY, "SELECT Id\nFROM Account\nWHER", 23, "x");
-        assert!(
-            e.message
-                .starts_with("\nWHER\n^\nERROR at Row:3:Column:1\n"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.starts_with("\nWHER\n^\nERROR at Row:3:Column:1\n"), "{}", e.message);
     }
 }

@@ -24,9 +24,7 @@ fn test_value(value: &Value, ty: FieldType, test: &Test) -> bool {
         return match test {
             Test::IsNull => true,
             Test::Cmp(CmpOp::Ne, _) => true,
-            Test::In {
-                with_null, negated, ..
-            } => *with_null && !negated,
+            Test::In { with_null, negated, .. } => *with_null && !negated,
             Test::NotNull | Test::Cmp(..) | Test::Like(_) => false,
         };
     }
@@ -34,12 +32,8 @@ fn test_value(value: &Value, ty: FieldType, test: &Test) -> bool {
         Test::IsNull => false,
         Test::NotNull => true,
         Test::Cmp(op, operand) => compare(value, ty, operand).is_some_and(|o| holds(*op, o)),
-        Test::In {
-            values, negated, ..
-        } => {
-            let found = values
-                .iter()
-                .any(|v| compare(value, ty, v) == Some(Ordering::Equal));
+        Test::In { values, negated, .. } => {
+            let found = values.iter().any(|v| compare(value, ty, v) == Some(Ordering::Equal));
             found != *negated
         }
         Test::Like(pattern) => match value {

@@ -49,27 +49,15 @@ pub(crate) struct Token {
 }
 
 pub(crate) fn tokenize(soql: &str) -> Result<Vec<Token>, SoqlError> {
-    let mut lexer = Lexer {
-        soql,
-        bytes: soql.as_bytes(),
-        pos: 0,
-    };
+    let mut lexer = Lexer { soql, bytes: soql.as_bytes(), pos: 0 };
     let mut tokens = Vec::new();
     loop {
         lexer.skip_whitespace();
         let start = lexer.pos;
         let tok = lexer.next_tok()?;
         let eof = tok == Tok::Eof;
-        let text = if eof {
-            "<EOF>".to_owned()
-        } else {
-            soql[start..lexer.pos].to_owned()
-        };
-        tokens.push(Token {
-            tok,
-            pos: start,
-            text,
-        });
+        let text = if eof { "<EOF>".to_owned() } else { soql[start..lexer.pos].to_owned() };
+        tokens.push(Token { tok, pos: start, text });
         if eof {
             return Ok(tokens);
         }
@@ -117,15 +105,10 @@ impl Lexer<'_> {
             b'>' => self.advance(1, single(Tok::Op(CmpOp::Gt))),
             b'\'' => self.string(),
             b'0'..=b'9' => self.number_or_date(),
-            b'-' | b'+' if self.peek(1).is_some_and(|b| b.is_ascii_digit()) => {
-                self.number_or_date()
-            }
+            b'-' | b'+' if self.peek(1).is_some_and(|b| b.is_ascii_digit()) => self.number_or_date(),
             b if b.is_ascii_alphabetic() || b == b'_' => {
                 let start = self.pos;
-                while self
-                    .peek(0)
-                    .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
+                while self.peek(0).is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_') {
                     self.pos += 1;
                 }
                 Ok(Tok::Ident(self.soql[start..self.pos].to_owned()))
@@ -181,12 +164,7 @@ impl Lexer<'_> {
     }
 
     fn bad_escape(&self, start: usize, sequence: &str) -> SoqlError {
-        self.error(
-            start,
-            format!(
-                "Invalid string literal. Illegal character sequence '{sequence}' in string literal."
-            ),
-        )
+        self.error(start, format!("Invalid string literal. Illegal character sequence '{sequence}' in string literal."))
     }
 
     fn digits(&mut self) -> usize {
@@ -211,24 +189,16 @@ impl Lexer<'_> {
             self.pos += 1;
             self.digits();
         }
-        if self
-            .peek(0)
-            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        {
+        if self.peek(0).is_some_and(|b| b.is_ascii_alphabetic() || b == b'_') {
             let word = self.rest_of_word(start);
             return Err(self.error(start, format!("unexpected token: '{word}'")));
         }
         let text = &self.soql[start..self.pos];
-        text.parse::<f64>()
-            .map(Tok::Num)
-            .map_err(|_| self.error(start, format!("unexpected token: '{text}'")))
+        text.parse::<f64>().map(Tok::Num).map_err(|_| self.error(start, format!("unexpected token: '{text}'")))
     }
 
     fn rest_of_word(&mut self, start: usize) -> String {
-        while self
-            .peek(0)
-            .is_some_and(|b| !b.is_ascii_whitespace() && !b",()".contains(&b))
-        {
+        while self.peek(0).is_some_and(|b| !b.is_ascii_whitespace() && !b",()".contains(&b)) {
             self.pos += 1;
         }
         self.soql[start..self.pos].to_owned()
@@ -239,9 +209,7 @@ impl Lexer<'_> {
         let word = self.rest_of_word(start);
         let invalid = || self.error(start, format!("unexpected token: '{word}'"));
         if word.len() == 10 {
-            return NaiveDate::parse_from_str(&word, "%Y-%m-%d")
-                .map(Tok::Date)
-                .map_err(|_| invalid());
+            return NaiveDate::parse_from_str(&word, "%Y-%m-%d").map(Tok::Date).map_err(|_| invalid());
         }
         let Some((date, time)) = word.split_once(['T', 't']) else {
             return Err(invalid());
@@ -262,13 +230,10 @@ impl Lexer<'_> {
             (clock, sign * secs)
         };
         if clock.len() < 8
-            || !clock.as_bytes()[..8].iter().enumerate().all(|(i, b)| {
-                if i == 2 || i == 5 {
-                    *b == b':'
-                } else {
-                    b.is_ascii_digit()
-                }
-            })
+            || !clock.as_bytes()[..8]
+                .iter()
+                .enumerate()
+                .all(|(i, b)| if i == 2 || i == 5 { *b == b':' } else { b.is_ascii_digit() })
         {
             return Err(invalid());
         }
@@ -283,9 +248,7 @@ mod tests {
     use super::*;
 
     fn toks(s: &str) -> Vec<Tok> {
-        tokenize(s)
-            .map(|t| t.into_iter().map(|t| t.tok).collect())
-            .unwrap_or_default()
+        tokenize(s).map(|t| t.into_iter().map(|t| t.tok).collect()).unwrap_or_default()
     }
 
     fn datetime(s: &str) -> i64 {
@@ -327,16 +290,12 @@ mod tests {
 
     #[test]
     fn string_escapes() {
-        let Some(Tok::Str(chars)) = toks(r"'O\'Brien\n\\ \% %'").into_iter().next() else {
-            panic!("not a string")
-        };
+        let Some(Tok::Str(chars)) = toks(r"'O\'Brien\n\\ \% %'").into_iter().next() else { panic!("not a string") };
         let text: String = chars.iter().map(|c| c.c).collect();
         assert_eq!(text, "O'Brien\n\\ % %");
         assert!(chars[chars.len() - 3].escaped);
         assert!(!chars[chars.len() - 1].escaped);
-        let Some(Tok::Str(chars)) = toks(r"'\u00e9'").into_iter().next() else {
-            panic!()
-        };
+        let Some(Tok::Str(chars)) = toks(r"'\u00e9'").into_iter().next() else { panic!() };
         assert_eq!(chars[0].c, 'é');
     }
 
@@ -353,11 +312,7 @@ mod tests {
             "#",
         ] {
             let err = tokenize(bad).err();
-            assert_eq!(
-                err.map(|e| e.error_code),
-                Some(MALFORMED_QUERY.to_owned()),
-                "{bad}"
-            );
+            assert_eq!(err.map(|e| e.error_code), Some(MALFORMED_QUERY.to_owned()), "{bad}");
         }
     }
 }

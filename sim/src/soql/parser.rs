@@ -9,9 +9,8 @@ use super::lexer::{Tok, Token, tokenize};
 const AGGREGATES: &[&str] = &["COUNT", "COUNT_DISTINCT", "SUM", "AVG", "MIN", "MAX"];
 /// Words that end the FROM clause, so an identifier after the object is an alias only if it is
 /// none of these.
-const CLAUSE_WORDS: &[&str] = &[
-    "WHERE", "WITH", "GROUP", "HAVING", "ORDER", "LIMIT", "OFFSET", "FOR", "UPDATE", "USING",
-];
+const CLAUSE_WORDS: &[&str] =
+    &["WHERE", "WITH", "GROUP", "HAVING", "ORDER", "LIMIT", "OFFSET", "FOR", "UPDATE", "USING"];
 const DATE_LITERALS: &[&str] = &[
     "YESTERDAY",
     "TODAY",
@@ -40,12 +39,7 @@ const DATE_LITERALS: &[&str] = &[
 
 pub(crate) fn parse(soql: &str) -> Result<Query, SoqlError> {
     let tokens = tokenize(soql)?;
-    Parser {
-        soql,
-        tokens,
-        at: 0,
-    }
-    .query()
+    Parser { soql, tokens, at: 0 }.query()
 }
 
 struct Parser<'a> {
@@ -89,11 +83,7 @@ impl Parser<'_> {
     }
 
     fn expect_kw(&mut self, kw: &str) -> Result<(), SoqlError> {
-        if self.eat_kw(kw) {
-            Ok(())
-        } else {
-            Err(self.unexpected())
-        }
+        if self.eat_kw(kw) { Ok(()) } else { Err(self.unexpected()) }
     }
 
     fn expect(&mut self, tok: &Tok) -> Result<(), SoqlError> {
@@ -118,11 +108,7 @@ impl Parser<'_> {
         self.expect_kw("FROM")?;
         let object_token = self.bump();
         let Tok::Ident(object) = object_token.tok else {
-            return Err(SoqlError::unexpected(
-                self.soql,
-                object_token.pos,
-                &object_token.text,
-            ));
+            return Err(SoqlError::unexpected(self.soql, object_token.pos, &object_token.text));
         };
         let alias = match &self.peek().tok {
             Tok::Ident(word) if !CLAUSE_WORDS.iter().any(|w| w.eq_ignore_ascii_case(word)) => {
@@ -135,11 +121,7 @@ impl Parser<'_> {
         if self.is_kw("USING") {
             return Err(SoqlError::simulator_limit("USING SCOPE"));
         }
-        let filter = if self.eat_kw("WHERE") {
-            Some(self.expr()?)
-        } else {
-            None
-        };
+        let filter = if self.eat_kw("WHERE") { Some(self.expr()?) } else { None };
         if self.is_kw("WITH") {
             return Err(SoqlError::simulator_limit("WITH clauses"));
         }
@@ -192,9 +174,7 @@ impl Parser<'_> {
             (Tok::LParen, Tok::Ident(word)) if word.eq_ignore_ascii_case("SELECT") => {
                 Err(SoqlError::not_in_bulk("Aggregate Relationships"))
             }
-            (Tok::Ident(word), _) if word.eq_ignore_ascii_case("TYPEOF") => {
-                Err(SoqlError::not_in_bulk("TYPEOF"))
-            }
+            (Tok::Ident(word), _) if word.eq_ignore_ascii_case("TYPEOF") => Err(SoqlError::not_in_bulk("TYPEOF")),
             (Tok::Ident(word), _) if word.eq_ignore_ascii_case("FROM") => Err(self.unexpected()),
             (Tok::Ident(function), Tok::LParen) => {
                 let upper = function.to_ascii_uppercase();
@@ -203,9 +183,7 @@ impl Parser<'_> {
                 } else if upper == "FIELDS" {
                     Err(SoqlError::not_in_bulk("FIELDS()"))
                 } else {
-                    Err(SoqlError::simulator_limit(&format!(
-                        "{function}() in SELECT"
-                    )))
+                    Err(SoqlError::simulator_limit(&format!("{function}() in SELECT")))
                 }
             }
             _ => self.path(),
@@ -258,11 +236,7 @@ impl Parser<'_> {
         } else {
             descending
         };
-        Ok(OrderItem {
-            field,
-            descending,
-            nulls_last,
-        })
+        Ok(OrderItem { field, descending, nulls_last })
     }
 
     /// SOQL does not rank AND over OR: mixing them needs parentheses.
@@ -283,11 +257,7 @@ impl Parser<'_> {
         if self.is_kw(other) {
             return Err(self.unexpected());
         }
-        Ok(if connective == "AND" {
-            Expr::And(terms)
-        } else {
-            Expr::Or(terms)
-        })
+        Ok(if connective == "AND" { Expr::And(terms) } else { Expr::Or(terms) })
     }
 
     fn unary(&mut self) -> Result<Expr, SoqlError> {
@@ -305,21 +275,14 @@ impl Parser<'_> {
 
     fn predicate(&mut self) -> Result<Expr, SoqlError> {
         if let (Tok::Ident(function), Tok::LParen) = (&self.peek().tok, self.peek_at(1)) {
-            return Err(SoqlError::simulator_limit(&format!(
-                "{function}() in WHERE"
-            )));
+            return Err(SoqlError::simulator_limit(&format!("{function}() in WHERE")));
         }
         let field = self.path()?;
         if let Tok::Op(op) = self.peek().tok {
             self.at += 1;
             let value_pos = self.peek().pos;
             let value = self.literal()?;
-            return Ok(Expr::Cmp {
-                field,
-                op,
-                value,
-                value_pos,
-            });
+            return Ok(Expr::Cmp { field, op, value, value_pos });
         }
         if self.eat_kw("LIKE") {
             let token = self.bump();
@@ -346,12 +309,7 @@ impl Parser<'_> {
             values.push(self.literal()?);
         }
         self.expect(&Tok::RParen)?;
-        Ok(Expr::In {
-            field,
-            negated,
-            values,
-            value_pos,
-        })
+        Ok(Expr::In { field, negated, values, value_pos })
     }
 
     fn literal(&mut self) -> Result<Literal, SoqlError> {
@@ -366,9 +324,7 @@ impl Parser<'_> {
                 "TRUE" => Literal::Bool(true),
                 "FALSE" => Literal::Bool(false),
                 upper if DATE_LITERALS.contains(&upper) || self.peek().tok == Tok::Colon => {
-                    return Err(SoqlError::simulator_limit(&format!(
-                        "date literals ({word})"
-                    )));
+                    return Err(SoqlError::simulator_limit(&format!("date literals ({word})")));
                 }
                 _ => return Err(SoqlError::unexpected(self.soql, token.pos, &token.text)),
             },

@@ -5,9 +5,7 @@ use chrono::NaiveDate;
 
 use super::Query;
 use super::ast::{Expr, Literal, Path};
-use super::error::{
-    INVALID_FIELD, INVALID_QUERY_FILTER_OPERATOR, INVALID_TYPE, INVALIDENTITY, SoqlError,
-};
+use super::error::{INVALID_FIELD, INVALID_QUERY_FILTER_OPERATOR, INVALID_TYPE, INVALIDENTITY, SoqlError};
 use super::lexer::{CmpOp, StrChar};
 use super::like::LikePattern;
 use crate::data::objects::ObjectKind;
@@ -64,11 +62,7 @@ pub(crate) enum Test {
     IsNull,
     NotNull,
     Cmp(CmpOp, Operand),
-    In {
-        values: Vec<Operand>,
-        with_null: bool,
-        negated: bool,
-    },
+    In { values: Vec<Operand>, with_null: bool, negated: bool },
     Like(LikePattern),
 }
 
@@ -77,11 +71,7 @@ pub(crate) enum Pred {
     And(Vec<Pred>),
     Or(Vec<Pred>),
     Not(Box<Pred>),
-    Test {
-        column: Column,
-        ty: FieldType,
-        test: Test,
-    },
+    Test { column: Column, ty: FieldType, test: Test },
 }
 
 #[derive(Debug, Clone)]
@@ -105,16 +95,10 @@ pub(crate) struct Plan {
 pub(crate) fn resolve(query: &Query, data: &Dataset) -> Result<Plan, SoqlError> {
     let kind = match ObjectKind::from_name(&query.object) {
         Some(kind) => kind,
-        None if NOT_IN_BULK
-            .iter()
-            .any(|o| o.eq_ignore_ascii_case(&query.object)) =>
-        {
+        None if NOT_IN_BULK.iter().any(|o| o.eq_ignore_ascii_case(&query.object)) => {
             return Err(SoqlError::new(
                 INVALIDENTITY,
-                format!(
-                    "Entity '{}' is not supported by the Bulk API.",
-                    query.object
-                ),
+                format!("Entity '{}' is not supported by the Bulk API.", query.object),
             ));
         }
         None => {
@@ -131,19 +115,12 @@ pub(crate) fn resolve(query: &Query, data: &Dataset) -> Result<Plan, SoqlError> 
             ));
         }
     };
-    let mut binder = Binder {
-        query,
-        data,
-        slots: vec![Slot { kind, from: None }],
-    };
+    let mut binder = Binder { query, data, slots: vec![Slot { kind, from: None }] };
     let mut headers = Vec::new();
     let mut columns = Vec::new();
     for path in &query.select {
         let bound = binder.path(path)?;
-        if headers
-            .iter()
-            .any(|h: &String| h.eq_ignore_ascii_case(&bound.header))
-        {
+        if headers.iter().any(|h: &String| h.eq_ignore_ascii_case(&bound.header)) {
             return Err(SoqlError::at(
                 super::error::MALFORMED_QUERY,
                 &query.soql,
@@ -159,26 +136,13 @@ pub(crate) fn resolve(query: &Query, data: &Dataset) -> Result<Plan, SoqlError> 
     for item in &query.order {
         let bound = binder.path(&item.field)?;
         if bound.ty == FieldType::TextArea {
-            return Err(binder.field_error(
-                &item.field,
-                format!("field '{}' can not be sorted in a query call", bound.name),
-            ));
+            return Err(
+                binder.field_error(&item.field, format!("field '{}' can not be sorted in a query call", bound.name))
+            );
         }
-        order.push(SortKey {
-            column: bound.column,
-            descending: item.descending,
-            nulls_last: item.nulls_last,
-        });
+        order.push(SortKey { column: bound.column, descending: item.descending, nulls_last: item.nulls_last });
     }
-    Ok(Plan {
-        kind,
-        slots: binder.slots,
-        headers,
-        columns,
-        filter,
-        order,
-        limit: query.limit,
-    })
+    Ok(Plan { kind, slots: binder.slots, headers, columns, filter, order, limit: query.limit })
 }
 
 struct Bound {
@@ -197,9 +161,7 @@ struct Binder<'a> {
 impl Binder<'_> {
     fn schema(&self, kind: ObjectKind) -> &ObjectSchema {
         // Every kind has a schema in every dataset.
-        self.data
-            .schema(kind.name())
-            .unwrap_or_else(|| unreachable!("{kind:?} has a schema"))
+        self.data.schema(kind.name()).unwrap_or_else(|| unreachable!("{kind:?} has a schema"))
     }
 
     fn field_error(&self, path: &Path, reason: String) -> SoqlError {
@@ -220,13 +182,9 @@ impl Binder<'_> {
         let root = self.slots[0].kind;
         let mut parts: &[String] = &path.parts;
         if let [first, rest @ ..] = parts {
-            let is_alias = self
-                .query
-                .alias
-                .as_ref()
-                .is_some_and(|a| a.eq_ignore_ascii_case(first));
-            let is_object = first.eq_ignore_ascii_case(root.name())
-                && self.schema(root).relationship_index(first).is_none();
+            let is_alias = self.query.alias.as_ref().is_some_and(|a| a.eq_ignore_ascii_case(first));
+            let is_object =
+                first.eq_ignore_ascii_case(root.name()) && self.schema(root).relationship_index(first).is_none();
             if !rest.is_empty() && (is_alias || is_object) {
                 parts = rest;
             }
@@ -257,19 +215,12 @@ impl Binder<'_> {
                 .as_deref()
                 .and_then(ObjectKind::from_name)
                 .unwrap_or_else(|| unreachable!("lookup {} has a known target", def.name));
-            slot = self.slot(Slot {
-                kind: target,
-                from: Some((slot, index)),
-            });
+            slot = self.slot(Slot { kind: target, from: Some((slot, index)) });
             kind = target;
         }
         let schema = self.schema(kind);
         let Some(index) = schema.field_index(field) else {
-            if schema
-                .compound_fields
-                .iter()
-                .any(|c| c.eq_ignore_ascii_case(field))
-            {
+            if schema.compound_fields.iter().any(|c| c.eq_ignore_ascii_case(field)) {
                 return Err(SoqlError::not_in_bulk("Selecting compound data"));
             }
             return Err(self.field_error(
@@ -294,25 +245,10 @@ impl Binder<'_> {
 
     fn expr(&mut self, expr: &Expr) -> Result<Pred, SoqlError> {
         Ok(match expr {
-            Expr::And(terms) => Pred::And(
-                terms
-                    .iter()
-                    .map(|t| self.expr(t))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Expr::Or(terms) => Pred::Or(
-                terms
-                    .iter()
-                    .map(|t| self.expr(t))
-                    .collect::<Result<_, _>>()?,
-            ),
+            Expr::And(terms) => Pred::And(terms.iter().map(|t| self.expr(t)).collect::<Result<_, _>>()?),
+            Expr::Or(terms) => Pred::Or(terms.iter().map(|t| self.expr(t)).collect::<Result<_, _>>()?),
             Expr::Not(inner) => Pred::Not(Box::new(self.expr(inner)?)),
-            Expr::Cmp {
-                field,
-                op,
-                value,
-                value_pos,
-            } => {
+            Expr::Cmp { field, op, value, value_pos } => {
                 let bound = self.filterable(field)?;
                 let test = match (value, op) {
                     // Salesforce treats a null boolean as false.
@@ -335,18 +271,9 @@ impl Binder<'_> {
                         Test::Cmp(*op, operand)
                     }
                 };
-                Pred::Test {
-                    column: bound.column,
-                    ty: bound.ty,
-                    test,
-                }
+                Pred::Test { column: bound.column, ty: bound.ty, test }
             }
-            Expr::In {
-                field,
-                negated,
-                values,
-                value_pos,
-            } => {
+            Expr::In { field, negated, values, value_pos } => {
                 let bound = self.filterable(field)?;
                 let mut operands = Vec::new();
                 let mut with_null = false;
@@ -356,16 +283,8 @@ impl Binder<'_> {
                         value => operands.push(self.operand(&bound, value, *value_pos)?),
                     }
                 }
-                let test = Test::In {
-                    values: operands,
-                    with_null,
-                    negated: *negated,
-                };
-                Pred::Test {
-                    column: bound.column,
-                    ty: bound.ty,
-                    test,
-                }
+                let test = Test::In { values: operands, with_null, negated: *negated };
+                Pred::Test { column: bound.column, ty: bound.ty, test }
             }
             Expr::Like { field, pattern } => {
                 let bound = self.filterable(field)?;
@@ -378,11 +297,7 @@ impl Binder<'_> {
                     ));
                 }
                 let test = Test::Like(LikePattern::new(pattern));
-                Pred::Test {
-                    column: bound.column,
-                    ty: bound.ty,
-                    test,
-                }
+                Pred::Test { column: bound.column, ty: bound.ty, test }
             }
         })
     }
@@ -390,10 +305,7 @@ impl Binder<'_> {
     fn filterable(&mut self, path: &Path) -> Result<Bound, SoqlError> {
         let bound = self.path(path)?;
         if bound.ty == FieldType::TextArea {
-            return Err(self.field_error(
-                path,
-                format!("field '{}' can not be filtered in a query call", bound.name),
-            ));
+            return Err(self.field_error(path, format!("field '{}' can not be filtered in a query call", bound.name)));
         }
         Ok(bound)
     }
@@ -441,10 +353,9 @@ impl Binder<'_> {
             }
             (ty, Literal::Str(chars)) if is_text(ty) => Operand::Text(lower(chars)),
             (FieldType::Boolean, Literal::Bool(b)) => Operand::Bool(*b),
-            (
-                FieldType::Int | FieldType::Double | FieldType::Currency | FieldType::Percent,
-                Literal::Num(n),
-            ) => Operand::Num(*n),
+            (FieldType::Int | FieldType::Double | FieldType::Currency | FieldType::Percent, Literal::Num(n)) => {
+                Operand::Num(*n)
+            }
             (FieldType::Date, Literal::Date(d)) => Operand::Date(*d),
             (FieldType::DateTime, Literal::DateTime(ms)) => Operand::DateTime(*ms),
             _ => return Err(mismatch()),

@@ -52,15 +52,8 @@ impl ResultSet {
     /// If `i >= self.len()`.
     pub fn row(&self, i: usize) -> Vec<Option<String>> {
         let width = self.kinds.len();
-        let view = RowView {
-            ctx: &self.ctx,
-            kinds: &self.kinds,
-            states: &self.states[i * width..(i + 1) * width],
-        };
-        self.columns
-            .iter()
-            .map(|&c| view.value(c).to_csv())
-            .collect()
+        let view = RowView { ctx: &self.ctx, kinds: &self.kinds, states: &self.states[i * width..(i + 1) * width] };
+        self.columns.iter().map(|&c| view.value(c).to_csv()).collect()
     }
 }
 
@@ -72,24 +65,14 @@ pub(crate) fn run(plan: &Plan, data: &Dataset) -> ResultSet {
     let mut slots = Vec::with_capacity(width);
     for &root in data.states(plan.kind) {
         fill_slots(data, &plan.slots, root, &mut slots);
-        let keep = plan.filter.as_ref().is_none_or(|pred| {
-            eval::matches(
-                pred,
-                &RowView {
-                    ctx,
-                    kinds: &kinds,
-                    states: &slots,
-                },
-            )
-        });
+        let keep = plan
+            .filter
+            .as_ref()
+            .is_none_or(|pred| eval::matches(pred, &RowView { ctx, kinds: &kinds, states: &slots }));
         if keep {
             states.extend_from_slice(&slots);
             // Without ORDER BY the first LIMIT matches are the answer; no need to scan on.
-            if plan.order.is_empty()
-                && plan
-                    .limit
-                    .is_some_and(|l| (states.len() / width) as u64 >= l)
-            {
+            if plan.order.is_empty() && plan.limit.is_some_and(|l| (states.len() / width) as u64 >= l) {
                 break;
             }
         }
@@ -98,30 +81,22 @@ pub(crate) fn run(plan: &Plan, data: &Dataset) -> ResultSet {
     let mut order: Vec<usize> = if plan.order.is_empty() {
         (0..rows).collect()
     } else {
-        let key_types: Vec<FieldType> = plan
-            .order
-            .iter()
-            .map(|k| field_type(data, kinds[k.column.slot], k.column.field))
-            .collect();
+        let key_types: Vec<FieldType> =
+            plan.order.iter().map(|k| field_type(data, kinds[k.column.slot], k.column.field)).collect();
         sort::order_rows(&plan.order, &key_types, rows, |r| RowView {
             ctx,
             kinds: &kinds,
             states: &states[r * width..(r + 1) * width],
         })
     };
-    let limit = plan
-        .limit
-        .map_or(rows, |l| usize::try_from(l).unwrap_or(usize::MAX).min(rows));
+    let limit = plan.limit.map_or(rows, |l| usize::try_from(l).unwrap_or(usize::MAX).min(rows));
     order.truncate(limit);
     let states = if plan.order.is_empty() {
         states.truncate(limit * width);
         states.shrink_to_fit();
         states
     } else {
-        order
-            .iter()
-            .flat_map(|&r| states[r * width..(r + 1) * width].iter().copied())
-            .collect()
+        order.iter().flat_map(|&r| states[r * width..(r + 1) * width].iter().copied()).collect()
     };
     ResultSet {
         ctx: Arc::clone(ctx),
@@ -134,8 +109,7 @@ pub(crate) fn run(plan: &Plan, data: &Dataset) -> ResultSet {
 }
 
 fn field_type(data: &Dataset, kind: ObjectKind, field: usize) -> FieldType {
-    data.schema(kind.name())
-        .map_or(FieldType::String, |s| s.fields[field].ty)
+    data.schema(kind.name()).map_or(FieldType::String, |s| s.fields[field].ty)
 }
 
 /// The persisted form; checked on load so a corrupt file cannot make `row` panic.
@@ -176,16 +150,9 @@ impl<'de> Deserialize<'de> for ResultSet {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let repr = ResultSetRepr::deserialize(deserializer)?;
         let width = repr.kinds.len();
-        let columns_ok = repr.columns.iter().all(|c| {
-            repr.kinds
-                .get(c.slot)
-                .is_some_and(|k| c.field < k.fields().len())
-        });
-        if width == 0
-            || repr.states.len() % width != 0
-            || !columns_ok
-            || repr.headers.len() != repr.columns.len()
-        {
+        let columns_ok =
+            repr.columns.iter().all(|c| repr.kinds.get(c.slot).is_some_and(|k| c.field < k.fields().len()));
+        if width == 0 || repr.states.len() % width != 0 || !columns_ok || repr.headers.len() != repr.columns.len() {
             return Err(serde::de::Error::custom("inconsistent result set"));
         }
         Ok(ResultSet {

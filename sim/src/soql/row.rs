@@ -11,12 +11,7 @@ use crate::data::objects::{self, GenContext, ObjectKind, Rec, RecordState};
 use crate::data::value::Value;
 
 /// Marks a slot whose lookup is null.
-pub(crate) const NO_RECORD: RecordState = RecordState {
-    idx: u32::MAX,
-    version: 0,
-    created: 0,
-    modified: 0,
-};
+pub(crate) const NO_RECORD: RecordState = RecordState { idx: u32::MAX, version: 0, created: 0, modified: 0 };
 
 pub(crate) struct RowView<'a> {
     pub(crate) ctx: &'a GenContext,
@@ -30,23 +25,14 @@ impl RowView<'_> {
         if st.idx == NO_RECORD.idx {
             return Value::Null;
         }
-        let rec = Rec {
-            ctx: self.ctx,
-            kind: self.kinds[column.slot],
-            st,
-        };
+        let rec = Rec { ctx: self.ctx, kind: self.kinds[column.slot], st };
         objects::field_value(&rec, column.field)
     }
 }
 
 /// Fills `out` with the states of every slot for the root record `root`, following lookups in
 /// the live dataset.
-pub(crate) fn fill_slots(
-    data: &Dataset,
-    slots: &[Slot],
-    root: RecordState,
-    out: &mut Vec<RecordState>,
-) {
+pub(crate) fn fill_slots(data: &Dataset, slots: &[Slot], root: RecordState, out: &mut Vec<RecordState>) {
     out.clear();
     out.push(root);
     for slot in &slots[1..] {
@@ -55,13 +41,8 @@ pub(crate) fn fill_slots(
         let parent = if child.idx == NO_RECORD.idx {
             None
         } else {
-            let rec = Rec {
-                ctx: data.ctx(),
-                kind: slots[from].kind,
-                st: &child,
-            };
-            objects::parent_of(&rec, field)
-                .and_then(|(kind, idx)| data.states(kind).get(idx as usize).copied())
+            let rec = Rec { ctx: data.ctx(), kind: slots[from].kind, st: &child };
+            objects::parent_of(&rec, field).and_then(|(kind, idx)| data.states(kind).get(idx as usize).copied())
         };
         out.push(parent.unwrap_or(NO_RECORD));
     }

@@ -16,26 +16,18 @@ pub(crate) fn order_rows<'a>(
     rows: usize,
     view: impl Fn(usize) -> RowView<'a>,
 ) -> Vec<usize> {
-    let case_sensitive: Vec<bool> = key_types
-        .iter()
-        .map(|ty| matches!(ty, FieldType::Id | FieldType::Reference))
-        .collect();
-    let key_value =
-        |row: &RowView<'_>, i: usize| SortValue::of(row.value(keys[i].column), case_sensitive[i]);
+    let case_sensitive: Vec<bool> =
+        key_types.iter().map(|ty| matches!(ty, FieldType::Id | FieldType::Reference)).collect();
+    let key_value = |row: &RowView<'_>, i: usize| SortValue::of(row.value(keys[i].column), case_sensitive[i]);
     if let [key] = keys {
-        let mut keyed: Vec<(SortValue, u32)> = (0..rows)
-            .map(|r| (key_value(&view(r), 0), r as u32))
-            .collect();
+        let mut keyed: Vec<(SortValue, u32)> = (0..rows).map(|r| (key_value(&view(r), 0), r as u32)).collect();
         keyed.sort_by(|a, b| compare(key, &a.0, &b.0));
         return keyed.into_iter().map(|(_, r)| r as usize).collect();
     }
     let mut keyed: Vec<(Box<[SortValue]>, u32)> = (0..rows)
         .map(|r| {
             let row = view(r);
-            (
-                (0..keys.len()).map(|i| key_value(&row, i)).collect(),
-                r as u32,
-            )
+            ((0..keys.len()).map(|i| key_value(&row, i)).collect(), r as u32)
         })
         .collect();
     keyed.sort_by(|a, b| {
@@ -49,11 +41,7 @@ pub(crate) fn order_rows<'a>(
 }
 
 fn compare(key: &SortKey, x: &SortValue, y: &SortValue) -> Ordering {
-    let null_first = if key.nulls_last {
-        Ordering::Greater
-    } else {
-        Ordering::Less
-    };
+    let null_first = if key.nulls_last { Ordering::Greater } else { Ordering::Less };
     match (x, y) {
         (SortValue::Null, SortValue::Null) => Ordering::Equal,
         (SortValue::Null, _) => null_first,

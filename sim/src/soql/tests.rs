@@ -6,10 +6,7 @@ use crate::data::DataSpec;
 const SEED_QUERY: &str = "SELECT Id, Name, Type, Industry, AnnualRevenue, CreatedDate, LastModifiedDate FROM Account WHERE LastModifiedDate >= 2026-11-24T09:00:00Z ORDER BY LastModifiedDate ASC";
 
 fn dataset(accounts: usize, contacts: usize, opportunities: usize) -> Dataset {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
-        .single()
-        .unwrap_or_default();
+    let start = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).single().unwrap_or_default();
     Dataset::generate(&DataSpec::new(
         vec![
             ("Account".to_owned(), accounts),
@@ -32,28 +29,11 @@ fn run(data: &Dataset, soql: &str) -> ResultSet {
 fn seed_query_returns_every_account_in_order() {
     let data = dataset(500, 0, 0);
     let rows = run(&data, SEED_QUERY);
-    assert_eq!(
-        rows.columns(),
-        [
-            "Id",
-            "Name",
-            "Type",
-            "Industry",
-            "AnnualRevenue",
-            "CreatedDate",
-            "LastModifiedDate"
-        ]
-    );
+    assert_eq!(rows.columns(), ["Id", "Name", "Type", "Industry", "AnnualRevenue", "CreatedDate", "LastModifiedDate"]);
     assert_eq!(rows.len(), 500);
-    let stamps: Vec<String> = (0..rows.len())
-        .map(|i| rows.row(i)[6].clone().unwrap_or_default())
-        .collect();
+    let stamps: Vec<String> = (0..rows.len()).map(|i| rows.row(i)[6].clone().unwrap_or_default()).collect();
     assert!(stamps.windows(2).all(|w| w[0] <= w[1]));
-    assert!(
-        stamps[0].as_str() >= "2026-11-24T10:00:00.000Z",
-        "{}",
-        stamps[0]
-    );
+    assert!(stamps[0].as_str() >= "2026-11-24T10:00:00.000Z", "{}", stamps[0]);
     assert!(stamps[499].as_str() < "2026-11-25T09:00:00.000Z");
 }
 
@@ -123,67 +103,23 @@ fn parser_accepts_every_supported_construct() {
 fn bulk_refusals_answer_like_the_api() {
     let data = dataset(10, 10, 10);
     for (soql, expected_code, message) in [
-        (
-            "SELECT COUNT() FROM Account",
-            "API_ERROR",
-            "Aggregate Queries not supported in Bulk Query",
-        ),
-        (
-            "SELECT count(Id) FROM Account",
-            "API_ERROR",
-            "Aggregate Queries not supported in Bulk Query",
-        ),
-        (
-            "SELECT Industry, SUM(AnnualRevenue) FROM Account GROUP BY Industry",
-            "API_ERROR",
-            "Aggregate Queries",
-        ),
-        (
-            "SELECT Industry FROM Account GROUP BY Industry",
-            "API_ERROR",
-            "GROUP BY not supported in Bulk Query",
-        ),
-        (
-            "SELECT Id FROM Account LIMIT 10 OFFSET 5",
-            "API_ERROR",
-            "OFFSET not supported in Bulk Query",
-        ),
+        ("SELECT COUNT() FROM Account", "API_ERROR", "Aggregate Queries not supported in Bulk Query"),
+        ("SELECT count(Id) FROM Account", "API_ERROR", "Aggregate Queries not supported in Bulk Query"),
+        ("SELECT Industry, SUM(AnnualRevenue) FROM Account GROUP BY Industry", "API_ERROR", "Aggregate Queries"),
+        ("SELECT Industry FROM Account GROUP BY Industry", "API_ERROR", "GROUP BY not supported in Bulk Query"),
+        ("SELECT Id FROM Account LIMIT 10 OFFSET 5", "API_ERROR", "OFFSET not supported in Bulk Query"),
         ("SELECT Id FROM Account OFFSET 5", "API_ERROR", "OFFSET"),
-        (
-            "SELECT TYPEOF Owner WHEN User THEN Name END FROM Account",
-            "API_ERROR",
-            "TYPEOF not supported",
-        ),
-        (
-            "SELECT FIELDS(ALL) FROM Account LIMIT 200",
-            "API_ERROR",
-            "FIELDS() not supported",
-        ),
+        ("SELECT TYPEOF Owner WHEN User THEN Name END FROM Account", "API_ERROR", "TYPEOF not supported"),
+        ("SELECT FIELDS(ALL) FROM Account LIMIT 200", "API_ERROR", "FIELDS() not supported"),
         (
             "SELECT Id, (SELECT Id FROM Contacts) FROM Account",
             "API_ERROR",
             "Aggregate Relationships not supported in Bulk Query",
         ),
-        (
-            "SELECT BillingAddress FROM Account",
-            "API_ERROR",
-            "Selecting compound data not supported in Bulk Query",
-        ),
-        (
-            "SELECT Id, Account.BillingAddress FROM Contact",
-            "API_ERROR",
-            "Selecting compound data",
-        ),
-        (
-            "SELECT Id FROM TaskStatus",
-            "INVALIDENTITY",
-            "Entity 'TaskStatus' is not supported by the Bulk API.",
-        ),
-        (
-            "SELECT Id FROM Lead",
-            "INVALID_TYPE",
-            "sObject type 'Lead' is not supported.",
-        ),
+        ("SELECT BillingAddress FROM Account", "API_ERROR", "Selecting compound data not supported in Bulk Query"),
+        ("SELECT Id, Account.BillingAddress FROM Contact", "API_ERROR", "Selecting compound data"),
+        ("SELECT Id FROM TaskStatus", "INVALIDENTITY", "Entity 'TaskStatus' is not supported by the Bulk API."),
+        ("SELECT Id FROM Lead", "INVALID_TYPE", "sObject type 'Lead' is not supported."),
     ] {
         let e = error(&data, soql);
         assert_eq!(e.error_code, expected_code, "{soql}: {e}");
@@ -223,47 +159,19 @@ fn malformed_queries() {
     }
     let e = error(&data, "SELECT Id FRM Account");
     assert_eq!(e.error_code, "MALFORMED_QUERY");
-    assert!(
-        e.message.contains("ERROR at Row:1:Column:"),
-        "{}",
-        e.message
-    );
+    assert!(e.message.contains("ERROR at Row:1:Column:"), "{}", e.message);
 }
 
 #[test]
 fn invalid_fields_and_filters() {
     let data = dataset(10, 10, 10);
     for (soql, expected_code, message) in [
-        (
-            "SELECT Nme FROM Account",
-            "INVALID_FIELD",
-            "No such column 'Nme' on entity 'Account'",
-        ),
-        (
-            "SELECT Id FROM Account WHERE Nme = 'x'",
-            "INVALID_FIELD",
-            "No such column 'Nme'",
-        ),
-        (
-            "SELECT Id FROM Account ORDER BY Nme",
-            "INVALID_FIELD",
-            "No such column",
-        ),
-        (
-            "SELECT Boss.Name FROM Account",
-            "INVALID_FIELD",
-            "Didn't understand relationship 'Boss'",
-        ),
-        (
-            "SELECT Owner.Nme FROM Account",
-            "INVALID_FIELD",
-            "No such column 'Nme' on entity 'User'",
-        ),
-        (
-            "SELECT Owner FROM Account",
-            "INVALID_FIELD",
-            "No such column 'Owner'",
-        ),
+        ("SELECT Nme FROM Account", "INVALID_FIELD", "No such column 'Nme' on entity 'Account'"),
+        ("SELECT Id FROM Account WHERE Nme = 'x'", "INVALID_FIELD", "No such column 'Nme'"),
+        ("SELECT Id FROM Account ORDER BY Nme", "INVALID_FIELD", "No such column"),
+        ("SELECT Boss.Name FROM Account", "INVALID_FIELD", "Didn't understand relationship 'Boss'"),
+        ("SELECT Owner.Nme FROM Account", "INVALID_FIELD", "No such column 'Nme' on entity 'User'"),
+        ("SELECT Owner FROM Account", "INVALID_FIELD", "No such column 'Owner'"),
         (
             "SELECT Id FROM Account WHERE LastModifiedDate > 2024-01-01",
             "INVALID_FIELD",
@@ -274,61 +182,25 @@ fn invalid_fields_and_filters() {
             "INVALID_FIELD",
             "must be of type dateTime",
         ),
-        (
-            "SELECT Id FROM Contact WHERE Birthdate > 2024-01-01T00:00:00Z",
-            "INVALID_FIELD",
-            "must be of type date ",
-        ),
+        ("SELECT Id FROM Contact WHERE Birthdate > 2024-01-01T00:00:00Z", "INVALID_FIELD", "must be of type date "),
         (
             "SELECT Id FROM Account WHERE Name = 5",
             "INVALID_FIELD",
             "must be of type string and should be enclosed in quotes",
         ),
-        (
-            "SELECT Id FROM Account WHERE AnnualRevenue = '5'",
-            "INVALID_FIELD",
-            "must be of type currency",
-        ),
-        (
-            "SELECT Id FROM Account WHERE IsDeleted = 'false'",
-            "INVALID_FIELD",
-            "must be of type boolean",
-        ),
-        (
-            "SELECT Id FROM Account WHERE Name IN ('a', 3)",
-            "INVALID_FIELD",
-            "must be of type string",
-        ),
-        (
-            "SELECT Id FROM Account WHERE Description = 'x'",
-            "INVALID_FIELD",
-            "field 'Description' can not be filtered",
-        ),
-        (
-            "SELECT Id FROM Account ORDER BY Description",
-            "INVALID_FIELD",
-            "field 'Description' can not be sorted",
-        ),
-        (
-            "SELECT Id FROM Account WHERE AnnualRevenue LIKE '1%'",
-            "INVALID_FIELD",
-            "invalid operator",
-        ),
+        ("SELECT Id FROM Account WHERE AnnualRevenue = '5'", "INVALID_FIELD", "must be of type currency"),
+        ("SELECT Id FROM Account WHERE IsDeleted = 'false'", "INVALID_FIELD", "must be of type boolean"),
+        ("SELECT Id FROM Account WHERE Name IN ('a', 3)", "INVALID_FIELD", "must be of type string"),
+        ("SELECT Id FROM Account WHERE Description = 'x'", "INVALID_FIELD", "field 'Description' can not be filtered"),
+        ("SELECT Id FROM Account ORDER BY Description", "INVALID_FIELD", "field 'Description' can not be sorted"),
+        ("SELECT Id FROM Account WHERE AnnualRevenue LIKE '1%'", "INVALID_FIELD", "invalid operator"),
         (
             "SELECT Id FROM Account WHERE Id = 'not-an-id'",
             "INVALID_QUERY_FILTER_OPERATOR",
             "invalid ID field: not-an-id",
         ),
-        (
-            "SELECT Id FROM Account WHERE IsDeleted > false",
-            "INVALID_QUERY_FILTER_OPERATOR",
-            "invalid operator",
-        ),
-        (
-            "SELECT Id FROM Account WHERE Name > null",
-            "INVALID_QUERY_FILTER_OPERATOR",
-            "invalid operator",
-        ),
+        ("SELECT Id FROM Account WHERE IsDeleted > false", "INVALID_QUERY_FILTER_OPERATOR", "invalid operator"),
+        ("SELECT Id FROM Account WHERE Name > null", "INVALID_QUERY_FILTER_OPERATOR", "invalid operator"),
     ] {
         let e = error(&data, soql);
         assert_eq!(e.error_code, expected_code, "{soql}: {e}");
@@ -336,8 +208,7 @@ fn invalid_fields_and_filters() {
     }
     let e = error(&data, "SELECT Id, Nme FROM Account");
     assert!(
-        e.message
-            .starts_with("\nSELECT Id, Nme FROM Account\n           ^\nERROR at Row:1:Column:12\n"),
+        e.message.starts_with("\nSELECT Id, Nme FROM Account\n           ^\nERROR at Row:1:Column:12\n"),
         "{}",
         e.message
     );
@@ -364,10 +235,7 @@ fn unsupported_but_valid_soql_says_it_is_the_simulator() {
 
 /// Every (Name, Industry, AnnualRevenue, Type) of the accounts, to check filters by brute force.
 fn accounts(data: &Dataset) -> Vec<Vec<Option<String>>> {
-    rows(
-        data,
-        "SELECT Id, Name, Industry, AnnualRevenue, Type, LastModifiedDate FROM Account",
-    )
+    rows(data, "SELECT Id, Name, Industry, AnnualRevenue, Type, LastModifiedDate FROM Account")
 }
 
 #[test]
@@ -377,14 +245,8 @@ fn null_semantics() {
     let banking = |r: &Vec<Option<String>>| r[2].as_deref() == Some("Banking");
     let nulls = all.iter().filter(|r| r[2].is_none()).count();
     assert!(nulls > 0);
-    assert_eq!(
-        count(&data, "SELECT Id FROM Account WHERE Industry = null"),
-        nulls
-    );
-    assert_eq!(
-        count(&data, "SELECT Id FROM Account WHERE Industry != null"),
-        all.len() - nulls
-    );
+    assert_eq!(count(&data, "SELECT Id FROM Account WHERE Industry = null"), nulls);
+    assert_eq!(count(&data, "SELECT Id FROM Account WHERE Industry != null"), all.len() - nulls);
     assert_eq!(
         count(&data, "SELECT Id FROM Account WHERE Industry = 'banking'"),
         all.iter().filter(|r| banking(r)).count()
@@ -396,41 +258,20 @@ fn null_semantics() {
     );
     // ... but NOT IN, IN, < and LIKE never match a null.
     assert_eq!(
-        count(
-            &data,
-            "SELECT Id FROM Account WHERE Industry NOT IN ('Banking')"
-        ),
+        count(&data, "SELECT Id FROM Account WHERE Industry NOT IN ('Banking')"),
         all.iter().filter(|r| r[2].is_some() && !banking(r)).count()
     );
     assert_eq!(
-        count(
-            &data,
-            "SELECT Id FROM Account WHERE Industry IN ('Banking', null)"
-        ),
+        count(&data, "SELECT Id FROM Account WHERE Industry IN ('Banking', null)"),
         all.iter().filter(|r| r[2].is_none() || banking(r)).count()
     );
-    assert_eq!(
-        count(&data, "SELECT Id FROM Account WHERE Industry < 'zzz'"),
-        all.len() - nulls
-    );
-    assert_eq!(
-        count(&data, "SELECT Id FROM Account WHERE Industry LIKE '%'"),
-        all.len() - nulls
-    );
+    assert_eq!(count(&data, "SELECT Id FROM Account WHERE Industry < 'zzz'"), all.len() - nulls);
+    assert_eq!(count(&data, "SELECT Id FROM Account WHERE Industry LIKE '%'"), all.len() - nulls);
     let revenue_nulls = all.iter().filter(|r| r[3].is_none()).count();
-    assert_eq!(
-        count(&data, "SELECT Id FROM Account WHERE AnnualRevenue >= 0"),
-        all.len() - revenue_nulls
-    );
+    assert_eq!(count(&data, "SELECT Id FROM Account WHERE AnnualRevenue >= 0"), all.len() - revenue_nulls);
     // A null boolean is false, and `= null` on a boolean means `= false`.
-    assert_eq!(
-        count(&data, "SELECT Id FROM Account WHERE IsDeleted = null"),
-        all.len()
-    );
-    assert_eq!(
-        count(&data, "SELECT Id FROM Account WHERE IsDeleted != null"),
-        0
-    );
+    assert_eq!(count(&data, "SELECT Id FROM Account WHERE IsDeleted = null"), all.len());
+    assert_eq!(count(&data, "SELECT Id FROM Account WHERE IsDeleted != null"), 0);
 }
 
 #[test]
@@ -438,84 +279,33 @@ fn comparisons_and_boolean_logic() {
     let data = dataset(1000, 0, 0);
     let all = accounts(&data);
     let revenue = |r: &Vec<Option<String>>| r[3].as_deref().and_then(|v| v.parse::<f64>().ok());
-    let big = all
-        .iter()
-        .filter(|r| revenue(r).is_some_and(|v| v > 5_000_000.0))
-        .count();
+    let big = all.iter().filter(|r| revenue(r).is_some_and(|v| v > 5_000_000.0)).count();
+    assert_eq!(count(&data, "SELECT Id FROM Account WHERE AnnualRevenue > 5000000"), big);
+    assert_eq!(count(&data, "SELECT Id FROM Account WHERE AnnualRevenue > 5000000.0"), big);
+    let tech_or_banking = all.iter().filter(|r| matches!(r[2].as_deref(), Some("Technology" | "Banking"))).count();
     assert_eq!(
-        count(
-            &data,
-            "SELECT Id FROM Account WHERE AnnualRevenue > 5000000"
-        ),
-        big
-    );
-    assert_eq!(
-        count(
-            &data,
-            "SELECT Id FROM Account WHERE AnnualRevenue > 5000000.0"
-        ),
-        big
-    );
-    let tech_or_banking = all
-        .iter()
-        .filter(|r| matches!(r[2].as_deref(), Some("Technology" | "Banking")))
-        .count();
-    assert_eq!(
-        count(
-            &data,
-            "SELECT Id FROM Account WHERE Industry = 'Technology' OR Industry = 'BANKING'"
-        ),
+        count(&data, "SELECT Id FROM Account WHERE Industry = 'Technology' OR Industry = 'BANKING'"),
         tech_or_banking
     );
+    assert_eq!(count(&data, "SELECT Id FROM Account WHERE Industry IN ('technology', 'Banking')"), tech_or_banking);
     assert_eq!(
-        count(
-            &data,
-            "SELECT Id FROM Account WHERE Industry IN ('technology', 'Banking')"
-        ),
-        tech_or_banking
-    );
-    assert_eq!(
-        count(
-            &data,
-            "SELECT Id FROM Account WHERE NOT (Industry = 'Technology' OR Industry = 'Banking')"
-        ),
+        count(&data, "SELECT Id FROM Account WHERE NOT (Industry = 'Technology' OR Industry = 'Banking')"),
         all.len() - tech_or_banking
     );
     let both = all
         .iter()
-        .filter(|r| {
-            r[2].as_deref() == Some("Technology") && revenue(r).is_some_and(|v| v > 5_000_000.0)
-        })
+        .filter(|r| r[2].as_deref() == Some("Technology") && revenue(r).is_some_and(|v| v > 5_000_000.0))
         .count();
     assert_eq!(
-        count(
-            &data,
-            "SELECT Id FROM Account WHERE (Industry = 'Technology') AND (AnnualRevenue > 5000000)"
-        ),
+        count(&data, "SELECT Id FROM Account WHERE (Industry = 'Technology') AND (AnnualRevenue > 5000000)"),
         both
     );
-    let quoted = all
-        .iter()
-        .filter(|r| r[1].as_deref().is_some_and(|n| n.starts_with('"')))
-        .count();
+    let quoted = all.iter().filter(|r| r[1].as_deref().is_some_and(|n| n.starts_with('"'))).count();
     assert!(quoted > 0);
-    assert_eq!(
-        count(&data, "SELECT Id FROM Account WHERE Name LIKE '\"%'"),
-        quoted
-    );
+    assert_eq!(count(&data, "SELECT Id FROM Account WHERE Name LIKE '\"%'"), quoted);
     let first = &all[0];
-    let name = first[1]
-        .clone()
-        .unwrap_or_default()
-        .replace('\\', "\\\\")
-        .replace('\'', "\\'")
-        .replace('\n', "\\n");
-    assert!(
-        count(
-            &data,
-            &format!("SELECT Id FROM Account WHERE Name = '{name}'")
-        ) >= 1
-    );
+    let name = first[1].clone().unwrap_or_default().replace('\\', "\\\\").replace('\'', "\\'").replace('\n', "\\n");
+    assert!(count(&data, &format!("SELECT Id FROM Account WHERE Name = '{name}'")) >= 1);
 }
 
 #[test]
@@ -523,22 +313,13 @@ fn datetime_literals_compare_as_instants() {
     let data = dataset(1000, 0, 0);
     let all = accounts(&data);
     let cut = "2026-11-24T21:00:00.000Z";
-    let expected = all
-        .iter()
-        .filter(|r| r[5].as_deref().is_some_and(|m| m >= cut))
-        .count();
+    let expected = all.iter().filter(|r| r[5].as_deref().is_some_and(|m| m >= cut)).count();
     assert!(expected > 0 && expected < all.len());
-    for literal in [
-        "2026-11-24T21:00:00Z",
-        "2026-11-24T21:00:00.000Z",
-        "2026-11-24T22:00:00+01:00",
-        "2026-11-24T16:30:00-04:30",
-    ] {
+    for literal in
+        ["2026-11-24T21:00:00Z", "2026-11-24T21:00:00.000Z", "2026-11-24T22:00:00+01:00", "2026-11-24T16:30:00-04:30"]
+    {
         assert_eq!(
-            count(
-                &data,
-                &format!("SELECT Id FROM Account WHERE LastModifiedDate >= {literal}")
-            ),
+            count(&data, &format!("SELECT Id FROM Account WHERE LastModifiedDate >= {literal}")),
             expected,
             "{literal}"
         );
@@ -546,18 +327,13 @@ fn datetime_literals_compare_as_instants() {
     // Milliseconds count: a record stamped 21:00:00 is not after 21:00:00.001.
     let at_cut = all.iter().filter(|r| r[5].as_deref() == Some(cut)).count();
     assert_eq!(
-        count(
-            &data,
-            "SELECT Id FROM Account WHERE LastModifiedDate > 2026-11-24T21:00:00.001Z"
-        ),
+        count(&data, "SELECT Id FROM Account WHERE LastModifiedDate > 2026-11-24T21:00:00.001Z"),
         expected - at_cut
     );
     let window = all
         .iter()
         .filter(|r| {
-            r[5].as_deref().is_some_and(|m| {
-                ("2026-11-24T12:00:00.000Z".."2026-11-24T13:00:00.000Z").contains(&m)
-            })
+            r[5].as_deref().is_some_and(|m| ("2026-11-24T12:00:00.000Z".."2026-11-24T13:00:00.000Z").contains(&m))
         })
         .count();
     assert_eq!(
@@ -573,32 +349,11 @@ fn datetime_literals_compare_as_instants() {
 fn dates_and_booleans() {
     let data = dataset(10, 1000, 0);
     let all = rows(&data, "SELECT Birthdate, HasOptedOutOfEmail FROM Contact");
-    let after = all
-        .iter()
-        .filter(|r| r[0].as_deref().is_some_and(|d| d > "1980-06-15"))
-        .count();
-    assert_eq!(
-        count(&data, "SELECT Id FROM Contact WHERE Birthdate > 1980-06-15"),
-        after
-    );
-    let opted = all
-        .iter()
-        .filter(|r| r[1].as_deref() == Some("true"))
-        .count();
-    assert_eq!(
-        count(
-            &data,
-            "SELECT Id FROM Contact WHERE HasOptedOutOfEmail = TRUE"
-        ),
-        opted
-    );
-    assert_eq!(
-        count(
-            &data,
-            "SELECT Id FROM Contact WHERE HasOptedOutOfEmail != true"
-        ),
-        all.len() - opted
-    );
+    let after = all.iter().filter(|r| r[0].as_deref().is_some_and(|d| d > "1980-06-15")).count();
+    assert_eq!(count(&data, "SELECT Id FROM Contact WHERE Birthdate > 1980-06-15"), after);
+    let opted = all.iter().filter(|r| r[1].as_deref() == Some("true")).count();
+    assert_eq!(count(&data, "SELECT Id FROM Contact WHERE HasOptedOutOfEmail = TRUE"), opted);
+    assert_eq!(count(&data, "SELECT Id FROM Contact WHERE HasOptedOutOfEmail != true"), all.len() - opted);
 }
 
 #[test]
@@ -606,66 +361,37 @@ fn ids_filter_in_15_and_18_character_forms() {
     let data = dataset(100, 0, 0);
     let ids = data.ids("Account");
     let id = &ids[42];
-    for literal in [
-        id.clone(),
-        id[..15].to_owned(),
-        id.to_lowercase()[..0].to_owned() + &id[..15] + &id[15..].to_lowercase(),
-    ] {
-        let result = rows(
-            &data,
-            &format!("SELECT Id FROM Account WHERE Id = '{literal}'"),
-        );
+    for literal in
+        [id.clone(), id[..15].to_owned(), id.to_lowercase()[..0].to_owned() + &id[..15] + &id[15..].to_lowercase()]
+    {
+        let result = rows(&data, &format!("SELECT Id FROM Account WHERE Id = '{literal}'"));
         assert_eq!(result, vec![vec![Some(id.clone())]], "{literal}");
     }
     // Ids range-compare in creation order: how PK chunking walks a table.
-    assert_eq!(
-        count(&data, &format!("SELECT Id FROM Account WHERE Id > '{id}'")),
-        57
-    );
-    let owner = rows(&data, "SELECT OwnerId FROM Account LIMIT 1")[0][0]
-        .clone()
-        .unwrap_or_default();
-    let owned = rows(&data, "SELECT OwnerId FROM Account")
-        .iter()
-        .filter(|r| r[0].as_deref() == Some(&owner))
-        .count();
-    assert_eq!(
-        count(
-            &data,
-            &format!("SELECT Id FROM Account WHERE OwnerId = '{owner}'")
-        ),
-        owned
-    );
+    assert_eq!(count(&data, &format!("SELECT Id FROM Account WHERE Id > '{id}'")), 57);
+    let owner = rows(&data, "SELECT OwnerId FROM Account LIMIT 1")[0][0].clone().unwrap_or_default();
+    let owned = rows(&data, "SELECT OwnerId FROM Account").iter().filter(|r| r[0].as_deref() == Some(&owner)).count();
+    assert_eq!(count(&data, &format!("SELECT Id FROM Account WHERE OwnerId = '{owner}'")), owned);
 }
 
 #[test]
 fn relationship_paths_resolve_to_the_parent() {
     let data = dataset(100, 300, 300);
-    let accounts: std::collections::HashMap<String, Option<String>> =
-        rows(&data, "SELECT Id, Name FROM Account")
-            .into_iter()
-            .map(|r| (r[0].clone().unwrap_or_default(), r[1].clone()))
-            .collect();
-    let users: std::collections::HashMap<String, Option<String>> =
-        rows(&data, "SELECT Id, Name FROM User")
-            .into_iter()
-            .map(|r| (r[0].clone().unwrap_or_default(), r[1].clone()))
-            .collect();
+    let accounts: std::collections::HashMap<String, Option<String>> = rows(&data, "SELECT Id, Name FROM Account")
+        .into_iter()
+        .map(|r| (r[0].clone().unwrap_or_default(), r[1].clone()))
+        .collect();
+    let users: std::collections::HashMap<String, Option<String>> = rows(&data, "SELECT Id, Name FROM User")
+        .into_iter()
+        .map(|r| (r[0].clone().unwrap_or_default(), r[1].clone()))
+        .collect();
     let contacts = run(
         &data,
         "SELECT Id, AccountId, Account.Name, Owner.Name, OwnerId, Account.Owner.Name, Account.OwnerId FROM Contact",
     );
     assert_eq!(
         contacts.columns(),
-        [
-            "Id",
-            "AccountId",
-            "Account.Name",
-            "Owner.Name",
-            "OwnerId",
-            "Account.Owner.Name",
-            "Account.OwnerId"
-        ]
+        ["Id", "AccountId", "Account.Name", "Owner.Name", "OwnerId", "Account.Owner.Name", "Account.OwnerId"]
     );
     let mut private = 0;
     for i in 0..contacts.len() {
@@ -686,33 +412,17 @@ fn relationship_paths_resolve_to_the_parent() {
     }
     assert!(private > 0);
     // A null parent's field is null in WHERE too.
-    assert_eq!(
-        count(&data, "SELECT Id FROM Contact WHERE Account.Name = null"),
-        private
-    );
-    let ada = rows(
-        &data,
-        "SELECT Id FROM Opportunity WHERE Owner.Name = 'ada lovelace'",
-    )
-    .len();
+    assert_eq!(count(&data, "SELECT Id FROM Contact WHERE Account.Name = null"), private);
+    let ada = rows(&data, "SELECT Id FROM Opportunity WHERE Owner.Name = 'ada lovelace'").len();
     let ada_expected = rows(&data, "SELECT Owner.Name FROM Opportunity")
         .iter()
         .filter(|r| r[0].as_deref() == Some("Ada Lovelace"))
         .count();
     assert_eq!(ada, ada_expected);
-    let opportunities = rows(
-        &data,
-        "SELECT Name, Account.Name FROM Opportunity WHERE AccountId != null LIMIT 20",
-    );
+    let opportunities = rows(&data, "SELECT Name, Account.Name FROM Opportunity WHERE AccountId != null LIMIT 20");
     for row in opportunities {
-        let (name, account) = (
-            row[0].clone().unwrap_or_default(),
-            row[1].clone().unwrap_or_default(),
-        );
-        assert!(
-            name.starts_with(&account),
-            "{name:?} is named after {account:?}"
-        );
+        let (name, account) = (row[0].clone().unwrap_or_default(), row[1].clone().unwrap_or_default());
+        assert!(name.starts_with(&account), "{name:?} is named after {account:?}");
     }
 }
 
@@ -720,52 +430,23 @@ fn relationship_paths_resolve_to_the_parent() {
 fn ordering_nulls_and_limit() {
     let data = dataset(500, 0, 0);
     let by_name = rows(&data, "SELECT Name FROM Account ORDER BY Name");
-    let names: Vec<String> = by_name
-        .iter()
-        .map(|r| r[0].clone().unwrap_or_default().to_lowercase())
-        .collect();
-    assert!(
-        names.windows(2).all(|w| w[0] <= w[1]),
-        "case-insensitive ascending"
-    );
-    let desc = rows(
-        &data,
-        "SELECT AnnualRevenue FROM Account ORDER BY AnnualRevenue DESC",
-    );
-    let first_null = desc
-        .iter()
-        .position(|r| r[0].is_none())
-        .unwrap_or(desc.len());
-    assert!(
-        desc[first_null..].iter().all(|r| r[0].is_none()),
-        "DESC puts nulls last"
-    );
-    let values: Vec<f64> = desc[..first_null]
-        .iter()
-        .filter_map(|r| r[0].as_deref()?.parse().ok())
-        .collect();
+    let names: Vec<String> = by_name.iter().map(|r| r[0].clone().unwrap_or_default().to_lowercase()).collect();
+    assert!(names.windows(2).all(|w| w[0] <= w[1]), "case-insensitive ascending");
+    let desc = rows(&data, "SELECT AnnualRevenue FROM Account ORDER BY AnnualRevenue DESC");
+    let first_null = desc.iter().position(|r| r[0].is_none()).unwrap_or(desc.len());
+    assert!(desc[first_null..].iter().all(|r| r[0].is_none()), "DESC puts nulls last");
+    let values: Vec<f64> = desc[..first_null].iter().filter_map(|r| r[0].as_deref()?.parse().ok()).collect();
     assert!(values.windows(2).all(|w| w[0] >= w[1]));
-    let asc = rows(
-        &data,
-        "SELECT AnnualRevenue FROM Account ORDER BY AnnualRevenue",
-    );
+    let asc = rows(&data, "SELECT AnnualRevenue FROM Account ORDER BY AnnualRevenue");
     assert!(asc[0][0].is_none(), "ASC puts nulls first");
-    let asc_last = rows(
-        &data,
-        "SELECT AnnualRevenue FROM Account ORDER BY AnnualRevenue ASC NULLS LAST",
-    );
+    let asc_last = rows(&data, "SELECT AnnualRevenue FROM Account ORDER BY AnnualRevenue ASC NULLS LAST");
     assert!(asc_last[0][0].is_some() && asc_last[asc_last.len() - 1][0].is_none());
-    let multi = rows(
-        &data,
-        "SELECT Industry, Name FROM Account ORDER BY Industry DESC NULLS LAST, Name ASC",
-    );
+    let multi = rows(&data, "SELECT Industry, Name FROM Account ORDER BY Industry DESC NULLS LAST, Name ASC");
     for pair in multi.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
         if a[0] == b[0] {
-            let (x, y) = (
-                a[1].clone().unwrap_or_default().to_lowercase(),
-                b[1].clone().unwrap_or_default().to_lowercase(),
-            );
+            let (x, y) =
+                (a[1].clone().unwrap_or_default().to_lowercase(), b[1].clone().unwrap_or_default().to_lowercase());
             assert!(x <= y);
         }
     }
@@ -776,16 +457,8 @@ fn ordering_nulls_and_limit() {
     assert_eq!(top, by_name[..3]);
     // Without ORDER BY, rows come in creation (Id) order; ties keep it under ORDER BY too.
     let ids = rows(&data, "SELECT Id FROM Account");
-    assert_eq!(
-        ids.iter()
-            .map(|r| r[0].clone().unwrap_or_default())
-            .collect::<Vec<_>>(),
-        data.ids("Account")
-    );
-    let by_stamp = rows(
-        &data,
-        "SELECT LastModifiedDate, Id FROM Account ORDER BY LastModifiedDate",
-    );
+    assert_eq!(ids.iter().map(|r| r[0].clone().unwrap_or_default()).collect::<Vec<_>>(), data.ids("Account"));
+    let by_stamp = rows(&data, "SELECT LastModifiedDate, Id FROM Account ORDER BY LastModifiedDate");
     for pair in by_stamp.windows(2) {
         if pair[0][0] == pair[1][0] {
             assert!(pair[0][1] < pair[1][1], "ties in Id order");
@@ -798,30 +471,16 @@ fn results_are_snapshots() {
     let mut data = dataset(300, 300, 0);
     let query = parse("SELECT Id, Name, AnnualRevenue, LastModifiedDate, Owner.Name FROM Account WHERE LastModifiedDate >= 2026-11-24T09:00:00Z ORDER BY LastModifiedDate").ok();
     let Some(query) = query else { panic!("parse") };
-    let contacts =
-        parse("SELECT Id, Account.AnnualRevenue, Account.LastModifiedDate FROM Contact").ok();
-    let Some(contacts) = contacts else {
-        panic!("parse")
-    };
-    let (Ok(before), Ok(contacts_before)) = (execute(&query, &data), execute(&contacts, &data))
-    else {
-        panic!()
-    };
+    let contacts = parse("SELECT Id, Account.AnnualRevenue, Account.LastModifiedDate FROM Contact").ok();
+    let Some(contacts) = contacts else { panic!("parse") };
+    let (Ok(before), Ok(contacts_before)) = (execute(&query, &data), execute(&contacts, &data)) else { panic!() };
     let render = |r: &ResultSet| (0..r.len()).map(|i| r.row(i)).collect::<Vec<_>>();
     let frozen = render(&before);
     let frozen_contacts = render(&contacts_before);
-    data.apply_changes(
-        200,
-        50,
-        Utc.with_ymd_and_hms(2026, 11, 25, 9, 30, 0)
-            .single()
-            .unwrap_or_default(),
-    );
+    data.apply_changes(200, 50, Utc.with_ymd_and_hms(2026, 11, 25, 9, 30, 0).single().unwrap_or_default());
     assert_eq!(render(&before), frozen);
     assert_eq!(render(&contacts_before), frozen_contacts);
-    let Ok(after) = execute(&query, &data) else {
-        panic!()
-    };
+    let Ok(after) = execute(&query, &data) else { panic!() };
     assert_ne!(render(&after), frozen);
     assert!(after.len() > before.len(), "inserted accounts match too");
     let json = serde_json::to_string(&before).unwrap_or_default();
@@ -837,23 +496,14 @@ fn validate_reports_schema_errors_without_running() {
     let ok = parse(SEED_QUERY).and_then(|q| validate(&q, &data));
     assert_eq!(ok, Ok(()));
     let bad = parse("SELECT Nope FROM Account").and_then(|q| validate(&q, &data));
-    assert_eq!(
-        bad.map_err(|e| e.error_code),
-        Err("INVALID_FIELD".to_owned())
-    );
-    assert_eq!(
-        parse("select id from account").map(|q| q.object().to_owned()),
-        Ok("account".to_owned())
-    );
+    assert_eq!(bad.map_err(|e| e.error_code), Err("INVALID_FIELD".to_owned()));
+    assert_eq!(parse("select id from account").map(|q| q.object().to_owned()), Ok("account".to_owned()));
 }
 
 #[test]
 fn a_row_looks_like_bulk_csv_cells() {
     let data = dataset(3, 0, 0);
-    let result = run(
-        &data,
-        "SELECT Id, Name, AnnualRevenue, IsDeleted, CreatedDate, Owner.Name FROM Account LIMIT 1",
-    );
+    let result = run(&data, "SELECT Id, Name, AnnualRevenue, IsDeleted, CreatedDate, Owner.Name FROM Account LIMIT 1");
     let row = result.row(0);
     let id = row[0].clone().unwrap_or_default();
     assert!(id.starts_with("001") && id.len() == 18);

@@ -53,9 +53,7 @@ impl Persist {
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         fs::create_dir_all(dir.join("results"))?;
         fs::create_dir_all(dir.join("replay"))?;
-        Ok(Persist {
-            dir: dir.to_path_buf(),
-        })
+        Ok(Persist { dir: dir.to_path_buf() })
     }
 
     /// Where the Pub/Sub server will keep its replay log.
@@ -73,10 +71,7 @@ impl Persist {
     }
 
     pub fn append_change(&self, change: &ChangeRecord) -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("changes.jsonl"))?;
+        let mut f = fs::OpenOptions::new().create(true).append(true).open(self.dir.join("changes.jsonl"))?;
         let mut line = serde_json::to_vec(change).map_err(std::io::Error::other)?;
         line.push(b'\n');
         f.write_all(&line)?;
@@ -165,9 +160,7 @@ impl Persist {
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> std::io::Result<Option<T>> {
     match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(std::io::Error::other),
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(std::io::Error::other),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }

@@ -16,10 +16,7 @@ pub fn fixed_start() -> chrono::DateTime<Utc> {
 }
 
 pub fn config(accounts: usize) -> SimConfig {
-    SimConfig::new()
-        .records([("Account", accounts)])
-        .start_time(fixed_start())
-        .job_latency(Duration::from_millis(50))
+    SimConfig::new().records([("Account", accounts)]).start_time(fixed_start()).job_latency(Duration::from_millis(50))
 }
 
 pub struct Org {
@@ -45,34 +42,18 @@ impl Org {
     }
 
     pub async fn create(&self, body: Value) -> Response {
-        self.http
-            .post(self.jobs_url())
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
+        self.http.post(self.jobs_url()).bearer_auth(&self.token).json(&body).send().await.unwrap()
     }
 
     /// Creates a job and returns its id, asserting success.
     pub async fn create_ok(&self, soql: &str) -> String {
-        let resp = self
-            .create(json!({"operation": "query", "query": soql}))
-            .await;
+        let resp = self.create(json!({"operation": "query", "query": soql})).await;
         assert_eq!(resp.status(), StatusCode::OK);
-        resp.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
     }
 
     pub async fn get_job(&self, id: &str) -> Response {
-        self.http
-            .get(format!("{}/{id}", self.jobs_url()))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
+        self.http.get(format!("{}/{id}", self.jobs_url())).bearer_auth(&self.token).send().await.unwrap()
     }
 
     /// Polls until the job is terminal; returns its final JSON.
@@ -100,23 +81,11 @@ impl Org {
     }
 
     pub async fn admin(&self, path: &str) -> Value {
-        self.http
-            .get(self.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.http.get(self.url(path)).send().await.unwrap().json().await.unwrap()
     }
 
     pub async fn set_faults(&self, faults: Value) -> Response {
-        self.http
-            .post(self.url("/__sim/faults"))
-            .json(&faults)
-            .send()
-            .await
-            .unwrap()
+        self.http.post(self.url("/__sim/faults")).json(&faults).send().await.unwrap()
     }
 }
 
@@ -124,19 +93,12 @@ pub async fn login(http: &Client, sim: &Simulator) -> String {
     let c = sim.credentials();
     let resp = http
         .post(format!("{}/services/oauth2/token", sim.url()))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &c.client_id),
-            ("client_secret", &c.client_secret),
-        ])
+        .form(&[("grant_type", "client_credentials"), ("client_id", &c.client_id), ("client_secret", &c.client_secret)])
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    resp.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    resp.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string()
 }
 
 /// Asserts a REST error: the status and the JSON array `[{"errorCode","message"}]`.
@@ -146,18 +108,11 @@ pub async fn assert_error(resp: Response, status: StatusCode, code: &str) -> Str
     let errors = body.as_array().expect("error body is an array");
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0]["errorCode"], code, "{body}");
-    errors[0]["message"]
-        .as_str()
-        .expect("message is a string")
-        .to_string()
+    errors[0]["message"].as_str().expect("message is a string").to_string()
 }
 
 pub fn header<'a>(resp: &'a Response, name: &str) -> &'a str {
-    resp.headers()
-        .get(name)
-        .unwrap_or_else(|| panic!("no {name} header"))
-        .to_str()
-        .unwrap()
+    resp.headers().get(name).unwrap_or_else(|| panic!("no {name} header")).to_str().unwrap()
 }
 
 /// Splits CSV into records with an RFC-4180 reader (quoted fields may hold delimiters, quotes and
@@ -187,11 +142,7 @@ pub fn parse_csv(text: &str, delimiter: char, line_ending: &str) -> Vec<Vec<Stri
             row.push(std::mem::take(&mut field));
         } else if c == first_le {
             if line_ending == "\r\n" {
-                assert_eq!(
-                    chars.next(),
-                    Some('\n'),
-                    "CR outside quotes not followed by LF"
-                );
+                assert_eq!(chars.next(), Some('\n'), "CR outside quotes not followed by LF");
             }
             row.push(std::mem::take(&mut field));
             rows.push(std::mem::take(&mut row));
@@ -200,9 +151,6 @@ pub fn parse_csv(text: &str, delimiter: char, line_ending: &str) -> Vec<Vec<Stri
         }
     }
     assert!(!in_quotes, "unterminated quote");
-    assert!(
-        field.is_empty() && row.is_empty(),
-        "last record not terminated by the line ending"
-    );
+    assert!(field.is_empty() && row.is_empty(), "last record not terminated by the line ending");
     rows
 }

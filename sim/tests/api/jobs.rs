@@ -9,9 +9,7 @@ use crate::common::{Org, assert_error, config};
 fn is_job_date(v: &Value) -> bool {
     // 2018-12-10T17:50:19.000+0000
     let s = v.as_str().unwrap_or_default();
-    chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.3f%z").is_ok()
-        && s.ends_with(".000+0000")
-        && s.len() == 28
+    chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.3f%z").is_ok() && s.ends_with(".000+0000") && s.len() == 28
 }
 
 #[tokio::test]
@@ -46,10 +44,7 @@ async fn create_answers_the_documented_job_info() {
     assert!(info["totalProcessingTime"].is_u64());
     assert_eq!(info["isPkChunkingSupported"], true);
     assert!(info.get("errorMessage").is_none());
-    assert!(
-        info.get("numberRecordsFailed").is_none(),
-        "query jobs carry no ingest fields"
-    );
+    assert!(info.get("numberRecordsFailed").is_none(), "query jobs carry no ingest fields");
     let stats = org.admin("/__sim/stats").await;
     assert_eq!(stats["jobs_created"]["Account"], 1);
     assert_eq!(stats["records"]["Account"], 5);
@@ -61,37 +56,21 @@ async fn jobs_move_through_their_states_on_schedule_and_announce_it() {
     let mut events = org.sim.job_events();
     let id = org.create_ok("SELECT Id FROM Account").await;
     let state = |v: Value| v["state"].as_str().unwrap().to_string();
-    assert_eq!(
-        state(org.get_job(&id).await.json().await.unwrap()),
-        "UploadComplete"
-    );
+    assert_eq!(state(org.get_job(&id).await.json().await.unwrap()), "UploadComplete");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        state(org.get_job(&id).await.json().await.unwrap()),
-        "InProgress"
-    );
+    assert_eq!(state(org.get_job(&id).await.json().await.unwrap()), "InProgress");
     let done = org.wait(&id).await;
     assert_eq!(done["state"], "JobComplete");
 
     let mut seen = Vec::new();
     while seen.len() < 3 {
-        let event = tokio::time::timeout(Duration::from_secs(5), events.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        let event = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
         assert_eq!(event.job_id, id);
         assert_eq!(event.api_version, "63.0");
         assert_eq!(event.object, "Account");
         seen.push(event.state);
     }
-    assert_eq!(
-        seen,
-        [
-            JobState::UploadComplete,
-            JobState::InProgress,
-            JobState::JobComplete
-        ]
-    );
+    assert_eq!(seen, [JobState::UploadComplete, JobState::InProgress, JobState::JobComplete]);
 }
 
 #[tokio::test]
@@ -105,12 +84,7 @@ async fn create_errors() {
             .body(body)
             .send()
     };
-    assert_error(
-        post_raw("{not json").await.unwrap(),
-        StatusCode::BAD_REQUEST,
-        "JSON_PARSER_ERROR",
-    )
-    .await;
+    assert_error(post_raw("{not json").await.unwrap(), StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR").await;
     for bad in [
         json!({"operation": "insert", "query": "SELECT Id FROM Account"}),
         json!({"operation": "query", "query": "SELECT Id FROM Account", "columnDelimiter": "COLON"}),
@@ -118,35 +92,19 @@ async fn create_errors() {
         json!({"operation": "query", "query": "SELECT Id FROM Account", "contentType": "JSON"}),
         json!({"operation": "query", "query": "SELECT Id FROM Account", "surprise": 1}),
     ] {
-        assert_error(
-            org.create(bad).await,
-            StatusCode::BAD_REQUEST,
-            "JSON_PARSER_ERROR",
-        )
-        .await;
+        assert_error(org.create(bad).await, StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR").await;
     }
+    assert_error(org.create(json!({"query": "SELECT Id FROM Account"})).await, StatusCode::BAD_REQUEST, "INVALIDJOB")
+        .await;
+    assert_error(org.create(json!({"operation": "query"})).await, StatusCode::BAD_REQUEST, "INVALIDJOB").await;
     assert_error(
-        org.create(json!({"query": "SELECT Id FROM Account"})).await,
-        StatusCode::BAD_REQUEST,
-        "INVALIDJOB",
-    )
-    .await;
-    assert_error(
-        org.create(json!({"operation": "query"})).await,
-        StatusCode::BAD_REQUEST,
-        "INVALIDJOB",
-    )
-    .await;
-    assert_error(
-        org.create(json!({"operation": "query", "query": "SELEKT Id FROM Account"}))
-            .await,
+        org.create(json!({"operation": "query", "query": "SELEKT Id FROM Account"})).await,
         StatusCode::BAD_REQUEST,
         "MALFORMED_QUERY",
     )
     .await;
     assert_error(
-        org.create(json!({"operation": "query", "query": "SELECT Nope FROM Account"}))
-            .await,
+        org.create(json!({"operation": "query", "query": "SELECT Nope FROM Account"})).await,
         StatusCode::BAD_REQUEST,
         "INVALID_FIELD",
     )
@@ -170,36 +128,14 @@ async fn create_errors() {
 #[tokio::test]
 async fn unknown_jobs_and_paths_are_not_found() {
     let org = Org::start(config(1)).await;
-    let message = assert_error(
-        org.get_job("750Sm00000AAAAAAAA").await,
-        StatusCode::NOT_FOUND,
-        "NOT_FOUND",
-    )
-    .await;
+    let message = assert_error(org.get_job("750Sm00000AAAAAAAA").await, StatusCode::NOT_FOUND, "NOT_FOUND").await;
     assert_eq!(message, "The requested resource does not exist");
-    assert_error(
-        org.results("750Sm00000AAAAAAAA", &[]).await,
-        StatusCode::NOT_FOUND,
-        "NOT_FOUND",
-    )
-    .await;
+    assert_error(org.results("750Sm00000AAAAAAAA", &[]).await, StatusCode::NOT_FOUND, "NOT_FOUND").await;
     // jsforce's double-slash bug (forcedotcom/cli#2968) hits a 404, as on the real API.
     let id = org.create_ok("SELECT Id FROM Account").await;
-    let resp = org
-        .http
-        .get(format!("{}//{id}/results", org.jobs_url()))
-        .bearer_auth(&org.token)
-        .send()
-        .await
-        .unwrap();
+    let resp = org.http.get(format!("{}//{id}/results", org.jobs_url())).bearer_auth(&org.token).send().await.unwrap();
     assert_error(resp, StatusCode::NOT_FOUND, "NOT_FOUND").await;
-    let resp = org
-        .http
-        .put(format!("{}/{id}", org.jobs_url()))
-        .bearer_auth(&org.token)
-        .send()
-        .await
-        .unwrap();
+    let resp = org.http.put(format!("{}/{id}", org.jobs_url())).bearer_auth(&org.token).send().await.unwrap();
     assert_error(resp, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED").await;
 }
 
@@ -214,16 +150,7 @@ async fn list_pages_through_jobs() {
     let mut url = org.jobs_url();
     let mut pages = 0;
     loop {
-        let page: Value = org
-            .http
-            .get(&url)
-            .bearer_auth(&org.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Value = org.http.get(&url).bearer_auth(&org.token).send().await.unwrap().json().await.unwrap();
         pages += 1;
         for job in page["records"].as_array().unwrap() {
             assert_eq!(job["jobType"], "V2Query");
@@ -251,14 +178,8 @@ async fn list_pages_through_jobs() {
         .unwrap();
     assert_eq!(none["records"], json!([]));
     assert_eq!(none["done"], true);
-    let bad = org
-        .http
-        .get(org.jobs_url())
-        .query(&[("queryLocator", "%%%")])
-        .bearer_auth(&org.token)
-        .send()
-        .await
-        .unwrap();
+    let bad =
+        org.http.get(org.jobs_url()).query(&[("queryLocator", "%%%")]).bearer_auth(&org.token).send().await.unwrap();
     assert_error(bad, StatusCode::BAD_REQUEST, "INVALID_QUERY_LOCATOR").await;
 }
 
@@ -268,75 +189,31 @@ async fn abort_and_delete_follow_the_state_rules() {
     let id = org.create_ok("SELECT Id FROM Account").await;
     let job_url = format!("{}/{id}", org.jobs_url());
 
-    let resp = org
-        .http
-        .delete(&job_url)
-        .bearer_auth(&org.token)
-        .send()
-        .await
-        .unwrap();
+    let resp = org.http.delete(&job_url).bearer_auth(&org.token).send().await.unwrap();
     let message = assert_error(resp, StatusCode::BAD_REQUEST, "API_ERROR").await;
-    assert_eq!(
-        message,
-        "Error encountered when deleting the job because the job is not terminated"
-    );
+    assert_eq!(message, "Error encountered when deleting the job because the job is not terminated");
 
-    let resp = org
-        .http
-        .patch(&job_url)
-        .bearer_auth(&org.token)
-        .json(&json!({"state": "JobComplete"}))
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        org.http.patch(&job_url).bearer_auth(&org.token).json(&json!({"state": "JobComplete"})).send().await.unwrap();
     assert_error(resp, StatusCode::BAD_REQUEST, "INVALIDJOBSTATE").await;
 
-    let resp = org
-        .http
-        .patch(&job_url)
-        .bearer_auth(&org.token)
-        .json(&json!({"state": "Aborted"}))
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        org.http.patch(&job_url).bearer_auth(&org.token).json(&json!({"state": "Aborted"})).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let job: Value = resp.json().await.unwrap();
     assert_eq!(job["state"], "Aborted");
     assert_eq!(job["id"], id);
 
-    let resp = org
-        .http
-        .patch(&job_url)
-        .bearer_auth(&org.token)
-        .json(&json!({"state": "Aborted"}))
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        org.http.patch(&job_url).bearer_auth(&org.token).json(&json!({"state": "Aborted"})).send().await.unwrap();
     assert_error(resp, StatusCode::BAD_REQUEST, "INVALIDJOBSTATE").await;
-    assert_error(
-        org.results(&id, &[]).await,
-        StatusCode::BAD_REQUEST,
-        "INVALIDJOBSTATE",
-    )
-    .await;
+    assert_error(org.results(&id, &[]).await, StatusCode::BAD_REQUEST, "INVALIDJOBSTATE").await;
 
-    let resp = org
-        .http
-        .delete(&job_url)
-        .bearer_auth(&org.token)
-        .send()
-        .await
-        .unwrap();
+    let resp = org.http.delete(&job_url).bearer_auth(&org.token).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     assert!(resp.bytes().await.unwrap().is_empty());
     assert_error(org.get_job(&id).await, StatusCode::NOT_FOUND, "NOT_FOUND").await;
-    let resp = org
-        .http
-        .delete(&job_url)
-        .bearer_auth(&org.token)
-        .send()
-        .await
-        .unwrap();
+    let resp = org.http.delete(&job_url).bearer_auth(&org.token).send().await.unwrap();
     assert_error(resp, StatusCode::NOT_FOUND, "NOT_FOUND").await;
 }
 
@@ -346,22 +223,10 @@ async fn completed_jobs_cannot_be_aborted_but_can_be_deleted() {
     let id = org.create_ok("SELECT Id FROM Account").await;
     org.wait(&id).await;
     let job_url = format!("{}/{id}", org.jobs_url());
-    let resp = org
-        .http
-        .patch(&job_url)
-        .bearer_auth(&org.token)
-        .json(&json!({"state": "Aborted"}))
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        org.http.patch(&job_url).bearer_auth(&org.token).json(&json!({"state": "Aborted"})).send().await.unwrap();
     assert_error(resp, StatusCode::BAD_REQUEST, "INVALIDJOBSTATE").await;
-    let resp = org
-        .http
-        .delete(&job_url)
-        .bearer_auth(&org.token)
-        .send()
-        .await
-        .unwrap();
+    let resp = org.http.delete(&job_url).bearer_auth(&org.token).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
 }
 
@@ -372,11 +237,6 @@ async fn results_expire_after_retention() {
     org.wait(&id).await;
     assert_eq!(org.results(&id, &[]).await.status(), StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_error(
-        org.results(&id, &[]).await,
-        StatusCode::NOT_FOUND,
-        "NOT_FOUND",
-    )
-    .await;
+    assert_error(org.results(&id, &[]).await, StatusCode::NOT_FOUND, "NOT_FOUND").await;
     assert_error(org.get_job(&id).await, StatusCode::NOT_FOUND, "NOT_FOUND").await;
 }

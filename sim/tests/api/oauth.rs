@@ -12,30 +12,19 @@ use sha2::Sha256;
 use crate::common::{Org, V, assert_error, config};
 
 async fn token_request(sim: &Simulator, form: &[(&str, &str)]) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(format!("{}/services/oauth2/token", sim.url()))
-        .form(form)
-        .send()
-        .await
-        .unwrap()
+    reqwest::Client::new().post(format!("{}/services/oauth2/token", sim.url())).form(form).send().await.unwrap()
 }
 
 async fn assert_oauth_error(resp: reqwest::Response, error: &str, description: &str) {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(
-        body,
-        json!({"error": error, "error_description": description})
-    );
+    assert_eq!(body, json!({"error": error, "error_description": description}));
 }
 
 fn jwt(pem: &str, claims: &Value) -> String {
     let key = rsa::PrivateKey::from_pkcs8_pem(pem).unwrap();
-    let signed = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256"}"#),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
+    let signed =
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256"}"#), URL_SAFE_NO_PAD.encode(claims.to_string()));
     let sig = key.pkcs1v15_sign::<Sha256>(signed.as_bytes()).unwrap();
     format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig))
 }
@@ -53,29 +42,19 @@ async fn assert_token(sim: &Simulator, resp: reqwest::Response, scoped: bool) ->
     let org_id = sim.org_id();
     assert_eq!(org_id.len(), 18);
     assert!(org_id.starts_with("00D"));
-    assert!(
-        token.starts_with(&format!("{}!AQ", &org_id[..15])),
-        "{token}"
-    );
+    assert!(token.starts_with(&format!("{}!AQ", &org_id[..15])), "{token}");
     assert_eq!(body["instance_url"], sim.url());
     assert_eq!(body["token_type"], "Bearer");
     let id = body["id"].as_str().unwrap();
     let segments: Vec<&str> = id.rsplit('/').collect();
-    assert_eq!(
-        segments[1], org_id,
-        "second-to-last segment of id is the org id"
-    );
+    assert_eq!(segments[1], org_id, "second-to-last segment of id is the org id");
     assert!(segments[0].starts_with("005") && segments[0].len() == 18);
     let issued_at = body["issued_at"].as_str().expect("issued_at is a string");
     let ms: i64 = issued_at.parse().unwrap();
     assert!((chrono::Utc::now().timestamp_millis() - ms).abs() < 60_000);
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(sim.credentials().client_secret.as_bytes()).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(sim.credentials().client_secret.as_bytes()).unwrap();
     mac.update(format!("{id}{issued_at}").as_bytes());
-    assert_eq!(
-        body["signature"],
-        STANDARD.encode(mac.finalize().into_bytes())
-    );
+    assert_eq!(body["signature"], STANDARD.encode(mac.finalize().into_bytes()));
     assert_eq!(body.get("scope").is_some(), scoped);
     assert!(body.get("refresh_token").is_none());
     token.to_string()
@@ -111,11 +90,7 @@ async fn all_three_flows_issue_working_tokens() {
 
     let resp = token_request(
         &sim,
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", &c.client_id),
-            ("client_secret", &c.client_secret),
-        ],
+        &[("grant_type", "client_credentials"), ("client_id", &c.client_id), ("client_secret", &c.client_secret)],
     )
     .await;
     let t2 = assert_token(&sim, resp, true).await;
@@ -123,25 +98,16 @@ async fn all_three_flows_issue_working_tokens() {
     let assertion = jwt(&c.private_key_pem, &claims(&sim, sim.url(), 120));
     let resp = token_request(
         &sim,
-        &[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            ("assertion", &assertion),
-        ],
+        &[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", &assertion)],
     )
     .await;
     let t3 = assert_token(&sim, resp, true).await;
 
     // The real login host as audience is accepted too: clients configured for production send it.
-    let assertion = jwt(
-        &c.private_key_pem,
-        &claims(&sim, "https://login.salesforce.com", 120),
-    );
+    let assertion = jwt(&c.private_key_pem, &claims(&sim, "https://login.salesforce.com", 120));
     let resp = token_request(
         &sim,
-        &[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            ("assertion", &assertion),
-        ],
+        &[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", &assertion)],
     )
     .await;
     assert_eq!(resp.status(), StatusCode::OK);
@@ -151,10 +117,7 @@ async fn all_three_flows_issue_working_tokens() {
     }
     assert_ne!(t1, t2);
     let secrets = [&c.client_id, &c.client_secret, &c.username, &c.password];
-    assert!(
-        secrets.iter().all(|s| s.len() >= 16),
-        "random secrets are 16+ characters"
-    );
+    assert!(secrets.iter().all(|s| s.len() >= 16), "random secrets are 16+ characters");
 }
 
 #[tokio::test]
@@ -182,11 +145,7 @@ async fn token_errors_have_the_real_shapes() {
     .await
     .unwrap();
     let cc = |id: &'static str, secret: &'static str| {
-        [
-            ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", secret),
-        ]
+        [("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret)]
     };
     assert_oauth_error(
         token_request(&sim, &cc("nope", "secret-0123456789abcdef")).await,
@@ -209,24 +168,14 @@ async fn token_errors_have_the_real_shapes() {
             ("password", p),
         ]
     };
-    assert_oauth_error(
-        token_request(&sim, &pw("wrong")).await,
-        "invalid_grant",
-        "authentication failure",
-    )
-    .await;
+    assert_oauth_error(token_request(&sim, &pw("wrong")).await, "invalid_grant", "authentication failure").await;
     assert_oauth_error(
         token_request(&sim, &[("grant_type", "authorization_code")]).await,
         "unsupported_grant_type",
         "grant type not supported",
     )
     .await;
-    assert_oauth_error(
-        token_request(&sim, &[]).await,
-        "unsupported_grant_type",
-        "grant type not supported",
-    )
-    .await;
+    assert_oauth_error(token_request(&sim, &[]).await, "unsupported_grant_type", "grant type not supported").await;
 }
 
 #[tokio::test]
@@ -240,11 +189,7 @@ async fn jwt_errors() {
     };
 
     assert_oauth_error(
-        send(jwt(
-            &c.private_key_pem,
-            &claims(&sim, "https://elsewhere.example", 120),
-        ))
-        .await,
+        send(jwt(&c.private_key_pem, &claims(&sim, "https://elsewhere.example", 120))).await,
         "invalid_grant",
         "audience is invalid",
     )
@@ -271,17 +216,11 @@ async fn jwt_errors() {
         "user hasn't approved this consumer",
     )
     .await;
-    assert_oauth_error(
-        send("not.a.jwt".into()).await,
-        "invalid_grant",
-        "invalid assertion",
-    )
-    .await;
+    assert_oauth_error(send("not.a.jwt".into()).await, "invalid_grant", "invalid assertion").await;
 
     // Signed with a key that is not the simulator's.
     let other = rsa::PrivateKey::new(&mut getrandom::SysRng, 1024).unwrap();
-    let other_pem =
-        rsa::pkcs8::EncodePrivateKey::to_pkcs8_pem(&other, rsa::pkcs8::LineEnding::LF).unwrap();
+    let other_pem = rsa::pkcs8::EncodePrivateKey::to_pkcs8_pem(&other, rsa::pkcs8::LineEnding::LF).unwrap();
     assert_oauth_error(
         send(jwt(&other_pem, &claims(&sim, sim.url(), 120))).await,
         "invalid_grant",
@@ -300,40 +239,17 @@ async fn rest_calls_need_a_live_token() {
         }
         req.send()
     };
-    assert_eq!(
-        list(Some(&org.token)).await.unwrap().status(),
-        StatusCode::OK
-    );
-    let message = assert_error(
-        list(None).await.unwrap(),
-        StatusCode::UNAUTHORIZED,
-        "INVALID_SESSION_ID",
-    )
-    .await;
+    assert_eq!(list(Some(&org.token)).await.unwrap().status(), StatusCode::OK);
+    let message = assert_error(list(None).await.unwrap(), StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID").await;
     assert_eq!(message, "Session expired or invalid");
-    assert_error(
-        list(Some("00Dbogus!AQxyz")).await.unwrap(),
-        StatusCode::UNAUTHORIZED,
-        "INVALID_SESSION_ID",
-    )
-    .await;
+    assert_error(list(Some("00Dbogus!AQxyz")).await.unwrap(), StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID").await;
     // The older `OAuth` scheme works as well.
-    let resp = org
-        .http
-        .get(org.jobs_url())
-        .header("Authorization", format!("OAuth {}", org.token))
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        org.http.get(org.jobs_url()).header("Authorization", format!("OAuth {}", org.token)).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_error(
-        list(Some(&org.token)).await.unwrap(),
-        StatusCode::UNAUTHORIZED,
-        "INVALID_SESSION_ID",
-    )
-    .await;
+    assert_error(list(Some(&org.token)).await.unwrap(), StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID").await;
     // Logging in again is the cure, as clients do on INVALID_SESSION_ID.
     let fresh = crate::common::login(&org.http, &org.sim).await;
     assert_eq!(list(Some(&fresh)).await.unwrap().status(), StatusCode::OK);
@@ -345,35 +261,14 @@ async fn token_expiry_at_runtime() {
     let resp = org.set_faults(json!({"revoke_tokens": true})).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.json::<Value>().await.unwrap()["revoke_tokens"], false);
-    let resp = org
-        .http
-        .get(org.jobs_url())
-        .bearer_auth(&org.token)
-        .send()
-        .await
-        .unwrap();
+    let resp = org.http.get(org.jobs_url()).bearer_auth(&org.token).send().await.unwrap();
     assert_error(resp, StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID").await;
     let fresh = crate::common::login(&org.http, &org.sim).await;
-    let resp = org
-        .http
-        .get(org.jobs_url())
-        .bearer_auth(&fresh)
-        .send()
-        .await
-        .unwrap();
+    let resp = org.http.get(org.jobs_url()).bearer_auth(&fresh).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 
     // A shorter TTL set at runtime applies to tokens already out.
-    org.sim.set_faults(FaultConfig {
-        token_ttl_secs: 0,
-        ..FaultConfig::default()
-    });
-    let resp = org
-        .http
-        .get(org.jobs_url())
-        .bearer_auth(&fresh)
-        .send()
-        .await
-        .unwrap();
+    org.sim.set_faults(FaultConfig { token_ttl_secs: 0, ..FaultConfig::default() });
+    let resp = org.http.get(org.jobs_url()).bearer_auth(&fresh).send().await.unwrap();
     assert_error(resp, StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID").await;
 }

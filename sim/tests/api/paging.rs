@@ -68,10 +68,7 @@ async fn a_million_records_page_through_stable_locators() {
     }
     let paged = started.elapsed();
     assert_eq!(seen, TOTAL);
-    assert_eq!(
-        pages.len(),
-        TOTAL.div_ceil(bulkflow_sim::DEFAULT_MAX_PAGE_RECORDS)
-    );
+    assert_eq!(pages.len(), TOTAL.div_ceil(bulkflow_sim::DEFAULT_MAX_PAGE_RECORDS));
 
     // Refetch a page in the middle by its locator: byte-identical.
     let (mid_locator, mid_digest) = pages[pages.len() / 2].clone();
@@ -81,13 +78,7 @@ async fn a_million_records_page_through_stable_locators() {
     let stats = org.sim.stats();
     let per_locator = &stats.requests_per_locator[&id];
     assert_eq!(per_locator[&mid_locator], 2, "the refetched page twice");
-    assert!(
-        per_locator
-            .iter()
-            .filter(|(l, _)| **l != mid_locator)
-            .all(|(_, n)| *n == 1),
-        "every other page once"
-    );
+    assert!(per_locator.iter().filter(|(l, _)| **l != mid_locator).all(|(_, n)| *n == 1), "every other page once");
     assert_eq!(per_locator.len(), pages.len());
     eprintln!(
         "1M records: generate {generated:?}, query {:?}, page {:?} ({} pages, {} MB)",

@@ -21,11 +21,7 @@ async fn page_all(org: &Org, id: &str, max: &str) -> (Vec<String>, Vec<Option<St
         let next = header(&resp, "Sforce-Locator").to_string();
         let count: usize = header(&resp, "Sforce-NumberOfRecords").parse().unwrap();
         let body = resp.text().await.unwrap();
-        assert_eq!(
-            parse_csv(&body, ',', "\n").len(),
-            count + 1,
-            "header row plus the counted rows"
-        );
+        assert_eq!(parse_csv(&body, ',', "\n").len(), count + 1, "header row plus the counted rows");
         bodies.push(body);
         if next == "null" {
             return (bodies, locators);
@@ -37,24 +33,15 @@ async fn page_all(org: &Org, id: &str, max: &str) -> (Vec<String>, Vec<Option<St
 #[tokio::test]
 async fn pages_have_headers_locators_and_counts() {
     let org = Org::start(config(25)).await;
-    let id = org
-        .create_ok("SELECT Id, Name, LastModifiedDate FROM Account")
-        .await;
+    let id = org.create_ok("SELECT Id, Name, LastModifiedDate FROM Account").await;
     org.wait(&id).await;
     let (bodies, locators) = page_all(&org, &id, "10").await;
     assert_eq!(bodies.len(), 3);
     let mut ids = Vec::new();
     for body in &bodies {
         let rows = parse_csv(body, ',', "\n");
-        assert_eq!(
-            rows[0],
-            ["Id", "Name", "LastModifiedDate"],
-            "every page starts with the header"
-        );
-        assert!(
-            body.starts_with("\"Id\",\"Name\",\"LastModifiedDate\"\n"),
-            "header names are quoted"
-        );
+        assert_eq!(rows[0], ["Id", "Name", "LastModifiedDate"], "every page starts with the header");
+        assert!(body.starts_with("\"Id\",\"Name\",\"LastModifiedDate\"\n"), "header names are quoted");
         ids.extend(rows[1..].iter().map(|r| r[0].clone()));
     }
     assert_eq!(ids.len(), 25);
@@ -63,15 +50,7 @@ async fn pages_have_headers_locators_and_counts() {
     assert_eq!(ids.len(), 25, "no row twice");
 
     // A page fetched again by its locator is byte-identical.
-    let again = org
-        .results(
-            &id,
-            &[
-                ("maxRecords", "10"),
-                ("locator", locators[1].as_deref().unwrap()),
-            ],
-        )
-        .await;
+    let again = org.results(&id, &[("maxRecords", "10"), ("locator", locators[1].as_deref().unwrap())]).await;
     assert_eq!(again.text().await.unwrap(), bodies[1]);
     let stats = org.admin("/__sim/stats").await;
     let per_locator = &stats["requests_per_locator"][&id];
@@ -90,11 +69,7 @@ async fn default_page_size_caps_pages_and_max_records() {
     let resp = org.results(&id, &[]).await;
     assert_eq!(header(&resp, "Sforce-NumberOfRecords"), "3");
     let resp = org.results(&id, &[("maxRecords", "100")]).await;
-    assert_eq!(
-        header(&resp, "Sforce-NumberOfRecords"),
-        "3",
-        "maxRecords above the cap is capped"
-    );
+    assert_eq!(header(&resp, "Sforce-NumberOfRecords"), "3", "maxRecords above the cap is capped");
     let resp = org.results(&id, &[("maxRecords", "2")]).await;
     assert_eq!(header(&resp, "Sforce-NumberOfRecords"), "2");
 }
@@ -113,28 +88,18 @@ async fn empty_results_are_one_header_only_page() {
 #[tokio::test]
 async fn every_delimiter_and_line_ending() {
     let org = Org::start(config(20)).await;
-    let delimiters = [
-        ("COMMA", ','),
-        ("TAB", '\t'),
-        ("PIPE", '|'),
-        ("SEMICOLON", ';'),
-        ("CARET", '^'),
-        ("BACKQUOTE", '`'),
-    ];
+    let delimiters =
+        [("COMMA", ','), ("TAB", '\t'), ("PIPE", '|'), ("SEMICOLON", ';'), ("CARET", '^'), ("BACKQUOTE", '`')];
     let mut reference: Option<Vec<Vec<String>>> = None;
     for (name, delimiter) in delimiters {
         for (le_name, le) in [("LF", "\n"), ("CRLF", "\r\n")] {
             let resp = org
                 .create(json!({"operation": "query", "query": "SELECT Id, Name, LastModifiedDate FROM Account", "columnDelimiter": name, "lineEnding": le_name}))
                 .await;
-            let id = resp.json::<serde_json::Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string();
+            let id = resp.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_string();
             org.wait(&id).await;
             let body = org.results(&id, &[]).await.text().await.unwrap();
-            let header_line =
-                format!("\"Id\"{delimiter}\"Name\"{delimiter}\"LastModifiedDate\"{le}");
+            let header_line = format!("\"Id\"{delimiter}\"Name\"{delimiter}\"LastModifiedDate\"{le}");
             assert!(body.starts_with(&header_line), "{name}/{le_name}: {body:?}");
             if le_name == "LF" {
                 assert!(!body.contains('\r'), "no CR with LF endings");
@@ -171,9 +136,7 @@ async fn gzip_when_asked() {
     let compressed = resp.bytes().await.unwrap();
     assert!(compressed.len() < plain.len());
     let mut unzipped = Vec::new();
-    flate2::read::GzDecoder::new(&compressed[..])
-        .read_to_end(&mut unzipped)
-        .unwrap();
+    flate2::read::GzDecoder::new(&compressed[..]).read_to_end(&mut unzipped).unwrap();
     assert_eq!(unzipped, plain);
 }
 
@@ -181,12 +144,7 @@ async fn gzip_when_asked() {
 async fn results_errors() {
     let org = Org::start(config(5).job_latency(std::time::Duration::from_secs(30))).await;
     let pending = org.create_ok("SELECT Id FROM Account").await;
-    assert_error(
-        org.results(&pending, &[]).await,
-        StatusCode::BAD_REQUEST,
-        "INVALIDJOBSTATE",
-    )
-    .await;
+    assert_error(org.results(&pending, &[]).await, StatusCode::BAD_REQUEST, "INVALIDJOBSTATE").await;
 
     let org = Org::start(config(5)).await;
     let id = org.create_ok("SELECT Id FROM Account").await;
@@ -201,33 +159,16 @@ async fn results_errors() {
         .unwrap();
     assert_error(resp, StatusCode::CONFLICT, "API_VERSION_MISMATCH").await;
     for bad in ["0", "-1", "ten"] {
-        assert_error(
-            org.results(&id, &[("maxRecords", bad)]).await,
-            StatusCode::BAD_REQUEST,
-            "INVALIDREQUEST",
-        )
-        .await;
+        assert_error(org.results(&id, &[("maxRecords", bad)]).await, StatusCode::BAD_REQUEST, "INVALIDREQUEST").await;
     }
     // Not base64 of an offset; and an offset past the end.
     for bad in ["!!", "bm9wZQ", "OTk5"] {
-        assert_error(
-            org.results(&id, &[("locator", bad)]).await,
-            StatusCode::BAD_REQUEST,
-            "INVALID_LOCATOR",
-        )
-        .await;
+        assert_error(org.results(&id, &[("locator", bad)]).await, StatusCode::BAD_REQUEST, "INVALID_LOCATOR").await;
     }
     // The job's own version works; the session is needed.
     assert_eq!(org.results(&id, &[]).await.status(), StatusCode::OK);
-    let resp = org
-        .http
-        .get(format!(
-            "{}/services/data/{V}/jobs/query/{id}/results",
-            org.sim.url()
-        ))
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        org.http.get(format!("{}/services/data/{V}/jobs/query/{id}/results", org.sim.url())).send().await.unwrap();
     assert_error(resp, StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID").await;
 }
 
@@ -236,9 +177,7 @@ async fn same_seed_gives_byte_identical_pages() {
     let mut pages = Vec::new();
     for _ in 0..2 {
         let org = Org::start(config(500).seed(42)).await;
-        let id = org
-            .create_ok("SELECT Id, Name, LastModifiedDate FROM Account")
-            .await;
+        let id = org.create_ok("SELECT Id, Name, LastModifiedDate FROM Account").await;
         org.wait(&id).await;
         pages.push(page_all(&org, &id, "200").await.0);
     }
@@ -250,9 +189,7 @@ async fn same_seed_gives_byte_identical_pages() {
 #[tokio::test]
 async fn a_window_query_per_object_covers_all_records() {
     let start = crate::common::fixed_start();
-    let org =
-        Org::start(config(40).records([("Account", 40), ("Contact", 30), ("Opportunity", 20)]))
-            .await;
+    let org = Org::start(config(40).records([("Account", 40), ("Contact", 30), ("Opportunity", 20)])).await;
     let from = (start - chrono::Duration::hours(24)).format("%Y-%m-%dT%H:%M:%SZ");
     for (object, count) in [("Account", 40), ("Contact", 30), ("Opportunity", 20)] {
         let soql = format!(
@@ -265,14 +202,8 @@ async fn a_window_query_per_object_covers_all_records() {
         let body = org.results(&id, &[]).await.text().await.unwrap();
         let rows = parse_csv(&body, ',', "\n");
         assert_eq!(rows.len(), count + 1);
-        assert!(
-            rows[1..].iter().all(|r| r[2].ends_with(".000Z")),
-            "datetimes as ISO with millis and Z"
-        );
+        assert!(rows[1..].iter().all(|r| r[2].ends_with(".000Z")), "datetimes as ISO with millis and Z");
     }
     let stats = org.admin("/__sim/stats").await;
-    assert_eq!(
-        stats["jobs_created"],
-        json!({"Account": 1, "Contact": 1, "Opportunity": 1})
-    );
+    assert_eq!(stats["jobs_created"], json!({"Account": 1, "Contact": 1, "Opportunity": 1}));
 }

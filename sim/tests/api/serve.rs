@@ -46,9 +46,8 @@ async fn serve_prints_ready_and_writes_private_credentials() {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let out = Shared::default();
     let mut writer = out.clone();
-    let server = tokio::spawn(async move {
-        serve_until(*args, async { stop_rx.await.unwrap_or(()) }, &mut writer).await
-    });
+    let server =
+        tokio::spawn(async move { serve_until(*args, async { stop_rx.await.unwrap_or(()) }, &mut writer).await });
 
     let line = loop {
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
@@ -57,10 +56,7 @@ async fn serve_prints_ready_and_writes_private_credentials() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     };
-    let url = line
-        .strip_prefix("ready url=")
-        .expect("first line is the ready line")
-        .to_string();
+    let url = line.strip_prefix("ready url=").expect("first line is the ready line").to_string();
     assert!(url.starts_with("http://127.0.0.1:"));
     assert!(!url.ends_with(":0"), "an ephemeral port was chosen");
 
@@ -72,21 +68,12 @@ async fn serve_prints_ready_and_writes_private_credentials() {
     let key_path = std::path::PathBuf::from(creds["private_key_path"].as_str().unwrap());
     assert!(key_path.is_absolute());
     assert_eq!(key_path.parent(), creds_path.parent());
-    assert!(
-        std::fs::read_to_string(&key_path)
-            .unwrap()
-            .starts_with("-----BEGIN PRIVATE KEY-----")
-    );
+    assert!(std::fs::read_to_string(&key_path).unwrap().starts_with("-----BEGIN PRIVATE KEY-----"));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         for path in [&creds_path, &key_path] {
-            assert_eq!(
-                std::fs::metadata(path).unwrap().permissions().mode() & 0o777,
-                0o600,
-                "{}",
-                path.display()
-            );
+            assert_eq!(std::fs::metadata(path).unwrap().permissions().mode() & 0o777, 0o600, "{}", path.display());
         }
     }
 
@@ -105,14 +92,7 @@ async fn serve_prints_ready_and_writes_private_credentials() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let stats: Value = http
-        .get(format!("{url}/__sim/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = http.get(format!("{url}/__sim/stats")).send().await.unwrap().json().await.unwrap();
     assert_eq!(stats["records"]["Account"], 12);
 
     stop_tx.send(()).unwrap();

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::config::{BulkQueryJobConfig, ColumnDelimiter, LineEnding, Operation, QueryOperation};
 use crate::event::{Event, EventData};
@@ -107,7 +107,9 @@ impl BulkQueryJobProcessor {
         let run = run_of(&event);
         if let Some(run) = &run {
             // A redelivered event for a run that already has its job: never a second job.
-            if let Some(existing) = self.ledger.get_run(run).map_err(ledger_error)?.and_then(|r| r.job_id().map(str::to_string)) {
+            if let Some(existing) =
+                self.ledger.get_run(run).map_err(ledger_error)?.and_then(|r| r.job_id().map(str::to_string))
+            {
                 let job = bulk::get_job(client, &existing).await.map_err(to_task_error)?;
                 return out.emit(with_job(event, &job)).await;
             }
@@ -210,7 +212,8 @@ impl BulkQueryJobProcessor {
                     meta.insert("total_batches".into(), json!(seq + 1));
                 }
                 let id = format!("{}-p{:05}-b{:04}", job.id, page.number, i);
-                out.emit(Event { id, subject: None, data: EventData::Arrow(batch), meta, created_at: Utc::now() }).await?;
+                out.emit(Event { id, subject: None, data: EventData::Arrow(batch), meta, created_at: Utc::now() })
+                    .await?;
                 seq += 1;
             }
             if let Some(run) = &run {

@@ -2,8 +2,8 @@
 //! headcount, phone, description and owner change when the record is modified.
 
 use super::words::{
-    ACCOUNT_TYPES, COMPANY_MIDDLES, COMPANY_STEMS, COMPANY_SUFFIXES, FIRST_NAMES, INDUSTRIES,
-    LAST_NAMES, PLACES, STREETS,
+    ACCOUNT_TYPES, COMPANY_MIDDLES, COMPANY_STEMS, COMPANY_SUFFIXES, FIRST_NAMES, INDUSTRIES, LAST_NAMES, PLACES,
+    STREETS,
 };
 use super::{FieldSpec, GenContext, ObjectKind, Rec, chance, common, pick, rng};
 use crate::data::schema::FieldType;
@@ -31,12 +31,7 @@ pub(super) static FIELDS: &[FieldSpec] = &[
     FieldSpec::value("Website", FieldType::Url, true, website),
     FieldSpec::value("BillingStreet", FieldType::String, true, billing_street),
     FieldSpec::value("BillingCity", FieldType::String, true, billing_city),
-    FieldSpec::value(
-        "BillingPostalCode",
-        FieldType::String,
-        true,
-        billing_postal_code,
-    ),
+    FieldSpec::value("BillingPostalCode", FieldType::String, true, billing_postal_code),
     FieldSpec::value("BillingCountry", FieldType::String, true, billing_country),
     FieldSpec::value("Description", FieldType::TextArea, true, description),
     common::OWNER_ID,
@@ -50,23 +45,15 @@ pub(super) static FIELDS: &[FieldSpec] = &[
 
 /// Also the stem of opportunity names, hence a function of the index alone.
 pub(super) fn account_name(ctx: &GenContext, idx: u32) -> String {
-    let h = rng::hash(&[
-        ctx.seed,
-        ObjectKind::Account as u64,
-        u64::from(idx),
-        TAG_NAME,
-    ]);
+    let h = rng::hash(&[ctx.seed, ObjectKind::Account as u64, u64::from(idx), TAG_NAME]);
     let stem = pick(h >> 8, COMPANY_STEMS);
     let middle = pick(h >> 16, COMPANY_MIDDLES);
     let suffix = pick(h >> 24, COMPANY_SUFFIXES);
     match h % 50 {
         0..=1 => format!("\"{stem}\" {middle} {suffix}"),
-        2..=3 => format!(
-            "{}, {} & {}",
-            pick(h >> 32, LAST_NAMES),
-            pick(h >> 40, LAST_NAMES),
-            pick(h >> 48, LAST_NAMES)
-        ),
+        2..=3 => {
+            format!("{}, {} & {}", pick(h >> 32, LAST_NAMES), pick(h >> 40, LAST_NAMES), pick(h >> 48, LAST_NAMES))
+        }
         4 => format!("{stem} {middle}\n{suffix}"),
         _ => format!("{stem} {middle} {suffix}"),
     }
@@ -78,20 +65,12 @@ fn name(rec: &Rec<'_>) -> Value {
 
 fn account_type(rec: &Rec<'_>) -> Value {
     let h = rec.fixed(TAG_TYPE);
-    if chance(h, 10) {
-        Value::Null
-    } else {
-        Value::Text(pick(h, ACCOUNT_TYPES).to_owned())
-    }
+    if chance(h, 10) { Value::Null } else { Value::Text(pick(h, ACCOUNT_TYPES).to_owned()) }
 }
 
 fn industry(rec: &Rec<'_>) -> Value {
     let h = rec.fixed(TAG_INDUSTRY);
-    if chance(h, 15) {
-        Value::Null
-    } else {
-        Value::Text(pick(h, INDUSTRIES).to_owned())
-    }
+    if chance(h, 15) { Value::Null } else { Value::Text(pick(h, INDUSTRIES).to_owned()) }
 }
 
 /// Whole currency units: AnnualRevenue is a currency(18,0) field in Salesforce.
@@ -106,21 +85,12 @@ fn annual_revenue(rec: &Rec<'_>) -> Value {
 
 fn employees(rec: &Rec<'_>) -> Value {
     let h = rec.varying(TAG_EMPLOYEES);
-    if chance(h, 15) {
-        Value::Null
-    } else {
-        Value::Int((h % 250_000) as i64 + 1)
-    }
+    if chance(h, 15) { Value::Null } else { Value::Int((h % 250_000) as i64 + 1) }
 }
 
 pub(super) fn phone_number(h: u64) -> String {
     match h % 3 {
-        0 => format!(
-            "({:03}) {:03}-{:04}",
-            200 + h % 800,
-            (h >> 10) % 1000,
-            (h >> 20) % 10_000
-        ),
+        0 => format!("({:03}) {:03}-{:04}", 200 + h % 800, (h >> 10) % 1000, (h >> 20) % 10_000),
         1 => format!("+49 30 {:07}", (h >> 10) % 10_000_000),
         _ => format!("+81-3-{:04}-{:04}", (h >> 10) % 10_000, (h >> 24) % 10_000),
     }
@@ -128,11 +98,7 @@ pub(super) fn phone_number(h: u64) -> String {
 
 fn phone(rec: &Rec<'_>) -> Value {
     let h = rec.varying(TAG_PHONE);
-    if chance(h, 10) {
-        Value::Null
-    } else {
-        Value::Text(phone_number(h))
-    }
+    if chance(h, 10) { Value::Null } else { Value::Text(phone_number(h)) }
 }
 
 fn website(rec: &Rec<'_>) -> Value {
@@ -151,11 +117,7 @@ fn website(rec: &Rec<'_>) -> Value {
 
 fn place(rec: &Rec<'_>) -> Option<(&'static str, &'static str)> {
     let h = rec.fixed(TAG_PLACE);
-    if chance(h, 10) {
-        None
-    } else {
-        Some(pick(h, PLACES))
-    }
+    if chance(h, 10) { None } else { Some(pick(h, PLACES)) }
 }
 
 /// Street addresses are multi-line in Salesforce: suite numbers go on a second line.
@@ -167,10 +129,7 @@ fn billing_street(rec: &Rec<'_>) -> Value {
     let street = pick(h, STREETS);
     let number = 1 + (h >> 8) % 400;
     if chance(h, 30) {
-        Value::Text(format!(
-            "{number} {street}\nSuite {}",
-            100 + (h >> 20) % 900
-        ))
+        Value::Text(format!("{number} {street}\nSuite {}", 100 + (h >> 20) % 900))
     } else {
         Value::Text(format!("{number} {street}"))
     }
@@ -201,12 +160,8 @@ fn description(rec: &Rec<'_>) -> Value {
     let industry = pick(h >> 16, INDUSTRIES);
     Value::Text(match h % 4 {
         0 => format!("Key account in {industry}."),
-        1 => format!(
-            "Renewal due in Q{}.\nAsk \"{contact}\" for details, not the front desk.",
-            1 + h % 4
-        ),
-        2 => "Line one, with a comma\r\nLine two; with a semicolon\r\n\tIndented line three"
-            .to_owned(),
+        1 => format!("Renewal due in Q{}.\nAsk \"{contact}\" for details, not the front desk.", 1 + h % 4),
+        2 => "Line one, with a comma\r\nLine two; with a semicolon\r\n\tIndented line three".to_owned(),
         _ => format!("Met {contact} at Dreamforce — interested in {industry}, pricing & SLAs."),
     })
 }

@@ -27,24 +27,12 @@ fn seeded_modified(ctx: &GenContext, kind: ObjectKind, idx: u32) -> i64 {
 /// predecessor's second, because equal timestamps at a window edge are where exports lose rows.
 pub(super) fn initial_state(ctx: &GenContext, kind: ObjectKind, idx: u32) -> RecordState {
     let h = rng::hash(&[ctx.seed, kind as u64, u64::from(idx), TAG_TIE]);
-    let modified = if idx > 0 && chance(h, 5) {
-        seeded_modified(ctx, kind, idx - 1)
-    } else {
-        seeded_modified(ctx, kind, idx)
-    };
+    let modified =
+        if idx > 0 && chance(h, 5) { seeded_modified(ctx, kind, idx - 1) } else { seeded_modified(ctx, kind, idx) };
     let age = rng::hash(&[ctx.seed, kind as u64, u64::from(idx), TAG_AGE]);
     // One record in five was never edited after creation.
-    let created = if chance(age, 20) {
-        modified
-    } else {
-        modified - (age % MAX_AGE_SECS) as i64
-    };
-    RecordState {
-        idx,
-        version: 0,
-        created,
-        modified,
-    }
+    let created = if chance(age, 20) { modified } else { modified - (age % MAX_AGE_SECS) as i64 };
+    RecordState { idx, version: 0, created, modified }
 }
 
 pub(super) fn id(rec: &Rec<'_>) -> Value {
@@ -112,35 +100,14 @@ pub(super) fn parent(rec: &Rec<'_>, to: ObjectKind, tag: u64, null_percent: u64)
 }
 
 pub(super) const ID: FieldSpec = FieldSpec::value("Id", FieldType::Id, false, id);
-pub(super) const OWNER_ID: FieldSpec =
-    FieldSpec::reference("OwnerId", false, ObjectKind::User, "Owner", owner);
-pub(super) const IS_DELETED: FieldSpec =
-    FieldSpec::value("IsDeleted", FieldType::Boolean, false, is_deleted);
-pub(super) const CREATED_DATE: FieldSpec =
-    FieldSpec::value("CreatedDate", FieldType::DateTime, false, created_date);
-pub(super) const CREATED_BY_ID: FieldSpec = FieldSpec::reference(
-    "CreatedById",
-    false,
-    ObjectKind::User,
-    "CreatedBy",
-    created_by,
-);
-pub(super) const LAST_MODIFIED_DATE: FieldSpec = FieldSpec::value(
-    "LastModifiedDate",
-    FieldType::DateTime,
-    false,
-    last_modified_date,
-);
-pub(super) const LAST_MODIFIED_BY_ID: FieldSpec = FieldSpec::reference(
-    "LastModifiedById",
-    false,
-    ObjectKind::User,
-    "LastModifiedBy",
-    last_modified_by,
-);
-pub(super) const SYSTEM_MODSTAMP: FieldSpec = FieldSpec::value(
-    "SystemModstamp",
-    FieldType::DateTime,
-    false,
-    system_modstamp,
-);
+pub(super) const OWNER_ID: FieldSpec = FieldSpec::reference("OwnerId", false, ObjectKind::User, "Owner", owner);
+pub(super) const IS_DELETED: FieldSpec = FieldSpec::value("IsDeleted", FieldType::Boolean, false, is_deleted);
+pub(super) const CREATED_DATE: FieldSpec = FieldSpec::value("CreatedDate", FieldType::DateTime, false, created_date);
+pub(super) const CREATED_BY_ID: FieldSpec =
+    FieldSpec::reference("CreatedById", false, ObjectKind::User, "CreatedBy", created_by);
+pub(super) const LAST_MODIFIED_DATE: FieldSpec =
+    FieldSpec::value("LastModifiedDate", FieldType::DateTime, false, last_modified_date);
+pub(super) const LAST_MODIFIED_BY_ID: FieldSpec =
+    FieldSpec::reference("LastModifiedById", false, ObjectKind::User, "LastModifiedBy", last_modified_by);
+pub(super) const SYSTEM_MODSTAMP: FieldSpec =
+    FieldSpec::value("SystemModstamp", FieldType::DateTime, false, system_modstamp);

@@ -20,13 +20,7 @@ const TAG_DESCRIPTION: u64 = 209;
 
 pub(super) static FIELDS: &[FieldSpec] = &[
     common::ID,
-    FieldSpec::reference(
-        "AccountId",
-        true,
-        ObjectKind::Account,
-        "Account",
-        account_id,
-    ),
+    FieldSpec::reference("AccountId", true, ObjectKind::Account, "Account", account_id),
     FieldSpec::value("FirstName", FieldType::String, true, first_name),
     FieldSpec::value("LastName", FieldType::String, false, last_name),
     FieldSpec::value("Name", FieldType::String, false, name),
@@ -54,11 +48,7 @@ fn account_id(rec: &Rec<'_>) -> Option<u32> {
 
 fn first(rec: &Rec<'_>) -> Option<&'static str> {
     let h = rec.fixed(TAG_FIRST);
-    if chance(h, 5) {
-        None
-    } else {
-        Some(pick(h, FIRST_NAMES))
-    }
+    if chance(h, 5) { None } else { Some(pick(h, FIRST_NAMES)) }
 }
 
 fn last(rec: &Rec<'_>) -> &'static str {
@@ -86,31 +76,19 @@ fn email(rec: &Rec<'_>) -> Value {
     if chance(h, 10) {
         return Value::Null;
     }
-    let local = format!(
-        "{}.{}",
-        email_part(first(rec).unwrap_or("x")),
-        email_part(last(rec))
-    );
+    let local = format!("{}.{}", email_part(first(rec).unwrap_or("x")), email_part(last(rec)));
     let domain = pick(h, &["example.com", "example.org", "mail.example.net"]);
     Value::Text(format!("{local}{}@{domain}", rec.st.idx))
 }
 
 fn phone(rec: &Rec<'_>) -> Value {
     let h = rec.varying(TAG_PHONE);
-    if chance(h, 15) {
-        Value::Null
-    } else {
-        Value::Text(account::phone_number(h))
-    }
+    if chance(h, 15) { Value::Null } else { Value::Text(account::phone_number(h)) }
 }
 
 fn title(rec: &Rec<'_>) -> Value {
     let h = rec.varying(TAG_TITLE);
-    if chance(h, 20) {
-        Value::Null
-    } else {
-        Value::Text(pick(h, TITLES).to_owned())
-    }
+    if chance(h, 20) { Value::Null } else { Value::Text(pick(h, TITLES).to_owned()) }
 }
 
 fn birthdate(rec: &Rec<'_>) -> Value {
@@ -130,11 +108,7 @@ fn opted_out(rec: &Rec<'_>) -> Value {
 
 fn place(rec: &Rec<'_>) -> Option<(&'static str, &'static str)> {
     let h = rec.fixed(TAG_PLACE);
-    if chance(h, 25) {
-        None
-    } else {
-        Some(pick(h, PLACES))
-    }
+    if chance(h, 25) { None } else { Some(pick(h, PLACES)) }
 }
 
 fn mailing_city(rec: &Rec<'_>) -> Value {

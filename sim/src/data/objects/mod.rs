@@ -49,9 +49,7 @@ impl ObjectKind {
     }
 
     pub(crate) fn from_name(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name().eq_ignore_ascii_case(name))
+        Self::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(name))
     }
 
     pub(crate) fn fields(self) -> &'static [FieldSpec] {
@@ -82,11 +80,7 @@ impl ObjectKind {
             name: self.name().to_owned(),
             key_prefix: self.key_prefix().to_owned(),
             fields: self.fields().iter().map(FieldSpec::def).collect(),
-            compound_fields: self
-                .compound_fields()
-                .iter()
-                .map(|&f| f.to_owned())
-                .collect(),
+            compound_fields: self.compound_fields().iter().map(|&f| f.to_owned()).collect(),
         }
     }
 }
@@ -112,20 +106,11 @@ impl GenContext {
             // 62^5 times a factor: letters land in the middle of the number, as in real ids.
             916_132_832 * (1 + rng::hash(&[seed, 0x1d, k as u64]) % 4096)
         });
-        Self {
-            seed,
-            start,
-            spread,
-            base_counts,
-            id_bases,
-        }
+        Self { seed, start, spread, base_counts, id_bases }
     }
 
     pub(crate) fn record_id(&self, kind: ObjectKind, idx: u32) -> String {
-        ids::record_id(
-            kind.key_prefix(),
-            self.id_bases[kind.index()] + u64::from(idx),
-        )
+        ids::record_id(kind.key_prefix(), self.id_bases[kind.index()] + u64::from(idx))
     }
 }
 
@@ -156,13 +141,7 @@ impl Rec<'_> {
 
     /// A hash that changes with each modification, for fields an update may touch.
     fn varying(&self, tag: u64) -> u64 {
-        rng::hash(&[
-            self.ctx.seed,
-            self.kind as u64,
-            u64::from(self.st.idx),
-            tag,
-            u64::from(self.st.version),
-        ])
+        rng::hash(&[self.ctx.seed, self.kind as u64, u64::from(self.st.idx), tag, u64::from(self.st.version)])
     }
 }
 
@@ -193,18 +172,8 @@ pub(crate) struct FieldSpec {
 }
 
 impl FieldSpec {
-    const fn value(
-        name: &'static str,
-        ty: FieldType,
-        nullable: bool,
-        generate: fn(&Rec<'_>) -> Value,
-    ) -> Self {
-        Self {
-            name,
-            ty,
-            nullable,
-            source: Gen::Value(generate),
-        }
+    const fn value(name: &'static str, ty: FieldType, nullable: bool, generate: fn(&Rec<'_>) -> Value) -> Self {
+        Self { name, ty, nullable, source: Gen::Value(generate) }
     }
 
     const fn reference(
@@ -214,32 +183,15 @@ impl FieldSpec {
         relationship: &'static str,
         parent: fn(&Rec<'_>) -> Option<u32>,
     ) -> Self {
-        Self {
-            name,
-            ty: FieldType::Reference,
-            nullable,
-            source: Gen::Ref {
-                to,
-                relationship,
-                parent,
-            },
-        }
+        Self { name, ty: FieldType::Reference, nullable, source: Gen::Ref { to, relationship, parent } }
     }
 
     fn def(&self) -> FieldDef {
         let (reference_to, relationship_name) = match &self.source {
-            Gen::Ref {
-                to, relationship, ..
-            } => (Some(to.name().to_owned()), Some((*relationship).to_owned())),
+            Gen::Ref { to, relationship, .. } => (Some(to.name().to_owned()), Some((*relationship).to_owned())),
             Gen::Value(_) => (None, None),
         };
-        FieldDef {
-            name: self.name.to_owned(),
-            ty: self.ty,
-            nullable: self.nullable,
-            reference_to,
-            relationship_name,
-        }
+        FieldDef { name: self.name.to_owned(), ty: self.ty, nullable: self.nullable, reference_to, relationship_name }
     }
 }
 

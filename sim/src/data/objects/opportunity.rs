@@ -17,13 +17,7 @@ const TAG_SOURCE: u64 = 306;
 
 pub(super) static FIELDS: &[FieldSpec] = &[
     common::ID,
-    FieldSpec::reference(
-        "AccountId",
-        true,
-        ObjectKind::Account,
-        "Account",
-        account_id,
-    ),
+    FieldSpec::reference("AccountId", true, ObjectKind::Account, "Account", account_id),
     FieldSpec::value("Name", FieldType::String, false, name),
     FieldSpec::value("StageName", FieldType::Picklist, false, stage_name),
     FieldSpec::value("Amount", FieldType::Currency, true, amount),
@@ -69,11 +63,7 @@ fn amount(rec: &Rec<'_>) -> Value {
     if chance(h, 10) {
         return Value::Null;
     }
-    let cents = if chance(h >> 4, 50) {
-        (h % 10_000) * 100
-    } else {
-        h % 1_000_000
-    };
+    let cents = if chance(h >> 4, 50) { (h % 10_000) * 100 } else { h % 1_000_000 };
     Value::Number(((h >> 20) % 100 * 100_000 + cents) as f64 / 100.0)
 }
 
@@ -91,20 +81,12 @@ fn close_date(rec: &Rec<'_>) -> Value {
 
 fn opportunity_type(rec: &Rec<'_>) -> Value {
     let h = rec.fixed(TAG_TYPE);
-    if chance(h, 20) {
-        Value::Null
-    } else {
-        Value::Text(pick(h, OPPORTUNITY_TYPES).to_owned())
-    }
+    if chance(h, 20) { Value::Null } else { Value::Text(pick(h, OPPORTUNITY_TYPES).to_owned()) }
 }
 
 fn lead_source(rec: &Rec<'_>) -> Value {
     let h = rec.fixed(TAG_SOURCE);
-    if chance(h, 30) {
-        Value::Null
-    } else {
-        Value::Text(pick(h, LEAD_SOURCES).to_owned())
-    }
+    if chance(h, 30) { Value::Null } else { Value::Text(pick(h, LEAD_SOURCES).to_owned()) }
 }
 
 fn is_closed(rec: &Rec<'_>) -> Value {

@@ -31,12 +31,7 @@ pub(super) fn initial_state(ctx: &GenContext, idx: u32) -> RecordState {
     const DAY: i64 = 86_400;
     let created = ctx.start - 365 * DAY - (h % (365 * 86_400)) as i64;
     let modified = (created + ((h >> 20) % (300 * 86_400)) as i64).min(ctx.start - 30 * DAY);
-    RecordState {
-        idx,
-        version: 0,
-        created,
-        modified: modified.max(created),
-    }
+    RecordState { idx, version: 0, created, modified: modified.max(created) }
 }
 
 fn names(rec: &Rec<'_>) -> (&'static str, &'static str) {
@@ -51,12 +46,7 @@ fn names(rec: &Rec<'_>) -> (&'static str, &'static str) {
 
 fn username(rec: &Rec<'_>) -> Value {
     let (first, last) = names(rec);
-    Value::Text(format!(
-        "{}.{}{}@sim.example.com",
-        email_part(first),
-        email_part(last),
-        rec.st.idx
-    ))
+    Value::Text(format!("{}.{}{}@sim.example.com", email_part(first), email_part(last), rec.st.idx))
 }
 
 fn first_name(rec: &Rec<'_>) -> Value {
@@ -74,11 +64,7 @@ fn name(rec: &Rec<'_>) -> Value {
 
 fn email(rec: &Rec<'_>) -> Value {
     let (first, last) = names(rec);
-    Value::Text(format!(
-        "{}.{}@example.com",
-        email_part(first),
-        email_part(last)
-    ))
+    Value::Text(format!("{}.{}@example.com", email_part(first), email_part(last)))
 }
 
 /// The fixed users are active; one generated user in ten has left.

@@ -257,19 +257,10 @@ pub(super) const STAGES: &[(&str, u8)] = &[
     ("Closed Lost", 0),
 ];
 
-pub(super) const OPPORTUNITY_TYPES: &[&str] = &[
-    "New Customer",
-    "Existing Customer - Upgrade",
-    "Existing Customer - Replacement",
-];
+pub(super) const OPPORTUNITY_TYPES: &[&str] =
+    &["New Customer", "Existing Customer - Upgrade", "Existing Customer - Replacement"];
 
-pub(super) const LEAD_SOURCES: &[&str] = &[
-    "Web",
-    "Phone Inquiry",
-    "Partner Referral",
-    "Purchased List",
-    "Other",
-];
+pub(super) const LEAD_SOURCES: &[&str] = &["Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other"];
 
 /// The first users are fixed so tests can name them; more are drawn from the name pools.
 pub(super) const USERS: &[(&str, &str)] = &[
@@ -285,11 +276,7 @@ pub(super) const USERS: &[(&str, &str)] = &[
 
 /// Strips what an email local part cannot carry, so `Zoë O'Brien` becomes `zo.obrien`.
 pub(super) fn email_part(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
+    let mut out: String = name.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect();
     if out.is_empty() {
         out.push('x');
     }
