@@ -28,7 +28,9 @@ pub struct Org {
 impl Org {
     pub async fn start(config: SimConfig) -> Org {
         let sim = Simulator::start(config).await.expect("simulator starts");
-        let http = Client::new();
+        // Plain bytes as the server sent them: when the workspace enables reqwest's gzip feature
+        // (the engine's client uses it), a default client would inflate bodies behind our back.
+        let http = Client::builder().no_gzip().build().unwrap();
         let token = login(&http, &sim).await;
         Org { sim, http, token }
     }
