@@ -11,6 +11,14 @@ use serde_json::json;
 
 use super::GlobalArgs;
 
+#[derive(Debug, Args)]
+pub struct FlowsArgs {
+    #[command(flatten)]
+    pub engine: GlobalArgs,
+    #[command(subcommand)]
+    pub command: FlowsCommand,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum FlowsCommand {
     /// Watermark, last tick and run counts of every flow in the workflows folder.
@@ -23,9 +31,9 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-pub fn run(global: &GlobalArgs, command: FlowsCommand) -> anyhow::Result<ExitCode> {
-    let FlowsCommand::Status(args) = command;
-    let config = global.engine_config()?;
+pub fn run(args: FlowsArgs) -> anyhow::Result<ExitCode> {
+    let config = args.engine.engine_config()?;
+    let FlowsCommand::Status(args) = args.command;
     let credentials = CredentialsRoot::new(config.credentials_root.clone());
     let env = |name: &str| std::env::var(name).ok();
     let ctx = LoadContext { resources_dir: &config.resources_dir, credentials: &credentials, env: &env };

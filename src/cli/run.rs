@@ -18,6 +18,8 @@ use super::GlobalArgs;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub engine: GlobalArgs,
     /// How long in-flight events may take to finish after SIGINT/SIGTERM.
     #[arg(long, default_value = "30s", value_parser = HumanDuration::parse)]
     pub shutdown_grace: HumanDuration,
@@ -26,8 +28,8 @@ pub struct RunArgs {
 /// How often finished runs older than the retention are compacted.
 const COMPACT_EVERY: Duration = Duration::from_secs(3600);
 
-pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let config = global.engine_config()?;
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let config = args.engine.engine_config()?;
     let credentials = CredentialsRoot::new(config.credentials_root.clone());
     let env = |name: &str| std::env::var(name).ok();
     let ctx = LoadContext { resources_dir: &config.resources_dir, credentials: &credentials, env: &env };

@@ -10,10 +10,13 @@ use clap::Args;
 use super::GlobalArgs;
 
 #[derive(Debug, Args)]
-pub struct ValidateArgs {}
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub engine: GlobalArgs,
+}
 
-pub fn run(global: &GlobalArgs, _args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let config = global.engine_config()?;
+pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let config = args.engine.engine_config()?;
     let credentials = CredentialsRoot::new(config.credentials_root.clone());
     let env = |name: &str| std::env::var(name).ok();
     let ctx = LoadContext { resources_dir: &config.resources_dir, credentials: &credentials, env: &env };
