@@ -11,10 +11,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bulkflow_engine::credentials::CredentialsRoot;
+use bulkflow_engine::salesforce::Clients;
 use bulkflow_engine::salesforce::bulk::{self, CreateJob};
 use bulkflow_engine::salesforce::client::RetryPolicy;
 use bulkflow_engine::salesforce::results::ResultsReader;
-use bulkflow_engine::salesforce::Clients;
 use bulkflow_engine::tasks::salesforce_bulkapi_query_job::config::{ColumnDelimiter, LineEnding, QueryOperation};
 
 const SOQL: &str = "SELECT Id, Name, Type, Industry, AnnualRevenue, CreatedDate, LastModifiedDate FROM Account";
@@ -26,7 +26,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = clients.get(Path::new(&creds))?;
     let job = bulk::create_job(
         &client,
-        &CreateJob { soql: SOQL, operation: QueryOperation::Query, column_delimiter: ColumnDelimiter::Comma, line_ending: LineEnding::Lf },
+        &CreateJob {
+            soql: SOQL,
+            operation: QueryOperation::Query,
+            column_delimiter: ColumnDelimiter::Comma,
+            line_ending: LineEnding::Lf,
+        },
     )
     .await?;
     let job = loop {
