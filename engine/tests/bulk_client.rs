@@ -398,3 +398,77 @@ async fn get_results_task_emits_identified_batches_and_checkpoints_pages() {
     assert_eq!(cp.progress.next_locator, None);
     assert_eq!(cp.progress.page_locators.len(), 3);
 }
+
+#[tokio::test]
+async fn latency_slows_calls_down_but_changes_nothing_else() {
+    let org = org(40, 20).await;
+    let client = org.client("client_credentials");
+    let job = completed(&client, &create(&client, SOQL).await.unwrap().id).await.unwrap();
+    org.sim.set_faults(FaultConfig { latency_ms: 150, ..Default::default() });
+    let started = std::time::Instant::now();
+    let (ids, pages) = read_all(client, job.clone(), 100).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+    assert_eq!((ids, pages), (sorted_ids(&org.sim), 2));
+    let per_locator = &org.stats().requests_per_locator[&job.id];
+    assert!(per_locator.values().all(|n| *n == 1), "no page fetched twice: {per_locator:?}");
+}
+
+/// A job that ends `Failed` fails the run it belongs to, with Salesforce's message.
+#[tokio::test]
+async fn a_failed_job_fails_its_run() {
+    use bulkflow_engine::event::Event;
+    use bulkflow_engine::run::{Ledger, RunState};
+    use bulkflow_engine::runtime::graph::{Graph, NodeSpec};
+    use bulkflow_engine::runtime::processor::Envelope;
+    use bulkflow_engine::runtime::token::{Outcome, Token};
+    use bulkflow_engine::schedule::SystemClock;
+    use bulkflow_engine::store::MemoryStore;
+    use bulkflow_engine::tasks::salesforce_bulkapi_query_job::config::BulkQueryJobConfig;
+    use bulkflow_engine::tasks::salesforce_bulkapi_query_job::processor::BulkQueryJobProcessor;
+
+    let org = org(10, 20).await;
+    let client = org.client("client_credentials");
+    org.sim.set_faults(FaultConfig {
+        fail_jobs: 1,
+        failed_job_message: Some("QUERY_TIMEOUT: too slow".into()),
+        ..Default::default()
+    });
+    let job = create(&client, SOQL).await.unwrap();
+    completed(&client, &job.id).await.unwrap_err();
+    let ledger = Arc::new(Ledger::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock)));
+    let run = ledger.open_run("q", chrono::Utc::now()).unwrap().run.id().clone();
+    ledger.record_job(&run, &job.id).unwrap();
+    let config: BulkQueryJobConfig = serde_json::from_value(json!({
+        "operation": "get_results", "credentials_path": "/etc/sfdc/client_credentials.json", "job_id": "{{event.data.id}}"
+    }))
+    .unwrap();
+    let clients =
+        Arc::new(Clients::new(CredentialsRoot::new(Some(org.dir.path().to_path_buf())), "63.0", fast_retries()));
+    let graph = Graph {
+        flow: "listener".into(),
+        nodes: vec![NodeSpec {
+            name: "get_job_results".into(),
+            processor: Arc::new(BulkQueryJobProcessor {
+                task: "get_job_results".into(),
+                config,
+                query: None,
+                clients,
+                ledger: ledger.clone(),
+                env: Arc::new(|_: &str| None),
+            }),
+            retry: Default::default(),
+            children: vec![],
+        }],
+        roots: vec![0],
+    };
+    let running = graph.spawn();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let token = Token::new(move |o| {
+        let _ = tx.send(o);
+    });
+    running.inputs[0].send(Envelope { event: Event::json("e", json!({"id": job.id})), token }).await.unwrap();
+    assert!(matches!(rx.await.unwrap(), Outcome::Failed { .. }));
+    let r = ledger.get_run(&run).unwrap().unwrap();
+    assert_eq!(r.state(), RunState::Failed);
+    assert_eq!(r.last_error().unwrap(), format!("Salesforce job {} failed: QUERY_TIMEOUT: too slow", job.id));
+}

@@ -179,14 +179,28 @@ impl BulkQueryJobProcessor {
 
     async fn results(&self, client: Arc<SalesforceClient>, event: Event, out: &mut Emitter) -> Result<(), TaskError> {
         let job_id = self.job_id(&event)?;
-        let job = bulk::get_job(&client, &job_id).await.map_err(to_task_error)?;
-        if !job.check_finished().map_err(to_task_error)? {
-            return Err(TaskError::Retryable(format!("job {job_id} is {} and has no results yet", job.state)));
-        }
         let run = match run_of(&event) {
             Some(r) => Some(r),
             None => self.ledger.run_for_job(&job_id).map_err(ledger_error)?,
         };
+        let job = bulk::get_job(&client, &job_id).await.map_err(to_task_error)?;
+        match job.check_finished() {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(TaskError::Retryable(format!("job {job_id} is {} and has no results yet", job.state)));
+            }
+            // A job that failed in Salesforce fails its run, with Salesforce's message.
+            Err(e) => {
+                if let Some(run) = &run
+                    && let Some(r) = self.ledger.get_run(run).map_err(ledger_error)?
+                    && !r.state().is_terminal()
+                    && r.state() != crate::run::RunState::Failed
+                {
+                    self.ledger.transition(run, crate::run::Transition::Fail(e.to_string())).map_err(ledger_error)?;
+                }
+                return Err(TaskError::Fatal(e.to_string()));
+            }
+        }
         if let Some(run) = &run
             && self.ledger.checkpoint(run, RESULTS_STAGE).map_err(ledger_error)?.is_none()
         {
