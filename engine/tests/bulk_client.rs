@@ -300,19 +300,60 @@ async fn a_million_records_arrive_complete_and_in_order() {
     assert_eq!(ids, sorted_ids(&org.sim));
 }
 
+/// Runs one event through a graph of `get_results` (configured by `config`) followed by `sink`
+/// (when given), and returns how the event ended.
+async fn run_results_task(
+    org: &Org,
+    ledger: Arc<bulkflow_engine::run::Ledger>,
+    config: serde_json::Value,
+    event: bulkflow_engine::event::Event,
+    sink: Option<Arc<dyn bulkflow_engine::runtime::processor::Processor>>,
+) -> bulkflow_engine::runtime::token::Outcome {
+    use bulkflow_engine::runtime::graph::{Graph, NodeSpec};
+    use bulkflow_engine::runtime::processor::Envelope;
+    use bulkflow_engine::runtime::token::Token;
+    use bulkflow_engine::tasks::salesforce_bulkapi_query_job::config::BulkQueryJobConfig;
+    use bulkflow_engine::tasks::salesforce_bulkapi_query_job::processor::BulkQueryJobProcessor;
+
+    let config: BulkQueryJobConfig = serde_json::from_value(config).unwrap();
+    let clients =
+        Arc::new(Clients::new(CredentialsRoot::new(Some(org.dir.path().to_path_buf())), "63.0", fast_retries()));
+    let mut nodes = vec![NodeSpec {
+        name: "get_job_results".into(),
+        processor: Arc::new(BulkQueryJobProcessor {
+            task: "get_job_results".into(),
+            config,
+            query: None,
+            clients,
+            ledger,
+            env: Arc::new(|_: &str| None),
+        }),
+        retry: Default::default(),
+        children: vec![],
+    }];
+    if let Some(sink) = sink {
+        nodes[0].children.push(1);
+        nodes.push(NodeSpec { name: "sink".into(), processor: sink, retry: Default::default(), children: vec![] });
+    }
+    let running = Graph { flow: "listener".into(), nodes, roots: vec![0] }.spawn();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let token = Token::new(move |o| {
+        let _ = tx.send(o);
+    });
+    running.inputs[0].send(Envelope { event, token }).await.unwrap();
+    rx.await.unwrap()
+}
+
 /// `operation: get_results` as a task: deterministic batch ids, the run id found through the
 /// job index, the total on the last batch, and the locator checkpointed per page.
 #[tokio::test]
 async fn get_results_task_emits_identified_batches_and_checkpoints_pages() {
     use bulkflow_engine::event::{Event, EventData};
     use bulkflow_engine::run::Ledger;
-    use bulkflow_engine::runtime::graph::{Graph, NodeSpec};
-    use bulkflow_engine::runtime::processor::{BoxFuture, Emitter, Envelope, Processor, TaskError};
-    use bulkflow_engine::runtime::token::{Outcome, Token};
+    use bulkflow_engine::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
+    use bulkflow_engine::runtime::token::Outcome;
     use bulkflow_engine::schedule::SystemClock;
     use bulkflow_engine::store::MemoryStore;
-    use bulkflow_engine::tasks::salesforce_bulkapi_query_job::config::BulkQueryJobConfig;
-    use bulkflow_engine::tasks::salesforce_bulkapi_query_job::processor::BulkQueryJobProcessor;
     use std::sync::Mutex;
 
     struct Sink(Arc<Mutex<Vec<Event>>>);
@@ -332,48 +373,15 @@ async fn get_results_task_emits_identified_batches_and_checkpoints_pages() {
     let run = ledger.open_run("q", chrono::Utc::now()).unwrap().run.id().clone();
     ledger.record_job(&run, &job.id).unwrap();
 
-    let config: BulkQueryJobConfig = serde_json::from_value(json!({
-        "operation": "get_results", "credentials_path": "/etc/sfdc/client_credentials.json",
-        "job_id": "{{event.meta.job_id}}", "batch_size": 30
-    }))
-    .unwrap();
-    let clients =
-        Arc::new(Clients::new(CredentialsRoot::new(Some(org.dir.path().to_path_buf())), "63.0", fast_retries()));
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let graph = Graph {
-        flow: "listener".into(),
-        nodes: vec![
-            NodeSpec {
-                name: "get_job_results".into(),
-                processor: Arc::new(BulkQueryJobProcessor {
-                    task: "get_job_results".into(),
-                    config,
-                    query: None,
-                    clients,
-                    ledger: ledger.clone(),
-                    env: Arc::new(|_: &str| None),
-                }),
-                retry: Default::default(),
-                children: vec![1],
-            },
-            NodeSpec {
-                name: "sink".into(),
-                processor: Arc::new(Sink(seen.clone())),
-                retry: Default::default(),
-                children: vec![],
-            },
-        ],
-        roots: vec![0],
-    };
-    let running = graph.spawn();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let token = Token::new(move |o| {
-        let _ = tx.send(o);
-    });
     let mut event = Event::json("e", json!({"id": job.id}));
     event.meta.insert("job_id".into(), json!(job.id));
-    running.inputs[0].send(Envelope { event, token }).await.unwrap();
-    assert_eq!(rx.await.unwrap(), Outcome::Completed);
+    let config = json!({
+        "operation": "get_results", "credentials_path": "/etc/sfdc/client_credentials.json",
+        "job_id": "{{event.meta.job_id}}", "batch_size": 30
+    });
+    let outcome = run_results_task(&org, ledger.clone(), config, event, Some(Arc::new(Sink(seen.clone())))).await;
+    assert_eq!(outcome, Outcome::Completed);
 
     let seen = seen.lock().unwrap();
     // Pages of 40, 40 and 15 rows, in batches of at most 30: 30+10, 30+10, 15.
@@ -418,13 +426,9 @@ async fn latency_slows_calls_down_but_changes_nothing_else() {
 async fn a_failed_job_fails_its_run() {
     use bulkflow_engine::event::Event;
     use bulkflow_engine::run::{Ledger, RunState};
-    use bulkflow_engine::runtime::graph::{Graph, NodeSpec};
-    use bulkflow_engine::runtime::processor::Envelope;
-    use bulkflow_engine::runtime::token::{Outcome, Token};
+    use bulkflow_engine::runtime::token::Outcome;
     use bulkflow_engine::schedule::SystemClock;
     use bulkflow_engine::store::MemoryStore;
-    use bulkflow_engine::tasks::salesforce_bulkapi_query_job::config::BulkQueryJobConfig;
-    use bulkflow_engine::tasks::salesforce_bulkapi_query_job::processor::BulkQueryJobProcessor;
 
     let org = org(10, 20).await;
     let client = org.client("client_credentials");
@@ -438,36 +442,11 @@ async fn a_failed_job_fails_its_run() {
     let ledger = Arc::new(Ledger::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock)));
     let run = ledger.open_run("q", chrono::Utc::now()).unwrap().run.id().clone();
     ledger.record_job(&run, &job.id).unwrap();
-    let config: BulkQueryJobConfig = serde_json::from_value(json!({
+    let config = json!({
         "operation": "get_results", "credentials_path": "/etc/sfdc/client_credentials.json", "job_id": "{{event.data.id}}"
-    }))
-    .unwrap();
-    let clients =
-        Arc::new(Clients::new(CredentialsRoot::new(Some(org.dir.path().to_path_buf())), "63.0", fast_retries()));
-    let graph = Graph {
-        flow: "listener".into(),
-        nodes: vec![NodeSpec {
-            name: "get_job_results".into(),
-            processor: Arc::new(BulkQueryJobProcessor {
-                task: "get_job_results".into(),
-                config,
-                query: None,
-                clients,
-                ledger: ledger.clone(),
-                env: Arc::new(|_: &str| None),
-            }),
-            retry: Default::default(),
-            children: vec![],
-        }],
-        roots: vec![0],
-    };
-    let running = graph.spawn();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let token = Token::new(move |o| {
-        let _ = tx.send(o);
     });
-    running.inputs[0].send(Envelope { event: Event::json("e", json!({"id": job.id})), token }).await.unwrap();
-    assert!(matches!(rx.await.unwrap(), Outcome::Failed { .. }));
+    let outcome = run_results_task(&org, ledger.clone(), config, Event::json("e", json!({"id": job.id})), None).await;
+    assert!(matches!(outcome, Outcome::Failed { .. }));
     let r = ledger.get_run(&run).unwrap().unwrap();
     assert_eq!(r.state(), RunState::Failed);
     assert_eq!(r.last_error().unwrap(), format!("Salesforce job {} failed: QUERY_TIMEOUT: too slow", job.id));

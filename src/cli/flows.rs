@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use bulkflow_engine::credentials::CredentialsRoot;
-use bulkflow_engine::flow::{LoadContext, load_dir};
 use bulkflow_engine::run::{RunFilter, RunState};
 use chrono::{DateTime, SecondsFormat};
 use clap::{Args, Subcommand};
@@ -34,10 +32,7 @@ pub struct StatusArgs {
 pub fn run(args: FlowsArgs) -> anyhow::Result<ExitCode> {
     let config = args.engine.engine_config()?;
     let FlowsCommand::Status(args) = args.command;
-    let credentials = CredentialsRoot::new(config.credentials_root.clone());
-    let env = |name: &str| std::env::var(name).ok();
-    let ctx = LoadContext { resources_dir: &config.resources_dir, credentials: &credentials, env: &env };
-    let loaded = load_dir(&config.workflows_dir, &ctx)?;
+    let loaded = super::load_flows(&config)?;
     let ledger = super::state::open_existing(&config.state_dir)?;
     let mut rows = Vec::new();
     for flow in &loaded.flows {

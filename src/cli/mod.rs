@@ -86,6 +86,18 @@ pub struct GlobalArgs {
     pub foreign_jobs: Option<ForeignJobs>,
 }
 
+/// The flows of the configured workflows folder, read with the process environment.
+pub fn load_flows(config: &EngineConfig) -> anyhow::Result<bulkflow_engine::flow::Loaded> {
+    let credentials = bulkflow_engine::credentials::CredentialsRoot::new(config.credentials_root.clone());
+    let env = |name: &str| std::env::var(name).ok();
+    let ctx = bulkflow_engine::flow::LoadContext {
+        resources_dir: &config.resources_dir,
+        credentials: &credentials,
+        env: &env,
+    };
+    Ok(bulkflow_engine::flow::load_dir(&config.workflows_dir, &ctx)?)
+}
+
 impl GlobalArgs {
     /// Flags and environment over the config file over defaults.
     pub fn engine_config(&self) -> anyhow::Result<EngineConfig> {

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use bulkflow_engine::credentials::CredentialsRoot;
 use bulkflow_engine::flow::duration::HumanDuration;
-use bulkflow_engine::flow::{LoadContext, load_dir};
 use bulkflow_engine::runtime::build::{BuildContext, build_flow};
 use bulkflow_engine::runtime::engine::Engine;
 use bulkflow_engine::schedule::SystemClock;
@@ -30,10 +29,8 @@ const COMPACT_EVERY: Duration = Duration::from_secs(3600);
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = args.engine.engine_config()?;
+    let loaded = super::load_flows(&config)?;
     let credentials = CredentialsRoot::new(config.credentials_root.clone());
-    let env = |name: &str| std::env::var(name).ok();
-    let ctx = LoadContext { resources_dir: &config.resources_dir, credentials: &credentials, env: &env };
-    let loaded = load_dir(&config.workflows_dir, &ctx)?;
     for d in &loaded.diagnostics {
         eprintln!("{d}");
     }
