@@ -8,6 +8,7 @@ use super::engine::FlowParts;
 use super::graph::{Graph, NodeSpec};
 use super::processor::Processor;
 use super::source::Source;
+use crate::bus::registry::BusRegistry;
 use crate::config::EngineConfig;
 use crate::credentials::CredentialsRoot;
 use crate::flow::{Flow, Task, TaskKind};
@@ -26,6 +27,9 @@ pub struct BuildContext {
     pub config: EngineConfig,
     pub credentials: CredentialsRoot,
     pub env: EnvLookup,
+    /// The buses flows publish to and subscribe from: one embedded bus and one connection per
+    /// NATS server, shared by every flow of the process.
+    pub buses: Arc<BusRegistry>,
 }
 
 impl BuildContext {
@@ -38,6 +42,8 @@ impl BuildContext {
 pub enum BuildError {
     #[error("flow `{flow}`, task `{task}`: the `{ty}` task cannot run yet in this version of bulkflow ({why})")]
     NotAvailable { flow: String, task: String, ty: &'static str, why: &'static str },
+    #[error("flow `{flow}`, task `{task}`: {message}")]
+    Invalid { flow: String, task: String, message: String },
     #[error("flow `{flow}` has no tasks")]
     Empty { flow: String },
 }
@@ -79,12 +85,21 @@ fn source(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Box<dyn Source
         TaskKind::PubSubSubscriber(_) => {
             Err(not_available(flow, task, "the Pub/Sub API subscriber lands with issue #6"))
         }
-        TaskKind::NatsSubscriber(_) => Err(not_available(flow, task, "the bus lands with issue #7")),
+        TaskKind::NatsSubscriber(config) => {
+            Ok(Box::new(tasks::nats_jetstream_subscriber::source::NatsSubscriberSource {
+                flow: flow.name.clone(),
+                task: task.name.clone(),
+                config: config.clone(),
+                registry: ctx.buses.clone(),
+                ledger: ctx.ledger.clone(),
+                env: ctx.env.clone(),
+            }))
+        }
         _ => Err(not_available(flow, task, "it is not a source")),
     }
 }
 
-fn processor(flow: &Flow, task: &Task, _ctx: &BuildContext) -> Result<Arc<dyn Processor>, BuildError> {
+fn processor(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Arc<dyn Processor>, BuildError> {
     match &task.kind {
         TaskKind::Script { script, .. } => Ok(Arc::new(tasks::script::processor::ScriptProcessor {
             flow: flow.name.clone(),
@@ -92,7 +107,16 @@ fn processor(flow: &Flow, task: &Task, _ctx: &BuildContext) -> Result<Arc<dyn Pr
             script: script.clone(),
         })),
         TaskKind::BulkQueryJob { .. } => Err(not_available(flow, task, "the Bulk API client lands with issue #5")),
-        TaskKind::NatsPublisher(_) => Err(not_available(flow, task, "the bus lands with issue #7")),
+        TaskKind::NatsPublisher(config) => Ok(Arc::new(
+            tasks::nats_jetstream_publisher::processor::NatsPublisher::new(
+                &flow.name,
+                &task.name,
+                config.clone(),
+                ctx.buses.clone(),
+                ctx.env.clone(),
+            )
+            .map_err(|e| BuildError::Invalid { flow: flow.name.clone(), task: task.name.clone(), message: e.to_string() })?,
+        )),
         TaskKind::Convert { .. } | TaskKind::ObjectStore(_) => {
             Err(not_available(flow, task, "the object-store writer lands with issue #8"))
         }

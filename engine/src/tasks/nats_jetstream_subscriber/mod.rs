@@ -1,3 +1,6 @@
 //! The `nats_jetstream_subscriber` task.
 
+mod assemble;
 pub mod config;
+mod settle;
+pub mod source;
