@@ -53,6 +53,16 @@ impl NatsServer {
         self.spawn();
     }
 
+    /// Stops the server with SIGTERM (it flushes its state and exits) and starts it again on the
+    /// same port and store directory.
+    pub fn restart_graceful(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = child.wait();
+        }
+        self.spawn();
+    }
+
     /// Stops the server without starting it again.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

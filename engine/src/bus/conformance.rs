@@ -36,11 +36,17 @@ fn consumer(stream: &str, durable: &str, filter: &str) -> ConsumerSpec {
     }
 }
 
+/// A consumer whose unacked messages do not come back during the test, for cases that wait to
+/// see that something is absent.
+fn patient(stream: &str, durable: &str, filter: &str) -> ConsumerSpec {
+    ConsumerSpec { ack_wait: Duration::from_secs(30), ..consumer(stream, durable, filter) }
+}
+
 fn msg(subject: &str, id: &str, body: &str) -> Outgoing {
     Outgoing {
         subject: subject.into(),
         msg_id: id.into(),
-        headers: vec![("X-Test".into(), body.into())],
+        headers: vec![("X-Test".into(), id.into())],
         payload: Bytes::from(body.to_string()),
     }
 }
@@ -87,7 +93,7 @@ pub(crate) async fn ordering_per_subject(f: &mut dyn Fixture) {
     assert_eq!(seen.len(), 30);
     assert!(got.iter().all(|d| d.delivered == 1));
     assert!(got.windows(2).all(|w| w[0].stream_sequence < w[1].stream_sequence));
-    assert_eq!(got[0].header("X-Test"), Some("0"), "headers travel");
+    assert_eq!(got[0].header("X-Test"), Some("m0"), "headers travel");
     ack_all(got).await;
     assert!(c.fetch(10, Duration::from_millis(300)).await.unwrap().is_empty(), "acked messages came back");
 }
@@ -143,11 +149,14 @@ pub(crate) async fn max_deliver_then_no_more_and_term_stops_at_once(f: &mut dyn 
     spec.max_deliver = Some(2);
     let mut c = bus.consumer(&spec).await.unwrap();
     let mut deliveries = Vec::new();
-    let deadline = Instant::now() + ACK_WAIT * 6;
-    while Instant::now() < deadline {
-        for m in c.fetch(1, Duration::from_millis(200)).await.unwrap() {
-            deliveries.push(m.delivered); // never settled: redelivered on timeout until max_deliver
-        }
+    // Never settled: redelivered on each ack timeout until max_deliver, then never again.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while deliveries.len() < 2 && Instant::now() < deadline {
+        deliveries.extend(c.fetch(1, Duration::from_millis(200)).await.unwrap().iter().map(|m| m.delivered));
+    }
+    let quiet_until = Instant::now() + ACK_WAIT * 4;
+    while Instant::now() < quiet_until {
+        deliveries.extend(c.fetch(1, Duration::from_millis(200)).await.unwrap().iter().map(|m| m.delivered));
     }
     assert_eq!(deliveries, vec![1, 2], "max_deliver 2");
 
@@ -172,7 +181,7 @@ pub(crate) async fn dedupe_by_message_id(f: &mut dyn Fixture) {
     assert!(second.duplicate, "the second publish of an id must be a duplicate");
     assert_eq!(second.sequence, first.sequence);
     assert!(other.sequence > first.sequence && !other.duplicate);
-    let mut c = bus.consumer(&consumer("DUP", "dup", "dup")).await.unwrap();
+    let mut c = bus.consumer(&patient("DUP", "dup", "dup")).await.unwrap();
     let got = fetch_n(&mut *c, 3, Duration::from_millis(1500)).await;
     assert_eq!(got.iter().map(body).collect::<Vec<_>>(), vec!["1", "3"]);
     ack_all(got).await;
@@ -200,7 +209,8 @@ pub(crate) async fn a_durable_consumer_resumes_after_a_restart(f: &mut dyn Fixtu
     bodies.sort();
     assert_eq!(bodies, vec![4, 5, 6, 7, 8, 9], "acked ones must not return, unacked ones must");
     ack_all(rest).await;
-    assert!(c.fetch(10, ACK_WAIT * 2).await.unwrap().is_empty());
+    let extra = c.fetch(10, ACK_WAIT * 2).await.unwrap();
+    assert!(extra.is_empty(), "came back after acks: {:?}", extra.iter().map(|d| (body(d), d.delivered)).collect::<Vec<_>>());
 }
 
 /// Calls `op` until it succeeds (a restarted server takes a moment to be reachable).
@@ -225,12 +235,12 @@ pub(crate) async fn wildcards_route_and_filter(f: &mut dyn Fixture) {
         publish(&*bus, subject, subject, subject).await;
     }
     assert!(bus.publish(msg("elsewhere", "e", "e"), Duration::from_secs(2)).await.is_err(), "no stream takes it");
-    let mut star = bus.consumer(&consumer("WILD", "star", "wild.*.x")).await.unwrap();
+    let mut star = bus.consumer(&patient("WILD", "star", "wild.*.x")).await.unwrap();
     let got = fetch_n(&mut *star, 2, WAIT).await;
     assert_eq!(got.iter().map(|d| d.subject.as_str()).collect::<Vec<_>>(), vec!["wild.a.x", "wild.b.x"]);
     assert!(star.fetch(5, Duration::from_millis(300)).await.unwrap().is_empty());
     ack_all(got).await;
-    let mut tail = bus.consumer(&consumer("WILD", "tail", "wild.a.>")).await.unwrap();
+    let mut tail = bus.consumer(&patient("WILD", "tail", "wild.a.>")).await.unwrap();
     let got = fetch_n(&mut *tail, 3, WAIT).await;
     assert_eq!(got.iter().map(|d| d.subject.as_str()).collect::<Vec<_>>(), vec!["wild.a.x", "wild.a.y", "wild.a.x.deep"]);
     ack_all(got).await;
@@ -244,7 +254,7 @@ pub(crate) async fn limits_discard_old_messages(f: &mut dyn Fixture) {
     for i in 0..8 {
         publish(&*bus, "lim", &format!("l{i}"), &i.to_string()).await;
     }
-    let mut c = bus.consumer(&consumer("LIM", "lim", "lim")).await.unwrap();
+    let mut c = bus.consumer(&patient("LIM", "lim", "lim")).await.unwrap();
     let got = fetch_n(&mut *c, 8, Duration::from_millis(1500)).await;
     assert_eq!(got.iter().map(body).collect::<Vec<_>>(), vec!["3", "4", "5", "6", "7"]);
     ack_all(got).await;
@@ -255,7 +265,7 @@ pub(crate) async fn limits_discard_old_messages(f: &mut dyn Fixture) {
     for i in 0..10 {
         publish(&*bus, "bytes", &format!("b{i}"), &format!("{i}{}", "x".repeat(999))).await;
     }
-    let mut c = bus.consumer(&consumer("BYTES", "bytes", "bytes")).await.unwrap();
+    let mut c = bus.consumer(&patient("BYTES", "bytes", "bytes")).await.unwrap();
     let got = fetch_n(&mut *c, 10, Duration::from_millis(1500)).await;
     let firsts: Vec<String> = got.iter().map(|d| body(d)[..1].to_string()).collect();
     assert!((2..=3).contains(&got.len()), "max_bytes 4000 keeps 2 or 3 of 1 KB messages: {firsts:?}");
@@ -268,7 +278,7 @@ pub(crate) async fn limits_discard_old_messages(f: &mut dyn Fixture) {
     publish(&*bus, "age", "old", "old").await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     publish(&*bus, "age", "new", "new").await;
-    let mut c = bus.consumer(&consumer("AGE", "age", "age")).await.unwrap();
+    let mut c = bus.consumer(&patient("AGE", "age", "age")).await.unwrap();
     let got = fetch_n(&mut *c, 2, Duration::from_millis(1500)).await;
     assert_eq!(got.iter().map(body).collect::<Vec<_>>(), vec!["new"], "max_age removes old messages");
     ack_all(got).await;
@@ -282,6 +292,8 @@ pub(crate) async fn limits_discard_old_messages(f: &mut dyn Fixture) {
     assert!(bus.publish(msg("new", "n2", "2"), WAIT).await.is_err(), "discard: new refuses when full");
 }
 
+/// Embedded only: nats-server 2.9 hands a pull request more than `max_ack_pending` messages, so
+/// the subscriber bounds what it holds itself rather than relying on the server.
 pub(crate) async fn max_ack_pending_bounds_what_is_in_flight(f: &mut dyn Fixture) {
     let bus = f.bus();
     bus.ensure_stream(&stream("MAP", &["map"])).await.unwrap();
@@ -321,7 +333,6 @@ macro_rules! conformance_tests {
             a_durable_consumer_resumes_after_a_restart,
             wildcards_route_and_filter,
             limits_discard_old_messages,
-            max_ack_pending_bounds_what_is_in_flight,
             a_message_larger_than_max_payload_is_refused_not_truncated
         );
     };

@@ -82,6 +82,12 @@ impl StreamSpec {
         Ok(spec)
     }
 
+    /// The duplicate window in force: never longer than `max_age`, as JetStream requires (a
+    /// message id cannot be remembered longer than the message).
+    pub fn effective_duplicate_window(&self) -> Duration {
+        self.max_age.map_or(self.duplicate_window, |age| self.duplicate_window.min(age))
+    }
+
     pub fn validate(&self) -> Result<(), BusError> {
         validate_name("stream name", &self.name)?;
         self.subjects.iter().try_for_each(|s| validate_filter(s))

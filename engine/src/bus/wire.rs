@@ -314,7 +314,7 @@ pub fn assemble(parts: &[Part], subject: &str) -> Result<Event, WireError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use arrow::array::{Int64Array, StringArray};

@@ -84,7 +84,7 @@ impl Inner {
         let mut batch = sled::Batch::default();
         self.enforce_limits(&mut stream, &mut batch, now)?;
 
-        let window = millis(stream.spec.duplicate_window);
+        let window = millis(stream.spec.effective_duplicate_window());
         if !msg.msg_id.is_empty() {
             let seen: Option<DedupeRecord> = self.get(&dedupe_key(&name, &msg.msg_id))?;
             if let Some(seen) = seen.filter(|d| now.saturating_sub(d.at_ms) < window) {

@@ -48,3 +48,8 @@ impl Fixture for EmbeddedFixture {
 }
 
 conformance_tests!(EmbeddedFixture::new());
+
+#[tokio::test]
+async fn max_ack_pending_bounds_what_is_in_flight() {
+    crate::bus::conformance::max_ack_pending_bounds_what_is_in_flight(&mut EmbeddedFixture::new().await).await;
+}

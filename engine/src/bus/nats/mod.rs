@@ -85,7 +85,7 @@ fn stream_config(spec: &StreamSpec) -> stream::Config {
             DiscardPolicy::Old => stream::DiscardPolicy::Old,
             DiscardPolicy::New => stream::DiscardPolicy::New,
         },
-        duplicate_window: spec.duplicate_window,
+        duplicate_window: spec.effective_duplicate_window(),
         storage: stream::StorageType::File,
         ..Default::default()
     }

@@ -4,3 +4,6 @@ mod assemble;
 pub mod config;
 mod settle;
 pub mod source;
+
+#[cfg(test)]
+mod tests;
