@@ -200,9 +200,12 @@ fn text(column: &str, array: &ArrayRef) -> Result<ArrayRef, CastError> {
         .map_err(|source| CastError::Arrow { column: column.to_string(), source })
 }
 
+/// Rows of one column that failed: `(row, Some(text))` or `(row, None)` for a missing value.
+type BadRows = Vec<(usize, Option<String>)>;
+
 /// One column cast to its field's type, with the rows that failed: `(row, Some(text))` for a value
 /// that does not parse, `(row, None)` for a null in a non-nullable field.
-fn cast_column(field: &FieldSpec, array: &ArrayRef) -> Result<(ArrayRef, Vec<(usize, Option<String>)>), CastError> {
+fn cast_column(field: &FieldSpec, array: &ArrayRef) -> Result<(ArrayRef, BadRows), CastError> {
     let target = field.ty.arrow();
     let arrow_err = |source| CastError::Arrow { column: field.name.clone(), source };
     // A column that already has the type (a batch cast before) passes as it is.
