@@ -41,7 +41,7 @@ fn report(what: &str, elapsed: Duration, bytes_in: usize) {
     let secs = elapsed.as_secs_f64();
     let rows = (ROWS * ROUNDS) as f64;
     println!(
-        "{what:<22} {:>10.0} rows/s  {:>8.1} MB/s of CSV text  ({:.2} ms per {ROWS}-row page)",
+        "{what:<22} {:>10.0} rows/s  {:>8.1} MB/s of text in  ({:.2} ms per {ROWS}-row page)",
         rows / secs,
         (bytes_in * ROUNDS) as f64 / secs / 1e6,
         secs * 1000.0 / ROUNDS as f64
