@@ -18,7 +18,7 @@ use bulkflow_engine::credentials::CredentialsRoot;
 use bulkflow_engine::event::{Event, EventData};
 use bulkflow_engine::flow::{LoadContext, load_str};
 use bulkflow_engine::run::Ledger;
-use bulkflow_engine::runtime::build::{BuildContext, build_graph};
+use bulkflow_engine::runtime::build::{BuildContext, EnvLookup, build_graph};
 use bulkflow_engine::runtime::processor::Envelope;
 use bulkflow_engine::runtime::token::{Outcome, Token};
 use bulkflow_engine::schedule::SystemClock;
@@ -106,11 +106,16 @@ fn bulk_batch(page: usize, index: usize, rows: usize, bad_revenue_at: Option<usi
 
 /// Builds the flow's graph and feeds it `events` as its source would, each with its own token;
 /// returns every event's outcome once the graph has drained.
-async fn run_flow(flow_yaml: &str, credentials_root: &Path, events: Vec<Event>) -> Vec<(String, Outcome)> {
+async fn run_flow(
+    flow_yaml: &str,
+    credentials_root: &Path,
+    env: EnvLookup,
+    events: Vec<Event>,
+) -> Vec<(String, Outcome)> {
     let resources = repo().join("resources");
     let credentials = CredentialsRoot::new(Some(credentials_root.to_path_buf()));
-    let no_env = |_: &str| None;
-    let ctx = LoadContext { resources_dir: &resources, credentials: &credentials, env: &no_env };
+    let lookup = |name: &str| env(name);
+    let ctx = LoadContext { resources_dir: &resources, credentials: &credentials, env: &lookup };
     let (flow, diagnostics) = load_str(Path::new("writer.yaml"), flow_yaml, &ctx);
     let flow = flow.unwrap_or_else(|| panic!("{diagnostics:?}"));
     let clock = Arc::new(SystemClock);
@@ -119,7 +124,7 @@ async fn run_flow(flow_yaml: &str, credentials_root: &Path, events: Vec<Event>) 
         clock,
         config: EngineConfig { resources_dir: resources.clone(), ..EngineConfig::default() },
         credentials,
-        env: Arc::new(|_| None),
+        env: env.clone(),
     };
     let mut running = build_graph(&flow, &build).unwrap().spawn();
     let outcomes = Arc::new(Mutex::new(Vec::new()));
@@ -200,7 +205,7 @@ async fn the_writer_flow_writes_partitioned_parquet_to_local_disk() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("lake");
     let flow = writer_flow(&format!("{}/salesforce/account", out.display()), "/etc/none.json", "{}");
-    let outcomes = run_flow(&flow, dir.path(), deliveries()).await;
+    let outcomes = run_flow(&flow, dir.path(), Arc::new(|_| None), deliveries()).await;
     check_outcomes(&outcomes);
     let mut files = Vec::new();
     for entry in walk(&out) {
@@ -230,9 +235,15 @@ async fn the_writer_flow_writes_partitioned_parquet_to_s3() {
         r#"{"access_key_id": "AKIDACCEPTANCE", "secret_access_key": "acceptance-secret"}"#,
     )
     .unwrap();
-    let options = format!(r#"{{endpoint: "{}", aws_region: us-east-1}}"#, moto.endpoint());
-    let flow = writer_flow("s3://lake/salesforce/account", "/etc/aws/credentials.json", &options);
-    let outcomes = run_flow(&flow, root.path(), deliveries()).await;
+    let options = r#"{endpoint: "{{env.S3_ENDPOINT}}", aws_region: us-east-1}"#;
+    let flow = writer_flow("{{env.BUCKET_PATH}}/salesforce/account", "/etc/aws/credentials.json", options);
+    let endpoint = moto.endpoint();
+    let env: EnvLookup = Arc::new(move |name| match name {
+        "S3_ENDPOINT" => Some(endpoint.clone()),
+        "BUCKET_PATH" => Some("s3://lake".into()),
+        _ => None,
+    });
+    let outcomes = run_flow(&flow, root.path(), env, deliveries()).await;
     check_outcomes(&outcomes);
 
     let store = object_store::aws::AmazonS3Builder::new()

@@ -40,8 +40,10 @@ pub struct ObjectStoreConfig {
     pub hive_partition_options: Option<HivePartitionOptions>,
     /// Options of the `object_store` client for the path's cloud, by its key names
     /// (`aws_region`, `endpoint`, `allow_http`, `timeout`, ...); an unknown key is an error.
+    /// Values may read the environment (`endpoint: "{{env.S3_ENDPOINT}}"`); one that renders
+    /// empty is left unset, so the same flow runs against a local server and the real cloud.
     #[serde(default)]
-    pub client_options: BTreeMap<String, String>,
+    pub client_options: BTreeMap<String, Template>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::credentials::{self, AwsCredentials, AzureCredentials, CredentialsError};
+use crate::flow::template::{Context, Template, TemplateError};
 use crate::runtime::build::EnvLookup;
 
 /// The variable GCS emulators (fake-gcs-server) and Google's own tools read for their address.
@@ -42,6 +43,12 @@ pub enum StoreError {
     Credentials(#[from] CredentialsError),
     #[error("client_options.{key} is not an option of the {scheme} client")]
     UnknownOption { key: String, scheme: &'static str },
+    #[error("client_options.{key}: {source}")]
+    OptionTemplate {
+        key: String,
+        #[source]
+        source: TemplateError,
+    },
     #[error("cannot set up the {scheme} client for `{location}`: {source}")]
     Build {
         scheme: &'static str,
@@ -55,13 +62,13 @@ pub enum StoreError {
 pub struct StoreFactory {
     /// The task's `credentials_path`, already mapped under the credentials root.
     credentials: Option<PathBuf>,
-    client_options: BTreeMap<String, String>,
+    client_options: BTreeMap<String, Template>,
     env: EnvLookup,
     cache: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
 }
 
 impl StoreFactory {
-    pub fn new(credentials: Option<PathBuf>, client_options: BTreeMap<String, String>, env: EnvLookup) -> Self {
+    pub fn new(credentials: Option<PathBuf>, client_options: BTreeMap<String, Template>, env: EnvLookup) -> Self {
         Self { credentials, client_options, env, cache: Mutex::default() }
     }
 
@@ -128,16 +135,22 @@ impl StoreFactory {
         Ok(store)
     }
 
-    /// `client_options` as the backend's typed config keys; an unknown key is an error, not ignored.
-    fn options<K: FromStr>(&self, scheme: &'static str) -> Result<Vec<(K, &str)>, StoreError> {
-        self.client_options
-            .iter()
-            .map(|(k, v)| {
-                K::from_str(k)
-                    .map(|key| (key, v.as_str()))
-                    .map_err(|_| StoreError::UnknownOption { key: k.clone(), scheme })
-            })
-            .collect()
+    /// `client_options` as the backend's typed config keys, rendered over the environment (they
+    /// configure a client shared by every event, so they cannot read one). An unknown key is an
+    /// error, not ignored; a value that renders empty is left unset.
+    fn options<K: FromStr>(&self, scheme: &'static str) -> Result<Vec<(K, String)>, StoreError> {
+        let env = |name: &str| (self.env)(name);
+        let ctx = Context { event: None, env: &env };
+        let mut out = Vec::with_capacity(self.client_options.len());
+        for (k, template) in &self.client_options {
+            let key = K::from_str(k).map_err(|_| StoreError::UnknownOption { key: k.clone(), scheme })?;
+            let value =
+                template.render_string(&ctx).map_err(|source| StoreError::OptionTemplate { key: k.clone(), source })?;
+            if !value.is_empty() {
+                out.push((key, value));
+            }
+        }
+        Ok(out)
     }
 
     fn credentials_text(&self) -> Result<Option<(PathBuf, String)>, StoreError> {
