@@ -159,13 +159,19 @@ async fn an_event_completes_only_after_every_leaf() {
     assert_eq!(*outcomes.lock().unwrap(), vec![("e000".to_string(), Outcome::Completed)]);
 }
 
-#[tokio::test(start_paused = true)]
-async fn retries_back_off_exponentially_then_succeed() {
+/// What a run of `events` events through `flaky → sink` left behind: the flaky task's call
+/// times, what reached the sink, and each event's outcome.
+struct FlakyRun {
+    at: Vec<tokio::time::Instant>,
+    seen: Vec<String>,
+    outcomes: Vec<(String, Outcome)>,
+}
+
+async fn run_flaky(failures: u32, max_attempts: u32, events: usize) -> FlakyRun {
     let at = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut flaky =
-        node("flaky", Flaky { failures: 2, calls: AtomicU32::new(0), at: at.clone(), fatal: false }, vec![1]);
-    flaky.retry = retry(3, 100);
+    let mut flaky = node("flaky", Flaky { failures, calls: AtomicU32::new(0), at: at.clone(), fatal: false }, vec![1]);
+    flaky.retry = retry(max_attempts, 100);
     let graph = Graph {
         flow: "f".into(),
         nodes: vec![flaky, node("sink", Collect { delay: Duration::ZERO, seen: seen.clone() }, vec![])],
@@ -173,39 +179,32 @@ async fn retries_back_off_exponentially_then_succeed() {
     };
     let mut running = graph.spawn();
     let outcomes: Outcomes = Arc::default();
-    feed(&running.inputs, 1, &outcomes).await;
+    feed(&running.inputs, events, &outcomes).await;
     running.inputs.clear();
     while running.workers.join_next().await.is_some() {}
-    let at = at.lock().unwrap();
-    assert_eq!(at.len(), 3);
-    assert_eq!(at[1] - at[0], Duration::from_millis(100));
-    assert_eq!(at[2] - at[1], Duration::from_millis(200));
-    assert_eq!(*seen.lock().unwrap(), vec!["e000".to_string()]);
-    assert_eq!(outcomes.lock().unwrap()[0].1, Outcome::Completed);
+    fn take<T>(m: &Mutex<Vec<T>>) -> Vec<T> {
+        std::mem::take(&mut *m.lock().unwrap())
+    }
+    FlakyRun { at: take(&at), seen: take(&seen), outcomes: take(&outcomes) }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_back_off_exponentially_then_succeed() {
+    let run = run_flaky(2, 3, 1).await;
+    assert_eq!(run.at.len(), 3);
+    assert_eq!(run.at[1] - run.at[0], Duration::from_millis(100));
+    assert_eq!(run.at[2] - run.at[1], Duration::from_millis(200));
+    assert_eq!(run.seen, vec!["e000".to_string()]);
+    assert_eq!(run.outcomes[0].1, Outcome::Completed);
 }
 
 #[tokio::test(start_paused = true)]
 async fn after_the_last_attempt_the_event_fails_visibly() {
-    let at = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut flaky =
-        node("flaky", Flaky { failures: 3, calls: AtomicU32::new(0), at: at.clone(), fatal: false }, vec![1]);
-    flaky.retry = retry(3, 100);
-    let graph = Graph {
-        flow: "f".into(),
-        nodes: vec![flaky, node("sink", Collect { delay: Duration::ZERO, seen: seen.clone() }, vec![])],
-        roots: vec![0],
-    };
-    let mut running = graph.spawn();
-    let outcomes: Outcomes = Arc::default();
-    feed(&running.inputs, 2, &outcomes).await;
-    running.inputs.clear();
-    while running.workers.join_next().await.is_some() {}
-    assert_eq!(at.lock().unwrap().len(), 4, "3 attempts for the first event; the second passes");
-    let outcomes = outcomes.lock().unwrap();
-    assert_eq!(outcomes[0], ("e000".into(), Outcome::Failed { task: "flaky".into(), error: "flaky 2".into() }));
-    assert_eq!(outcomes[1], ("e001".into(), Outcome::Completed));
-    assert_eq!(*seen.lock().unwrap(), vec!["e001".to_string()]);
+    let run = run_flaky(3, 3, 2).await;
+    assert_eq!(run.at.len(), 4, "3 attempts for the first event; the second passes");
+    assert_eq!(run.outcomes[0], ("e000".into(), Outcome::Failed { task: "flaky".into(), error: "flaky 2".into() }));
+    assert_eq!(run.outcomes[1], ("e001".into(), Outcome::Completed));
+    assert_eq!(run.seen, vec!["e001".to_string()]);
 }
 
 #[tokio::test(start_paused = true)]
