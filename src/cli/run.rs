@@ -62,11 +62,8 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
         buses: Arc::new(BusRegistry::new(Some(config.state_dir.clone()), credentials.clone())),
     };
     // Leader-elected flows run here only while this node leads; alone (no nats_url) it always does.
-    let (elected, always): (Vec<Flow>, Vec<Flow>) = loaded
-        .flows
-        .iter()
-        .cloned()
-        .partition(|f| f.require_leader_election && config.nats_url.is_some());
+    let (elected, always): (Vec<Flow>, Vec<Flow>) =
+        loaded.flows.iter().cloned().partition(|f| f.require_leader_election && config.nats_url.is_some());
     let parts = match build_all(&always, &build) {
         Ok(p) => p,
         Err(e) => {

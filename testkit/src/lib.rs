@@ -26,7 +26,9 @@ pub fn require_binary(name: &str, env_var: &str, extra_dirs: &[&str], install_hi
             return candidate;
         }
     }
-    panic!("`{name}` is needed by this test and is not installed ({install_hint}); scripts/test.sh installs it, or set {env_var}");
+    panic!(
+        "`{name}` is needed by this test and is not installed ({install_hint}); scripts/test.sh installs it, or set {env_var}"
+    );
 }
 
 pub mod nats;

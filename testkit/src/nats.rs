@@ -71,6 +71,7 @@ impl NatsServer {
         }
     }
 
+    #[expect(clippy::zombie_processes, reason = "a started child is kept in self.child and waited on by kill()")]
     fn spawn(&mut self) {
         let deadline = Instant::now() + START_WAIT;
         loop {
@@ -85,9 +86,7 @@ impl NatsServer {
                 if let Ok(Some(status)) = child.try_wait() {
                     // The port can linger briefly after a kill; try again until the deadline.
                     std::thread::sleep(Duration::from_millis(100));
-                    if Instant::now() >= deadline {
-                        panic!("nats-server exited with {status} on port {}", self.port);
-                    }
+                    assert!(Instant::now() < deadline, "nats-server exited with {status} on port {}", self.port);
                     break;
                 }
                 if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
@@ -98,6 +97,7 @@ impl NatsServer {
             }
             if Instant::now() >= deadline {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("nats-server did not accept connections on port {} within {START_WAIT:?}", self.port);
             }
         }

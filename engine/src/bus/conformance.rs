@@ -210,7 +210,11 @@ pub(crate) async fn a_durable_consumer_resumes_after_a_restart(f: &mut dyn Fixtu
     assert_eq!(bodies, vec![4, 5, 6, 7, 8, 9], "acked ones must not return, unacked ones must");
     ack_all(rest).await;
     let extra = c.fetch(10, ACK_WAIT * 2).await.unwrap();
-    assert!(extra.is_empty(), "came back after acks: {:?}", extra.iter().map(|d| (body(d), d.delivered)).collect::<Vec<_>>());
+    assert!(
+        extra.is_empty(),
+        "came back after acks: {:?}",
+        extra.iter().map(|d| (body(d), d.delivered)).collect::<Vec<_>>()
+    );
 }
 
 /// Calls `op` until it succeeds (a restarted server takes a moment to be reachable).
@@ -242,7 +246,10 @@ pub(crate) async fn wildcards_route_and_filter(f: &mut dyn Fixture) {
     ack_all(got).await;
     let mut tail = bus.consumer(&patient("WILD", "tail", "wild.a.>")).await.unwrap();
     let got = fetch_n(&mut *tail, 3, WAIT).await;
-    assert_eq!(got.iter().map(|d| d.subject.as_str()).collect::<Vec<_>>(), vec!["wild.a.x", "wild.a.y", "wild.a.x.deep"]);
+    assert_eq!(
+        got.iter().map(|d| d.subject.as_str()).collect::<Vec<_>>(),
+        vec!["wild.a.x", "wild.a.y", "wild.a.x.deep"]
+    );
     ack_all(got).await;
 }
 

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::embedded::EmbeddedBus;
-use super::nats::credentials::{Auth, NatsCredentials};
 use super::nats::NatsBus;
+use super::nats::credentials::{Auth, NatsCredentials};
 use super::{BusError, SharedBus};
 use crate::credentials::CredentialsRoot;
 

@@ -95,7 +95,12 @@ fn base_headers(event: &Event, content_type: &str) -> Result<Headers, WireError>
     ];
     // serde_json escapes control characters, so the meta's JSON is one line.
     h.push((META.into(), Value::Object(event.meta.clone()).to_string()));
-    let from_meta = [(RUN_ID, &["run_id"][..]), (JOB_ID, &["job_id"]), (BATCH_SEQ, &["batch_seq", "batch_index"]), (TOTAL_BATCHES, &["total_batches"])];
+    let from_meta = [
+        (RUN_ID, &["run_id"][..]),
+        (JOB_ID, &["job_id"]),
+        (BATCH_SEQ, &["batch_seq", "batch_index"]),
+        (TOTAL_BATCHES, &["total_batches"]),
+    ];
     for (header, keys) in from_meta {
         if let Some(value) = keys.iter().find_map(|k| event.meta.get(*k).and_then(text)) {
             if value.contains(['\r', '\n']) {
@@ -133,10 +138,11 @@ pub fn encode(event: &Event, subject: &str, max_payload: usize) -> Result<Vec<Ou
         EventData::Bytes(_) => base_headers(event, OCTET_STREAM)?,
     };
     let header_size = headers_size(&headers) + HEADER_MARGIN + event.id.len() * 2;
-    let budget = max_payload
-        .checked_sub(header_size)
-        .filter(|b| *b > 0)
-        .ok_or_else(|| WireError::HeadersTooLarge { event: event.id.clone(), size: header_size, max: max_payload })?;
+    let budget = max_payload.checked_sub(header_size).filter(|b| *b > 0).ok_or_else(|| WireError::HeadersTooLarge {
+        event: event.id.clone(),
+        size: header_size,
+        max: max_payload,
+    })?;
     let (parts, split): (Vec<Vec<u8>>, &str) = match &event.data {
         EventData::Arrow(batch) => {
             let whole = ipc_stream(batch)?;
@@ -154,7 +160,11 @@ pub fn encode(event: &Event, subject: &str, max_payload: usize) -> Result<Vec<Ou
             if whole.len() <= budget { (vec![whole], "") } else { (chunks(&whole, budget), "bytes") }
         }
         EventData::Bytes(b) => {
-            if b.len() <= budget { (vec![b.to_vec()], "") } else { (chunks(b, budget), "bytes") }
+            if b.len() <= budget {
+                (vec![b.to_vec()], "")
+            } else {
+                (chunks(b, budget), "bytes")
+            }
         }
     };
     let n = parts.len();
@@ -236,7 +246,8 @@ impl Part {
         let msg = get(MSG_ID_HEADER).unwrap_or(fallback_id).to_string();
         let bad = |reason: String| WireError::Decode { msg: msg.clone(), reason };
         let number = |name: &str, default: usize| -> Result<usize, WireError> {
-            get(name).map_or(Ok(default), |v| v.parse().map_err(|_| bad(format!("header {name} `{v}` is not a number"))))
+            get(name)
+                .map_or(Ok(default), |v| v.parse().map_err(|_| bad(format!("header {name} `{v}` is not a number"))))
         };
         let (index, count) = (number(PART, 0)?, number(PARTS, 1)?);
         if count == 0 || index >= count {
@@ -262,7 +273,9 @@ impl Part {
             content_type,
             payload,
             meta,
-            created_at: get(CREATED_AT).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc)),
+            created_at: get(CREATED_AT)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc)),
             fingerprint: get(SCHEMA_FINGERPRINT).map(str::to_string),
         })
     }
@@ -291,8 +304,10 @@ pub fn assemble(parts: &[Part], subject: &str) -> Result<Event, WireError> {
                     batches.push(batch.map_err(|e| bad(format!("bad Arrow batch: {e}")))?);
                 }
             }
-            let schema = batches.first().map(RecordBatch::schema).ok_or_else(|| bad("an Arrow stream with no batch".into()))?;
-            let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| bad(format!("parts do not share a schema: {e}")))?;
+            let schema =
+                batches.first().map(RecordBatch::schema).ok_or_else(|| bad("an Arrow stream with no batch".into()))?;
+            let batch = arrow::compute::concat_batches(&schema, &batches)
+                .map_err(|e| bad(format!("parts do not share a schema: {e}")))?;
             if let Some(expected) = &first.fingerprint {
                 let found = schema_fingerprint(&batch.schema());
                 if *expected != found {
@@ -390,7 +405,10 @@ pub(crate) mod tests {
         assert_eq!(a, b);
         // Deterministic: the same event splits the same way.
         let again = encode(&event, "a.b", 256 * 1024).unwrap();
-        assert_eq!(again.iter().map(|m| &m.payload).collect::<Vec<_>>(), msgs.iter().map(|m| &m.payload).collect::<Vec<_>>());
+        assert_eq!(
+            again.iter().map(|m| &m.payload).collect::<Vec<_>>(),
+            msgs.iter().map(|m| &m.payload).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -46,7 +46,8 @@ impl NatsLease {
             storage: jetstream::stream::StorageType::File,
             ..Default::default()
         };
-        let bucket = |e: Box<dyn std::error::Error + Send + Sync>| LeaseError::Bucket { bucket: LEASE_BUCKET.into(), source: e };
+        let bucket =
+            |e: Box<dyn std::error::Error + Send + Sync>| LeaseError::Bucket { bucket: LEASE_BUCKET.into(), source: e };
         let kv = match js.get_key_value(LEASE_BUCKET).await {
             Ok(kv) => kv,
             Err(_) => match js.create_key_value(config).await {
@@ -87,7 +88,10 @@ impl NatsLease {
                             renew_every
                         }
                         Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                            tracing::error!(holder = self.holder, "lost the leader lease to another node; stopping leader-elected flows");
+                            tracing::error!(
+                                holder = self.holder,
+                                "lost the leader lease to another node; stopping leader-elected flows"
+                            );
                             held = None;
                             let _ = leading.send(false);
                             campaign_every

@@ -115,7 +115,11 @@ fn processor(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Arc<dyn Pro
                 ctx.buses.clone(),
                 ctx.env.clone(),
             )
-            .map_err(|e| BuildError::Invalid { flow: flow.name.clone(), task: task.name.clone(), message: e.to_string() })?,
+            .map_err(|e| BuildError::Invalid {
+                flow: flow.name.clone(),
+                task: task.name.clone(),
+                message: e.to_string(),
+            })?,
         )),
         TaskKind::Convert { .. } | TaskKind::ObjectStore(_) => {
             Err(not_available(flow, task, "the object-store writer lands with issue #8"))

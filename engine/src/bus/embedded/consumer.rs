@@ -10,8 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::records::{
-    ConsumerRecord, MessageRecord, PendingRecord, StreamRecord, consumer_key, decode, encode, message_key,
-    pending_key, pending_prefix, seq_of, stream_key,
+    ConsumerRecord, MessageRecord, PendingRecord, StreamRecord, consumer_key, decode, encode, message_key, pending_key,
+    pending_prefix, seq_of, stream_key,
 };
 use super::{Inner, millis, now_ms};
 use crate::bus::subject::matches;
@@ -79,7 +79,8 @@ impl Inner {
             BusError::Unsupported(format!("consumer `{}` on stream `{}` was deleted", spec.durable_name, spec.stream))
         })?;
         let skey = stream_key(&spec.stream);
-        let mut stream: StreamRecord = self.stream(&spec.stream)?.ok_or_else(|| BusError::NoStream(spec.stream.clone()))?;
+        let mut stream: StreamRecord =
+            self.stream(&spec.stream)?.ok_or_else(|| BusError::NoStream(spec.stream.clone()))?;
         let now = now_ms();
         let mut batch = sled::Batch::default();
         let (first, messages_before) = (stream.first_seq, stream.messages);

@@ -114,7 +114,8 @@ pub fn decode<R: Versioned>(key: &[u8], bytes: &[u8]) -> Result<R, BusError> {
             R::VERSION
         )));
     }
-    let (record, read) = bincode::serde::decode_from_slice::<R, _>(body, config()).map_err(|e| corrupt(e.to_string()))?;
+    let (record, read) =
+        bincode::serde::decode_from_slice::<R, _>(body, config()).map_err(|e| corrupt(e.to_string()))?;
     if read != body.len() {
         return Err(corrupt(format!("{} trailing bytes", body.len() - read)));
     }

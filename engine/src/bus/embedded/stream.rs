@@ -153,9 +153,15 @@ impl Inner {
     }
 
     /// Removes the oldest messages (never `keep_from` or later) while the stream is over a limit.
-    fn discard_over_limits(&self, s: &mut StreamRecord, batch: &mut sled::Batch, keep_from: u64) -> Result<(), BusError> {
+    fn discard_over_limits(
+        &self,
+        s: &mut StreamRecord,
+        batch: &mut sled::Batch,
+        keep_from: u64,
+    ) -> Result<(), BusError> {
         loop {
-            let over = s.spec.max_messages.is_some_and(|m| s.messages > m) || s.spec.max_bytes.is_some_and(|m| s.bytes > m);
+            let over =
+                s.spec.max_messages.is_some_and(|m| s.messages > m) || s.spec.max_bytes.is_some_and(|m| s.bytes > m);
             if !over || s.first_seq >= keep_from {
                 return Ok(());
             }

@@ -75,7 +75,8 @@ impl NatsCredentials {
     /// Reads the file `path` names (through the credentials root).
     pub fn load(root: &CredentialsRoot, path: &str) -> Result<(Self, Auth), CredentialsError> {
         let file = root.resolve(Path::new(path));
-        let text = std::fs::read_to_string(&file).map_err(|source| CredentialsError::Read { path: file.clone(), source })?;
+        let text =
+            std::fs::read_to_string(&file).map_err(|source| CredentialsError::Read { path: file.clone(), source })?;
         let creds: Self = serde_json::from_str(&text)
             .map_err(|e| CredentialsError::Invalid { path: file.clone(), message: redact_serde(&e) })?;
         let auth = creds.auth(root, &file)?;

@@ -14,7 +14,9 @@ use futures_util::StreamExt;
 pub use credentials::{Auth, NatsCredentials};
 
 use super::spec::{DiscardPolicy, RetentionPolicy};
-use super::{Acker, Bus, BusError, Consumer, ConsumerSpec, Delivered, Headers, MSG_ID_HEADER, Outgoing, PubAck, StreamSpec};
+use super::{
+    Acker, Bus, BusError, Consumer, ConsumerSpec, Delivered, Headers, MSG_ID_HEADER, Outgoing, PubAck, StreamSpec,
+};
 use crate::runtime::processor::BoxFuture;
 
 /// How long connecting may take before the attempt fails (the caller retries).
@@ -131,7 +133,9 @@ impl Bus for NatsBus {
         let config = stream_config(spec);
         Box::pin(async move {
             match self.js.get_stream(&config.name).await {
-                Ok(_) => self.js.update_stream(&config).await.map(drop).map_err(|e| BusError::nats("updating the stream", e)),
+                Ok(_) => {
+                    self.js.update_stream(&config).await.map(drop).map_err(|e| BusError::nats("updating the stream", e))
+                }
                 Err(e) if is_not_found(&e) => {
                     self.js.create_stream(config).await.map(drop).map_err(|e| BusError::nats("creating the stream", e))
                 }
@@ -188,7 +192,11 @@ impl Bus for NatsBus {
         Box::pin(async move {
             spec.validate()?;
             let stream = self.js.get_stream(&spec.stream).await.map_err(|e| {
-                if is_not_found(&e) { BusError::NoStream(spec.stream.clone()) } else { BusError::nats("looking up the stream", e) }
+                if is_not_found(&e) {
+                    BusError::NoStream(spec.stream.clone())
+                } else {
+                    BusError::nats("looking up the stream", e)
+                }
             })?;
             let config = consumer::pull::Config {
                 durable_name: Some(spec.durable_name.clone()),
@@ -203,7 +211,8 @@ impl Bus for NatsBus {
             let consumer = match stream.create_consumer(config.clone()).await {
                 Ok(c) => c,
                 Err(_) => {
-                    let _ = stream.update_consumer(config).await.map_err(|e| BusError::nats("updating the consumer", e))?;
+                    let _ =
+                        stream.update_consumer(config).await.map_err(|e| BusError::nats("updating the consumer", e))?;
                     stream
                         .get_consumer(&spec.durable_name)
                         .await

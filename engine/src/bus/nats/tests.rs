@@ -40,4 +40,3 @@ impl Fixture for NatsFixture {
 }
 
 conformance_tests!(NatsFixture::new());
-

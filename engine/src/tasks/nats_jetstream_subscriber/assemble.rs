@@ -36,7 +36,11 @@ impl Assembler {
             return Some(vec![held]);
         }
         let id = held.part.event_id.clone();
-        let entry = self.partial.entry(id.clone()).or_insert_with(|| Partial { count, parts: BTreeMap::new(), since: Instant::now() });
+        let entry = self.partial.entry(id.clone()).or_insert_with(|| Partial {
+            count,
+            parts: BTreeMap::new(),
+            since: Instant::now(),
+        });
         if entry.count != count {
             // A republish after a max_payload change splits differently; start over with it.
             *entry = Partial { count, parts: BTreeMap::new(), since: Instant::now() };
@@ -54,8 +58,12 @@ impl Assembler {
     /// ids for the log.
     pub fn expire(&mut self, older_than: Duration) -> Vec<String> {
         let now = Instant::now();
-        let stale: Vec<String> =
-            self.partial.iter().filter(|(_, p)| now.duration_since(p.since) > older_than).map(|(id, _)| id.clone()).collect();
+        let stale: Vec<String> = self
+            .partial
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.since) > older_than)
+            .map(|(id, _)| id.clone())
+            .collect();
         for id in &stale {
             self.partial.remove(id);
         }

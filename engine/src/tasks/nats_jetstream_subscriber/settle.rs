@@ -64,7 +64,14 @@ impl Settler {
                 let message = format!(
                     "flow `{flow}`: event `{event_id}` failed at task `{task}` on its last delivery ({delivered}): {error}"
                 );
-                tracing::error!(flow, event = event_id, task, deliveries = delivered, error, "giving up on the event after max_deliver");
+                tracing::error!(
+                    flow,
+                    event = event_id,
+                    task,
+                    deliveries = delivered,
+                    error,
+                    "giving up on the event after max_deliver"
+                );
                 self.record_failure(&meta, &event_id, message);
             }
             Outcome::Failed { task, error } => {
@@ -96,7 +103,11 @@ impl Settler {
             },
         };
         let Some(run) = run else {
-            tracing::error!(flow = self.flow, event = event_id, "the failed event names no run (meta run_id or job_id); only this log records it");
+            tracing::error!(
+                flow = self.flow,
+                event = event_id,
+                "the failed event names no run (meta run_id or job_id); only this log records it"
+            );
             return;
         };
         match self.ledger.transition(&run, Transition::Fail(message)) {
@@ -116,7 +127,10 @@ mod tests {
         let s = Settler {
             flow: "f".into(),
             max_deliver: Some(5),
-            backoff: ["5s", "30s", "1m", "5m"].iter().map(|d| crate::flow::duration::HumanDuration::parse(d).unwrap().0).collect(),
+            backoff: ["5s", "30s", "1m", "5m"]
+                .iter()
+                .map(|d| crate::flow::duration::HumanDuration::parse(d).unwrap().0)
+                .collect(),
             ledger: Arc::new(Ledger::new(store, Arc::new(crate::schedule::SystemClock))),
         };
         assert_eq!(s.delay(1), Duration::from_secs(5));

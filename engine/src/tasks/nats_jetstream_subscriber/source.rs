@@ -176,7 +176,11 @@ impl NatsSubscriberSource {
                 }
             }
             for id in assembler.expire(self.ack_wait() * 2) {
-                tracing::warn!(flow = self.flow, event = id, "parts of a split event did not all arrive; waiting for redelivery");
+                tracing::warn!(
+                    flow = self.flow,
+                    event = id,
+                    "parts of a split event did not all arrive; waiting for redelivery"
+                );
             }
         }
         tracing::info!(flow = self.flow, incomplete = assembler.incomplete(), "subscription stopped");
@@ -196,28 +200,28 @@ async fn emit_parts(
     let mut decoded: Vec<Part> = Vec::with_capacity(parts.len());
     let mut held = Vec::with_capacity(parts.len());
     for h in parts {
-            decoded.push(h.part);
-            held.push((h.message, h.permit));
-        }
-        let event = match wire::assemble(&decoded, &subject) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!(flow, subject, error = %e, "undecodable event; terminating its messages");
-                for (m, _) in held {
-                    let _ = m.ack.term().await;
-                }
-                return Ok(());
+        decoded.push(h.part);
+        held.push((h.message, h.permit));
+    }
+    let event = match wire::assemble(&decoded, &subject) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(flow, subject, error = %e, "undecodable event; terminating its messages");
+            for (m, _) in held {
+                let _ = m.ack.term().await;
             }
-        };
-        let delivered = held.iter().map(|(m, _)| m.delivered).max().unwrap_or(1);
-        let tx = settle.clone();
-        let (id, meta) = (event.id.clone(), event.meta.clone());
-        let token = Token::new(move |outcome| {
-            // The settler outlives every token; if it is gone the process is exiting and the
-            // messages are redelivered after the ack wait.
-            let _ = tx.send(Settle { outcome, messages: held, delivered, event_id: id, meta });
-        });
-        ctx.emit(event, token).await
+            return Ok(());
+        }
+    };
+    let delivered = held.iter().map(|(m, _)| m.delivered).max().unwrap_or(1);
+    let tx = settle.clone();
+    let (id, meta) = (event.id.clone(), event.meta.clone());
+    let token = Token::new(move |outcome| {
+        // The settler outlives every token; if it is gone the process is exiting and the
+        // messages are redelivered after the ack wait.
+        let _ = tx.send(Settle { outcome, messages: held, delivered, event_id: id, meta });
+    });
+    ctx.emit(event, token).await
 }
 
 impl Source for NatsSubscriberSource {
