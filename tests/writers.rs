@@ -23,6 +23,8 @@ use bulkflow_engine::runtime::build::{BuildContext, EnvLookup, build_graph};
 use bulkflow_engine::runtime::graph::{Graph, NodeSpec};
 use bulkflow_engine::runtime::processor::Envelope;
 use bulkflow_engine::runtime::token::{Outcome, Token};
+use bulkflow_engine::salesforce::Clients;
+use bulkflow_engine::salesforce::client::RetryPolicy;
 use bulkflow_engine::schedule::SystemClock;
 use bulkflow_engine::schema::TableSchema;
 use bulkflow_engine::store::MemoryStore;
@@ -131,6 +133,7 @@ async fn run_flow(
         ledger: Arc::new(Ledger::new(Arc::new(MemoryStore::new()), clock.clone())),
         clock,
         config: EngineConfig { resources_dir: repo().join("resources"), ..EngineConfig::default() },
+        salesforce: Arc::new(Clients::new(credentials.clone(), "63.0", RetryPolicy::default())),
         credentials,
         env,
     };

@@ -26,6 +26,8 @@ pub struct BuildContext {
     pub config: EngineConfig,
     pub credentials: CredentialsRoot,
     pub env: EnvLookup,
+    /// One Salesforce client per credentials file, shared by every task naming it.
+    pub salesforce: Arc<crate::salesforce::Clients>,
 }
 
 impl BuildContext {
@@ -98,7 +100,16 @@ fn processor(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Arc<dyn Pro
             task: task.name.clone(),
             script: script.clone(),
         })),
-        TaskKind::BulkQueryJob { .. } => Err(not_available(flow, task, "the Bulk API client lands with issue #5")),
+        TaskKind::BulkQueryJob { config, query } => {
+            Ok(Arc::new(tasks::salesforce_bulkapi_query_job::processor::BulkQueryJobProcessor {
+                task: task.name.clone(),
+                config: config.clone(),
+                query: query.clone(),
+                clients: ctx.salesforce.clone(),
+                ledger: ctx.ledger.clone(),
+                env: ctx.env.clone(),
+            }))
+        }
         TaskKind::NatsPublisher(_) => Err(not_available(flow, task, "the bus lands with issue #7")),
         TaskKind::Convert { config, schema } => Ok(Arc::new(tasks::convert::processor::ConvertProcessor::new(
             &flow.name,

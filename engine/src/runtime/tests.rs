@@ -239,3 +239,57 @@ async fn stopping_mid_flight_abandons_instead_of_acknowledging() {
     while running.workers.join_next().await.is_some() {}
     assert_eq!(*outcomes.lock().unwrap(), vec![("e000".to_string(), Outcome::Abandoned)]);
 }
+
+/// A subscription that takes a while to be ready, and a trigger that notes whether it was.
+#[tokio::test]
+async fn triggers_start_only_after_subscriptions_are_ready() {
+    use super::engine::{Engine, FlowParts};
+    use super::source::{Source, SourceContext};
+    use std::sync::atomic::AtomicBool;
+
+    struct SlowSubscription(Arc<AtomicBool>);
+    impl Source for SlowSubscription {
+        fn run(self: Box<Self>, mut ctx: SourceContext) -> BoxFuture<'static, Result<(), TaskError>> {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                self.0.store(true, Ordering::SeqCst);
+                ctx.ready();
+                ctx.shutdown.cancelled().await;
+                Ok(())
+            })
+        }
+    }
+    struct Trigger(Arc<AtomicBool>, Arc<Mutex<Option<bool>>>);
+    impl Source for Trigger {
+        fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<'static, Result<(), TaskError>> {
+            Box::pin(async move {
+                *self.1.lock().unwrap() = Some(self.0.load(Ordering::SeqCst));
+                ctx.shutdown.cancelled().await;
+                Ok(())
+            })
+        }
+    }
+    let ready = Arc::new(AtomicBool::new(false));
+    let saw = Arc::new(Mutex::new(None));
+    let flow = |name: &str, source: Box<dyn Source>, is_trigger| FlowParts {
+        flow: name.into(),
+        source_task: "source".into(),
+        source,
+        is_trigger,
+        graph: Graph { flow: name.into(), nodes: vec![], roots: vec![] },
+    };
+    // The trigger is listed first: order in the list must not matter.
+    let engine = Engine::start(vec![
+        flow("query", Box::new(Trigger(ready.clone(), saw.clone())), true),
+        flow("listener", Box::new(SlowSubscription(ready.clone())), false),
+    ])
+    .await;
+    for _ in 0..100 {
+        if saw.lock().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    engine.stop(Duration::from_secs(1)).await;
+    assert_eq!(*saw.lock().unwrap(), Some(true), "the trigger ran before the subscription was ready");
+}
