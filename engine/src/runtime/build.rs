@@ -45,8 +45,21 @@ pub enum BuildError {
 }
 
 pub fn build_flow(flow: &Flow, ctx: &BuildContext) -> Result<FlowParts, BuildError> {
-    let (first, rest) = flow.tasks.split_first().ok_or_else(|| BuildError::Empty { flow: flow.name.clone() })?;
+    let first = flow.tasks.first().ok_or_else(|| BuildError::Empty { flow: flow.name.clone() })?;
     let source = source(flow, first, ctx)?;
+    Ok(FlowParts {
+        flow: flow.name.clone(),
+        source_task: first.name.clone(),
+        is_trigger: matches!(first.kind, TaskKind::Generate { .. }),
+        source,
+        graph: build_graph(flow, ctx)?,
+    })
+}
+
+/// The flow's tasks after its source, wired by `depends_on`. Tests feed it directly to run a flow
+/// whose source is not theirs to start.
+pub fn build_graph(flow: &Flow, ctx: &BuildContext) -> Result<Graph, BuildError> {
+    let (first, rest) = flow.tasks.split_first().ok_or_else(|| BuildError::Empty { flow: flow.name.clone() })?;
     let index = |name: &str| rest.iter().position(|t| t.name == name);
     let mut nodes = Vec::with_capacity(rest.len());
     for task in rest {
@@ -58,13 +71,7 @@ pub fn build_flow(flow: &Flow, ctx: &BuildContext) -> Result<FlowParts, BuildErr
         });
     }
     let roots = flow.children(&first.name).filter_map(|c| index(&c.name)).collect();
-    Ok(FlowParts {
-        flow: flow.name.clone(),
-        source_task: first.name.clone(),
-        is_trigger: matches!(first.kind, TaskKind::Generate { .. }),
-        source,
-        graph: Graph { flow: flow.name.clone(), nodes, roots },
-    })
+    Ok(Graph { flow: flow.name.clone(), nodes, roots })
 }
 
 fn not_available(flow: &Flow, task: &Task, why: &'static str) -> BuildError {
@@ -104,9 +111,19 @@ fn processor(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Arc<dyn Pro
             }))
         }
         TaskKind::NatsPublisher(_) => Err(not_available(flow, task, "the bus lands with issue #7")),
-        TaskKind::Convert { .. } | TaskKind::ObjectStore(_) => {
-            Err(not_available(flow, task, "the object-store writer lands with issue #8"))
-        }
+        TaskKind::Convert { config, schema } => Ok(Arc::new(tasks::convert::processor::ConvertProcessor::new(
+            &flow.name,
+            &task.name,
+            config,
+            schema.clone(),
+        ))),
+        TaskKind::ObjectStore(config) => Ok(Arc::new(tasks::object_store::processor::ObjectStoreProcessor::new(
+            &flow.name,
+            &task.name,
+            config,
+            config.credentials_path.as_deref().map(|p| ctx.credentials.resolve(std::path::Path::new(p))),
+            ctx.env.clone(),
+        ))),
         TaskKind::BigQueryWrite(_) | TaskKind::PostgresWrite { .. } => {
             Err(not_available(flow, task, "warehouse writers land with issue #9"))
         }
