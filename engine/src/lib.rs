@@ -6,6 +6,7 @@ pub mod event;
 pub mod flow;
 pub mod run;
 pub mod runtime;
+pub mod salesforce;
 pub mod schedule;
 pub mod schema;
 pub mod store;

@@ -26,6 +26,8 @@ pub struct BuildContext {
     pub config: EngineConfig,
     pub credentials: CredentialsRoot,
     pub env: EnvLookup,
+    /// One Salesforce client per credentials file, shared by every task naming it.
+    pub salesforce: Arc<crate::salesforce::Clients>,
 }
 
 impl BuildContext {
@@ -43,8 +45,21 @@ pub enum BuildError {
 }
 
 pub fn build_flow(flow: &Flow, ctx: &BuildContext) -> Result<FlowParts, BuildError> {
-    let (first, rest) = flow.tasks.split_first().ok_or_else(|| BuildError::Empty { flow: flow.name.clone() })?;
+    let first = flow.tasks.first().ok_or_else(|| BuildError::Empty { flow: flow.name.clone() })?;
     let source = source(flow, first, ctx)?;
+    Ok(FlowParts {
+        flow: flow.name.clone(),
+        source_task: first.name.clone(),
+        is_trigger: matches!(first.kind, TaskKind::Generate { .. }),
+        source,
+        graph: build_graph(flow, ctx)?,
+    })
+}
+
+/// The flow's tasks after its source, wired by `depends_on`. Tests feed it directly to run a flow
+/// whose source is not theirs to start.
+pub fn build_graph(flow: &Flow, ctx: &BuildContext) -> Result<Graph, BuildError> {
+    let (first, rest) = flow.tasks.split_first().ok_or_else(|| BuildError::Empty { flow: flow.name.clone() })?;
     let index = |name: &str| rest.iter().position(|t| t.name == name);
     let mut nodes = Vec::with_capacity(rest.len());
     for task in rest {
@@ -56,13 +71,7 @@ pub fn build_flow(flow: &Flow, ctx: &BuildContext) -> Result<FlowParts, BuildErr
         });
     }
     let roots = flow.children(&first.name).filter_map(|c| index(&c.name)).collect();
-    Ok(FlowParts {
-        flow: flow.name.clone(),
-        source_task: first.name.clone(),
-        is_trigger: matches!(first.kind, TaskKind::Generate { .. }),
-        source,
-        graph: Graph { flow: flow.name.clone(), nodes, roots },
-    })
+    Ok(Graph { flow: flow.name.clone(), nodes, roots })
 }
 
 fn not_available(flow: &Flow, task: &Task, why: &'static str) -> BuildError {
@@ -84,18 +93,37 @@ fn source(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Box<dyn Source
     }
 }
 
-fn processor(flow: &Flow, task: &Task, _ctx: &BuildContext) -> Result<Arc<dyn Processor>, BuildError> {
+fn processor(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Arc<dyn Processor>, BuildError> {
     match &task.kind {
         TaskKind::Script { script, .. } => Ok(Arc::new(tasks::script::processor::ScriptProcessor {
             flow: flow.name.clone(),
             task: task.name.clone(),
             script: script.clone(),
         })),
-        TaskKind::BulkQueryJob { .. } => Err(not_available(flow, task, "the Bulk API client lands with issue #5")),
-        TaskKind::NatsPublisher(_) => Err(not_available(flow, task, "the bus lands with issue #7")),
-        TaskKind::Convert { .. } | TaskKind::ObjectStore(_) => {
-            Err(not_available(flow, task, "the object-store writer lands with issue #8"))
+        TaskKind::BulkQueryJob { config, query } => {
+            Ok(Arc::new(tasks::salesforce_bulkapi_query_job::processor::BulkQueryJobProcessor {
+                task: task.name.clone(),
+                config: config.clone(),
+                query: query.clone(),
+                clients: ctx.salesforce.clone(),
+                ledger: ctx.ledger.clone(),
+                env: ctx.env.clone(),
+            }))
         }
+        TaskKind::NatsPublisher(_) => Err(not_available(flow, task, "the bus lands with issue #7")),
+        TaskKind::Convert { config, schema } => Ok(Arc::new(tasks::convert::processor::ConvertProcessor::new(
+            &flow.name,
+            &task.name,
+            config,
+            schema.clone(),
+        ))),
+        TaskKind::ObjectStore(config) => Ok(Arc::new(tasks::object_store::processor::ObjectStoreProcessor::new(
+            &flow.name,
+            &task.name,
+            config,
+            config.credentials_path.as_deref().map(|p| ctx.credentials.resolve(std::path::Path::new(p))),
+            ctx.env.clone(),
+        ))),
         TaskKind::BigQueryWrite(_) | TaskKind::PostgresWrite { .. } => {
             Err(not_available(flow, task, "warehouse writers land with issue #9"))
         }
