@@ -10,7 +10,7 @@ use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = cli::logging::init(cli.global.log_format) {
+    if let Err(e) = cli::logging::init(cli.log_format) {
         eprintln!("bulkflow: {e}");
         return ExitCode::from(1);
     }
@@ -23,10 +23,10 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Validate(args) => cli::validate::run(&cli.global, args),
-            Command::Run(args) => cli::run::run(&cli.global, args).await,
-            Command::Runs(command) => cli::runs::run(&cli.global, command),
-            Command::Flows(command) => cli::flows::run(&cli.global, command),
+            Command::Validate(args) => cli::validate::run(args),
+            Command::Run(args) => cli::run::run(args).await,
+            Command::Runs(args) => cli::runs::run(args),
+            Command::Flows(args) => cli::flows::run(args),
             Command::Sim(command) => bulkflow_sim::cli::run(command).await.map(|()| ExitCode::SUCCESS),
         }
     });

@@ -20,9 +20,11 @@ const FLOW: &str = r#"flow:
           #{ since: since, run: event.meta.run_id }
 "#;
 
-fn bulkflow(dir: &Path) -> Command {
+/// `bulkflow SUBCOMMAND... --workflows wf --resources res --state state`.
+fn bulkflow(dir: &Path, sub: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkflow"));
     cmd.current_dir(dir)
+        .args(sub)
         .args(["--workflows", "wf", "--resources", "res", "--state", "state"])
         .env("RUST_LOG", "info")
         .env_remove("BULKFLOW_CONFIG");
@@ -31,11 +33,11 @@ fn bulkflow(dir: &Path) -> Command {
 
 fn start(dir: &Path, log: &str) -> Child {
     let log = std::fs::File::create(dir.join(log)).unwrap();
-    bulkflow(dir).arg("run").stdout(Stdio::null()).stderr(log).spawn().unwrap()
+    bulkflow(dir, &["run"]).stdout(Stdio::null()).stderr(log).spawn().unwrap()
 }
 
 fn json(dir: &Path, args: &[&str]) -> Value {
-    let out = bulkflow(dir).args(args).output().unwrap();
+    let out = bulkflow(dir, args).output().unwrap();
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }

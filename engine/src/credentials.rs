@@ -18,10 +18,11 @@ impl CredentialsRoot {
         self.root.as_deref()
     }
 
-    /// Where a flow's `credentials_path` is actually read from.
+    /// Where a flow's `credentials_path` is actually read from. A path already inside the root
+    /// (a tool that wrote absolute paths into a credentials file there) is left as it is.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         match &self.root {
-            Some(root) if path.is_absolute() => {
+            Some(root) if path.is_absolute() && !path.starts_with(root) => {
                 let rel: PathBuf = path.components().filter(|c| matches!(c, Component::Normal(_))).collect();
                 root.join(rel)
             }
@@ -62,5 +63,7 @@ mod tests {
         let file = c.resolve(Path::new("/etc/sfdc/credentials.json"));
         assert_eq!(c.resolve_within(&file, Path::new("key.pem")), PathBuf::from("/r/etc/sfdc/key.pem"));
         assert_eq!(c.resolve_within(&file, Path::new("/keys/k.pem")), PathBuf::from("/r/keys/k.pem"));
+        // Written as an absolute path inside the root already (the simulator's --credentials-out).
+        assert_eq!(c.resolve_within(&file, Path::new("/r/etc/sfdc/k.pem")), PathBuf::from("/r/etc/sfdc/k.pem"));
     }
 }

@@ -8,6 +8,7 @@ pub mod flow;
 pub mod lease;
 pub mod run;
 pub mod runtime;
+pub mod salesforce;
 pub mod schedule;
 pub mod schema;
 pub mod store;

@@ -2,14 +2,20 @@
 
 use std::process::ExitCode;
 
-use bulkflow_engine::credentials::CredentialsRoot;
-use bulkflow_engine::flow::{LoadContext, load_dir};
 use bulkflow_engine::run::{RunFilter, RunState};
 use chrono::{DateTime, SecondsFormat};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::GlobalArgs;
+
+#[derive(Debug, Args)]
+pub struct FlowsArgs {
+    #[command(flatten)]
+    pub engine: GlobalArgs,
+    #[command(subcommand)]
+    pub command: FlowsCommand,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum FlowsCommand {
@@ -23,13 +29,10 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-pub fn run(global: &GlobalArgs, command: FlowsCommand) -> anyhow::Result<ExitCode> {
-    let FlowsCommand::Status(args) = command;
-    let config = global.engine_config()?;
-    let credentials = CredentialsRoot::new(config.credentials_root.clone());
-    let env = |name: &str| std::env::var(name).ok();
-    let ctx = LoadContext { resources_dir: &config.resources_dir, credentials: &credentials, env: &env };
-    let loaded = load_dir(&config.workflows_dir, &ctx)?;
+pub fn run(args: FlowsArgs) -> anyhow::Result<ExitCode> {
+    let config = args.engine.engine_config()?;
+    let FlowsCommand::Status(args) = args.command;
+    let loaded = super::load_flows(&config)?;
     let ledger = super::state::open_existing(&config.state_dir)?;
     let mut rows = Vec::new();
     for flow in &loaded.flows {

@@ -1,5 +1,5 @@
-//! Command-line definitions. Engine settings are global flags, so they work before or after the
-//! subcommand, and each has an environment variable.
+//! Command-line definitions. Engine settings are flags of every engine command (before or after
+//! a nested subcommand), and each has an environment variable.
 
 pub mod flows;
 pub mod logging;
@@ -19,8 +19,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "bulkflow", version, about = "Durable, incremental Salesforce Bulk API exports")]
 pub struct Cli {
-    #[command(flatten)]
-    pub global: GlobalArgs,
+    /// Log format on stderr; the level comes from RUST_LOG (default: info).
+    #[arg(long, global = true, env = "BULKFLOW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -32,11 +33,9 @@ pub enum Command {
     /// Run every flow until SIGINT or SIGTERM.
     Run(run::RunArgs),
     /// Inspect the run ledger.
-    #[command(subcommand)]
-    Runs(runs::RunsCommand),
+    Runs(runs::RunsArgs),
     /// Flows and their watermarks.
-    #[command(subcommand)]
-    Flows(flows::FlowsCommand),
+    Flows(flows::FlowsArgs),
     /// The Salesforce simulator.
     #[command(subcommand)]
     Sim(bulkflow_sim::cli::SimCommand),
@@ -49,22 +48,20 @@ pub enum LogFormat {
     Json,
 }
 
+/// The engine's settings, on every engine command (not on `sim`, which has its own `--state`).
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Engine config file [default: ./bulkflow.yaml when it exists].
     #[arg(long, global = true, env = "BULKFLOW_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Log format on stderr; the level comes from RUST_LOG (default: info).
-    #[arg(long, global = true, env = "BULKFLOW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
-    pub log_format: LogFormat,
     /// The state store's directory.
-    #[arg(long = "state-dir", visible_alias = "state", global = true, env = "BULKFLOW_STATE_DIR")]
+    #[arg(global = true, long = "state-dir", visible_alias = "state", env = "BULKFLOW_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
     /// The folder of flow files (read recursively).
-    #[arg(long = "workflows-dir", visible_alias = "workflows", global = true, env = "BULKFLOW_WORKFLOWS_DIR")]
+    #[arg(global = true, long = "workflows-dir", visible_alias = "workflows", env = "BULKFLOW_WORKFLOWS_DIR")]
     pub workflows_dir: Option<PathBuf>,
     /// The folder `resource:` paths are read from.
-    #[arg(long = "resources-dir", visible_alias = "resources", global = true, env = "BULKFLOW_RESOURCES_DIR")]
+    #[arg(global = true, long = "resources-dir", visible_alias = "resources", env = "BULKFLOW_RESOURCES_DIR")]
     pub resources_dir: Option<PathBuf>,
     /// Read every absolute `credentials_path` P from DIR/P.
     #[arg(long, global = true, env = "BULKFLOW_CREDENTIALS_ROOT", value_name = "DIR")]
@@ -89,6 +86,18 @@ pub struct GlobalArgs {
     pub foreign_jobs: Option<ForeignJobs>,
 }
 
+/// The flows of the configured workflows folder, read with the process environment.
+pub fn load_flows(config: &EngineConfig) -> anyhow::Result<bulkflow_engine::flow::Loaded> {
+    let credentials = bulkflow_engine::credentials::CredentialsRoot::new(config.credentials_root.clone());
+    let env = |name: &str| std::env::var(name).ok();
+    let ctx = bulkflow_engine::flow::LoadContext {
+        resources_dir: &config.resources_dir,
+        credentials: &credentials,
+        env: &env,
+    };
+    Ok(bulkflow_engine::flow::load_dir(&config.workflows_dir, &ctx)?)
+}
+
 impl GlobalArgs {
     /// Flags and environment over the config file over defaults.
     pub fn engine_config(&self) -> anyhow::Result<EngineConfig> {
@@ -110,5 +119,16 @@ impl GlobalArgs {
             None => ConfigLayer::default(),
         };
         EngineConfig::resolve(&[&flags, &file]).context("invalid configuration")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks (duplicate flags across global and subcommand arguments...).
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bulkflow_engine::bus::registry::BusRegistry;
 use bulkflow_engine::credentials::CredentialsRoot;
+use bulkflow_engine::flow::Flow;
 use bulkflow_engine::flow::duration::HumanDuration;
-use bulkflow_engine::flow::{Flow, LoadContext, load_dir};
 use bulkflow_engine::lease::NatsLease;
 use bulkflow_engine::runtime::build::{BuildContext, BuildError, build_flow};
 use bulkflow_engine::runtime::engine::{Engine, FlowParts};
@@ -22,6 +22,8 @@ use super::GlobalArgs;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub engine: GlobalArgs,
     /// How long in-flight events may take to finish after SIGINT/SIGTERM.
     #[arg(long, default_value = "30s", value_parser = HumanDuration::parse)]
     pub shutdown_grace: HumanDuration,
@@ -34,12 +36,10 @@ pub struct RunArgs {
 /// How often finished runs older than the retention are compacted.
 const COMPACT_EVERY: Duration = Duration::from_secs(3600);
 
-pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let config = global.engine_config()?;
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let config = args.engine.engine_config()?;
+    let loaded = super::load_flows(&config)?;
     let credentials = CredentialsRoot::new(config.credentials_root.clone());
-    let env = |name: &str| std::env::var(name).ok();
-    let ctx = LoadContext { resources_dir: &config.resources_dir, credentials: &credentials, env: &env };
-    let loaded = load_dir(&config.workflows_dir, &ctx)?;
     for d in &loaded.diagnostics {
         eprintln!("{d}");
     }
@@ -60,6 +60,11 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
         credentials: credentials.clone(),
         env: Arc::new(|name: &str| std::env::var(name).ok()),
         buses: Arc::new(BusRegistry::new(Some(config.state_dir.clone()), credentials.clone())),
+        salesforce: Arc::new(bulkflow_engine::salesforce::Clients::new(
+            credentials.clone(),
+            &config.api_version,
+            Default::default(),
+        )),
     };
     // Leader-elected flows run here only while this node leads; alone (no nats_url) it always does.
     let (elected, always): (Vec<Flow>, Vec<Flow>) =

@@ -10,6 +10,14 @@ use serde_json::{Value, json};
 
 use super::GlobalArgs;
 
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    #[command(flatten)]
+    pub engine: GlobalArgs,
+    #[command(subcommand)]
+    pub command: RunsCommand,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
     /// List runs, newest first.
@@ -39,10 +47,10 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
-pub fn run(global: &GlobalArgs, command: RunsCommand) -> anyhow::Result<ExitCode> {
-    let config = global.engine_config()?;
+pub fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
+    let config = args.engine.engine_config()?;
     let ledger = super::state::open_existing(&config.state_dir)?;
-    match command {
+    match args.command {
         RunsCommand::List(args) => {
             let filter = RunFilter { flow: args.flow, state: args.status };
             let mut runs = ledger.list_runs(&filter)?;

@@ -3,21 +3,19 @@
 
 use std::process::ExitCode;
 
-use bulkflow_engine::credentials::CredentialsRoot;
-use bulkflow_engine::flow::{LoadContext, load_dir};
 use clap::Args;
 
 use super::GlobalArgs;
 
 #[derive(Debug, Args)]
-pub struct ValidateArgs {}
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub engine: GlobalArgs,
+}
 
-pub fn run(global: &GlobalArgs, _args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let config = global.engine_config()?;
-    let credentials = CredentialsRoot::new(config.credentials_root.clone());
-    let env = |name: &str| std::env::var(name).ok();
-    let ctx = LoadContext { resources_dir: &config.resources_dir, credentials: &credentials, env: &env };
-    let loaded = load_dir(&config.workflows_dir, &ctx)?;
+pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let config = args.engine.engine_config()?;
+    let loaded = super::load_flows(&config)?;
     for d in &loaded.diagnostics {
         eprintln!("{d}");
     }

@@ -7,6 +7,8 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 
+pub mod moto;
+
 /// A TCP port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")

@@ -43,6 +43,9 @@ pub struct StageProgress {
     /// The locator each fetched page was requested with (`None` for the first page), so batches
     /// the bus lost can be fetched again from Salesforce.
     pub page_locators: Vec<Option<String>>,
+    /// Records and batches read from the pages fetched so far, so a resume numbers batches on.
+    pub records_fetched: u64,
+    pub batches_fetched: u64,
     pub batches_published: BTreeSet<u64>,
     /// Batches written, per sink name.
     pub batches_written: BTreeMap<String, BTreeSet<u64>>,

@@ -30,6 +30,8 @@ pub struct BuildContext {
     /// The buses flows publish to and subscribe from: one embedded bus and one connection per
     /// NATS server, shared by every flow of the process.
     pub buses: Arc<BusRegistry>,
+    /// One Salesforce client per credentials file, shared by every task naming it.
+    pub salesforce: Arc<crate::salesforce::Clients>,
 }
 
 impl BuildContext {
@@ -49,8 +51,21 @@ pub enum BuildError {
 }
 
 pub fn build_flow(flow: &Flow, ctx: &BuildContext) -> Result<FlowParts, BuildError> {
-    let (first, rest) = flow.tasks.split_first().ok_or_else(|| BuildError::Empty { flow: flow.name.clone() })?;
+    let first = flow.tasks.first().ok_or_else(|| BuildError::Empty { flow: flow.name.clone() })?;
     let source = source(flow, first, ctx)?;
+    Ok(FlowParts {
+        flow: flow.name.clone(),
+        source_task: first.name.clone(),
+        is_trigger: matches!(first.kind, TaskKind::Generate { .. }),
+        source,
+        graph: build_graph(flow, ctx)?,
+    })
+}
+
+/// The flow's tasks after its source, wired by `depends_on`. Tests feed it directly to run a flow
+/// whose source is not theirs to start.
+pub fn build_graph(flow: &Flow, ctx: &BuildContext) -> Result<Graph, BuildError> {
+    let (first, rest) = flow.tasks.split_first().ok_or_else(|| BuildError::Empty { flow: flow.name.clone() })?;
     let index = |name: &str| rest.iter().position(|t| t.name == name);
     let mut nodes = Vec::with_capacity(rest.len());
     for task in rest {
@@ -62,13 +77,7 @@ pub fn build_flow(flow: &Flow, ctx: &BuildContext) -> Result<FlowParts, BuildErr
         });
     }
     let roots = flow.children(&first.name).filter_map(|c| index(&c.name)).collect();
-    Ok(FlowParts {
-        flow: flow.name.clone(),
-        source_task: first.name.clone(),
-        is_trigger: matches!(first.kind, TaskKind::Generate { .. }),
-        source,
-        graph: Graph { flow: flow.name.clone(), nodes, roots },
-    })
+    Ok(Graph { flow: flow.name.clone(), nodes, roots })
 }
 
 fn not_available(flow: &Flow, task: &Task, why: &'static str) -> BuildError {
@@ -106,7 +115,16 @@ fn processor(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Arc<dyn Pro
             task: task.name.clone(),
             script: script.clone(),
         })),
-        TaskKind::BulkQueryJob { .. } => Err(not_available(flow, task, "the Bulk API client lands with issue #5")),
+        TaskKind::BulkQueryJob { config, query } => {
+            Ok(Arc::new(tasks::salesforce_bulkapi_query_job::processor::BulkQueryJobProcessor {
+                task: task.name.clone(),
+                config: config.clone(),
+                query: query.clone(),
+                clients: ctx.salesforce.clone(),
+                ledger: ctx.ledger.clone(),
+                env: ctx.env.clone(),
+            }))
+        }
         TaskKind::NatsPublisher(config) => Ok(Arc::new(
             tasks::nats_jetstream_publisher::processor::NatsPublisher::new(
                 &flow.name,
@@ -121,9 +139,19 @@ fn processor(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Arc<dyn Pro
                 message: e.to_string(),
             })?,
         )),
-        TaskKind::Convert { .. } | TaskKind::ObjectStore(_) => {
-            Err(not_available(flow, task, "the object-store writer lands with issue #8"))
-        }
+        TaskKind::Convert { config, schema } => Ok(Arc::new(tasks::convert::processor::ConvertProcessor::new(
+            &flow.name,
+            &task.name,
+            config,
+            schema.clone(),
+        ))),
+        TaskKind::ObjectStore(config) => Ok(Arc::new(tasks::object_store::processor::ObjectStoreProcessor::new(
+            &flow.name,
+            &task.name,
+            config,
+            config.credentials_path.as_deref().map(|p| ctx.credentials.resolve(std::path::Path::new(p))),
+            ctx.env.clone(),
+        ))),
         TaskKind::BigQueryWrite(_) | TaskKind::PostgresWrite { .. } => {
             Err(not_available(flow, task, "warehouse writers land with issue #9"))
         }

@@ -159,13 +159,19 @@ async fn an_event_completes_only_after_every_leaf() {
     assert_eq!(*outcomes.lock().unwrap(), vec![("e000".to_string(), Outcome::Completed)]);
 }
 
-#[tokio::test(start_paused = true)]
-async fn retries_back_off_exponentially_then_succeed() {
+/// What a run of `events` events through `flaky → sink` left behind: the flaky task's call
+/// times, what reached the sink, and each event's outcome.
+struct FlakyRun {
+    at: Vec<tokio::time::Instant>,
+    seen: Vec<String>,
+    outcomes: Vec<(String, Outcome)>,
+}
+
+async fn run_flaky(failures: u32, max_attempts: u32, events: usize) -> FlakyRun {
     let at = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut flaky =
-        node("flaky", Flaky { failures: 2, calls: AtomicU32::new(0), at: at.clone(), fatal: false }, vec![1]);
-    flaky.retry = retry(3, 100);
+    let mut flaky = node("flaky", Flaky { failures, calls: AtomicU32::new(0), at: at.clone(), fatal: false }, vec![1]);
+    flaky.retry = retry(max_attempts, 100);
     let graph = Graph {
         flow: "f".into(),
         nodes: vec![flaky, node("sink", Collect { delay: Duration::ZERO, seen: seen.clone() }, vec![])],
@@ -173,39 +179,32 @@ async fn retries_back_off_exponentially_then_succeed() {
     };
     let mut running = graph.spawn();
     let outcomes: Outcomes = Arc::default();
-    feed(&running.inputs, 1, &outcomes).await;
+    feed(&running.inputs, events, &outcomes).await;
     running.inputs.clear();
     while running.workers.join_next().await.is_some() {}
-    let at = at.lock().unwrap();
-    assert_eq!(at.len(), 3);
-    assert_eq!(at[1] - at[0], Duration::from_millis(100));
-    assert_eq!(at[2] - at[1], Duration::from_millis(200));
-    assert_eq!(*seen.lock().unwrap(), vec!["e000".to_string()]);
-    assert_eq!(outcomes.lock().unwrap()[0].1, Outcome::Completed);
+    fn take<T>(m: &Mutex<Vec<T>>) -> Vec<T> {
+        std::mem::take(&mut *m.lock().unwrap())
+    }
+    FlakyRun { at: take(&at), seen: take(&seen), outcomes: take(&outcomes) }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_back_off_exponentially_then_succeed() {
+    let run = run_flaky(2, 3, 1).await;
+    assert_eq!(run.at.len(), 3);
+    assert_eq!(run.at[1] - run.at[0], Duration::from_millis(100));
+    assert_eq!(run.at[2] - run.at[1], Duration::from_millis(200));
+    assert_eq!(run.seen, vec!["e000".to_string()]);
+    assert_eq!(run.outcomes[0].1, Outcome::Completed);
 }
 
 #[tokio::test(start_paused = true)]
 async fn after_the_last_attempt_the_event_fails_visibly() {
-    let at = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut flaky =
-        node("flaky", Flaky { failures: 3, calls: AtomicU32::new(0), at: at.clone(), fatal: false }, vec![1]);
-    flaky.retry = retry(3, 100);
-    let graph = Graph {
-        flow: "f".into(),
-        nodes: vec![flaky, node("sink", Collect { delay: Duration::ZERO, seen: seen.clone() }, vec![])],
-        roots: vec![0],
-    };
-    let mut running = graph.spawn();
-    let outcomes: Outcomes = Arc::default();
-    feed(&running.inputs, 2, &outcomes).await;
-    running.inputs.clear();
-    while running.workers.join_next().await.is_some() {}
-    assert_eq!(at.lock().unwrap().len(), 4, "3 attempts for the first event; the second passes");
-    let outcomes = outcomes.lock().unwrap();
-    assert_eq!(outcomes[0], ("e000".into(), Outcome::Failed { task: "flaky".into(), error: "flaky 2".into() }));
-    assert_eq!(outcomes[1], ("e001".into(), Outcome::Completed));
-    assert_eq!(*seen.lock().unwrap(), vec!["e001".to_string()]);
+    let run = run_flaky(3, 3, 2).await;
+    assert_eq!(run.at.len(), 4, "3 attempts for the first event; the second passes");
+    assert_eq!(run.outcomes[0], ("e000".into(), Outcome::Failed { task: "flaky".into(), error: "flaky 2".into() }));
+    assert_eq!(run.outcomes[1], ("e001".into(), Outcome::Completed));
+    assert_eq!(run.seen, vec!["e001".to_string()]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -238,4 +237,58 @@ async fn stopping_mid_flight_abandons_instead_of_acknowledging() {
     running.workers.abort_all();
     while running.workers.join_next().await.is_some() {}
     assert_eq!(*outcomes.lock().unwrap(), vec![("e000".to_string(), Outcome::Abandoned)]);
+}
+
+/// A subscription that takes a while to be ready, and a trigger that notes whether it was.
+#[tokio::test]
+async fn triggers_start_only_after_subscriptions_are_ready() {
+    use super::engine::{Engine, FlowParts};
+    use super::source::{Source, SourceContext};
+    use std::sync::atomic::AtomicBool;
+
+    struct SlowSubscription(Arc<AtomicBool>);
+    impl Source for SlowSubscription {
+        fn run(self: Box<Self>, mut ctx: SourceContext) -> BoxFuture<'static, Result<(), TaskError>> {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                self.0.store(true, Ordering::SeqCst);
+                ctx.ready();
+                ctx.shutdown.cancelled().await;
+                Ok(())
+            })
+        }
+    }
+    struct Trigger(Arc<AtomicBool>, Arc<Mutex<Option<bool>>>);
+    impl Source for Trigger {
+        fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<'static, Result<(), TaskError>> {
+            Box::pin(async move {
+                *self.1.lock().unwrap() = Some(self.0.load(Ordering::SeqCst));
+                ctx.shutdown.cancelled().await;
+                Ok(())
+            })
+        }
+    }
+    let ready = Arc::new(AtomicBool::new(false));
+    let saw = Arc::new(Mutex::new(None));
+    let flow = |name: &str, source: Box<dyn Source>, is_trigger| FlowParts {
+        flow: name.into(),
+        source_task: "source".into(),
+        source,
+        is_trigger,
+        graph: Graph { flow: name.into(), nodes: vec![], roots: vec![] },
+    };
+    // The trigger is listed first: order in the list must not matter.
+    let engine = Engine::start(vec![
+        flow("query", Box::new(Trigger(ready.clone(), saw.clone())), true),
+        flow("listener", Box::new(SlowSubscription(ready.clone())), false),
+    ])
+    .await;
+    for _ in 0..100 {
+        if saw.lock().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    engine.stop(Duration::from_secs(1)).await;
+    assert_eq!(*saw.lock().unwrap(), Some(true), "the trigger ran before the subscription was ready");
 }

@@ -11,6 +11,8 @@ use crate::flow::resource::ResourceRef;
 ///     target_format: arrow
 ///     schema:
 ///       resource: salesforce/schema_account.json
+///     extra_columns: drop          # or `error`; columns the schema does not name
+///     rejects: /var/lib/bulkflow/rejects/account   # optional
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,7 +21,8 @@ pub struct ConvertConfig {
     pub schema: Located<ResourceRef>,
     #[serde(default)]
     pub extra_columns: ExtraColumns,
-    /// Write rows that cannot be cast here instead of failing their batch.
+    /// A local directory: rows that cannot be cast are written to `<rejects>/<batch id>.jsonl` and
+    /// the rest of the batch goes on. Without it, one bad value fails its whole batch.
     pub rejects: Option<String>,
 }
 

@@ -1,3 +1,9 @@
-//! The `convert` task.
+//! The `convert` task: casts the text columns of Bulk API batches to a schema's types.
 
+pub mod cast;
 pub mod config;
+pub mod processor;
+pub mod rejects;
+
+#[cfg(test)]
+mod tests;

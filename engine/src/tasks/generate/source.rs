@@ -174,9 +174,12 @@ mod tests {
     use crate::schedule::ManualClock;
     use crate::store::MemoryStore;
 
+    /// Each tick's scheduled time and the `last_run_time` it carried.
+    type Seen = Arc<Mutex<Vec<(i64, Option<i64>)>>>;
+
     /// Records each event's `last_run_time` and fails the ticks listed in `fail_at`.
     struct Probe {
-        seen: Arc<Mutex<Vec<(i64, Option<i64>)>>>,
+        seen: Seen,
         fail_at: Vec<i64>,
     }
 

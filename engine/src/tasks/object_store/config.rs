@@ -16,6 +16,19 @@ use crate::flow::template::Template;
 ///       enabled: true
 ///       partition_keys: [EventDate]
 /// ```
+///
+/// An S3-compatible server (MinIO, moto) with an AWS access key JSON:
+///
+/// ```yaml
+/// - object_store:
+///     name: write_to_s3
+///     operation: write
+///     credentials_path: /etc/aws/credentials.json
+///     path: s3://lake/salesforce/account
+///     format: parquet
+///     hive_partition_options: {enabled: true, partition_keys: [EventDate, EventHour]}
+///     client_options: {aws_region: us-east-1, endpoint: "http://127.0.0.1:9000"}
+/// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectStoreConfig {
@@ -25,8 +38,12 @@ pub struct ObjectStoreConfig {
     #[serde(default)]
     pub format: FileFormat,
     pub hive_partition_options: Option<HivePartitionOptions>,
+    /// Options of the `object_store` client for the path's cloud, by its key names
+    /// (`aws_region`, `endpoint`, `allow_http`, `timeout`, ...); an unknown key is an error.
+    /// Values may read the environment (`endpoint: "{{env.S3_ENDPOINT}}"`); one that renders
+    /// empty is left unset, so the same flow runs against a local server and the real cloud.
     #[serde(default)]
-    pub client_options: BTreeMap<String, String>,
+    pub client_options: BTreeMap<String, Template>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -1,3 +1,14 @@
-//! The `object_store` task.
+//! The `object_store` task: writes batches as Parquet, CSV or Arrow files, in Hive partitions,
+//! under deterministic names, to local disk, S3, GCS or Azure.
 
 pub mod config;
+pub mod credentials;
+pub mod encode;
+pub mod name;
+pub mod partition;
+pub mod processor;
+pub mod store;
+pub mod upload;
+
+#[cfg(test)]
+mod tests;

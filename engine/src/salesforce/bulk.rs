@@ -1,0 +1,170 @@
+//! Bulk API 2.0 query jobs: create, get, list, abort, delete. Job info is kept as Salesforce sent
+//! it (flows read `event.data.object`, `.id`, `.state`), with the few fields the engine needs
+//! read out leniently.
+
+use serde_json::{Value, json};
+
+use super::client::SalesforceClient;
+use super::error::SalesforceError;
+use crate::tasks::salesforce_bulkapi_query_job::config::{ColumnDelimiter, LineEnding, QueryOperation};
+
+/// What the engine reads from a job's info.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobInfo {
+    pub id: String,
+    pub object: String,
+    pub state: String,
+    pub api_version: String,
+    pub column_delimiter: u8,
+    pub records_processed: Option<u64>,
+    pub error_message: Option<String>,
+    pub raw: Value,
+}
+
+impl JobInfo {
+    pub fn from_json(raw: Value) -> Result<Self, SalesforceError> {
+        let s = |k: &str| raw.get(k).and_then(Value::as_str).map(str::to_string);
+        let id = s("id").ok_or_else(|| SalesforceError::Config(format!("job info without an id: {raw}")))?;
+        // `apiVersion` is a JSON number (63.0); keep one decimal, as URLs spell it.
+        let api_version = match raw.get("apiVersion") {
+            Some(Value::Number(n)) => n.as_f64().map(|v| format!("{v:.1}")).unwrap_or_default(),
+            Some(Value::String(v)) => v.clone(),
+            _ => String::new(),
+        };
+        Ok(Self {
+            object: s("object").unwrap_or_default(),
+            state: s("state").unwrap_or_default(),
+            column_delimiter: delimiter_byte(s("columnDelimiter").as_deref().unwrap_or("COMMA")),
+            records_processed: raw.get("numberRecordsProcessed").and_then(Value::as_u64),
+            error_message: s("errorMessage").filter(|m| !m.is_empty()),
+            api_version,
+            id,
+            raw,
+        })
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.state == "JobComplete"
+    }
+
+    /// Turns a terminal failure into its error; `Ok(false)` while the job is still running.
+    pub fn check_finished(&self) -> Result<bool, SalesforceError> {
+        match self.state.as_str() {
+            "JobComplete" => Ok(true),
+            "Failed" => Err(SalesforceError::JobFailed {
+                job_id: self.id.clone(),
+                message: self.error_message.clone().unwrap_or_else(|| "no errorMessage given".into()),
+            }),
+            "Aborted" => Err(SalesforceError::JobAborted { job_id: self.id.clone() }),
+            _ => Ok(false),
+        }
+    }
+}
+
+pub fn delimiter_byte(name: &str) -> u8 {
+    match name.to_ascii_uppercase().as_str() {
+        "TAB" => b'\t',
+        "PIPE" => b'|',
+        "SEMICOLON" => b';',
+        "CARET" => b'^',
+        "BACKQUOTE" => b'`',
+        _ => b',',
+    }
+}
+
+fn delimiter_name(d: ColumnDelimiter) -> &'static str {
+    match d {
+        ColumnDelimiter::Comma => "COMMA",
+        ColumnDelimiter::Tab => "TAB",
+        ColumnDelimiter::Pipe => "PIPE",
+        ColumnDelimiter::Semicolon => "SEMICOLON",
+        ColumnDelimiter::Caret => "CARET",
+        ColumnDelimiter::Backquote => "BACKQUOTE",
+    }
+}
+
+async fn json_body(what: &str, r: reqwest::Response) -> Result<Value, SalesforceError> {
+    r.json::<Value>()
+        .await
+        .map_err(|e| SalesforceError::Transport { what: what.into(), reason: e.without_url().to_string() })
+}
+
+pub struct CreateJob<'a> {
+    pub soql: &'a str,
+    pub operation: QueryOperation,
+    pub column_delimiter: ColumnDelimiter,
+    pub line_ending: LineEnding,
+}
+
+pub async fn create_job(client: &SalesforceClient, job: &CreateJob<'_>) -> Result<JobInfo, SalesforceError> {
+    let body = json!({
+        "operation": match job.operation { QueryOperation::Query => "query", QueryOperation::QueryAll => "queryAll" },
+        "query": job.soql,
+        "contentType": "CSV",
+        "columnDelimiter": delimiter_name(job.column_delimiter),
+        "lineEnding": match job.line_ending { LineEnding::Lf => "LF", LineEnding::Crlf => "CRLF" },
+    });
+    let version = client.api_version().to_string();
+    let r = client
+        .send("create query job", |http, s| {
+            http.post(format!("{}/jobs/query", SalesforceClient::data_url(s, &version))).json(&body)
+        })
+        .await?;
+    JobInfo::from_json(json_body("create query job", r).await?)
+}
+
+pub async fn get_job(client: &SalesforceClient, job_id: &str) -> Result<JobInfo, SalesforceError> {
+    let version = client.api_version().to_string();
+    let what = format!("get job {job_id}");
+    let r = client
+        .send(&what, |http, s| http.get(format!("{}/jobs/query/{job_id}", SalesforceClient::data_url(s, &version))))
+        .await?;
+    JobInfo::from_json(json_body(&what, r).await?)
+}
+
+pub async fn abort_job(client: &SalesforceClient, job_id: &str) -> Result<JobInfo, SalesforceError> {
+    let version = client.api_version().to_string();
+    let what = format!("abort job {job_id}");
+    let r = client
+        .send(&what, |http, s| {
+            http.patch(format!("{}/jobs/query/{job_id}", SalesforceClient::data_url(s, &version)))
+                .json(&json!({"state": "Aborted"}))
+        })
+        .await?;
+    JobInfo::from_json(json_body(&what, r).await?)
+}
+
+pub async fn delete_job(client: &SalesforceClient, job_id: &str) -> Result<(), SalesforceError> {
+    let version = client.api_version().to_string();
+    client
+        .send(&format!("delete job {job_id}"), |http, s| {
+            http.delete(format!("{}/jobs/query/{job_id}", SalesforceClient::data_url(s, &version)))
+        })
+        .await?;
+    Ok(())
+}
+
+/// Every query job the org lists, following `nextRecordsUrl`.
+pub async fn list_jobs(client: &SalesforceClient) -> Result<Vec<JobInfo>, SalesforceError> {
+    let version = client.api_version().to_string();
+    let mut jobs = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let path = next.clone();
+        let r = client
+            .send("list query jobs", |http, s| match &path {
+                Some(p) => http.get(format!("{}{p}", s.instance_url)),
+                None => http.get(format!("{}/jobs/query", SalesforceClient::data_url(s, &version))),
+            })
+            .await?;
+        let page = json_body("list query jobs", r).await?;
+        for rec in page.get("records").and_then(Value::as_array).cloned().unwrap_or_default() {
+            jobs.push(JobInfo::from_json(rec)?);
+        }
+        let done = page.get("done").and_then(Value::as_bool).unwrap_or(true);
+        next = page.get("nextRecordsUrl").and_then(Value::as_str).map(str::to_string);
+        if done || next.is_none() {
+            return Ok(jobs);
+        }
+    }
+}

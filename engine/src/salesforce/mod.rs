@@ -1,0 +1,13 @@
+//! The Salesforce client: credentials, OAuth, Bulk API 2.0 query jobs and their results.
+
+pub mod auth;
+pub mod bulk;
+pub mod client;
+pub mod credentials;
+pub mod csv_batches;
+pub mod error;
+pub mod results;
+pub mod secret;
+
+pub use client::{Clients, SalesforceClient};
+pub use error::SalesforceError;

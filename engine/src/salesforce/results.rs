@@ -1,0 +1,194 @@
+//! Results of a query job, page by page: each page is fetched by its locator, parsed as its body
+//! arrives, and retried whole (by the same, stable locator) when anything goes wrong, so a cut in
+//! page k refetches page k only. The next page is requested as soon as this page's headers name
+//! it, while this page's body is still being parsed. Bodies are asked for gzipped (the client
+//! sends `Accept-Encoding: gzip` and inflates).
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use futures_util::StreamExt;
+
+use super::bulk::JobInfo;
+use super::client::SalesforceClient;
+use super::csv_batches::PageParser;
+use super::error::SalesforceError;
+
+/// One page, parsed.
+#[derive(Debug)]
+pub struct Page {
+    /// Page number, from 0.
+    pub number: u64,
+    /// The locator this page was fetched with (`None` for the first page).
+    pub locator: Option<String>,
+    /// The next page's locator; `None` when this was the last page.
+    pub next: Option<String>,
+    pub batches: Vec<RecordBatch>,
+    pub rows: u64,
+}
+
+/// Reads a completed job's results. Memory holds one parsed page (at most `maxRecords` rows) plus
+/// the next page's response headers.
+pub struct ResultsReader {
+    client: Arc<SalesforceClient>,
+    job: JobInfo,
+    batch_size: usize,
+    max_records: Option<usize>,
+    schema: Option<SchemaRef>,
+    next_number: u64,
+    next_locator: Option<Option<String>>,
+    rows: u64,
+    /// The request for the page after the one being read, and the locator it asked for.
+    prefetched: Option<(String, tokio::task::JoinHandle<Result<reqwest::Response, SalesforceError>>)>,
+}
+
+impl ResultsReader {
+    /// Start at the first page, or at a checkpointed `(page number, locator)`.
+    pub fn new(
+        client: Arc<SalesforceClient>,
+        job: JobInfo,
+        batch_size: usize,
+        max_records: Option<usize>,
+        resume: Option<(u64, String, u64)>,
+    ) -> Self {
+        let (next_number, next_locator, rows) = match resume {
+            Some((page, locator, rows)) => (page, Some(Some(locator)), rows),
+            None => (0, Some(None), 0),
+        };
+        Self { client, job, batch_size, max_records, schema: None, next_number, next_locator, rows, prefetched: None }
+    }
+
+    pub fn job(&self) -> &JobInfo {
+        &self.job
+    }
+
+    /// Rows read so far (including pages before a resume point).
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The next page, or `None` after the last.
+    pub async fn next_page(&mut self) -> Result<Option<Page>, SalesforceError> {
+        let Some(locator) = self.next_locator.clone() else { return Ok(None) };
+        let number = self.next_number;
+        let policy = self.client.retry_policy();
+        let mut attempt = 1;
+        let page = loop {
+            // The prefetch made while reading the page before is this page's request. A retry
+            // requests this page again and leaves the next page's prefetch alone: locators are
+            // stable, so it is still good.
+            let mine = match &self.prefetched {
+                Some((l, _)) if Some(l) == locator.as_ref() && attempt == 1 => self.prefetched.take(),
+                _ => None,
+            };
+            let result = match mine.map(|(_, h)| h) {
+                Some(handle) => match handle.await {
+                    Ok(r) => r,
+                    Err(e) => Err(SalesforceError::Transport { what: "prefetch".into(), reason: e.to_string() }),
+                },
+                None => request(&self.client, &self.job, locator.as_deref(), self.max_records).await,
+            };
+            match self.read(number, locator.clone(), result).await {
+                Ok(page) => break page,
+                Err(e) if e.is_retryable() && attempt < policy.attempts => {
+                    tracing::warn!(job = self.job.id, page = number, attempt, error = %e, "results page failed; fetching it again by its locator");
+                    tokio::time::sleep(policy.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        self.rows += page.rows;
+        self.next_number = number + 1;
+        self.next_locator = page.next.clone().map(Some);
+        if page.next.is_none()
+            && let Some(expected) = self.job.records_processed
+            && self.rows < expected
+        {
+            return Err(SalesforceError::Truncated {
+                job_id: self.job.id.clone(),
+                reason: format!("the last page came after {} records; the job processed {expected}", self.rows),
+            });
+        }
+        Ok(Some(page))
+    }
+
+    async fn read(
+        &mut self,
+        number: u64,
+        locator: Option<String>,
+        response: Result<reqwest::Response, SalesforceError>,
+    ) -> Result<Page, SalesforceError> {
+        let response = response?;
+        let job_id = self.job.id.clone();
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        // A missing header is the last page as far as the protocol goes; the record count
+        // check in `next_page` catches a truncation.
+        let next = header("Sforce-Locator").filter(|l| !l.is_empty() && l != "null");
+        let announced: Option<u64> = header("Sforce-NumberOfRecords").and_then(|n| n.parse().ok());
+        if let Some(next) = &next
+            && self.prefetched.as_ref().is_none_or(|(l, _)| l != next)
+        {
+            let (client, job, max) = (self.client.clone(), self.job.clone(), self.max_records);
+            let locator = next.clone();
+            let handle = tokio::spawn(async move { request(&client, &job, Some(&locator), max).await });
+            if let Some((_, old)) = self.prefetched.replace((next.clone(), handle)) {
+                old.abort();
+            }
+        }
+        let mut parser = PageParser::new(self.job.column_delimiter, self.batch_size, self.schema.clone());
+        let mut batches = Vec::new();
+        let mut body = response.bytes_stream();
+        let csv = |reason: String| SalesforceError::Csv { job_id: job_id.clone(), page: number, reason };
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| SalesforceError::Truncated {
+                job_id: job_id.clone(),
+                reason: format!("page {number} was cut off: {}", e.without_url()),
+            })?;
+            parser.feed(&chunk).map_err(|e| csv(e.to_string()))?;
+            batches.extend(parser.take_ready());
+        }
+        parser.finish().map_err(|e| csv(e.to_string()))?;
+        batches.extend(parser.take_ready());
+        let rows = parser.rows();
+        if let Some(n) = announced
+            && n != rows
+        {
+            if let Some((_, h)) = self.prefetched.take() {
+                h.abort();
+            }
+            return Err(SalesforceError::Truncated {
+                job_id,
+                reason: format!("page {number} announced {n} records (Sforce-NumberOfRecords) but held {rows}"),
+            });
+        }
+        if self.schema.is_none() {
+            self.schema = parser.schema().cloned();
+        }
+        Ok(Page { number, locator, next, batches, rows })
+    }
+}
+
+async fn request(
+    client: &SalesforceClient,
+    job: &JobInfo,
+    locator: Option<&str>,
+    max_records: Option<usize>,
+) -> Result<reqwest::Response, SalesforceError> {
+    // Results must be read with the API version that created the job, or Salesforce answers 409.
+    let version = if job.api_version.is_empty() { client.api_version().to_string() } else { job.api_version.clone() };
+    let mut query: Vec<(&str, String)> = Vec::new();
+    if let Some(l) = locator {
+        query.push(("locator", l.to_string()));
+    }
+    if let Some(m) = max_records {
+        query.push(("maxRecords", m.to_string()));
+    }
+    let what = format!("results of job {}", job.id);
+    client
+        .send(&what, |http, s| {
+            http.get(format!("{}/jobs/query/{}/results", SalesforceClient::data_url(s, &version), job.id)).query(&query)
+        })
+        .await
+}

@@ -1,0 +1,265 @@
+//! Bulk API 2.0 query jobs as a task: create one (recorded on the event's run), read its info or
+//! its results (streamed page by page into Arrow batches), abort or delete it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::{Map, Value, json};
+
+use super::config::{BulkQueryJobConfig, ColumnDelimiter, LineEnding, Operation, QueryOperation};
+use crate::event::{Event, EventData};
+use crate::flow::template::{Context, Template};
+use crate::run::{Checkpoint, Ledger, RunId, Update};
+use crate::runtime::build::EnvLookup;
+use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
+use crate::salesforce::bulk::{self, CreateJob, JobInfo};
+use crate::salesforce::results::ResultsReader;
+use crate::salesforce::{Clients, SalesforceClient, SalesforceError};
+
+/// Rows per Arrow batch when the flow does not say.
+pub const DEFAULT_BATCH_SIZE: usize = 10_000;
+/// Where the intent to create a job is recorded before the POST.
+pub const INTENT_STAGE: &str = "job_intent";
+/// Where results paging is checkpointed.
+pub const RESULTS_STAGE: &str = "results";
+
+pub struct BulkQueryJobProcessor {
+    pub task: String,
+    pub config: BulkQueryJobConfig,
+    pub query: Option<Template>,
+    pub clients: Arc<Clients>,
+    pub ledger: Arc<Ledger>,
+    pub env: EnvLookup,
+}
+
+fn to_task_error(e: SalesforceError) -> TaskError {
+    if e.is_retryable() { TaskError::Retryable(e.to_string()) } else { TaskError::Fatal(e.to_string()) }
+}
+
+fn ledger_error(e: crate::run::LedgerError) -> TaskError {
+    TaskError::Fatal(format!("state store: {e}"))
+}
+
+impl Processor for BulkQueryJobProcessor {
+    fn process<'a>(&'a self, event: Event, out: &'a mut Emitter) -> BoxFuture<'a, Result<(), TaskError>> {
+        Box::pin(async move {
+            let client = self.clients.get(Path::new(&self.config.credentials_path)).map_err(to_task_error)?;
+            match self.config.operation {
+                Operation::Create => self.create(&client, event, out).await,
+                Operation::Get => {
+                    let job = bulk::get_job(&client, &self.job_id(&event)?).await.map_err(to_task_error)?;
+                    out.emit(with_job(event, &job)).await
+                }
+                Operation::Abort => {
+                    let job = bulk::abort_job(&client, &self.job_id(&event)?).await.map_err(to_task_error)?;
+                    out.emit(with_job(event, &job)).await
+                }
+                Operation::Delete => {
+                    bulk::delete_job(&client, &self.job_id(&event)?).await.map_err(to_task_error)?;
+                    out.emit(event).await
+                }
+                Operation::GetResults => self.results(client, event, out).await,
+            }
+        })
+    }
+}
+
+/// The job's info becomes the event's data, and its id goes into `meta.job_id`.
+fn with_job(mut event: Event, job: &JobInfo) -> Event {
+    event.data = EventData::Json(job.raw.clone());
+    event.meta.insert("job_id".into(), json!(job.id));
+    event
+}
+
+fn run_of(event: &Event) -> Option<RunId> {
+    event.meta.get("run_id").and_then(Value::as_str).and_then(|s| s.parse().ok())
+}
+
+/// The sObject a query reads, from its FROM clause, to recognise its job in the org's list.
+fn query_object(soql: &str) -> Option<String> {
+    let words: Vec<&str> = soql.split_whitespace().collect();
+    words.iter().position(|w| w.eq_ignore_ascii_case("from")).and_then(|i| words.get(i + 1)).map(|w| w.to_string())
+}
+
+impl BulkQueryJobProcessor {
+    fn render(&self, template: &Template, event: &Event) -> Result<String, TaskError> {
+        let view = event.template_view();
+        let env = |n: &str| (self.env)(n);
+        template
+            .render_string(&Context { event: Some(&view), env: &env })
+            .map_err(|e| TaskError::Fatal(format!("task `{}`: {e}", self.task)))
+    }
+
+    fn job_id(&self, event: &Event) -> Result<String, TaskError> {
+        let t = self.config.job_id.as_ref().ok_or_else(|| TaskError::Fatal("no job_id configured".into()))?;
+        let id = self.render(t, event)?;
+        if id.is_empty() {
+            return Err(TaskError::Fatal(format!("task `{}`: job_id `{}` rendered empty", self.task, t.source())));
+        }
+        Ok(id)
+    }
+
+    async fn create(&self, client: &SalesforceClient, event: Event, out: &mut Emitter) -> Result<(), TaskError> {
+        let template = self.query.as_ref().ok_or_else(|| TaskError::Fatal("no query configured".into()))?;
+        let soql = self.render(template, &event)?;
+        let operation = self.config.query_operation.unwrap_or(QueryOperation::Query);
+        let run = run_of(&event);
+        if let Some(run) = &run {
+            // A redelivered event for a run that already has its job: never a second job.
+            if let Some(existing) =
+                self.ledger.get_run(run).map_err(ledger_error)?.and_then(|r| r.job_id().map(str::to_string))
+            {
+                let job = bulk::get_job(client, &existing).await.map_err(to_task_error)?;
+                return out.emit(with_job(event, &job)).await;
+            }
+            if let Some(intent) = self.ledger.checkpoint(run, INTENT_STAGE).map_err(ledger_error)?
+                && let Some(job) = self.adopt(client, &intent, &soql, operation).await?
+            {
+                self.ledger.record_job(run, &job.id).map_err(ledger_error)?;
+                tracing::info!(run = %run, job = job.id, "adopted the job created before a restart");
+                return out.emit(with_job(event, &job)).await;
+            }
+            let intent = Checkpoint::new(INTENT_STAGE, json!({"soql": soql, "operation": format!("{operation:?}")}));
+            self.ledger.update(run, &Update::new().checkpoint(intent)).map_err(ledger_error)?;
+        }
+        let job = bulk::create_job(
+            client,
+            &CreateJob {
+                soql: &soql,
+                operation,
+                column_delimiter: self.config.column_delimiter.unwrap_or(ColumnDelimiter::Comma),
+                line_ending: self.config.line_ending.unwrap_or(LineEnding::Lf),
+            },
+        )
+        .await
+        .map_err(to_task_error)?;
+        if let Some(run) = &run {
+            self.ledger.record_job(run, &job.id).map_err(ledger_error)?;
+        }
+        tracing::info!(task = self.task, job = job.id, object = job.object, run = ?run.as_ref().map(RunId::as_str), "created Bulk API query job");
+        out.emit(with_job(event, &job)).await
+    }
+
+    /// After a crash between recording the intent and recording the job: the job the POST may
+    /// have created, found among the org's jobs by object, operation and time. One match is
+    /// adopted; extra matches are aborted so a run never has two live jobs.
+    async fn adopt(
+        &self,
+        client: &SalesforceClient,
+        intent: &Checkpoint,
+        soql: &str,
+        operation: QueryOperation,
+    ) -> Result<Option<JobInfo>, TaskError> {
+        let object = query_object(soql).unwrap_or_default();
+        let since = intent.updated_at - chrono::Duration::seconds(5);
+        let op = match operation {
+            QueryOperation::Query => "query",
+            QueryOperation::QueryAll => "queryAll",
+        };
+        let mut matches: Vec<JobInfo> = bulk::list_jobs(client)
+            .await
+            .map_err(to_task_error)?
+            .into_iter()
+            .filter(|j| j.object.eq_ignore_ascii_case(&object))
+            .filter(|j| j.raw.get("operation").and_then(Value::as_str) == Some(op))
+            .filter(|j| created_at(j).is_some_and(|t| t >= since))
+            .collect();
+        matches.sort_by_key(created_at);
+        let mut it = matches.into_iter();
+        let adopted = it.next();
+        for orphan in it {
+            if orphan.check_finished().ok() == Some(false) {
+                tracing::warn!(job = orphan.id, "aborting an orphan job created before a restart");
+                let _ = bulk::abort_job(client, &orphan.id).await;
+            }
+        }
+        Ok(adopted)
+    }
+
+    async fn results(&self, client: Arc<SalesforceClient>, event: Event, out: &mut Emitter) -> Result<(), TaskError> {
+        let job_id = self.job_id(&event)?;
+        let run = match run_of(&event) {
+            Some(r) => Some(r),
+            None => self.ledger.run_for_job(&job_id).map_err(ledger_error)?,
+        };
+        let job = bulk::get_job(&client, &job_id).await.map_err(to_task_error)?;
+        match job.check_finished() {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(TaskError::Retryable(format!("job {job_id} is {} and has no results yet", job.state)));
+            }
+            // A job that failed in Salesforce fails its run, with Salesforce's message.
+            Err(e) => {
+                if let Some(run) = &run
+                    && let Some(r) = self.ledger.get_run(run).map_err(ledger_error)?
+                    && !r.state().is_terminal()
+                    && r.state() != crate::run::RunState::Failed
+                {
+                    self.ledger.transition(run, crate::run::Transition::Fail(e.to_string())).map_err(ledger_error)?;
+                }
+                return Err(TaskError::Fatal(e.to_string()));
+            }
+        }
+        if let Some(run) = &run
+            && self.ledger.checkpoint(run, RESULTS_STAGE).map_err(ledger_error)?.is_none()
+        {
+            let cp = Checkpoint::new(RESULTS_STAGE, event.template_view());
+            self.ledger.update(run, &Update::new().checkpoint(cp)).map_err(ledger_error)?;
+        }
+        let batch_size = self.config.batch_size.map_or(DEFAULT_BATCH_SIZE, |n| n.get());
+        let max_records = self.config.max_records.map(|n| n.get());
+        let mut reader = ResultsReader::new(client, job.clone(), batch_size, max_records, None);
+        let mut seq = 0u64;
+        while let Some(page) = reader.next_page().await.map_err(to_task_error)? {
+            let last_page = page.next.is_none();
+            let n = page.batches.len();
+            for (i, batch) in page.batches.into_iter().enumerate() {
+                let mut meta: Map<String, Value> = event.meta.clone();
+                meta.insert("job_id".into(), json!(job.id));
+                if let Some(run) = &run {
+                    meta.insert("run_id".into(), json!(run.as_str()));
+                }
+                meta.insert("page".into(), json!(page.number));
+                meta.insert("batch_seq".into(), json!(seq));
+                if last_page && i + 1 == n {
+                    meta.insert("total_batches".into(), json!(seq + 1));
+                }
+                let id = format!("{}-p{:05}-b{:04}", job.id, page.number, i);
+                out.emit(Event { id, subject: None, data: EventData::Arrow(batch), meta, created_at: Utc::now() })
+                    .await?;
+                seq += 1;
+            }
+            if let Some(run) = &run {
+                let (locator, next, rows) = (page.locator.clone(), page.next.clone(), page.rows);
+                self.ledger
+                    .update_progress(run, RESULTS_STAGE, |p| {
+                        p.page_fetched(locator.clone(), next.clone());
+                        p.records_fetched += rows;
+                        p.batches_fetched += n as u64;
+                    })
+                    .map_err(ledger_error)?;
+            }
+        }
+        tracing::info!(task = self.task, job = job.id, records = reader.rows(), batches = seq, "fetched all results");
+        Ok(())
+    }
+}
+
+fn created_at(job: &JobInfo) -> Option<chrono::DateTime<Utc>> {
+    let text = job.raw.get("createdDate")?.as_str()?;
+    chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z").ok().map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_object_of_a_query() {
+        let soql = include_str!("../../../../resources/salesforce/query_account.soql");
+        assert_eq!(query_object(soql).as_deref(), Some("Account"));
+        assert_eq!(query_object("select Id from contact").as_deref(), Some("contact"));
+        assert_eq!(query_object("SELECT Id"), None);
+    }
+}

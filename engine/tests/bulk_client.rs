@@ -1,0 +1,453 @@
+//! The Bulk API 2.0 client against the simulator: every OAuth flow, every job operation, every
+//! fault, asserting with the simulator's request counters what the client did.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{Array, StringArray};
+use bulkflow_engine::credentials::CredentialsRoot;
+use bulkflow_engine::salesforce::bulk::{self, CreateJob, JobInfo};
+use bulkflow_engine::salesforce::client::RetryPolicy;
+use bulkflow_engine::salesforce::results::ResultsReader;
+use bulkflow_engine::salesforce::{Clients, SalesforceClient, SalesforceError};
+use bulkflow_engine::tasks::salesforce_bulkapi_query_job::config::{ColumnDelimiter, LineEnding, QueryOperation};
+use bulkflow_sim::{FaultConfig, SimConfig, Simulator};
+use serde_json::json;
+
+const SOQL: &str = "SELECT Id, Name, LastModifiedDate FROM Account ORDER BY Id";
+
+struct Org {
+    sim: Simulator,
+    dir: tempfile::TempDir,
+}
+
+async fn org(accounts: usize, page: usize) -> Org {
+    let sim = SimConfig::new()
+        .records([("Account", accounts)])
+        .job_latency(Duration::from_millis(50))
+        .max_page_records(page)
+        .start()
+        .await
+        .unwrap();
+    Org { sim, dir: tempfile::tempdir().unwrap() }
+}
+
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy { attempts: 4, initial: Duration::from_millis(20), max: Duration::from_millis(100) }
+}
+
+impl Org {
+    /// A credentials file for one OAuth flow, under a credentials root, as a deployment has it.
+    fn client(&self, flow: &str) -> Arc<SalesforceClient> {
+        let c = self.sim.credentials();
+        let etc = self.dir.path().join("etc/sfdc");
+        std::fs::create_dir_all(&etc).unwrap();
+        let key = etc.join("jwt.pem");
+        std::fs::write(&key, &c.private_key_pem).unwrap();
+        let body = match flow {
+            "jwt" => {
+                json!({"client_id": c.client_id, "username": c.username, "login_url": c.login_url, "private_key_path": "jwt.pem"})
+            }
+            "password" => {
+                json!({"client_id": c.client_id, "client_secret": c.client_secret, "username": c.username, "password": c.password, "login_url": c.login_url})
+            }
+            _ => json!({"client_id": c.client_id, "client_secret": c.client_secret, "login_url": c.login_url}),
+        };
+        let name = format!("/etc/sfdc/{flow}.json");
+        std::fs::write(self.dir.path().join(&name[1..]), body.to_string()).unwrap();
+        let clients = Clients::new(CredentialsRoot::new(Some(self.dir.path().to_path_buf())), "63.0", fast_retries());
+        clients.get(Path::new(&name)).unwrap()
+    }
+
+    fn stats(&self) -> bulkflow_sim::StatsSnapshot {
+        self.sim.stats()
+    }
+}
+
+async fn create(client: &SalesforceClient, soql: &str) -> Result<JobInfo, SalesforceError> {
+    bulk::create_job(
+        client,
+        &CreateJob {
+            soql,
+            operation: QueryOperation::Query,
+            column_delimiter: ColumnDelimiter::Comma,
+            line_ending: LineEnding::Lf,
+        },
+    )
+    .await
+}
+
+async fn completed(client: &SalesforceClient, id: &str) -> Result<JobInfo, SalesforceError> {
+    for _ in 0..400 {
+        let job = bulk::get_job(client, id).await?;
+        if job.check_finished()? {
+            return Ok(job);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("job {id} did not complete");
+}
+
+/// Every Id of a job's results, in order, and the pages read.
+async fn read_all(
+    client: Arc<SalesforceClient>,
+    job: JobInfo,
+    batch: usize,
+) -> Result<(Vec<String>, u64), SalesforceError> {
+    let mut reader = ResultsReader::new(client, job, batch, None, None);
+    let mut ids = Vec::new();
+    let mut pages = 0;
+    while let Some(page) = reader.next_page().await? {
+        pages += 1;
+        for b in &page.batches {
+            assert!(b.num_rows() <= batch);
+            let col = b.column_by_name("Id").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+            ids.extend((0..col.len()).map(|i| col.value(i).to_string()));
+        }
+    }
+    Ok((ids, pages))
+}
+
+fn sorted_ids(sim: &Simulator) -> Vec<String> {
+    let mut ids = sim.ids("Account");
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn each_oauth_flow_logs_in_and_exports() {
+    let org = org(120, 50).await;
+    for flow in ["client_credentials", "password", "jwt"] {
+        let client = org.client(flow);
+        let job = create(&client, SOQL).await.unwrap();
+        let job = completed(&client, &job.id).await.unwrap();
+        let (ids, pages) = read_all(client, job, 40).await.unwrap();
+        assert_eq!(ids, sorted_ids(&org.sim), "{flow}");
+        assert_eq!(pages, 3, "{flow}");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_token_mid_export_logs_in_once_more() {
+    let org = org(100, 25).await;
+    let client = org.client("client_credentials");
+    let job = completed(&client, &create(&client, SOQL).await.unwrap().id).await.unwrap();
+    let mut reader = ResultsReader::new(client.clone(), job, 1000, None, None);
+    let mut ids = Vec::new();
+    let mut page_no = 0;
+    while let Some(page) = reader.next_page().await.unwrap() {
+        for b in &page.batches {
+            let col = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+            ids.extend((0..col.len()).map(|i| col.value(i).to_string()));
+        }
+        page_no += 1;
+        if page_no == 2 {
+            org.sim.set_faults(FaultConfig { revoke_tokens: true, ..Default::default() });
+        }
+    }
+    assert_eq!(ids, sorted_ids(&org.sim));
+    let logins = org.stats().requests.get("oauth_token").copied().unwrap_or_default();
+    assert_eq!(logins, 2, "{:?}", org.stats().requests);
+}
+
+#[tokio::test]
+async fn every_job_operation() {
+    let org = SimConfig::new().records([("Account", 30)]).job_latency(Duration::from_secs(30)).start().await.unwrap();
+    let org = Org { sim: org, dir: tempfile::tempdir().unwrap() };
+    let client = org.client("client_credentials");
+    let slow = create(&client, SOQL).await.unwrap();
+    assert_eq!(slow.raw["object"], "Account");
+    assert!(slow.id.starts_with("750") && slow.id.len() == 18, "{}", slow.id);
+    let got = bulk::get_job(&client, &slow.id).await.unwrap();
+    assert_eq!(got.id, slow.id);
+    assert!(!got.check_finished().unwrap());
+    // Deleting a running job is refused; aborting it works; then it can be deleted.
+    let refused = bulk::delete_job(&client, &slow.id).await.unwrap_err();
+    assert!(matches!(refused, SalesforceError::Api { status: 400, .. }), "{refused}");
+    let aborted = bulk::abort_job(&client, &slow.id).await.unwrap();
+    assert_eq!(aborted.state, "Aborted");
+    assert!(matches!(aborted.check_finished(), Err(SalesforceError::JobAborted { .. })));
+    let listed = bulk::list_jobs(&client).await.unwrap();
+    assert!(listed.iter().any(|j| j.id == slow.id));
+    bulk::delete_job(&client, &slow.id).await.unwrap();
+    let gone = bulk::get_job(&client, &slow.id).await.unwrap_err();
+    assert!(gone.is_not_found(), "{gone}");
+    // A bad query is the API's error, not retried.
+    let bad = create(&client, "SELECT Nope FROM Account").await.unwrap_err();
+    assert!(matches!(&bad, SalesforceError::Api { status: 400, code, .. } if code == "INVALID_FIELD"), "{bad}");
+}
+
+#[tokio::test]
+async fn a_burst_of_5xx_is_retried() {
+    let org = org(60, 20).await;
+    let client = org.client("client_credentials");
+    let job = completed(&client, &create(&client, SOQL).await.unwrap().id).await.unwrap();
+    org.sim.set_faults(FaultConfig { error_5xx: 2, error_5xx_status: 503, ..Default::default() });
+    let (ids, _) = read_all(client, job, 100).await.unwrap();
+    assert_eq!(ids, sorted_ids(&org.sim));
+    assert_eq!(org.stats().faults_injected.values().sum::<u64>(), 2);
+}
+
+#[tokio::test]
+async fn the_request_limit_fails_at_once_without_a_retry_storm() {
+    let org = org(10, 20).await;
+    let client = org.client("client_credentials");
+    client.session().await.unwrap();
+    org.sim.set_faults(FaultConfig { request_limit: 10, ..Default::default() });
+    let before: u64 = org.stats().requests.values().sum();
+    let err = create(&client, SOQL).await.unwrap_err();
+    assert!(matches!(err, SalesforceError::RequestLimit { .. }), "{err}");
+    assert!(err.to_string().contains("daily API limit"), "{err}");
+    let after: u64 = org.stats().requests.values().sum();
+    assert_eq!(after - before, 1, "one request, no retries");
+}
+
+#[tokio::test]
+async fn a_cut_in_page_k_refetches_page_k_only() {
+    let org = org(100, 20).await;
+    let client = org.client("client_credentials");
+    let job = completed(&client, &create(&client, SOQL).await.unwrap().id).await.unwrap();
+    let mut reader = ResultsReader::new(client.clone(), job.clone(), 100, None, None);
+    let mut ids = Vec::new();
+    let mut n = 0;
+    while let Some(page) = reader.next_page().await.unwrap() {
+        for b in &page.batches {
+            let col = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+            ids.extend((0..col.len()).map(|i| col.value(i).to_string()));
+        }
+        n += 1;
+        if n == 2 {
+            // Page 3 (already requested by the prefetch) is cut part-way through its body.
+            org.sim.set_faults(FaultConfig { cut_results: 1, cut_after_bytes: 300, ..Default::default() });
+        }
+    }
+    assert_eq!(ids, sorted_ids(&org.sim));
+    let per_locator: BTreeMap<String, u64> = org.stats().requests_per_locator[&job.id].clone();
+    let twice: Vec<_> = per_locator.iter().filter(|(_, n)| **n == 2).collect();
+    assert_eq!(twice.len(), 1, "exactly one page fetched twice: {per_locator:?}");
+    assert!(per_locator.values().all(|n| *n <= 2), "{per_locator:?}");
+    assert_eq!(per_locator.len(), 5);
+}
+
+#[tokio::test]
+async fn a_failed_job_reports_salesforces_message() {
+    let org = org(10, 20).await;
+    let client = org.client("client_credentials");
+    org.sim.set_faults(FaultConfig {
+        fail_jobs: 2,
+        failed_job_message: Some("InvalidBatch: too big".into()),
+        ..Default::default()
+    });
+    let job = create(&client, SOQL).await.unwrap();
+    let err = completed(&client, &job.id).await.unwrap_err();
+    assert_eq!(err.to_string(), format!("Salesforce job {} failed: InvalidBatch: too big", job.id));
+    org.sim.set_faults(FaultConfig { fail_jobs: 1, failed_job_message: None, ..Default::default() });
+    let job = create(&client, SOQL).await.unwrap();
+    let err = completed(&client, &job.id).await.unwrap_err();
+    assert!(err.to_string().contains("no errorMessage given"), "{err}");
+}
+
+#[tokio::test]
+async fn non_json_error_bodies_are_reported_readably() {
+    let org = org(10, 20).await;
+    let client = org.client("client_credentials");
+    client.session().await.unwrap();
+    org.sim.set_faults(FaultConfig {
+        error_5xx: 100,
+        error_5xx_status: 502,
+        non_json_errors: true,
+        ..Default::default()
+    });
+    let err = create(&client, SOQL).await.unwrap_err();
+    assert!(matches!(&err, SalesforceError::Api { status: 502, code, .. } if code == "NON_JSON_ERROR"), "{err}");
+    assert!(err.is_retryable());
+    let creates = org.stats().requests.iter().filter(|(k, _)| k.contains("create")).map(|(_, n)| *n).sum::<u64>();
+    assert_eq!(creates, 4, "retried per the policy, then gave up: {:?}", org.stats().requests);
+}
+
+#[tokio::test]
+async fn a_bad_login_names_the_error_and_no_secret() {
+    let org = org(10, 20).await;
+    let c = org.sim.credentials();
+    let etc = org.dir.path().join("etc/sfdc");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(
+        etc.join("bad.json"),
+        json!({"client_id": c.client_id, "client_secret": "wrong-secret-value", "login_url": c.login_url}).to_string(),
+    )
+    .unwrap();
+    let clients = Clients::new(CredentialsRoot::new(Some(org.dir.path().to_path_buf())), "63.0", fast_retries());
+    let client = clients.get(Path::new("/etc/sfdc/bad.json")).unwrap();
+    let err = client.session().await.unwrap_err().to_string();
+    assert!(err.contains("Salesforce login failed") && err.contains("invalid_client"), "{err}");
+    assert!(!err.contains("wrong-secret-value"), "{err}");
+    let _unused: PathBuf = etc;
+}
+
+/// 1,000,000 records over many pages: complete, in order, the same Id set as the org's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_million_records_arrive_complete_and_in_order() {
+    let org = org(1_000_000, 50_000).await;
+    let client = org.client("client_credentials");
+    let job = completed(&client, &create(&client, SOQL).await.unwrap().id).await.unwrap();
+    let started = std::time::Instant::now();
+    let (ids, pages) = read_all(client, job, 10_000).await.unwrap();
+    eprintln!("1,000,000 records in {pages} pages: {:?}", started.elapsed());
+    assert_eq!(pages, 20);
+    assert_eq!(ids.len(), 1_000_000);
+    assert_eq!(ids, sorted_ids(&org.sim));
+}
+
+/// Runs one event through a graph of `get_results` (configured by `config`) followed by `sink`
+/// (when given), and returns how the event ended.
+async fn run_results_task(
+    org: &Org,
+    ledger: Arc<bulkflow_engine::run::Ledger>,
+    config: serde_json::Value,
+    event: bulkflow_engine::event::Event,
+    sink: Option<Arc<dyn bulkflow_engine::runtime::processor::Processor>>,
+) -> bulkflow_engine::runtime::token::Outcome {
+    use bulkflow_engine::runtime::graph::{Graph, NodeSpec};
+    use bulkflow_engine::runtime::processor::Envelope;
+    use bulkflow_engine::runtime::token::Token;
+    use bulkflow_engine::tasks::salesforce_bulkapi_query_job::config::BulkQueryJobConfig;
+    use bulkflow_engine::tasks::salesforce_bulkapi_query_job::processor::BulkQueryJobProcessor;
+
+    let config: BulkQueryJobConfig = serde_json::from_value(config).unwrap();
+    let clients =
+        Arc::new(Clients::new(CredentialsRoot::new(Some(org.dir.path().to_path_buf())), "63.0", fast_retries()));
+    let mut nodes = vec![NodeSpec {
+        name: "get_job_results".into(),
+        processor: Arc::new(BulkQueryJobProcessor {
+            task: "get_job_results".into(),
+            config,
+            query: None,
+            clients,
+            ledger,
+            env: Arc::new(|_: &str| None),
+        }),
+        retry: Default::default(),
+        children: vec![],
+    }];
+    if let Some(sink) = sink {
+        nodes[0].children.push(1);
+        nodes.push(NodeSpec { name: "sink".into(), processor: sink, retry: Default::default(), children: vec![] });
+    }
+    let running = Graph { flow: "listener".into(), nodes, roots: vec![0] }.spawn();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let token = Token::new(move |o| {
+        let _ = tx.send(o);
+    });
+    running.inputs[0].send(Envelope { event, token }).await.unwrap();
+    rx.await.unwrap()
+}
+
+/// `operation: get_results` as a task: deterministic batch ids, the run id found through the
+/// job index, the total on the last batch, and the locator checkpointed per page.
+#[tokio::test]
+async fn get_results_task_emits_identified_batches_and_checkpoints_pages() {
+    use bulkflow_engine::event::{Event, EventData};
+    use bulkflow_engine::run::Ledger;
+    use bulkflow_engine::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
+    use bulkflow_engine::runtime::token::Outcome;
+    use bulkflow_engine::schedule::SystemClock;
+    use bulkflow_engine::store::MemoryStore;
+    use std::sync::Mutex;
+
+    struct Sink(Arc<Mutex<Vec<Event>>>);
+    impl Processor for Sink {
+        fn process<'a>(&'a self, event: Event, _out: &'a mut Emitter) -> BoxFuture<'a, Result<(), TaskError>> {
+            Box::pin(async move {
+                self.0.lock().unwrap().push(event);
+                Ok(())
+            })
+        }
+    }
+
+    let org = org(95, 40).await;
+    let client = org.client("client_credentials");
+    let job = completed(&client, &create(&client, SOQL).await.unwrap().id).await.unwrap();
+    let ledger = Arc::new(Ledger::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock)));
+    let run = ledger.open_run("q", chrono::Utc::now()).unwrap().run.id().clone();
+    ledger.record_job(&run, &job.id).unwrap();
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut event = Event::json("e", json!({"id": job.id}));
+    event.meta.insert("job_id".into(), json!(job.id));
+    let config = json!({
+        "operation": "get_results", "credentials_path": "/etc/sfdc/client_credentials.json",
+        "job_id": "{{event.meta.job_id}}", "batch_size": 30
+    });
+    let outcome = run_results_task(&org, ledger.clone(), config, event, Some(Arc::new(Sink(seen.clone())))).await;
+    assert_eq!(outcome, Outcome::Completed);
+
+    let seen = seen.lock().unwrap();
+    // Pages of 40, 40 and 15 rows, in batches of at most 30: 30+10, 30+10, 15.
+    let ids: Vec<&str> = seen.iter().map(|e| e.id.as_str()).collect();
+    let expect: Vec<String> =
+        [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0)].iter().map(|(p, b)| format!("{}-p{p:05}-b{b:04}", job.id)).collect();
+    assert_eq!(ids, expect);
+    let rows: usize = seen
+        .iter()
+        .map(|e| match &e.data {
+            EventData::Arrow(b) => b.num_rows(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(rows, 95);
+    assert!(seen.iter().all(|e| e.meta["run_id"] == run.as_str() && e.meta["job_id"] == job.id.as_str()));
+    assert_eq!(seen.last().unwrap().meta["total_batches"], 5);
+    assert!(seen[..4].iter().all(|e| !e.meta.contains_key("total_batches")));
+    let cp = ledger.checkpoint(&run, "results").unwrap().unwrap();
+    assert_eq!(cp.progress.pages_fetched, 3);
+    assert_eq!(cp.progress.records_fetched, 95);
+    assert_eq!(cp.progress.next_locator, None);
+    assert_eq!(cp.progress.page_locators.len(), 3);
+}
+
+#[tokio::test]
+async fn latency_slows_calls_down_but_changes_nothing_else() {
+    let org = org(40, 20).await;
+    let client = org.client("client_credentials");
+    let job = completed(&client, &create(&client, SOQL).await.unwrap().id).await.unwrap();
+    org.sim.set_faults(FaultConfig { latency_ms: 150, ..Default::default() });
+    let started = std::time::Instant::now();
+    let (ids, pages) = read_all(client, job.clone(), 100).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+    assert_eq!((ids, pages), (sorted_ids(&org.sim), 2));
+    let per_locator = &org.stats().requests_per_locator[&job.id];
+    assert!(per_locator.values().all(|n| *n == 1), "no page fetched twice: {per_locator:?}");
+}
+
+/// A job that ends `Failed` fails the run it belongs to, with Salesforce's message.
+#[tokio::test]
+async fn a_failed_job_fails_its_run() {
+    use bulkflow_engine::event::Event;
+    use bulkflow_engine::run::{Ledger, RunState};
+    use bulkflow_engine::runtime::token::Outcome;
+    use bulkflow_engine::schedule::SystemClock;
+    use bulkflow_engine::store::MemoryStore;
+
+    let org = org(10, 20).await;
+    let client = org.client("client_credentials");
+    org.sim.set_faults(FaultConfig {
+        fail_jobs: 1,
+        failed_job_message: Some("QUERY_TIMEOUT: too slow".into()),
+        ..Default::default()
+    });
+    let job = create(&client, SOQL).await.unwrap();
+    completed(&client, &job.id).await.unwrap_err();
+    let ledger = Arc::new(Ledger::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock)));
+    let run = ledger.open_run("q", chrono::Utc::now()).unwrap().run.id().clone();
+    ledger.record_job(&run, &job.id).unwrap();
+    let config = json!({
+        "operation": "get_results", "credentials_path": "/etc/sfdc/client_credentials.json", "job_id": "{{event.data.id}}"
+    });
+    let outcome = run_results_task(&org, ledger.clone(), config, Event::json("e", json!({"id": job.id})), None).await;
+    assert!(matches!(outcome, Outcome::Failed { .. }));
+    let r = ledger.get_run(&run).unwrap().unwrap();
+    assert_eq!(r.state(), RunState::Failed);
+    assert_eq!(r.last_error().unwrap(), format!("Salesforce job {} failed: QUERY_TIMEOUT: too slow", job.id));
+}

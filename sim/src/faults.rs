@@ -1,0 +1,202 @@
+//! Fault injection: one settings struct shared by the command-line flags and `POST /__sim/faults`.
+//!
+//! Counted faults ("the next N requests") count down as they fire, so `GET /__sim/faults` shows
+//! what is still armed and a test can arm exactly the failures it wants to see handled.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::DEFAULT_TOKEN_TTL;
+
+/// The simulator's fault settings. `POST /__sim/faults` replaces them whole: fields left out take
+/// their defaults (no fault), so a test states everything it wants in one body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultConfig {
+    /// The next N matching requests answer with `error_5xx_status`.
+    pub error_5xx: u32,
+    /// Status of those answers (500, 502, 503...).
+    pub error_5xx_status: u16,
+    /// The next N matching requests answer 403 `REQUEST_LIMIT_EXCEEDED`.
+    pub request_limit: u32,
+    /// Delay before every matching request is handled.
+    pub latency_ms: u64,
+    /// Endpoint names (as in `/__sim/stats` `requests`) that `error_5xx`, `request_limit` and
+    /// `latency_ms` apply to. Empty: every REST endpoint, but not the token endpoint.
+    pub endpoints: Vec<String>,
+    /// Lifetime of access tokens, measured from issue; changing it applies to tokens already out.
+    pub token_ttl_secs: u64,
+    /// One-shot: every token issued so far stops working (401 `INVALID_SESSION_ID`). Reads back as
+    /// `false` once applied.
+    pub revoke_tokens: bool,
+    /// The next N results bodies are cut (connection dropped) after `cut_after_bytes` bytes.
+    pub cut_results: u32,
+    pub cut_after_bytes: u64,
+    /// The next N jobs created end `Failed` instead of `JobComplete`.
+    pub fail_jobs: u32,
+    /// `errorMessage` on those jobs; absent when `None`, since peers see Failed jobs both ways.
+    pub failed_job_message: Option<String>,
+    /// Error responses carry an HTML page instead of the JSON error array, as an edge proxy does.
+    pub non_json_errors: bool,
+}
+
+impl Default for FaultConfig {
+    fn default() -> Self {
+        FaultConfig {
+            error_5xx: 0,
+            error_5xx_status: 503,
+            request_limit: 0,
+            latency_ms: 0,
+            endpoints: Vec::new(),
+            token_ttl_secs: DEFAULT_TOKEN_TTL.as_secs(),
+            revoke_tokens: false,
+            cut_results: 0,
+            cut_after_bytes: 4096,
+            fail_jobs: 0,
+            failed_job_message: None,
+            non_json_errors: false,
+        }
+    }
+}
+
+/// What the gate must do to one request before it reaches its handler.
+#[derive(Debug, Default)]
+pub struct RequestFaults {
+    pub latency: Duration,
+    pub reject: Option<Reject>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Reject {
+    ServerError(u16),
+    RequestLimit,
+}
+
+/// The live fault state.
+pub struct Faults {
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    config: FaultConfig,
+    revoked_before: Option<DateTime<Utc>>,
+}
+
+impl Faults {
+    pub fn new(config: FaultConfig) -> Self {
+        let faults = Faults { inner: Mutex::new(Inner { config: FaultConfig::default(), revoked_before: None }) };
+        faults.set(config);
+        faults
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn set(&self, mut config: FaultConfig) {
+        let mut inner = self.lock();
+        if config.revoke_tokens {
+            inner.revoked_before = Some(Utc::now());
+            config.revoke_tokens = false;
+        }
+        inner.config = config;
+    }
+
+    pub fn get(&self) -> FaultConfig {
+        self.lock().config.clone()
+    }
+
+    /// Decides (and counts down) the request-level faults for one request to `endpoint`.
+    pub fn on_request(&self, endpoint: &str) -> RequestFaults {
+        let mut inner = self.lock();
+        let c = &mut inner.config;
+        let applies = if c.endpoints.is_empty() {
+            endpoint != crate::stats::endpoint::TOKEN
+        } else {
+            c.endpoints.iter().any(|e| e == endpoint)
+        };
+        if !applies {
+            return RequestFaults::default();
+        }
+        let reject = if c.error_5xx > 0 {
+            c.error_5xx -= 1;
+            Some(Reject::ServerError(c.error_5xx_status))
+        } else if c.request_limit > 0 {
+            c.request_limit -= 1;
+            Some(Reject::RequestLimit)
+        } else {
+            None
+        };
+        RequestFaults { latency: Duration::from_millis(c.latency_ms), reject }
+    }
+
+    /// The byte count after which this results body is cut, if a cut is armed.
+    pub fn take_cut(&self) -> Option<u64> {
+        let mut inner = self.lock();
+        let c = &mut inner.config;
+        (c.cut_results > 0).then(|| {
+            c.cut_results -= 1;
+            c.cut_after_bytes
+        })
+    }
+
+    /// `Some(errorMessage)` when this new job is to end `Failed`.
+    pub fn take_job_failure(&self) -> Option<Option<String>> {
+        let mut inner = self.lock();
+        let c = &mut inner.config;
+        (c.fail_jobs > 0).then(|| {
+            c.fail_jobs -= 1;
+            c.failed_job_message.clone()
+        })
+    }
+
+    pub fn non_json_errors(&self) -> bool {
+        self.lock().config.non_json_errors
+    }
+
+    /// Whether a token issued at `issued_at` still works now.
+    pub fn token_valid(&self, issued_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        let inner = self.lock();
+        let ttl = chrono::Duration::seconds(i64::try_from(inner.config.token_ttl_secs).unwrap_or(i64::MAX / 1000));
+        let not_revoked = inner.revoked_before.is_none_or(|cut| issued_at > cut);
+        not_revoked && issued_at + ttl > now
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = serde_json::from_str::<FaultConfig>(r#"{"error5xx": 1}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn counted_faults_count_down_and_respect_endpoints() {
+        let faults = Faults::new(FaultConfig {
+            error_5xx: 1,
+            request_limit: 1,
+            endpoints: vec!["job_results".into()],
+            ..FaultConfig::default()
+        });
+        assert!(faults.on_request("job_get").reject.is_none());
+        assert!(matches!(faults.on_request("job_results").reject, Some(Reject::ServerError(503))));
+        assert!(matches!(faults.on_request("job_results").reject, Some(Reject::RequestLimit)));
+        assert!(faults.on_request("job_results").reject.is_none());
+    }
+
+    #[test]
+    fn revoking_expires_only_tokens_already_issued() {
+        let before = Utc::now() - chrono::Duration::seconds(1);
+        let faults = Faults::new(FaultConfig { revoke_tokens: true, ..FaultConfig::default() });
+        assert!(!faults.get().revoke_tokens);
+        let now = Utc::now() + chrono::Duration::milliseconds(5);
+        assert!(!faults.token_valid(before, now));
+        assert!(faults.token_valid(now, now));
+    }
+}

@@ -1,0 +1,10 @@
+//! The simulator driven over real HTTP on an ephemeral loopback port, with a plain client.
+
+mod common;
+mod faults;
+mod jobs;
+mod oauth;
+mod paging;
+mod persistence;
+mod results;
+mod serve;

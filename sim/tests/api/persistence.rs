@@ -1,0 +1,128 @@
+use std::time::Duration;
+
+use bulkflow_sim::Simulator;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::common::{Org, config, header};
+
+#[tokio::test]
+async fn a_restarted_simulator_is_the_same_org() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::start(config(30).state_dir(dir.path())).await;
+    let id = org.create_ok("SELECT Id, Name FROM Account").await;
+    org.wait(&id).await;
+    let first = org.results(&id, &[("maxRecords", "10")]).await;
+    let locator = header(&first, "Sforce-Locator").to_string();
+    let second_page = org.results(&id, &[("maxRecords", "10"), ("locator", &locator)]).await.text().await.unwrap();
+    let (org_id, creds, token) = (org.sim.org_id().to_string(), org.sim.credentials().clone(), org.token.clone());
+    org.sim.shutdown().await.unwrap();
+
+    // Different flags on restart: the stored org wins.
+    let sim = Simulator::start(config(5).seed(99).state_dir(dir.path())).await.unwrap();
+    assert_eq!(sim.org_id(), org_id);
+    assert_eq!(sim.credentials().client_secret, creds.client_secret);
+    assert_eq!(sim.credentials().private_key_pem, creds.private_key_pem);
+    assert!(sim.replay_dir().unwrap().is_dir(), "a place for the Pub/Sub replay log");
+    let http = reqwest::Client::new();
+    let jobs_url = format!("{}/services/data/v63.0/jobs/query", sim.url());
+    // The old token still works, the job is there, and the page by the old locator is the same.
+    let job: Value =
+        http.get(format!("{jobs_url}/{id}")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(job["state"], "JobComplete");
+    assert_eq!(job["numberRecordsProcessed"], 30);
+    let again = http
+        .get(format!("{jobs_url}/{id}/results"))
+        .query(&[("maxRecords", "10"), ("locator", locator.as_str())])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.text().await.unwrap(), second_page);
+    assert_eq!(sim.stats().records["Account"], 30);
+}
+
+#[tokio::test]
+async fn without_state_nothing_survives() {
+    let org = Org::start(config(3)).await;
+    let token = org.token.clone();
+    let url = org.sim.url().to_string();
+    org.sim.shutdown().await.unwrap();
+    let sim = Simulator::start(config(3)).await.unwrap();
+    assert_ne!(sim.url(), url);
+    let resp = reqwest::Client::new()
+        .get(format!("{}/services/data/v63.0/jobs/query", sim.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn change_rate_changes_the_data_and_replays_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::start(config(10).change_rate(3.0).state_dir(dir.path())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let grown = sim.stats().records["Account"];
+    assert!(grown >= 13, "3 inserts a second (at least one tick) on top of 10, got {grown}");
+    sim.shutdown().await.unwrap();
+    let sim = Simulator::start(config(10).state_dir(dir.path())).await.unwrap();
+    assert_eq!(sim.stats().records["Account"], grown, "the logged changes are replayed");
+
+    let still = Simulator::start(config(10)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(still.stats().records["Account"], 10, "change rate 0: the data does not change");
+}
+
+#[tokio::test]
+async fn unknown_objects_are_refused_at_start() {
+    let err = Simulator::start(config(1).records([("Widget", 3)])).await.err().expect("refused");
+    assert!(err.to_string().contains("Widget"), "{err}");
+}
+
+#[tokio::test]
+async fn a_job_in_flight_finishes_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = || config(12).job_latency(Duration::from_millis(1500)).state_dir(dir.path());
+    let org = Org::start(slow()).await;
+    let id = org.create_ok("SELECT Id FROM Account").await;
+    let token = org.token.clone();
+    // Let the background write of the snapshot land before stopping.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    org.sim.shutdown().await.unwrap();
+
+    let sim = Simulator::start(slow()).await.unwrap();
+    let http = reqwest::Client::new();
+    let job_url = format!("{}/services/data/v63.0/jobs/query/{id}", sim.url());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let job = loop {
+        let job: Value = http.get(&job_url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        if job["state"] == "JobComplete" || job["state"] == "Failed" {
+            break job;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(job["state"], "JobComplete");
+    let page = http.get(format!("{job_url}/results")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(header(&page, "Sforce-NumberOfRecords"), "12");
+}
+
+#[tokio::test]
+async fn a_job_keeps_its_snapshot_while_the_data_changes() {
+    let org = Org::start(config(50).change_rate(20.0)).await;
+    let id = org.create_ok("SELECT Id, Name, LastModifiedDate FROM Account").await;
+    let job = org.wait(&id).await;
+    let count = job["numberRecordsProcessed"].as_u64().unwrap();
+    let first = org.results(&id, &[]).await.text().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert!(org.sim.stats().records["Account"] > 50, "the data moved on");
+    let again = org.results(&id, &[]).await;
+    assert_eq!(header(&again, "Sforce-NumberOfRecords"), count.to_string());
+    assert_eq!(again.text().await.unwrap(), first);
+    // A new job sees the new data.
+    let newer = org.create_ok("SELECT Id FROM Account").await;
+    assert!(org.wait(&newer).await["numberRecordsProcessed"].as_u64().unwrap() > count);
+}
