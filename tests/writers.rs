@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
+use bulkflow_engine::bus::registry::BusRegistry;
 use bulkflow_engine::config::EngineConfig;
 use bulkflow_engine::credentials::CredentialsRoot;
 use bulkflow_engine::event::{Event, EventData};
@@ -133,6 +134,7 @@ async fn run_flow(
         ledger: Arc::new(Ledger::new(Arc::new(MemoryStore::new()), clock.clone())),
         clock,
         config: EngineConfig { resources_dir: repo().join("resources"), ..EngineConfig::default() },
+        buses: Arc::new(BusRegistry::new(None, credentials.clone())),
         salesforce: Arc::new(Clients::new(credentials.clone(), "63.0", RetryPolicy::default())),
         credentials,
         env,

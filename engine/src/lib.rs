@@ -1,9 +1,11 @@
 //! The bulkflow engine: flows, the run ledger, the state store, the scheduler, tasks and the bus.
 
+pub mod bus;
 pub mod config;
 pub mod credentials;
 pub mod event;
 pub mod flow;
+pub mod lease;
 pub mod run;
 pub mod runtime;
 pub mod salesforce;

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bulkflow_engine::bus::registry::BusRegistry;
 use bulkflow_engine::config::EngineConfig;
 use bulkflow_engine::credentials::CredentialsRoot;
 use bulkflow_engine::flow::{LoadContext, load_dir};
@@ -57,6 +58,7 @@ async fn the_seed_query_flow_creates_jobs_over_the_right_windows() {
         config: EngineConfig { resources_dir: resources.clone(), ..EngineConfig::default() },
         credentials: credentials.clone(),
         env: Arc::new(|_: &str| None),
+        buses: Arc::new(BusRegistry::new(None, credentials.clone())),
         salesforce: Arc::new(Clients::new(credentials, "63.0", RetryPolicy::default())),
     };
     let parts = loaded.flows.iter().map(|f| build_flow(f, &build).unwrap()).collect();

@@ -5,13 +5,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bulkflow_engine::bus::registry::BusRegistry;
 use bulkflow_engine::credentials::CredentialsRoot;
+use bulkflow_engine::flow::Flow;
 use bulkflow_engine::flow::duration::HumanDuration;
-use bulkflow_engine::runtime::build::{BuildContext, build_flow};
-use bulkflow_engine::runtime::engine::Engine;
+use bulkflow_engine::lease::NatsLease;
+use bulkflow_engine::runtime::build::{BuildContext, BuildError, build_flow};
+use bulkflow_engine::runtime::engine::{Engine, FlowParts};
 use bulkflow_engine::schedule::SystemClock;
 use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::GlobalArgs;
 
@@ -22,6 +27,10 @@ pub struct RunArgs {
     /// How long in-flight events may take to finish after SIGINT/SIGTERM.
     #[arg(long, default_value = "30s", value_parser = HumanDuration::parse)]
     pub shutdown_grace: HumanDuration,
+    /// With `nats_url`: how long the leader lease lives without renewal, i.e. the longest a
+    /// crashed leader's flows stay unrun before another node takes over.
+    #[arg(long, default_value = "15s", value_parser = HumanDuration::parse)]
+    pub leader_lease_ttl: HumanDuration,
 }
 
 /// How often finished runs older than the retention are compacted.
@@ -50,27 +59,45 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         config: config.clone(),
         credentials: credentials.clone(),
         env: Arc::new(|name: &str| std::env::var(name).ok()),
+        buses: Arc::new(BusRegistry::new(Some(config.state_dir.clone()), credentials.clone())),
         salesforce: Arc::new(bulkflow_engine::salesforce::Clients::new(
             credentials.clone(),
             &config.api_version,
             Default::default(),
         )),
     };
-    let mut parts = Vec::new();
-    for flow in &loaded.flows {
-        match build_flow(flow, &build) {
-            Ok(p) => parts.push(p),
-            Err(e) => {
-                eprintln!("not starting: {e}");
-                return Ok(ExitCode::from(2));
-            }
+    // Leader-elected flows run here only while this node leads; alone (no nats_url) it always does.
+    let (elected, always): (Vec<Flow>, Vec<Flow>) =
+        loaded.flows.iter().cloned().partition(|f| f.require_leader_election && config.nats_url.is_some());
+    let parts = match build_all(&always, &build) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("not starting: {e}");
+            return Ok(ExitCode::from(2));
         }
+    };
+    // Build once up front so a bad flow stops the start, not a later election.
+    if let Err(e) = build_all(&elected, &build) {
+        eprintln!("not starting: {e}");
+        return Ok(ExitCode::from(2));
     }
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
 
-    tracing::info!(flows = parts.len(), state = %config.state_dir.display(), "starting");
+    tracing::info!(flows = parts.len(), leader_elected = elected.len(), state = %config.state_dir.display(), "starting");
     let mut engine = Engine::start(parts).await;
+    let election = match (&config.nats_url, elected.is_empty()) {
+        (Some(url), false) => {
+            let holder = format!("{}-{}", std::process::id(), config.state_dir.display());
+            let lease = NatsLease::connect(url, holder, args.leader_lease_ttl.0).await?;
+            let stop = CancellationToken::new();
+            let (tx, rx) = watch::channel(false);
+            let campaign = tokio::spawn(lease.run(tx, stop.clone()));
+            let leader = tokio::spawn(lead(elected, build.clone(), rx, stop.clone(), args.shutdown_grace.0));
+            Some((stop, campaign, leader))
+        }
+        _ => None,
+    };
     let compactor = {
         let ledger = ledger.clone();
         let retention = config.retention;
@@ -98,7 +125,50 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     compactor.abort();
+    if let Some((stop, campaign, leader)) = election {
+        stop.cancel();
+        let _ = leader.await;
+        let _ = campaign.await;
+    }
     engine.stop(args.shutdown_grace.0).await;
     tracing::info!("stopped");
     Ok(code)
+}
+
+fn build_all(flows: &[Flow], build: &BuildContext) -> Result<Vec<FlowParts>, BuildError> {
+    flows.iter().map(|f| build_flow(f, build)).collect()
+}
+
+/// Runs `flows` while `leading` says so: started on winning the lease, stopped on losing it.
+async fn lead(
+    flows: Vec<Flow>,
+    build: BuildContext,
+    mut leading: watch::Receiver<bool>,
+    stop: CancellationToken,
+    grace: Duration,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            r = leading.wait_for(|l| *l) => if r.is_err() { return },
+        }
+        let parts = match build_all(&flows, &build) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the leader-elected flows");
+                return;
+            }
+        };
+        tracing::info!(flows = parts.len(), "leading: starting the leader-elected flows");
+        let engine = Engine::start(parts).await;
+        tokio::select! {
+            () = stop.cancelled() => {}
+            _ = leading.wait_for(|l| !*l) => {}
+        }
+        tracing::info!("stopping the leader-elected flows");
+        engine.stop(grace).await;
+        if stop.is_cancelled() {
+            return;
+        }
+    }
 }

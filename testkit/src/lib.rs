@@ -32,3 +32,5 @@ pub fn require_binary(name: &str, env_var: &str, extra_dirs: &[&str], install_hi
         "`{name}` is needed by this test and is not installed ({install_hint}); scripts/test.sh installs it, or set {env_var}"
     );
 }
+
+pub mod nats;

@@ -8,6 +8,7 @@ use super::engine::FlowParts;
 use super::graph::{Graph, NodeSpec};
 use super::processor::Processor;
 use super::source::Source;
+use crate::bus::registry::BusRegistry;
 use crate::config::EngineConfig;
 use crate::credentials::CredentialsRoot;
 use crate::flow::{Flow, Task, TaskKind};
@@ -26,6 +27,9 @@ pub struct BuildContext {
     pub config: EngineConfig,
     pub credentials: CredentialsRoot,
     pub env: EnvLookup,
+    /// The buses flows publish to and subscribe from: one embedded bus and one connection per
+    /// NATS server, shared by every flow of the process.
+    pub buses: Arc<BusRegistry>,
     /// One Salesforce client per credentials file, shared by every task naming it.
     pub salesforce: Arc<crate::salesforce::Clients>,
 }
@@ -40,6 +44,8 @@ impl BuildContext {
 pub enum BuildError {
     #[error("flow `{flow}`, task `{task}`: the `{ty}` task cannot run yet in this version of bulkflow ({why})")]
     NotAvailable { flow: String, task: String, ty: &'static str, why: &'static str },
+    #[error("flow `{flow}`, task `{task}`: {message}")]
+    Invalid { flow: String, task: String, message: String },
     #[error("flow `{flow}` has no tasks")]
     Empty { flow: String },
 }
@@ -88,7 +94,16 @@ fn source(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Box<dyn Source
         TaskKind::PubSubSubscriber(_) => {
             Err(not_available(flow, task, "the Pub/Sub API subscriber lands with issue #6"))
         }
-        TaskKind::NatsSubscriber(_) => Err(not_available(flow, task, "the bus lands with issue #7")),
+        TaskKind::NatsSubscriber(config) => {
+            Ok(Box::new(tasks::nats_jetstream_subscriber::source::NatsSubscriberSource {
+                flow: flow.name.clone(),
+                task: task.name.clone(),
+                config: config.clone(),
+                registry: ctx.buses.clone(),
+                ledger: ctx.ledger.clone(),
+                env: ctx.env.clone(),
+            }))
+        }
         _ => Err(not_available(flow, task, "it is not a source")),
     }
 }
@@ -110,7 +125,20 @@ fn processor(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Arc<dyn Pro
                 env: ctx.env.clone(),
             }))
         }
-        TaskKind::NatsPublisher(_) => Err(not_available(flow, task, "the bus lands with issue #7")),
+        TaskKind::NatsPublisher(config) => Ok(Arc::new(
+            tasks::nats_jetstream_publisher::processor::NatsPublisher::new(
+                &flow.name,
+                &task.name,
+                config.clone(),
+                ctx.buses.clone(),
+                ctx.env.clone(),
+            )
+            .map_err(|e| BuildError::Invalid {
+                flow: flow.name.clone(),
+                task: task.name.clone(),
+                message: e.to_string(),
+            })?,
+        )),
         TaskKind::Convert { config, schema } => Ok(Arc::new(tasks::convert::processor::ConvertProcessor::new(
             &flow.name,
             &task.name,

@@ -1,3 +1,4 @@
 //! The `nats_jetstream_publisher` task.
 
 pub mod config;
+pub mod processor;

@@ -1,0 +1,143 @@
+//! Settling messages once their event's journey ended: ack on success; nak with the backoff on
+//! failure; on the last allowed delivery, terminate and record the failure on the event's run, so
+//! a batch that cannot be written is visible in `runs show` rather than silently dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+
+use super::source::DEFAULT_BACKOFF;
+use crate::bus::Delivered;
+use crate::run::{Ledger, RunId, Transition};
+use crate::runtime::token::Outcome;
+
+/// One event's ending, with the messages that carried it.
+pub struct Settle {
+    pub outcome: Outcome,
+    pub messages: Vec<(Delivered, OwnedSemaphorePermit)>,
+    /// The highest delivery count among the messages.
+    pub delivered: u32,
+    pub event_id: String,
+    pub meta: Map<String, Value>,
+}
+
+pub struct Settler {
+    pub flow: String,
+    pub max_deliver: Option<u32>,
+    pub backoff: Vec<Duration>,
+    pub ledger: Arc<Ledger>,
+}
+
+impl Settler {
+    pub async fn run(self, mut rx: mpsc::UnboundedReceiver<Settle>) {
+        while let Some(s) = rx.recv().await {
+            self.settle(s).await;
+        }
+    }
+
+    /// The nak delay after the `delivered`-th delivery failed: the backoff list's entry for it,
+    /// its last entry beyond, as JetStream reads `BackOff`.
+    pub fn delay(&self, delivered: u32) -> Duration {
+        let i = usize::try_from(delivered.saturating_sub(1)).unwrap_or(usize::MAX);
+        self.backoff.get(i).or(self.backoff.last()).copied().unwrap_or(DEFAULT_BACKOFF)
+    }
+
+    async fn settle(&self, s: Settle) {
+        let Settle { outcome, messages, delivered, event_id, meta } = s;
+        let flow = &self.flow;
+        match outcome {
+            Outcome::Completed => {
+                for (m, _permit) in messages {
+                    if let Err(e) = m.ack.ack().await {
+                        tracing::warn!(flow, event = event_id, error = %e, "ack failed; the message will be delivered again");
+                    }
+                }
+            }
+            Outcome::Failed { task, error } if self.max_deliver.is_some_and(|max| delivered >= max) => {
+                for (m, _permit) in messages {
+                    if let Err(e) = m.ack.term().await {
+                        tracing::warn!(flow, event = event_id, error = %e, "terminating failed");
+                    }
+                }
+                let message = format!(
+                    "flow `{flow}`: event `{event_id}` failed at task `{task}` on its last delivery ({delivered}): {error}"
+                );
+                tracing::error!(
+                    flow,
+                    event = event_id,
+                    task,
+                    deliveries = delivered,
+                    error,
+                    "giving up on the event after max_deliver"
+                );
+                self.record_failure(&meta, &event_id, message);
+            }
+            Outcome::Failed { task, error } => {
+                let delay = self.delay(delivered);
+                tracing::warn!(flow, event = event_id, task, delivery = delivered, error, retry_in = ?delay, "event failed; it will be delivered again");
+                for (m, _permit) in messages {
+                    if let Err(e) = m.ack.nak(delay).await {
+                        tracing::warn!(flow, event = event_id, error = %e, "nak failed; the message will be delivered after the ack wait");
+                    }
+                }
+            }
+            // The engine stopped mid-way: leave it to the bus to deliver again after the ack wait.
+            Outcome::Abandoned => drop(messages),
+        }
+    }
+
+    /// Marks the event's run failed (found by `run_id`, else by `job_id`).
+    fn record_failure(&self, meta: &Map<String, Value>, event_id: &str, message: String) {
+        let text = |k: &str| meta.get(k).and_then(Value::as_str).map(str::to_string);
+        let run = match text("run_id").and_then(|r| r.parse::<RunId>().ok()) {
+            Some(run) => Some(run),
+            None => match text("job_id").map(|job| self.ledger.run_for_job(&job)) {
+                Some(Ok(run)) => run,
+                Some(Err(e)) => {
+                    tracing::error!(flow = self.flow, event = event_id, error = %e, "cannot look up the event's run");
+                    None
+                }
+                None => None,
+            },
+        };
+        let Some(run) = run else {
+            tracing::error!(
+                flow = self.flow,
+                event = event_id,
+                "the failed event names no run (meta run_id or job_id); only this log records it"
+            );
+            return;
+        };
+        match self.ledger.transition(&run, Transition::Fail(message)) {
+            Ok(_) => tracing::info!(flow = self.flow, run = %run, "run marked failed"),
+            Err(e) => tracing::warn!(flow = self.flow, run = %run, error = %e, "cannot mark the run failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_list_gives_the_delay_per_delivery_then_repeats_its_last() {
+        let store = Arc::new(crate::store::MemoryStore::new());
+        let s = Settler {
+            flow: "f".into(),
+            max_deliver: Some(5),
+            backoff: ["5s", "30s", "1m", "5m"]
+                .iter()
+                .map(|d| crate::flow::duration::HumanDuration::parse(d).unwrap().0)
+                .collect(),
+            ledger: Arc::new(Ledger::new(store, Arc::new(crate::schedule::SystemClock))),
+        };
+        assert_eq!(s.delay(1), Duration::from_secs(5));
+        assert_eq!(s.delay(2), Duration::from_secs(30));
+        assert_eq!(s.delay(4), Duration::from_secs(300));
+        assert_eq!(s.delay(9), Duration::from_secs(300));
+        let none = Settler { backoff: vec![], ..s };
+        assert_eq!(none.delay(1), DEFAULT_BACKOFF);
+    }
+}

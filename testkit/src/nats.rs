@@ -1,0 +1,111 @@
+//! A real `nats-server` with JetStream on a free loopback port, its store in a temporary
+//! directory. It stops when dropped; [`NatsServer::restart`] stops it and starts it again on the
+//! same port and store, which is how tests show that nothing acknowledged is lost.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::{free_port, require_binary};
+
+/// How long a starting server may take to accept connections.
+const START_WAIT: Duration = Duration::from_secs(10);
+
+pub struct NatsServer {
+    port: u16,
+    store: TempDir,
+    binary: PathBuf,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts `nats-server -js` (found on PATH, or `$NATS_SERVER`). Panics when it is missing or
+    /// does not start: a test that needs it must fail, not skip.
+    pub fn start() -> Self {
+        let binary = require_binary(
+            "nats-server",
+            "NATS_SERVER",
+            &["/usr/sbin", "/usr/local/bin"],
+            "Debian: apt-get install nats-server",
+        );
+        let store = tempfile::tempdir().expect("a temporary directory for the JetStream store");
+        let mut server = Self { port: free_port(), store, binary, child: None };
+        server.spawn();
+        server
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server (SIGKILL: the harshest restart) and starts it again on the same port and
+    /// store directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Stops the server with SIGTERM (it flushes its state and exits) and starts it again on the
+    /// same port and store directory.
+    pub fn restart_graceful(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = child.wait();
+        }
+        self.spawn();
+    }
+
+    /// Stops the server without starting it again.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    #[expect(clippy::zombie_processes, reason = "a started child is kept in self.child and waited on by kill()")]
+    fn spawn(&mut self) {
+        let deadline = Instant::now() + START_WAIT;
+        loop {
+            let mut child = Command::new(&self.binary)
+                .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+                .arg(self.store.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
+            while Instant::now() < deadline {
+                if let Ok(Some(status)) = child.try_wait() {
+                    // The port can linger briefly after a kill; try again until the deadline.
+                    std::thread::sleep(Duration::from_millis(100));
+                    assert!(Instant::now() < deadline, "nats-server exited with {status} on port {}", self.port);
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                    self.child = Some(child);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("nats-server did not accept connections on port {} within {START_WAIT:?}", self.port);
+            }
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
