@@ -344,27 +344,33 @@ async fn run_results_task(
     rx.await.unwrap()
 }
 
+/// A leaf that keeps the events it receives.
+struct Sink(Arc<std::sync::Mutex<Vec<bulkflow_engine::event::Event>>>);
+
+impl bulkflow_engine::runtime::processor::Processor for Sink {
+    fn process<'a>(
+        &'a self,
+        event: bulkflow_engine::event::Event,
+        _out: &'a mut bulkflow_engine::runtime::processor::Emitter,
+    ) -> bulkflow_engine::runtime::processor::BoxFuture<'a, Result<(), bulkflow_engine::runtime::processor::TaskError>>
+    {
+        Box::pin(async move {
+            self.0.lock().unwrap().push(event);
+            Ok(())
+        })
+    }
+}
+
 /// `operation: get_results` as a task: deterministic batch ids, the run id found through the
 /// job index, the total on the last batch, and the locator checkpointed per page.
 #[tokio::test]
 async fn get_results_task_emits_identified_batches_and_checkpoints_pages() {
     use bulkflow_engine::event::{Event, EventData};
     use bulkflow_engine::run::Ledger;
-    use bulkflow_engine::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
     use bulkflow_engine::runtime::token::Outcome;
     use bulkflow_engine::schedule::SystemClock;
     use bulkflow_engine::store::MemoryStore;
     use std::sync::Mutex;
-
-    struct Sink(Arc<Mutex<Vec<Event>>>);
-    impl Processor for Sink {
-        fn process<'a>(&'a self, event: Event, _out: &'a mut Emitter) -> BoxFuture<'a, Result<(), TaskError>> {
-            Box::pin(async move {
-                self.0.lock().unwrap().push(event);
-                Ok(())
-            })
-        }
-    }
 
     let org = org(95, 40).await;
     let client = org.client("client_credentials");
@@ -404,7 +410,78 @@ async fn get_results_task_emits_identified_batches_and_checkpoints_pages() {
     assert_eq!(cp.progress.pages_fetched, 3);
     assert_eq!(cp.progress.records_fetched, 95);
     assert_eq!(cp.progress.next_locator, None);
-    assert_eq!(cp.progress.page_locators.len(), 3);
+    assert_eq!(cp.progress.pages.len(), 3);
+}
+
+/// A reading resumed from the run's checkpoint: the pages the bus acknowledged are not read again,
+/// reading continues from the stored locator, and batches keep their ids and sequence numbers.
+#[tokio::test]
+async fn get_results_resumes_from_the_checkpoint_and_skips_what_the_bus_acknowledged() {
+    use bulkflow_engine::event::{Event, EventData};
+    use bulkflow_engine::run::{Ledger, RESULTS_STAGE, RunState, Update};
+    use bulkflow_engine::runtime::token::Outcome;
+    use bulkflow_engine::schedule::SystemClock;
+    use bulkflow_engine::store::MemoryStore;
+    use std::sync::Mutex;
+
+    let org = org(95, 40).await;
+    let client = org.client("client_credentials");
+    let job = completed(&client, &create(&client, SOQL).await.unwrap().id).await.unwrap();
+    let ledger = Arc::new(Ledger::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock)));
+    let run = ledger.open_run("q", chrono::Utc::now()).unwrap().run.id().clone();
+    ledger.record_job(&run, &job.id).unwrap();
+    let config = json!({
+        "operation": "get_results", "credentials_path": "/etc/sfdc/client_credentials.json",
+        "job_id": "{{event.meta.job_id}}", "batch_size": 30
+    });
+    let event = || {
+        let mut e = Event::json("e", json!({"id": job.id}));
+        e.meta.insert("job_id".into(), json!(job.id));
+        e
+    };
+    let read = |seen: Arc<Mutex<Vec<Event>>>| {
+        run_results_task(&org, ledger.clone(), config.clone(), event(), Some(Arc::new(Sink(seen))))
+    };
+    let first = Arc::new(Mutex::new(Vec::new()));
+    assert_eq!(read(first.clone()).await, Outcome::Completed);
+    assert_eq!(first.lock().unwrap().len(), 5);
+    assert_eq!(ledger.get_run(&run).unwrap().unwrap().state(), RunState::ResultsFetched);
+    assert_eq!(ledger.get_run(&run).unwrap().unwrap().total_batches(), Some(5));
+
+    // As if the process died after page 0, whose batches the bus acknowledged, and the bus then
+    // acknowledged batch 3 (page 1) too.
+    let mut cp = ledger.checkpoint(&run, RESULTS_STAGE).unwrap().unwrap();
+    let full = cp.progress.clone();
+    cp.progress.pages.truncate(1);
+    cp.progress.pages_fetched = 1;
+    cp.progress.batches_fetched = 2;
+    cp.progress.records_fetched = 40;
+    cp.progress.next_locator = full.pages[1].locator.clone();
+    cp.progress.batches_published = [0, 1].into();
+    ledger.update(&run, &Update::new().checkpoint(cp)).unwrap();
+    let second = Arc::new(Mutex::new(Vec::new()));
+    assert_eq!(read(second.clone()).await, Outcome::Completed);
+    let seen = second.lock().unwrap().clone();
+    let ids: Vec<String> = seen.iter().map(|e| e.id.clone()).collect();
+    let expect: Vec<String> =
+        ["p00001-b0000", "p00001-b0001", "p00002-b0000"].iter().map(|s| format!("{}-{s}", job.id)).collect();
+    assert_eq!(ids, expect);
+    let seqs: Vec<u64> = seen.iter().map(|e| e.meta["batch_seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [2, 3, 4]);
+    let rows: usize = seen.iter().map(|e| if let EventData::Arrow(b) = &e.data { b.num_rows() } else { 0 }).sum();
+    assert_eq!(rows, 55);
+    let after = ledger.checkpoint(&run, RESULTS_STAGE).unwrap().unwrap().progress;
+    assert_eq!((after.pages, after.batches_fetched, after.records_fetched), (full.pages, 5, 95));
+
+    // A third reading after the bus acknowledged all but batch 3: only page 1 is read, only
+    // batch 3 is emitted.
+    for seq in [0, 1, 2, 4] {
+        ledger.batch_published(&run, seq, "s").unwrap();
+    }
+    let third = Arc::new(Mutex::new(Vec::new()));
+    assert_eq!(read(third.clone()).await, Outcome::Completed);
+    let ids: Vec<String> = third.lock().unwrap().iter().map(|e| e.id.clone()).collect();
+    assert_eq!(ids, [format!("{}-p00001-b0001", job.id)]);
 }
 
 #[tokio::test]

@@ -30,7 +30,21 @@ impl Checkpoint {
 
 impl Record for Checkpoint {
     const TREE: Tree = Tree::Checkpoints;
-    const VERSION: u16 = 1;
+    /// 2: per-page marks (locator, rows, batches) and the subjects batches were published on.
+    const VERSION: u16 = 2;
+}
+
+/// The checkpoint an export's results stage keeps: pages fetched, and the progress of their
+/// batches through the bus and the sinks. One record per run, so every stage reads one place.
+pub const RESULTS_STAGE: &str = "results";
+
+/// One fetched results page: enough to fetch it again and to know which batches it holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageMark {
+    /// The locator the page was requested with (`None` for the first page).
+    pub locator: Option<String>,
+    pub rows: u64,
+    pub batches: u64,
 }
 
 /// How far a stage got. Batches are numbered from 0 in fetch order; sets rather than counts,
@@ -40,23 +54,43 @@ pub struct StageProgress {
     /// The `Sforce-Locator` of the next results page; `None` before the first page.
     pub next_locator: Option<String>,
     pub pages_fetched: u64,
-    /// The locator each fetched page was requested with (`None` for the first page), so batches
-    /// the bus lost can be fetched again from Salesforce.
-    pub page_locators: Vec<Option<String>>,
+    /// Each fetched page, in order, so batches the bus lost can be fetched again from Salesforce.
+    pub pages: Vec<PageMark>,
     /// Records and batches read from the pages fetched so far, so a resume numbers batches on.
     pub records_fetched: u64,
     pub batches_fetched: u64,
     pub batches_published: BTreeSet<u64>,
-    /// Batches written, per sink name.
+    /// The subjects the batches were published on: which writer flows must write them.
+    pub subjects: BTreeSet<String>,
+    /// Batches written, per sink (a writer flow: its event completes when all its sinks wrote).
     pub batches_written: BTreeMap<String, BTreeSet<u64>>,
 }
 
 impl StageProgress {
-    /// Records that a page was fetched with `locator` and that the next one is `next`.
-    pub fn page_fetched(&mut self, locator: Option<String>, next: Option<String>) {
-        self.page_locators.push(locator);
+    /// Records that page number `page` was fetched with `locator`, held `rows` rows in `batches`
+    /// batches, and that the next one is `next`. Idempotent per page, because a page fetched
+    /// again after a restart reports again.
+    pub fn page_fetched(&mut self, page: u64, mark: PageMark, next: Option<String>) {
+        if page != self.pages_fetched {
+            return;
+        }
+        self.records_fetched += mark.rows;
+        self.batches_fetched += mark.batches;
+        self.pages.push(mark);
         self.pages_fetched += 1;
         self.next_locator = next;
+    }
+
+    /// The sequence number of page `page`'s first batch, the rows before it, and its mark.
+    pub fn page_start(&self, page: usize) -> Option<(u64, u64, &PageMark)> {
+        let mark = self.pages.get(page)?;
+        let before = &self.pages[..page];
+        Some((before.iter().map(|p| p.batches).sum(), before.iter().map(|p| p.rows).sum(), mark))
+    }
+
+    /// True once the last page was fetched.
+    pub fn all_pages_fetched(&self) -> bool {
+        self.pages_fetched > 0 && self.next_locator.is_none()
     }
 
     /// Returns false if the batch was already recorded (a redelivered acknowledgement).
@@ -112,12 +146,25 @@ mod tests {
     }
 
     #[test]
+    fn pages_are_recorded_once_and_locate_their_batches() {
+        let mut p = StageProgress::default();
+        p.page_fetched(0, PageMark { locator: None, rows: 25, batches: 3 }, Some("L1".into()));
+        p.page_fetched(0, PageMark { locator: None, rows: 25, batches: 3 }, Some("L1".into()));
+        p.page_fetched(1, PageMark { locator: Some("L1".into()), rows: 7, batches: 1 }, None);
+        assert_eq!((p.pages_fetched, p.records_fetched, p.batches_fetched), (2, 32, 4));
+        assert!(p.all_pages_fetched());
+        let (first, rows, mark) = p.page_start(1).unwrap();
+        assert_eq!((first, rows, mark.locator.as_deref()), (3, 25, Some("L1")));
+        assert!(p.page_start(2).is_none());
+    }
+
+    #[test]
     fn checkpoint_round_trips_with_its_json_input() {
         let mut cp = Checkpoint::new(
             "fetch_results",
             serde_json::json!({"data": {"jobId": "750xx", "n": [1, 2.5, null]}, "meta": {"run_id": "f@t"}}),
         );
-        cp.progress.page_fetched(None, Some("MjAwMDA".into()));
+        cp.progress.page_fetched(0, PageMark { locator: None, rows: 10, batches: 1 }, Some("MjAwMDA".into()));
         cp.progress.mark_written("s3", 0);
         let bytes = encode(b"k", &cp).unwrap();
         assert_eq!(decode::<Checkpoint>(b"k", &bytes).unwrap(), cp);

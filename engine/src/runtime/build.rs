@@ -35,6 +35,25 @@ pub struct BuildContext {
 }
 
 impl BuildContext {
+    /// The context of a real engine process: system clock, one bus registry over the state
+    /// directory, one Salesforce client registry, credentials read from the configured root.
+    pub fn new(config: EngineConfig, ledger: Arc<Ledger>, env: EnvLookup) -> Self {
+        let credentials = CredentialsRoot::new(config.credentials_root.clone());
+        Self {
+            ledger,
+            clock: Arc::new(crate::schedule::SystemClock),
+            buses: Arc::new(BusRegistry::new(Some(config.state_dir.clone()), credentials.clone())),
+            salesforce: Arc::new(crate::salesforce::Clients::new(
+                credentials.clone(),
+                &config.api_version,
+                Default::default(),
+            )),
+            credentials,
+            config,
+            env,
+        }
+    }
+
     pub fn resources_dir(&self) -> &PathBuf {
         &self.config.resources_dir
     }
@@ -95,6 +114,8 @@ fn source(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Box<dyn Source
             Err(not_available(flow, task, "the Pub/Sub API subscriber lands with issue #6"))
         }
         TaskKind::NatsSubscriber(config) => {
+            // Runs published on this subject are `written` only once this flow wrote them.
+            ctx.ledger.register_consumer(&flow.name, &config.subject);
             Ok(Box::new(tasks::nats_jetstream_subscriber::source::NatsSubscriberSource {
                 flow: flow.name.clone(),
                 task: task.name.clone(),
@@ -131,6 +152,7 @@ fn processor(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Arc<dyn Pro
                 &task.name,
                 config.clone(),
                 ctx.buses.clone(),
+                ctx.ledger.clone(),
                 ctx.env.clone(),
             )
             .map_err(|e| BuildError::Invalid {

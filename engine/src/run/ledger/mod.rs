@@ -6,6 +6,7 @@
 //! optimistic concurrency: each batch expects the bytes it read and is recomputed on conflict.
 
 mod checkpoints;
+mod export;
 mod keyed;
 mod retention;
 #[cfg(test)]
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+pub use export::Consumer;
 pub use update::Update;
 
 use super::marks::{FlowMarks, JobRun};
@@ -31,6 +33,8 @@ const MAX_ATTEMPTS: usize = 64;
 pub struct Ledger {
     store: Arc<dyn StateStore>,
     clock: Arc<dyn Clock>,
+    /// The writer flows of this engine, by subject filter: who must write a run's batches.
+    consumers: Arc<std::sync::RwLock<Vec<export::Consumer>>>,
 }
 
 /// The result of [`Ledger::open_run`].
@@ -51,7 +55,7 @@ pub struct RunFilter {
 impl Ledger {
     /// `clock` stamps every record, so tests get exact, repeatable times.
     pub fn new(store: Arc<dyn StateStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self { store, clock, consumers: Arc::default() }
     }
 
     fn store(&self) -> &dyn StateStore {

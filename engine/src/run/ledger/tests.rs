@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::*;
-use crate::run::{Checkpoint, Transition, Update};
+use crate::run::{Checkpoint, PageMark, Transition, Update};
 use crate::schedule::ManualClock;
 use crate::store::{MemoryStore, SledStore, TempSled};
 
@@ -359,7 +359,11 @@ fn everything_survives_closing_and_reopening_the_sled_store() {
         ledger.record_job(&id, "750A").unwrap();
         advance(&ledger, &id, RunState::CompletedEvent);
         ledger.update(&id, &Update::new().checkpoint(Checkpoint::new("fetch", json!({"data": {"a": 1}})))).unwrap();
-        let checkpoint = ledger.update_progress(&id, "fetch", |p| p.page_fetched(None, Some("LOC2".into()))).unwrap();
+        let checkpoint = ledger
+            .update_progress(&id, "fetch", |p| {
+                p.page_fetched(0, PageMark { locator: None, rows: 5, batches: 1 }, Some("LOC2".into()))
+            })
+            .unwrap();
         let done = open(&ledger, "2026-11-25T09:00:00Z");
         advance(&ledger, &done, RunState::Completed);
         ledger.set_replay_id("jobs", b"\x00\x07").unwrap();

@@ -137,11 +137,8 @@ fn record_outcome(ledger: &Ledger, flow: &str, run: &RunId, outcome: &Outcome) {
             Ok(Some(r)) if r.state() == RunState::Scheduled => {
                 ledger.transition(run, Transition::Advance(RunState::Completed)).map(|_| ())
             }
-            // A flow that created a job: until export runs are wired across flows, the trigger's
-            // event finishing stands in for `written` as far as the watermark goes.
-            Ok(Some(r)) if !r.state().is_terminal() && r.state() != RunState::Failed => {
-                ledger.raise_watermark(flow, r.scheduled_at().timestamp()).map(|_| ())
-            }
+            // A flow that created a job: the run goes on in the flows that read, publish and write
+            // its results, and the watermark moves when it reaches `written`.
             Ok(_) => Ok(()),
             Err(e) => Err(e),
         },
@@ -153,7 +150,7 @@ fn record_outcome(ledger: &Ledger, flow: &str, run: &RunId, outcome: &Outcome) {
     };
     match (outcome, result) {
         (_, Err(e)) => tracing::error!(flow, run = %run, error = %e, "cannot record the run's outcome"),
-        (Outcome::Completed, Ok(())) => tracing::info!(flow, run = %run, "run completed"),
+        (Outcome::Completed, Ok(())) => tracing::info!(flow, run = %run, "trigger's flow completed"),
         (Outcome::Failed { task, error }, Ok(())) => tracing::error!(flow, run = %run, task, error, "run failed"),
         (Outcome::Abandoned, Ok(())) => {
             tracing::warn!(flow, run = %run, "run interrupted; it resumes on the next start")

@@ -17,6 +17,7 @@ use crate::bus::registry::BusRegistry;
 use crate::bus::{BusError, Outgoing, SharedBus, StreamSpec, wire};
 use crate::event::Event;
 use crate::flow::template::Context;
+use crate::run::{Ledger, RunId};
 use crate::runtime::build::EnvLookup;
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
 
@@ -36,6 +37,7 @@ pub struct NatsPublisher {
     stream: Option<StreamSpec>,
     ack_timeout: Duration,
     registry: Arc<BusRegistry>,
+    ledger: Arc<Ledger>,
     env: EnvLookup,
     in_flight: Arc<Semaphore>,
     /// Buses (by url) whose stream this task has already created or checked.
@@ -48,6 +50,7 @@ impl NatsPublisher {
         task: &str,
         config: NatsPublisherConfig,
         registry: Arc<BusRegistry>,
+        ledger: Arc<Ledger>,
         env: EnvLookup,
     ) -> Result<Self, BusError> {
         let stream = config.stream.as_ref().map(StreamSpec::from_config).transpose()?;
@@ -59,6 +62,7 @@ impl NatsPublisher {
             stream,
             config,
             registry,
+            ledger,
             env,
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             streams_ready: Mutex::new(HashSet::new()),
@@ -122,6 +126,15 @@ async fn publish_all(bus: &SharedBus, messages: Vec<Outgoing>, ack_timeout: Dura
     Ok(duplicates)
 }
 
+/// Records the bus's acknowledgement of a run's batch, durably, before the event completes.
+fn record_published(ledger: &Ledger, batch: Option<&(RunId, u64)>, subject: &str) -> Result<(), String> {
+    let Some((run, seq)) = batch else { return Ok(()) };
+    ledger
+        .batch_published(run, *seq, subject)
+        .map(|_| ())
+        .map_err(|e| format!("state store: recording batch {seq} of run {run} as published: {e}"))
+}
+
 impl Processor for NatsPublisher {
     #[tracing::instrument(name = "nats_publish", skip_all, fields(flow = %self.flow, task = %self.task, event = %event.id))]
     fn process<'a>(&'a self, event: Event, out: &'a mut Emitter) -> BoxFuture<'a, Result<(), TaskError>> {
@@ -130,26 +143,32 @@ impl Processor for NatsPublisher {
             let messages =
                 wire::encode(&event, &subject, bus.max_payload()).map_err(|e| TaskError::Fatal(e.to_string()))?;
             let parts = messages.len();
+            let batch = self.ledger.batch_of(&event.meta).map_err(|e| TaskError::Fatal(format!("state store: {e}")))?;
             let permit = self.in_flight.clone().acquire_owned().await.map_err(|e| TaskError::Fatal(e.to_string()))?;
             if !out.children.is_empty() {
                 let duplicates = publish_all(&bus, messages, self.ack_timeout).await.map_err(classify)?;
                 drop(permit);
+                record_published(&self.ledger, batch.as_ref(), &subject).map_err(TaskError::Fatal)?;
                 tracing::debug!(subject, parts, duplicates, "published");
                 return out.emit(event).await;
             }
             let Some(token) = out.defer() else { return Ok(()) };
             let (ack_timeout, task, id) = (self.ack_timeout, self.task.clone(), event.id.clone());
+            let ledger = self.ledger.clone();
             tokio::spawn(async move {
                 let result = publish_all(&bus, messages, ack_timeout).await;
                 drop(permit);
-                match result {
+                match result.map_err(|e| e.to_string()).and_then(|d| {
+                    record_published(&ledger, batch.as_ref(), &subject)?;
+                    Ok(d)
+                }) {
                     Ok(duplicates) => {
                         tracing::debug!(event = id, subject, parts, duplicates, "published");
                         token.complete();
                     }
                     Err(e) => {
                         tracing::error!(event = id, subject, error = %e, "publish failed; giving up on the event");
-                        token.fail(&task, e.to_string());
+                        token.fail(&task, e);
                     }
                 }
             });

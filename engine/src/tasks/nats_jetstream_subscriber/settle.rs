@@ -49,6 +49,12 @@ impl Settler {
         let flow = &self.flow;
         match outcome {
             Outcome::Completed => {
+                // Durable before the ack: once acked, the bus never delivers the batch again.
+                if let Err(e) = self.record_written(&meta) {
+                    tracing::error!(flow, event = event_id, error = %e, "cannot record the batch as written; it will be delivered again");
+                    drop(messages);
+                    return;
+                }
                 for (m, _permit) in messages {
                     if let Err(e) = m.ack.ack().await {
                         tracing::warn!(flow, event = event_id, error = %e, "ack failed; the message will be delivered again");
@@ -86,6 +92,13 @@ impl Settler {
             // The engine stopped mid-way: leave it to the bus to deliver again after the ack wait.
             Outcome::Abandoned => drop(messages),
         }
+    }
+
+    fn record_written(&self, meta: &Map<String, Value>) -> Result<(), crate::run::LedgerError> {
+        if let Some((run, seq)) = self.ledger.batch_of(meta)? {
+            self.ledger.batch_written(&run, &self.flow, seq)?;
+        }
+        Ok(())
     }
 
     /// Marks the event's run failed (found by `run_id`, else by `job_id`).

@@ -171,7 +171,7 @@ impl NatsSubscriberSource {
                     }
                 };
                 let Some(parts) = assembler.add(Held { part, message, permit }) else { continue };
-                if emit_parts(&ctx, parts, &settle_tx, &self.flow).await.is_err() {
+                if emit_parts(&ctx, parts, &settle_tx, &self.flow, &self.ledger).await.is_err() {
                     return Ok(());
                 }
             }
@@ -195,6 +195,7 @@ async fn emit_parts(
     parts: Vec<Held>,
     settle: &mpsc::UnboundedSender<Settle>,
     flow: &str,
+    ledger: &Ledger,
 ) -> Result<(), Stopping> {
     let subject = parts[0].message.subject.clone();
     let mut decoded: Vec<Part> = Vec::with_capacity(parts.len());
@@ -213,6 +214,16 @@ async fn emit_parts(
             return Ok(());
         }
     };
+    // A redelivery of a batch this flow already wrote (its ack was lost): acknowledged, dropped.
+    if let Ok(Some((run, seq))) = ledger.batch_of(&event.meta)
+        && ledger.is_written(&run, flow, seq).unwrap_or(false)
+    {
+        tracing::debug!(flow, run = %run, batch = seq, "batch already written; dropping the redelivery");
+        for (m, _) in held {
+            let _ = m.ack.ack().await;
+        }
+        return Ok(());
+    }
     let delivered = held.iter().map(|(m, _)| m.delivered).max().unwrap_or(1);
     let tx = settle.clone();
     let (id, meta) = (event.id.clone(), event.meta.clone());

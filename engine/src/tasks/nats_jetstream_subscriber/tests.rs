@@ -127,7 +127,7 @@ async fn publish(registry: Arc<BusRegistry>, url: &str, events: Vec<Event>) -> V
         "stream": stream(),
     }))
     .unwrap();
-    let publisher = NatsPublisher::new("listener", "publish_to_nats", config, registry, no_env()).unwrap();
+    let publisher = NatsPublisher::new("listener", "publish_to_nats", config, registry, ledger(), no_env()).unwrap();
     let graph = Graph { flow: "listener".into(), nodes: vec![leaf("publish_to_nats", publisher)], roots: vec![0] };
     let mut running = graph.spawn();
     let outcomes = Arc::new(Mutex::new(Vec::new()));

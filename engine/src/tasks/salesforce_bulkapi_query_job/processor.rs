@@ -5,24 +5,22 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::config::{BulkQueryJobConfig, ColumnDelimiter, LineEnding, Operation, QueryOperation};
+use super::results::ResultsTask;
 use crate::event::{Event, EventData};
 use crate::flow::template::{Context, Template};
 use crate::run::{Checkpoint, Ledger, RunId, Update};
 use crate::runtime::build::EnvLookup;
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
 use crate::salesforce::bulk::{self, CreateJob, JobInfo};
-use crate::salesforce::results::ResultsReader;
 use crate::salesforce::{Clients, SalesforceClient, SalesforceError};
 
 /// Rows per Arrow batch when the flow does not say.
 pub const DEFAULT_BATCH_SIZE: usize = 10_000;
 /// Where the intent to create a job is recorded before the POST.
 pub const INTENT_STAGE: &str = "job_intent";
-/// Where results paging is checkpointed.
-pub const RESULTS_STAGE: &str = "results";
 
 pub struct BulkQueryJobProcessor {
     pub task: String,
@@ -33,11 +31,11 @@ pub struct BulkQueryJobProcessor {
     pub env: EnvLookup,
 }
 
-fn to_task_error(e: SalesforceError) -> TaskError {
+pub(super) fn to_task_error(e: SalesforceError) -> TaskError {
     if e.is_retryable() { TaskError::Retryable(e.to_string()) } else { TaskError::Fatal(e.to_string()) }
 }
 
-fn ledger_error(e: crate::run::LedgerError) -> TaskError {
+pub(super) fn ledger_error(e: crate::run::LedgerError) -> TaskError {
     TaskError::Fatal(format!("state store: {e}"))
 }
 
@@ -59,7 +57,16 @@ impl Processor for BulkQueryJobProcessor {
                     bulk::delete_job(&client, &self.job_id(&event)?).await.map_err(to_task_error)?;
                     out.emit(event).await
                 }
-                Operation::GetResults => self.results(client, event, out).await,
+                Operation::GetResults => {
+                    let reading = ResultsTask {
+                        task: &self.task,
+                        batch_size: self.config.batch_size.map_or(DEFAULT_BATCH_SIZE, |n| n.get()),
+                        max_records: self.config.max_records.map(|n| n.get()),
+                        ledger: &self.ledger,
+                    };
+                    let job_id = self.job_id(&event)?;
+                    reading.run(client, &job_id, event, out).await
+                }
             }
         })
     }
@@ -72,7 +79,7 @@ fn with_job(mut event: Event, job: &JobInfo) -> Event {
     event
 }
 
-fn run_of(event: &Event) -> Option<RunId> {
+pub(super) fn run_of(event: &Event) -> Option<RunId> {
     event.meta.get("run_id").and_then(Value::as_str).and_then(|s| s.parse().ok())
 }
 
@@ -175,74 +182,6 @@ impl BulkQueryJobProcessor {
             }
         }
         Ok(adopted)
-    }
-
-    async fn results(&self, client: Arc<SalesforceClient>, event: Event, out: &mut Emitter) -> Result<(), TaskError> {
-        let job_id = self.job_id(&event)?;
-        let run = match run_of(&event) {
-            Some(r) => Some(r),
-            None => self.ledger.run_for_job(&job_id).map_err(ledger_error)?,
-        };
-        let job = bulk::get_job(&client, &job_id).await.map_err(to_task_error)?;
-        match job.check_finished() {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(TaskError::Retryable(format!("job {job_id} is {} and has no results yet", job.state)));
-            }
-            // A job that failed in Salesforce fails its run, with Salesforce's message.
-            Err(e) => {
-                if let Some(run) = &run
-                    && let Some(r) = self.ledger.get_run(run).map_err(ledger_error)?
-                    && !r.state().is_terminal()
-                    && r.state() != crate::run::RunState::Failed
-                {
-                    self.ledger.transition(run, crate::run::Transition::Fail(e.to_string())).map_err(ledger_error)?;
-                }
-                return Err(TaskError::Fatal(e.to_string()));
-            }
-        }
-        if let Some(run) = &run
-            && self.ledger.checkpoint(run, RESULTS_STAGE).map_err(ledger_error)?.is_none()
-        {
-            let cp = Checkpoint::new(RESULTS_STAGE, event.template_view());
-            self.ledger.update(run, &Update::new().checkpoint(cp)).map_err(ledger_error)?;
-        }
-        let batch_size = self.config.batch_size.map_or(DEFAULT_BATCH_SIZE, |n| n.get());
-        let max_records = self.config.max_records.map(|n| n.get());
-        let mut reader = ResultsReader::new(client, job.clone(), batch_size, max_records, None);
-        let mut seq = 0u64;
-        while let Some(page) = reader.next_page().await.map_err(to_task_error)? {
-            let last_page = page.next.is_none();
-            let n = page.batches.len();
-            for (i, batch) in page.batches.into_iter().enumerate() {
-                let mut meta: Map<String, Value> = event.meta.clone();
-                meta.insert("job_id".into(), json!(job.id));
-                if let Some(run) = &run {
-                    meta.insert("run_id".into(), json!(run.as_str()));
-                }
-                meta.insert("page".into(), json!(page.number));
-                meta.insert("batch_seq".into(), json!(seq));
-                if last_page && i + 1 == n {
-                    meta.insert("total_batches".into(), json!(seq + 1));
-                }
-                let id = format!("{}-p{:05}-b{:04}", job.id, page.number, i);
-                out.emit(Event { id, subject: None, data: EventData::Arrow(batch), meta, created_at: Utc::now() })
-                    .await?;
-                seq += 1;
-            }
-            if let Some(run) = &run {
-                let (locator, next, rows) = (page.locator.clone(), page.next.clone(), page.rows);
-                self.ledger
-                    .update_progress(run, RESULTS_STAGE, |p| {
-                        p.page_fetched(locator.clone(), next.clone());
-                        p.records_fetched += rows;
-                        p.batches_fetched += n as u64;
-                    })
-                    .map_err(ledger_error)?;
-            }
-        }
-        tracing::info!(task = self.task, job = job.id, records = reader.rows(), batches = seq, "fetched all results");
-        Ok(())
     }
 }
 

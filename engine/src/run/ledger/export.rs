@@ -1,0 +1,288 @@
+//! An export run's stages after its job: results pages, bus acknowledgements, sink writes.
+//!
+//! Batches stream through the stages concurrently and finish in any order, so no single task
+//! knows when a stage is complete for the whole run. Each call here records one piece of
+//! progress durably and then [`Ledger::settle`]s the run: moves it on as far as its recorded
+//! progress allows. Whichever task records the last piece of a stage advances the run.
+
+use serde_json::{Map, Value};
+
+use super::Ledger;
+use crate::bus::subject;
+use crate::run::{Checkpoint, LedgerError, PageMark, RESULTS_STAGE, RunId, RunRecord, RunState, Transition, Update};
+
+/// A writer flow of this engine and the subjects it subscribes to: every run whose batches were
+/// published on a matching subject is `written` only once this flow has written all of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Consumer {
+    pub flow: String,
+    pub filter: String,
+}
+
+/// More state changes than a run has stages means something keeps undoing them.
+const MAX_SETTLE_STEPS: usize = 8;
+
+impl Ledger {
+    /// Declares that writer flow `flow` consumes the batches published on subjects matching
+    /// `filter`. Called when the engine builds its flows; repeating it is harmless.
+    pub fn register_consumer(&self, flow: &str, filter: &str) {
+        let mut consumers = self.consumers.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let consumer = Consumer { flow: flow.to_owned(), filter: filter.to_owned() };
+        if !consumers.contains(&consumer) {
+            consumers.push(consumer);
+        }
+    }
+
+    /// The writer flows that must write batches published on any of `subjects`.
+    pub fn consumers_of<'a>(&self, subjects: impl IntoIterator<Item = &'a String> + Clone) -> Vec<String> {
+        let consumers = self.consumers.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut flows: Vec<String> = consumers
+            .iter()
+            .filter(|c| subjects.clone().into_iter().any(|s| subject::matches(&c.filter, s)))
+            .map(|c| c.flow.clone())
+            .collect();
+        flows.sort();
+        flows.dedup();
+        flows
+    }
+
+    /// The run's job is complete and its results are being read: `job_created` →
+    /// `completed_event`, and the results checkpoint (holding `input`, the event that started the
+    /// reading) exists. Returns the checkpoint, which on a resumed run says how far reading got.
+    pub fn results_started(&self, run: &RunId, input: Value) -> Result<Checkpoint, LedgerError> {
+        for _ in 0..MAX_SETTLE_STEPS {
+            let record = self.get_run(run)?.ok_or_else(|| LedgerError::UnknownRun(run.clone()))?;
+            let existing = self.checkpoint(run, RESULTS_STAGE)?;
+            let mut update = Update::new();
+            if record.state() == RunState::JobCreated {
+                update = update.transition(Transition::Advance(RunState::CompletedEvent));
+            } else if let Some(cp) = existing {
+                return Ok(cp);
+            }
+            let cp = existing.unwrap_or_else(|| Checkpoint::new(RESULTS_STAGE, input.clone()));
+            match self.update(run, &update.checkpoint(cp.clone())) {
+                Ok(_) => return Ok(cp),
+                // Another reader of the same job moved it first: read again.
+                Err(LedgerError::IllegalTransition { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(LedgerError::Contention { what: format!("starting the results of run {run}"), attempts: MAX_SETTLE_STEPS })
+    }
+
+    /// Records results page number `page`; after the last page (`next` is `None`) the run knows
+    /// its batch total and moves to `results_fetched`.
+    pub fn page_fetched(
+        &self,
+        run: &RunId,
+        page: u64,
+        mark: PageMark,
+        next: Option<String>,
+    ) -> Result<RunRecord, LedgerError> {
+        let cp = self.update_progress(run, RESULTS_STAGE, |p| p.page_fetched(page, mark.clone(), next.clone()))?;
+        if cp.progress.all_pages_fetched() {
+            self.results_fetched(run, cp.progress.batches_fetched)?;
+        }
+        self.settle(run)
+    }
+
+    fn results_fetched(&self, run: &RunId, total: u64) -> Result<(), LedgerError> {
+        let record = self.get_run(run)?.ok_or_else(|| LedgerError::UnknownRun(run.clone()))?;
+        let mut update = Update::new().total_batches(total);
+        if record.state() == RunState::CompletedEvent {
+            update = update.transition(Transition::Advance(RunState::ResultsFetched));
+        }
+        match self.update(run, &update) {
+            Ok(_) | Err(LedgerError::IllegalTransition { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records that the bus acknowledged batch `seq` of the run, published on `subject`.
+    pub fn batch_published(&self, run: &RunId, seq: u64, subject: &str) -> Result<RunRecord, LedgerError> {
+        self.update_progress(run, RESULTS_STAGE, |p| {
+            p.mark_published(seq);
+            if !p.subjects.contains(subject) {
+                p.subjects.insert(subject.to_owned());
+            }
+        })?;
+        self.settle(run)
+    }
+
+    /// Records that writer flow `sink` wrote batch `seq` of the run with every one of its sinks.
+    pub fn batch_written(&self, run: &RunId, sink: &str, seq: u64) -> Result<RunRecord, LedgerError> {
+        self.update_progress(run, RESULTS_STAGE, |p| {
+            p.mark_written(sink, seq);
+        })?;
+        self.settle(run)
+    }
+
+    /// The run and sequence number of the export batch an event's `meta` describes
+    /// (`meta.run_id`, else the run of `meta.job_id`; `meta.batch_seq`), if the run is known here:
+    /// `None` for events that are not a run's batches, such as a foreign job's.
+    pub fn batch_of(&self, meta: &Map<String, Value>) -> Result<Option<(RunId, u64)>, LedgerError> {
+        let Some(seq) = meta.get("batch_seq").and_then(Value::as_u64) else { return Ok(None) };
+        let text = |k: &str| meta.get(k).and_then(Value::as_str);
+        let run = match text("run_id").and_then(|r| r.parse::<RunId>().ok()) {
+            Some(run) => Some(run),
+            None => match text("job_id") {
+                Some(job) => self.run_for_job(job)?,
+                None => None,
+            },
+        };
+        let Some(run) = run else { return Ok(None) };
+        Ok(self.checkpoint(&run, RESULTS_STAGE)?.map(|_| (run, seq)))
+    }
+
+    /// Whether writer flow `sink` already wrote batch `seq`: a redelivery of it can be dropped.
+    pub fn is_written(&self, run: &RunId, sink: &str, seq: u64) -> Result<bool, LedgerError> {
+        Ok(self
+            .checkpoint(run, RESULTS_STAGE)?
+            .is_some_and(|cp| cp.progress.batches_written.get(sink).is_some_and(|w| w.contains(&seq))))
+    }
+
+    /// Moves the run on as far as its recorded progress allows: `results_fetched` → `published`
+    /// once the bus acknowledged every batch, `published` → `written` once every writer flow
+    /// subscribed to the run's subjects wrote every batch (which raises the watermark).
+    pub fn settle(&self, run: &RunId) -> Result<RunRecord, LedgerError> {
+        for _ in 0..MAX_SETTLE_STEPS {
+            let record = self.get_run(run)?.ok_or_else(|| LedgerError::UnknownRun(run.clone()))?;
+            let (Some(total), Some(cp)) = (record.total_batches(), self.checkpoint(run, RESULTS_STAGE)?) else {
+                return Ok(record);
+            };
+            let progress = &cp.progress;
+            let next = match record.state() {
+                RunState::ResultsFetched if progress.unpublished(total).next().is_none() => RunState::Published,
+                RunState::Published => {
+                    let sinks = self.consumers_of(&progress.subjects);
+                    if !sinks.iter().all(|sink| progress.unwritten(sink, total).next().is_none()) {
+                        return Ok(record);
+                    }
+                    if sinks.is_empty() && total > 0 {
+                        tracing::warn!(run = %run, subjects = ?progress.subjects, "no writer flow of this engine subscribes to the run's subjects; the bus holds its batches");
+                    }
+                    RunState::Written
+                }
+                _ => return Ok(record),
+            };
+            match self.transition(run, Transition::Advance(next)) {
+                Ok(r) if r.state() == RunState::Written => {
+                    tracing::info!(run = %run, batches = total, "run written");
+                }
+                Ok(_) | Err(LedgerError::IllegalTransition { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(LedgerError::Contention { what: format!("settling run {run}"), attempts: MAX_SETTLE_STEPS })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::{DateTime, Utc};
+    use serde_json::json;
+
+    use super::*;
+    use crate::schedule::ManualClock;
+    use crate::store::MemoryStore;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    /// A run of flow `q` with job `750A` whose results are being read.
+    fn reading() -> (Ledger, RunId) {
+        let ledger = Ledger::new(Arc::new(MemoryStore::new()), Arc::new(ManualClock::new(at("2026-11-25T09:05:01Z"))));
+        let id = ledger.open_run("q", at("2026-11-25T09:05:00Z")).unwrap().run.id().clone();
+        ledger.record_job(&id, "750A").unwrap();
+        ledger.results_started(&id, json!({"data": {"id": "750A"}})).unwrap();
+        (ledger, id)
+    }
+
+    fn page(locator: Option<&str>, batches: u64) -> PageMark {
+        PageMark { locator: locator.map(str::to_string), rows: batches * 10, batches }
+    }
+
+    fn state(ledger: &Ledger, id: &RunId) -> RunState {
+        ledger.get_run(id).unwrap().unwrap().state()
+    }
+
+    #[test]
+    fn a_run_is_written_only_when_every_subscribed_writer_flow_wrote_every_batch() {
+        let (ledger, id) = reading();
+        ledger.register_consumer("writer_account", "salesforce_bulkapi.query_jobs.account");
+        ledger.register_consumer("audit", "salesforce_bulkapi.>");
+        ledger.register_consumer("writer_contact", "salesforce_bulkapi.query_jobs.contact");
+        assert_eq!(state(&ledger, &id), RunState::CompletedEvent);
+        let subject = "salesforce_bulkapi.query_jobs.account";
+        // Acks and writes arrive before the last page: the run cannot move past its results.
+        ledger.page_fetched(&id, 0, page(None, 2), Some("L1".into())).unwrap();
+        ledger.batch_published(&id, 1, subject).unwrap();
+        ledger.batch_written(&id, "writer_account", 1).unwrap();
+        assert_eq!(state(&ledger, &id), RunState::CompletedEvent);
+        ledger.page_fetched(&id, 1, page(Some("L1"), 1), None).unwrap();
+        assert_eq!(state(&ledger, &id), RunState::ResultsFetched);
+        assert_eq!(ledger.get_run(&id).unwrap().unwrap().total_batches(), Some(3));
+        ledger.batch_published(&id, 0, subject).unwrap();
+        ledger.batch_published(&id, 2, subject).unwrap();
+        assert_eq!(state(&ledger, &id), RunState::Published);
+        for seq in 0..3 {
+            ledger.batch_written(&id, "writer_account", seq).unwrap();
+        }
+        // `audit` also subscribes to the subject; `writer_contact` does not.
+        assert_eq!(state(&ledger, &id), RunState::Published);
+        assert_eq!(ledger.watermark("q").unwrap(), None);
+        for seq in [2, 0, 1] {
+            ledger.batch_written(&id, "audit", seq).unwrap();
+        }
+        assert_eq!(state(&ledger, &id), RunState::Written);
+        assert_eq!(ledger.watermark("q").unwrap(), Some(at("2026-11-25T09:05:00Z").timestamp()));
+        assert!(ledger.is_written(&id, "audit", 2).unwrap());
+        assert!(!ledger.is_written(&id, "writer_contact", 2).unwrap());
+    }
+
+    #[test]
+    fn redelivered_progress_changes_nothing_and_an_empty_result_is_written_at_once() {
+        let (ledger, id) = reading();
+        ledger.register_consumer("w", "s.>");
+        ledger.page_fetched(&id, 0, page(None, 1), None).unwrap();
+        ledger.page_fetched(&id, 0, page(None, 1), None).unwrap();
+        ledger.batch_published(&id, 0, "s.a").unwrap();
+        ledger.batch_published(&id, 0, "s.a").unwrap();
+        let cp = ledger.checkpoint(&id, RESULTS_STAGE).unwrap().unwrap();
+        assert_eq!((cp.progress.pages_fetched, cp.progress.batches_fetched), (1, 1));
+        assert_eq!(state(&ledger, &id), RunState::Published);
+        ledger.batch_written(&id, "w", 0).unwrap();
+        ledger.batch_written(&id, "w", 0).unwrap();
+        assert_eq!(state(&ledger, &id), RunState::Written);
+
+        let (ledger, id) = reading();
+        ledger.register_consumer("w", "s.>");
+        ledger.page_fetched(&id, 0, page(None, 0), None).unwrap();
+        assert_eq!(state(&ledger, &id), RunState::Written);
+    }
+
+    #[test]
+    fn results_started_again_keeps_the_progress_of_the_first_reading() {
+        let (ledger, id) = reading();
+        ledger.page_fetched(&id, 0, page(None, 2), Some("L1".into())).unwrap();
+        let again = ledger.results_started(&id, json!({"data": {"id": "other"}})).unwrap();
+        assert_eq!(again.progress.next_locator.as_deref(), Some("L1"));
+        assert_eq!(again.input, json!({"data": {"id": "750A"}}));
+    }
+
+    #[test]
+    fn a_failed_run_records_progress_but_does_not_advance_until_retried() {
+        let (ledger, id) = reading();
+        ledger.register_consumer("w", "s");
+        ledger.page_fetched(&id, 0, page(None, 1), None).unwrap();
+        ledger.batch_published(&id, 0, "s").unwrap();
+        ledger.transition(&id, Transition::Fail("sink down".into())).unwrap();
+        ledger.batch_written(&id, "w", 0).unwrap();
+        assert_eq!(state(&ledger, &id), RunState::Failed);
+        ledger.transition(&id, Transition::Retry).unwrap();
+        assert_eq!(ledger.settle(&id).unwrap().state(), RunState::Written);
+    }
+}
