@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Validate(args) => cli::validate::run(args),
             Command::Run(args) => cli::run::run(args).await,
-            Command::Runs(args) => cli::runs::run(args),
+            Command::Runs(args) => cli::runs::run(args).await,
             Command::Flows(args) => cli::flows::run(args),
             Command::Sim(command) => bulkflow_sim::cli::run(command).await.map(|()| ExitCode::SUCCESS),
         }

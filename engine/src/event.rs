@@ -45,4 +45,14 @@ impl Event {
         }
         Value::Object(view)
     }
+
+    /// A JSON event back from its [`template_view`](Self::template_view), as checkpoints keep
+    /// it; `None` if `view` is not one.
+    pub fn from_view(view: &Value) -> Option<Event> {
+        let id = view.get("id")?.as_str()?.to_owned();
+        let meta = view.get("meta").and_then(Value::as_object).cloned().unwrap_or_default();
+        let subject = view.get("subject").and_then(Value::as_str).map(str::to_owned);
+        let data = view.get("data").cloned().unwrap_or(Value::Null);
+        Some(Event { id, subject, data: EventData::Json(data), meta, created_at: Utc::now() })
+    }
 }

@@ -1,9 +1,16 @@
-//! `bulkflow runs list|show`: the run ledger, for people (a table) and scripts (`--json`).
+//! `bulkflow runs list|show|start|retry|cancel`: the run ledger, for people (a table) and scripts
+//! (`--json`), and the changes an operator makes to it while the engine is stopped.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use bulkflow_engine::run::{Checkpoint, RunFilter, RunId, RunRecord, RunState};
+use bulkflow_engine::config::EngineConfig;
+use bulkflow_engine::credentials::CredentialsRoot;
+use bulkflow_engine::flow::TaskKind;
+use bulkflow_engine::run::{Checkpoint, Ledger, RunFilter, RunId, RunRecord, RunState, Transition};
+use bulkflow_engine::salesforce::{Clients, bulk};
+use bulkflow_engine::tasks::generate::source::open_on_demand;
+use bulkflow_engine::tasks::salesforce_bulkapi_query_job::config::Operation;
 use chrono::SecondsFormat;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
@@ -24,6 +31,29 @@ pub enum RunsCommand {
     List(ListArgs),
     /// One run with its transitions and checkpoints.
     Show(ShowArgs),
+    /// Open a run of a query flow now, outside its schedule (a backfill with --since); it starts
+    /// when the engine starts, after the flow's run in flight.
+    Start(StartArgs),
+    /// Retry a failed run from the state it failed in.
+    Retry(IdArgs),
+    /// Cancel a run that has not finished, aborting its Salesforce job.
+    Cancel(IdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The flow, e.g. `salesforce_bulkapi_query_account`.
+    pub flow: String,
+    /// Export records modified since this time (RFC 3339, e.g. 2026-01-01T00:00:00Z): the run's
+    /// `last_run_time`. Without it the flow's script chooses its default window.
+    #[arg(long)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The run id, e.g. `salesforce_bulkapi_query_account@2026-11-25T09:05:00Z`.
+    pub id: String,
 }
 
 #[derive(Debug, Args)]
@@ -47,10 +77,21 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
-pub fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
     let config = args.engine.engine_config()?;
-    let ledger = super::state::open_existing(&config.state_dir)?;
+    // Starting a run may be the first thing done with a new state directory.
+    let ledger = match &args.command {
+        RunsCommand::Start(_) => super::state::open(&config.state_dir)?,
+        _ => super::state::open_existing(&config.state_dir)?,
+    };
     match args.command {
+        RunsCommand::Start(args) => return start(&config, &ledger, args),
+        RunsCommand::Retry(args) => {
+            let id = parse_id(&args.id)?;
+            let run = ledger.transition(&id, Transition::Retry)?;
+            println!("{} {} (attempt {})", id, run.state().as_str(), run.attempts());
+        }
+        RunsCommand::Cancel(args) => return cancel(&config, &ledger, &parse_id(&args.id)?).await,
         RunsCommand::List(args) => {
             let filter = RunFilter { flow: args.flow, state: args.status };
             let mut runs = ledger.list_runs(&filter)?;
@@ -62,7 +103,7 @@ pub fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
             }
         }
         RunsCommand::Show(args) => {
-            let id: RunId = args.id.parse().with_context(|| format!("`{}` is not a run id", args.id))?;
+            let id = parse_id(&args.id)?;
             let Some(run) = ledger.get_run(&id)? else {
                 eprintln!("no run {id} in {}", config.state_dir.display());
                 return Ok(ExitCode::from(2));
@@ -80,6 +121,55 @@ pub fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
             } else {
                 print_run(&run, &checkpoints);
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_id(text: &str) -> anyhow::Result<RunId> {
+    text.parse().with_context(|| format!("`{text}` is not a run id (FLOW@TIME, as `bulkflow runs list` shows)"))
+}
+
+fn start(config: &EngineConfig, ledger: &Ledger, args: StartArgs) -> anyhow::Result<ExitCode> {
+    let loaded = super::load_flows(config)?;
+    let Some(flow) = loaded.flows.iter().find(|f| f.name == args.flow) else {
+        eprintln!("no flow `{}` in {}", args.flow, config.workflows_dir.display());
+        return Ok(ExitCode::from(2));
+    };
+    if !matches!(flow.tasks.first().map(|t| &t.kind), Some(TaskKind::Generate { .. })) {
+        eprintln!("flow `{}` does not start with a `generate` trigger; only such flows have runs", flow.name);
+        return Ok(ExitCode::from(2));
+    }
+    let id = open_on_demand(ledger, &flow.name, chrono::Utc::now(), args.since.map(|t| t.timestamp()))?;
+    println!("{id} scheduled; it starts when the engine starts");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Cancels the run, then aborts its job with the credentials of the flow's job-creating task.
+async fn cancel(config: &EngineConfig, ledger: &Ledger, id: &RunId) -> anyhow::Result<ExitCode> {
+    let run = ledger.transition(id, Transition::Cancel("cancelled by `bulkflow runs cancel`".into()))?;
+    println!("{id} cancelled");
+    let Some(job) = run.job_id() else { return Ok(ExitCode::SUCCESS) };
+    let loaded = super::load_flows(config)?;
+    let credentials =
+        loaded.flows.iter().filter(|f| f.name == run.flow()).flat_map(|f| &f.tasks).find_map(|t| match &t.kind {
+            TaskKind::BulkQueryJob { config, .. } if config.operation == Operation::Create => {
+                Some(config.credentials_path.clone())
+            }
+            _ => None,
+        });
+    let Some(path) = credentials else {
+        eprintln!("job {job} not aborted: flow `{}` is not in {}", run.flow(), config.workflows_dir.display());
+        return Ok(ExitCode::from(1));
+    };
+    let clients =
+        Clients::new(CredentialsRoot::new(config.credentials_root.clone()), &config.api_version, Default::default());
+    let client = clients.get(std::path::Path::new(&path))?;
+    match bulk::abort_job(&client, job).await {
+        Ok(info) => println!("job {job} {}", info.state),
+        Err(e) => {
+            eprintln!("job {job} not aborted: {e}");
+            return Ok(ExitCode::from(1));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -5,7 +5,7 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 
@@ -80,13 +80,26 @@ impl GenerateSource {
         if opened.run.state() != RunState::Scheduled {
             return Ok(ControlFlow::Continue(()));
         }
-        let watermark = self.ledger.watermark(&ctx.flow).map_err(ledger_err)?;
-        let event = tick_event(&id, &ctx.flow, tick, watermark);
-        if opened.created {
-            let cp = Checkpoint::new(STAGE, event.template_view());
-            self.ledger.update(&id, &Update::new().checkpoint(cp)).map_err(ledger_err)?;
+        // A resumed run replays the event it was opened with: a run started on demand carries
+        // its own `last_run_time` (a backfill), not the watermark's.
+        let stored = self.ledger.checkpoint(&id, STAGE).map_err(ledger_err)?;
+        let event = match stored.and_then(|cp| Event::from_view(&cp.input)) {
+            Some(event) => event,
+            None => {
+                let watermark = self.ledger.watermark(&ctx.flow).map_err(ledger_err)?;
+                let event = tick_event(&id, &ctx.flow, tick, watermark);
+                let cp = Checkpoint::new(STAGE, event.template_view());
+                self.ledger.update(&id, &Update::new().checkpoint(cp)).map_err(ledger_err)?;
+                event
+            }
+        };
+        if event.meta.get(ON_DEMAND).is_some_and(|v| v == &json!(true))
+            && !self.wait_for_runs_in_flight(ctx, &id).await?
+        {
+            return Ok(ControlFlow::Break(()));
         }
-        tracing::info!(flow = ctx.flow, run = %id, last_run_time = ?watermark, "run started");
+        let last_run_time = event.template_view().pointer("/data/system_info/last_run_time").cloned();
+        tracing::info!(flow = ctx.flow, run = %id, ?last_run_time, "run started");
 
         let (done_tx, done_rx) = oneshot::channel();
         let ledger = self.ledger.clone();
@@ -106,6 +119,60 @@ impl GenerateSource {
                 Ok(_) => ControlFlow::Continue(()),
             }),
             () = ctx.shutdown.cancelled() => Ok(ControlFlow::Break(())),
+        }
+    }
+}
+
+/// Opens a run of `flow` now, outside its schedule: a backfill from `since` (unix seconds; `None`
+/// leaves `last_run_time` unset, so the flow's script picks its default window). The flow's
+/// trigger fires it on the engine's next start, after any run of the flow still in flight.
+pub fn open_on_demand(
+    ledger: &Ledger,
+    flow: &str,
+    now: DateTime<Utc>,
+    since: Option<i64>,
+) -> Result<RunId, crate::run::LedgerError> {
+    let at = now.with_nanosecond(0).unwrap_or(now);
+    let opened = ledger.open_run(flow, at)?;
+    let id = opened.run.id().clone();
+    if opened.created {
+        let mut event = tick_event(&id, flow, at, since);
+        event.meta.insert(ON_DEMAND.into(), json!(true));
+        ledger.update(&id, &Update::new().checkpoint(Checkpoint::new(STAGE, event.template_view())))?;
+    }
+    Ok(id)
+}
+
+/// Marks the event of a run opened on demand, which waits for the flow's runs in flight.
+const ON_DEMAND: &str = "on_demand";
+
+impl GenerateSource {
+    /// Waits until no other run of the flow is between `job_created` and `written`; false if the
+    /// flow stopped meanwhile.
+    async fn wait_for_runs_in_flight(&self, ctx: &SourceContext, id: &RunId) -> Result<bool, TaskError> {
+        let mut said = false;
+        loop {
+            let busy = self
+                .ledger
+                .list_runs(&crate::run::RunFilter { flow: Some(ctx.flow.clone()), state: None })
+                .map_err(|e| TaskError::Fatal(format!("state store: {e}")))?
+                .into_iter()
+                .any(|r| {
+                    r.id() != id
+                        && !r.state().is_terminal()
+                        && !matches!(r.state(), RunState::Scheduled | RunState::Failed)
+                });
+            if !busy {
+                return Ok(true);
+            }
+            if !said {
+                tracing::info!(flow = ctx.flow, run = %id, "on-demand run waits for the flow's run in flight");
+                said = true;
+            }
+            tokio::select! {
+                () = ctx.shutdown.cancelled() => return Ok(false),
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
         }
     }
 }
@@ -150,7 +217,7 @@ fn record_outcome(ledger: &Ledger, flow: &str, run: &RunId, outcome: &Outcome) {
     };
     match (outcome, result) {
         (_, Err(e)) => tracing::error!(flow, run = %run, error = %e, "cannot record the run's outcome"),
-        (Outcome::Completed, Ok(())) => tracing::info!(flow, run = %run, "trigger's flow completed"),
+        (Outcome::Completed, Ok(())) => tracing::info!(flow, run = %run, "run completed"),
         (Outcome::Failed { task, error }, Ok(())) => tracing::error!(flow, run = %run, task, error, "run failed"),
         (Outcome::Abandoned, Ok(())) => {
             tracing::warn!(flow, run = %run, "run interrupted; it resumes on the next start")
