@@ -10,7 +10,12 @@ use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = cli::logging::init(cli.log_format) {
+    let logs = match &cli.command {
+        // The demo's terminal shows progress; its logs go to a file in its directory.
+        Command::Demo(args) => cli::logging::init_file(cli.log_format, &cli::demo::log_file(args)),
+        _ => cli::logging::init(cli.log_format),
+    };
+    if let Err(e) = logs {
         eprintln!("bulkflow: {e}");
         return ExitCode::from(1);
     }
@@ -27,6 +32,7 @@ fn main() -> ExitCode {
             Command::Run(args) => cli::run::run(args).await,
             Command::Runs(args) => cli::runs::run(args).await,
             Command::Flows(args) => cli::flows::run(args),
+            Command::Demo(args) => cli::demo::run(args).await,
             Command::Sim(command) => bulkflow_sim::cli::run(command).await.map(|()| ExitCode::SUCCESS),
         }
     });

@@ -1,6 +1,7 @@
 //! Command-line definitions. Engine settings are flags of every engine command (before or after
 //! a nested subcommand), and each has an environment variable.
 
+pub mod demo;
 pub mod flows;
 pub mod logging;
 pub mod run;
@@ -36,6 +37,9 @@ pub enum Command {
     Runs(runs::RunsArgs),
     /// Flows and their watermarks.
     Flows(flows::FlowsArgs),
+    /// Everything at once, on embedded defaults: a simulated org, the seed's flows and more,
+    /// Parquet in a local lake and a private PostgreSQL warehouse.
+    Demo(demo::DemoArgs),
     /// The Salesforce simulator.
     #[command(subcommand)]
     Sim(bulkflow_sim::cli::SimCommand),

@@ -1,0 +1,72 @@
+//! The flows and resources the demo runs, built into the binary so `bulkflow demo` works from any
+//! directory. They are written into the demo directory on every start, where a user can read them.
+
+use std::path::Path;
+
+macro_rules! asset {
+    ($path:literal) => {
+        ($path, include_str!(concat!("../../../", $path)))
+    };
+}
+
+/// The seed's three flows unchanged, the flows for Contact and Opportunity, and the PostgreSQL
+/// writer variants, with their SOQL and schemas.
+const FILES: &[(&str, &str)] = &[
+    asset!("workflows/seed/salesforce_bulkapi_query_account.yaml"),
+    asset!("workflows/seed/salesforce_bulkapi_job_listener.yaml"),
+    asset!("workflows/seed/salesforce_bulkapi_writer_account.yaml"),
+    asset!("workflows/contact/salesforce_bulkapi_query_contact.yaml"),
+    asset!("workflows/contact/salesforce_bulkapi_writer_contact.yaml"),
+    asset!("workflows/opportunity/salesforce_bulkapi_query_opportunity.yaml"),
+    asset!("workflows/opportunity/salesforce_bulkapi_writer_opportunity.yaml"),
+    asset!("workflows/postgres/salesforce_bulkapi_writer_account_postgres.yaml"),
+    asset!("workflows/postgres/salesforce_bulkapi_writer_contact_postgres.yaml"),
+    asset!("workflows/postgres/salesforce_bulkapi_writer_opportunity_postgres.yaml"),
+    asset!("resources/salesforce/query_account.soql"),
+    asset!("resources/salesforce/schema_account.json"),
+    asset!("resources/salesforce/query_contact.soql"),
+    asset!("resources/salesforce/schema_contact.json"),
+    asset!("resources/salesforce/query_opportunity.soql"),
+    asset!("resources/salesforce/schema_opportunity.json"),
+];
+
+/// The folder of the PostgreSQL writer flows, left out when the warehouse is off.
+pub const POSTGRES_FLOWS: &str = "workflows/postgres";
+
+/// Writes every asset under `dir` (`dir/workflows/...`, `dir/resources/...`).
+pub fn write(dir: &Path) -> std::io::Result<()> {
+    for (path, text) in FILES {
+        let target = dir.join(path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&target, text)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every flow of the repository's `workflows/` is part of the demo, so the two never drift.
+    #[test]
+    fn the_demo_runs_every_flow_of_the_repository() {
+        let mut repo = Vec::new();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut dirs = vec![root.join("workflows")];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else {
+                    repo.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+                }
+            }
+        }
+        repo.sort();
+        let mut demo: Vec<String> =
+            super::FILES.iter().map(|(p, _)| p.to_string()).filter(|p| p.starts_with("workflows/")).collect();
+        demo.sort();
+        assert_eq!(demo, repo);
+    }
+}
