@@ -135,6 +135,7 @@ async fn run_flow(
         clock,
         config: EngineConfig { resources_dir: repo().join("resources"), ..EngineConfig::default() },
         buses: Arc::new(BusRegistry::new(None, credentials.clone())),
+        injector: Arc::default(),
         salesforce: Arc::new(Clients::new(credentials.clone(), "63.0", RetryPolicy::default())),
         credentials,
         env,

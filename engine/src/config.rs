@@ -49,6 +49,7 @@ pub struct ConfigLayer {
     /// NATS for the engine's own leases and KV; separate from the flows' bus URLs.
     pub nats_url: Option<String>,
     pub foreign_jobs: Option<ForeignJobs>,
+    pub job_poll_after: Option<HumanDuration>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +65,9 @@ pub struct EngineConfig {
     pub metrics_listen: Option<SocketAddr>,
     pub nats_url: Option<String>,
     pub foreign_jobs: ForeignJobs,
+    /// A run quiet this long (no completion event, no progress) has its job's state polled, so a
+    /// completion event missed while the process was down, or never sent, does not strand it.
+    pub job_poll_after: Duration,
 }
 
 impl Default for EngineConfig {
@@ -79,6 +83,7 @@ impl Default for EngineConfig {
             metrics_listen: None,
             nats_url: None,
             foreign_jobs: ForeignJobs::Skip,
+            job_poll_after: Duration::from_secs(120),
         }
     }
 }
@@ -143,6 +148,7 @@ impl EngineConfig {
             metrics_listen: pick!(metrics_listen).or(d.metrics_listen),
             nats_url: pick!(nats_url).filter(|u| !u.is_empty()).or(d.nats_url),
             foreign_jobs: pick!(foreign_jobs).unwrap_or(d.foreign_jobs),
+            job_poll_after: pick!(job_poll_after).map(|r| r.0).unwrap_or(d.job_poll_after),
         })
     }
 }

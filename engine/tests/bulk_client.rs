@@ -528,3 +528,56 @@ async fn a_failed_job_fails_its_run() {
     assert_eq!(r.state(), RunState::Failed);
     assert_eq!(r.last_error().unwrap(), format!("Salesforce job {} failed: QUERY_TIMEOUT: too slow", job.id));
 }
+
+/// The completion poller stands in for a completion event that never came, and fails a run whose
+/// job vanished from Salesforce instead of leaving it stuck.
+#[tokio::test]
+async fn the_completion_poller_stands_in_for_missed_events_and_fails_runs_whose_job_vanished() {
+    use bulkflow_engine::node::poller::Poller;
+    use bulkflow_engine::run::{Ledger, RunState};
+    use bulkflow_engine::runtime::inject::Injector;
+    use bulkflow_engine::schedule::SystemClock;
+    use bulkflow_engine::store::MemoryStore;
+
+    let org = org(10, 100).await;
+    let client = org.client("client_credentials");
+    let job = completed(&client, &create(&client, SOQL).await.unwrap().id).await.unwrap();
+    let gone = completed(&client, &create(&client, SOQL).await.unwrap().id).await.unwrap();
+    bulk::delete_job(&client, &gone.id).await.unwrap();
+    let ledger = Arc::new(Ledger::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock)));
+    let run = ledger.open_run("q", chrono::Utc::now()).unwrap().run.id().clone();
+    ledger.record_job(&run, &job.id).unwrap();
+    let vanished = ledger.open_run("q", chrono::Utc::now() - chrono::Duration::hours(1)).unwrap().run.id().clone();
+    ledger.record_job(&vanished, &gone.id).unwrap();
+
+    let injector = Arc::new(Injector::default());
+    let poller = Poller {
+        ledger: ledger.clone(),
+        clients: Arc::new(Clients::new(
+            CredentialsRoot::new(Some(org.dir.path().to_path_buf())),
+            "63.0",
+            fast_retries(),
+        )),
+        injector: injector.clone(),
+        quiet_after: Duration::from_millis(300),
+        credentials: [("q".to_string(), "/etc/sfdc/client_credentials.json".to_string())].into(),
+        listener: true,
+    };
+    let polling = tokio::spawn(poller.run());
+    let event = tokio::time::timeout(Duration::from_secs(10), injector.recv()).await.unwrap().unwrap();
+    let data = event.template_view()["data"].clone();
+    assert_eq!(data["Type"], "RESULT");
+    assert_eq!(data["ResultType"], "FINAL");
+    assert_eq!(data["JobIdentifier"], job.id.as_str());
+    assert_eq!(data["JobState"], "JobComplete");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ledger.get_run(&vanished).unwrap().unwrap().state() != RunState::Failed {
+        assert!(std::time::Instant::now() < deadline, "the run of the vanished job was not failed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let failed = ledger.get_run(&vanished).unwrap().unwrap();
+    assert!(failed.last_error().unwrap().contains("no longer exists"), "{failed:?}");
+    // A run that got its event is quiet again only after `quiet_after`: no second stand-in at once.
+    assert!(tokio::time::timeout(Duration::from_millis(200), injector.recv()).await.is_err());
+    polling.abort();
+}

@@ -59,6 +59,7 @@ async fn the_seed_query_flow_creates_jobs_over_the_right_windows() {
         credentials: credentials.clone(),
         env: Arc::new(|_: &str| None),
         buses: Arc::new(BusRegistry::new(None, credentials.clone())),
+        injector: Arc::default(),
         salesforce: Arc::new(Clients::new(credentials, "63.0", RetryPolicy::default())),
     };
     let parts = loaded.flows.iter().map(|f| build_flow(f, &build).unwrap()).collect();

@@ -88,6 +88,10 @@ pub struct GlobalArgs {
     /// Completion events of jobs bulkflow did not create: skip (default) or include.
     #[arg(long, global = true, env = "BULKFLOW_FOREIGN_JOBS")]
     pub foreign_jobs: Option<ForeignJobs>,
+    /// Poll a run's job when the run has been quiet this long (no completion event, no
+    /// progress), e.g. 2m.
+    #[arg(long, global = true, env = "BULKFLOW_JOB_POLL_AFTER", value_parser = HumanDuration::parse)]
+    pub job_poll_after: Option<HumanDuration>,
 }
 
 /// The flows of the configured workflows folder, read with the process environment.
@@ -116,6 +120,7 @@ impl GlobalArgs {
             metrics_listen: self.metrics_listen,
             nats_url: self.nats_url.clone(),
             foreign_jobs: self.foreign_jobs,
+            job_poll_after: self.job_poll_after,
         };
         let file = match &self.config {
             Some(path) => ConfigLayer::from_file(path)?,

@@ -32,6 +32,8 @@ pub struct BuildContext {
     pub buses: Arc<BusRegistry>,
     /// One Salesforce client per credentials file, shared by every task naming it.
     pub salesforce: Arc<crate::salesforce::Clients>,
+    /// Completion events the engine stands in for, taken by the flow listening for job events.
+    pub injector: Arc<super::inject::Injector>,
 }
 
 impl BuildContext {
@@ -48,6 +50,7 @@ impl BuildContext {
                 &config.api_version,
                 Default::default(),
             )),
+            injector: Arc::default(),
             credentials,
             config,
             env,

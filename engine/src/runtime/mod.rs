@@ -4,6 +4,7 @@
 pub mod build;
 pub mod engine;
 pub mod graph;
+pub mod inject;
 pub mod processor;
 pub mod source;
 pub mod token;

@@ -134,6 +134,23 @@ impl Ledger {
         Ok(self.checkpoint(&run, RESULTS_STAGE)?.map(|_| (run, seq)))
     }
 
+    /// Forgets the bus's acknowledgement of every batch some writer flow has not written: the
+    /// bus lost them (its limits discarded them, or it was purged), so they must be fetched and
+    /// published again. Returns how many batches that is.
+    pub fn unpublish_unwritten(&self, run: &RunId) -> Result<usize, LedgerError> {
+        let Some(total) = self.get_run(run)?.and_then(|r| r.total_batches()) else { return Ok(0) };
+        let cp = self
+            .checkpoint(run, RESULTS_STAGE)?
+            .ok_or_else(|| LedgerError::NoCheckpoint { run: run.clone(), stage: RESULTS_STAGE.to_owned() })?;
+        let sinks = self.consumers_of(&cp.progress.subjects);
+        let lost: std::collections::BTreeSet<u64> =
+            sinks.iter().flat_map(|s| cp.progress.unwritten(s, total).collect::<Vec<_>>()).collect();
+        if !lost.is_empty() {
+            self.update_progress(run, RESULTS_STAGE, |p| p.batches_published.retain(|b| !lost.contains(b)))?;
+        }
+        Ok(lost.len())
+    }
+
     /// Whether writer flow `sink` already wrote batch `seq`: a redelivery of it can be dropped.
     pub fn is_written(&self, run: &RunId, sink: &str, seq: u64) -> Result<bool, LedgerError> {
         Ok(self
@@ -261,6 +278,26 @@ mod tests {
         let (ledger, id) = reading();
         ledger.register_consumer("w", "s.>");
         ledger.page_fetched(&id, 0, page(None, 0), None).unwrap();
+        assert_eq!(state(&ledger, &id), RunState::Written);
+    }
+
+    #[test]
+    fn batches_lost_by_the_bus_are_unpublished_so_they_are_fetched_again() {
+        let (ledger, id) = reading();
+        ledger.register_consumer("w", "s");
+        ledger.page_fetched(&id, 0, page(None, 3), None).unwrap();
+        for seq in 0..3 {
+            ledger.batch_published(&id, seq, "s").unwrap();
+        }
+        ledger.batch_written(&id, "w", 1).unwrap();
+        assert_eq!(ledger.unpublish_unwritten(&id).unwrap(), 2);
+        let cp = ledger.checkpoint(&id, RESULTS_STAGE).unwrap().unwrap();
+        assert_eq!(cp.progress.unpublished(3).collect::<Vec<_>>(), [0, 2]);
+        assert_eq!(state(&ledger, &id), RunState::Published);
+        for seq in [0, 2] {
+            ledger.batch_published(&id, seq, "s").unwrap();
+            ledger.batch_written(&id, "w", seq).unwrap();
+        }
         assert_eq!(state(&ledger, &id), RunState::Written);
     }
 

@@ -1,5 +1,6 @@
 //! A running node: the flows of one engine process, with what keeps them healthy — leader
-//! election for the flows that ask for it, and compaction of finished runs. `bulkflow run` and
+//! election for the flows that ask for it, the completion poller, and compaction of finished
+//! runs. `bulkflow run` and
 //! `bulkflow demo` both start one.
 
 use std::sync::Arc;
@@ -8,6 +9,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+pub mod poller;
+
+use poller::Poller;
 
 use crate::flow::Flow;
 use crate::lease::{LeaseError, NatsLease};
@@ -30,7 +35,8 @@ pub enum NodeError {
 pub struct Node {
     engine: Engine,
     election: Option<Election>,
-    compactor: JoinHandle<()>,
+    /// The compactor and the completion poller.
+    background: Vec<JoinHandle<()>>,
 }
 
 struct Election {
@@ -70,7 +76,15 @@ impl Node {
             _ => None,
         };
         let compactor = tokio::spawn(compact(build.ledger.clone(), config.retention));
-        Ok(Node { engine, election, compactor })
+        let poller = Poller::new(
+            flows,
+            build.ledger.clone(),
+            build.salesforce.clone(),
+            build.injector.clone(),
+            config.job_poll_after,
+        );
+        let poller = tokio::spawn(poller.run());
+        Ok(Node { engine, election, background: vec![compactor, poller] })
     }
 
     /// Waits until a flow's source ends on its own (an error, or a source that finished).
@@ -81,7 +95,9 @@ impl Node {
     /// Stops triggers and subscriptions, and gives events in flight `grace` to finish; what is
     /// left resumes on the next start.
     pub async fn stop(self, grace: Duration) {
-        self.compactor.abort();
+        for task in &self.background {
+            task.abort();
+        }
         if let Some(e) = self.election {
             e.stop.cancel();
             let _ = e.leader.await;
