@@ -21,6 +21,61 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/__sim/stats", get(stats))
         .route("/__sim/stats/reset", post(reset_stats))
         .route("/__sim/faults", get(get_faults).post(set_faults))
+        .route("/__sim/changes", post(apply_changes))
+        .route("/__sim/query", post(query))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Changes {
+    #[serde(default)]
+    modifications: usize,
+    #[serde(default)]
+    inserts: usize,
+}
+
+/// Applies changes now, as the `--change-rate` ticker would (persisted the same way), so a test
+/// knows exactly when the org changed.
+async fn apply_changes(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let changes: Changes = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response(),
+    };
+    let change = crate::store::persist::ChangeRecord {
+        modifications: changes.modifications,
+        inserts: changes.inserts,
+        at: chrono::Utc::now(),
+    };
+    let applied = tokio::task::spawn_blocking(move || {
+        app.data.write().unwrap_or_else(std::sync::PoisonError::into_inner).apply_changes(
+            change.modifications,
+            change.inserts,
+            change.at,
+        );
+        match &app.persist {
+            Some(persist) => persist.append_change(&change).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    })
+    .await;
+    match applied {
+        Ok(Ok(())) => Json(json!({"applied_at": change.at.to_rfc3339()})).into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e}))).into_response(),
+        Err(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "applying changes panicked"}))).into_response()
+        }
+    }
+}
+
+/// Runs a SOQL query against the org directly (no job, no token): what the org holds, for tests
+/// to compare an export with. The body is the SOQL; the answer a JSON array of rows.
+async fn query(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let soql = String::from_utf8_lossy(&body).into_owned();
+    let data = app.data.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match crate::soql::parse(&soql).and_then(|q| crate::soql::execute(&q, &data)) {
+        Ok(rows) => Json((0..rows.len()).map(|i| rows.row(i)).collect::<Vec<_>>()).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response(),
+    }
 }
 
 pub fn snapshot(app: &AppState) -> StatsSnapshot {

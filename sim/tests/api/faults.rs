@@ -162,3 +162,38 @@ async fn stats_count_requests_and_reset() {
     let resp = org.http.get(org.jobs_url()).bearer_auth(&org.token).send().await.unwrap();
     assert!(header(&resp, "Sforce-Limit-Info").starts_with("api-usage="));
 }
+
+/// `/__sim/changes` changes the org at once; `/__sim/query` shows what it holds, without a job.
+#[tokio::test]
+async fn admin_changes_and_queries_the_org_directly() {
+    let org = Org::start(config(20)).await;
+    let query = |soql: &'static str| {
+        let http = org.http.clone();
+        let url = org.url("/__sim/query");
+        async move { http.post(url).body(soql).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let before = query("SELECT Id, LastModifiedDate FROM Account").await;
+    assert_eq!(before.as_array().unwrap().len(), 20);
+    let resp =
+        org.http.post(org.url("/__sim/changes")).json(&json!({"modifications": 6, "inserts": 3})).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let at: chrono::DateTime<chrono::Utc> =
+        resp.json::<Value>().await.unwrap()["applied_at"].as_str().unwrap().parse().unwrap();
+    let after = query("SELECT Id, LastModifiedDate FROM Account").await;
+    let rows = after.as_array().unwrap();
+    assert!(rows.len() > 20, "inserts add accounts: {}", rows.len());
+    let changed = rows
+        .iter()
+        .filter(|r| {
+            r[1].as_str()
+                .unwrap()
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .is_ok_and(|t| t >= at - chrono::Duration::seconds(1))
+        })
+        .count();
+    assert!(changed >= 1, "some accounts are stamped with the change time");
+    let resp = org.http.post(org.url("/__sim/query")).body("SELECT Nope FROM Account").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let resp = org.http.post(org.url("/__sim/changes")).json(&json!({"modify": 1})).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}
