@@ -99,6 +99,12 @@ pub(crate) async fn an_empty_batch_changes_nothing(f: &dyn Fixture) {
     assert_eq!(f.rows().await, expect_rows(&[("001A", "Acme")]));
 }
 
+/// A batch naming one `Id` twice ends with its last row, as applying the rows in turn would.
+pub(crate) async fn the_last_row_of_an_id_in_one_batch_wins(f: &dyn Fixture) {
+    apply(f, &batch(&[("001A", "first"), ("001B", "Globex"), ("001A", "last")]), ChangeType::Upsert).await;
+    assert_eq!(f.rows().await, expect_rows(&[("001A", "last"), ("001B", "Globex")]));
+}
+
 /// Nulls in nullable columns land as nulls (Salesforce leaves most fields empty).
 pub(crate) async fn nulls_are_written(f: &dyn Fixture) {
     let good = batch(&[("001A", "Acme")]);
@@ -155,6 +161,7 @@ macro_rules! conformance_tests {
             a_changed_record_is_updated,
             delete_removes_the_batch_ids_and_is_idempotent,
             an_empty_batch_changes_nothing,
+            the_last_row_of_an_id_in_one_batch_wins,
             nulls_are_written,
             a_schema_mismatch_names_the_table_and_the_column,
         );

@@ -24,6 +24,7 @@ use crate::schema::TableSchema;
 /// the task's own retry takes over.
 const RECONNECT_FOR: Duration = Duration::from_secs(30);
 const STAGE: &str = "bulkflow_stage";
+const ROW: &str = "bulkflow_row";
 
 pub struct PostgresWarehouse {
     /// May hold a password: never logged, never part of an error.
@@ -155,9 +156,14 @@ impl PostgresWarehouse {
         let types: Vec<_> = plan.iter().map(|(_, c, _)| copy::stage_type(c.data_type())).collect();
         let stage_columns: Vec<String> =
             plan.iter().zip(&types).map(|((name, ..), ty)| format!("{} {}", ident(name), ty.name())).collect();
-        tx.batch_execute(&format!("CREATE TEMPORARY TABLE {STAGE} ({}) ON COMMIT DROP", stage_columns.join(", ")))
-            .await
-            .map_err(|e| self.classify(&e, "creating the staging table"))?;
+        // `bulkflow_row` numbers the rows in batch order (COPY fills it from its default), so a
+        // batch naming one `Id` twice applies its last row, as applying the rows in turn would.
+        tx.batch_execute(&format!(
+            "CREATE TEMPORARY TABLE {STAGE} ({}, {ROW} bigserial) ON COMMIT DROP",
+            stage_columns.join(", ")
+        ))
+        .await
+        .map_err(|e| self.classify(&e, "creating the staging table"))?;
         let names: Vec<String> = plan.iter().map(|(n, ..)| ident(n)).collect();
         let sink = tx
             .copy_in(&format!("COPY {STAGE} ({}) FROM STDIN (FORMAT binary)", names.join(", ")))
@@ -187,10 +193,11 @@ impl PostgresWarehouse {
                     format!("UPDATE SET {}", updates.join(", "))
                 };
                 format!(
-                    "INSERT INTO {table} ({}) SELECT {} FROM {STAGE} ON CONFLICT ({}) DO {action}",
+                    "INSERT INTO {table} ({}) SELECT DISTINCT ON ({id}) {} FROM {STAGE} ORDER BY {id}, {ROW} DESC \
+                     ON CONFLICT ({id}) DO {action}",
                     names.join(", "),
                     select.join(", "),
-                    ident(ID)
+                    id = ident(ID)
                 )
             }
         };
