@@ -1,4 +1,4 @@
-//! The bulkflow engine: flows, the run ledger, the state store, the scheduler, tasks and the bus.
+//! The bulkflow engine: flows, the run ledger, the state store, the scheduler, tasks, the bus and the warehouses.
 
 pub mod bus;
 pub mod config;
@@ -14,3 +14,4 @@ pub mod schedule;
 pub mod schema;
 pub mod store;
 pub mod tasks;
+pub mod warehouse;

@@ -8,6 +8,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 
 pub mod moto;
+pub mod postgres;
 
 /// A TCP port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {

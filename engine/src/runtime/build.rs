@@ -177,9 +177,17 @@ fn processor(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Arc<dyn Pro
             config.credentials_path.as_deref().map(|p| ctx.credentials.resolve(std::path::Path::new(p))),
             ctx.env.clone(),
         ))),
-        TaskKind::BigQueryWrite(_) | TaskKind::PostgresWrite { .. } => {
-            Err(not_available(flow, task, "warehouse writers land with issue #9"))
+        TaskKind::PostgresWrite { config, schema } => {
+            Ok(Arc::new(tasks::postgres_write::processor::PostgresWriteProcessor::new(
+                &flow.name,
+                &task.name,
+                config,
+                schema.clone(),
+                config.credentials_path.as_deref().map(|p| ctx.credentials.resolve(std::path::Path::new(p))),
+                ctx.env.clone(),
+            )))
         }
+        TaskKind::BigQueryWrite(_) => Err(not_available(flow, task, "the BigQuery writer lands with issue #9")),
         TaskKind::Generate { .. } | TaskKind::PubSubSubscriber(_) | TaskKind::NatsSubscriber(_) => {
             Err(not_available(flow, task, "a source can only be a flow's first task"))
         }

@@ -77,7 +77,6 @@ impl Layout {
     pub fn credentials(&self) -> PathBuf {
         self.path("credentials")
     }
-    #[expect(dead_code, reason = "used by the PostgreSQL launcher (issue #9)")]
     pub fn warehouse_data(&self) -> PathBuf {
         self.path("warehouse")
     }

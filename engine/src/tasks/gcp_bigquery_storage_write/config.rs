@@ -1,7 +1,7 @@
 use serde::Deserialize;
 
 use crate::flow::template::Template;
-use crate::tasks::postgres_write::config::ChangeType;
+use crate::warehouse::ChangeType;
 
 /// Upserts batches into BigQuery through the Storage Write API.
 ///

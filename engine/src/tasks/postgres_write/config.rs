@@ -2,6 +2,7 @@ use serde::Deserialize;
 
 use crate::flow::resource::ResourceRef;
 use crate::flow::template::Template;
+use crate::warehouse::ChangeType;
 
 /// Upserts batches into a PostgreSQL table by `"Id"`.
 ///
@@ -27,13 +28,4 @@ pub struct PostgresWriteConfig {
     #[serde(default)]
     pub create_table: bool,
     pub schema_resource: Option<crate::flow::located::Located<ResourceRef>>,
-}
-
-/// How a warehouse applies a batch's rows, keyed by `Id`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChangeType {
-    #[default]
-    Upsert,
-    Delete,
 }

@@ -1,3 +1,4 @@
 //! The `postgres_write` task.
 
 pub mod config;
+pub mod processor;

@@ -1,0 +1,52 @@
+//! Warehouses: tables that take Arrow batches keyed by Salesforce's `Id`. One small trait, one
+//! implementation per warehouse, and one conformance suite (`conformance.rs`) they all pass, so
+//! the writer tasks can promise the same thing whichever warehouse a flow names: a batch applied
+//! twice (a bus redelivery, a retry after a lost acknowledgement) leaves the table as once.
+
+#[cfg(test)]
+pub(crate) mod conformance;
+pub mod postgres;
+
+use arrow::array::RecordBatch;
+use serde::Deserialize;
+
+use crate::runtime::processor::BoxFuture;
+
+/// How a warehouse applies a batch's rows, keyed by `Id`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeType {
+    /// Insert rows whose `Id` is new, replace the rows whose `Id` exists.
+    #[default]
+    Upsert,
+    /// Remove the rows with the batch's `Id`s; the other columns are not looked at.
+    Delete,
+}
+
+/// The column every warehouse table is keyed by.
+pub const ID: &str = "Id";
+
+pub trait Warehouse: Send + Sync {
+    /// Applies `batch` as `change`, all of it or none of it. Idempotent: applying the same batch
+    /// again leaves the table as it was.
+    fn apply<'a>(&'a self, batch: &'a RecordBatch, change: ChangeType) -> BoxFuture<'a, Result<(), WarehouseError>>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WarehouseError {
+    /// The batch does not fit the table: retrying cannot help.
+    #[error("table `{table}`, column `{column}`: {problem}")]
+    Schema { table: String, column: String, problem: String },
+    /// The warehouse refused the batch or the table is unusable (missing, no key on `Id`).
+    #[error("table `{table}`: {message}")]
+    Rejected { table: String, message: String },
+    /// The warehouse could not be reached or dropped the connection: worth another attempt.
+    #[error("table `{table}`: {message}")]
+    Unavailable { table: String, message: String },
+}
+
+impl WarehouseError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+}

@@ -1,0 +1,279 @@
+//! The PostgreSQL warehouse: each batch is one transaction that binary-`COPY`s the rows into a
+//! temporary table and then applies them with one statement (`INSERT ... ON CONFLICT ("Id") DO
+//! UPDATE`, or `DELETE ... USING`), so a batch lands whole or not at all and landing it again
+//! changes nothing. A dropped connection is reopened and the batch tried again.
+
+mod copy;
+pub mod sql;
+#[cfg(test)]
+mod tests;
+
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, RecordBatch};
+use tokio::sync::Mutex;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::{Client, NoTls};
+
+use self::sql::{TableName, ident};
+use super::{ChangeType, ID, Warehouse, WarehouseError};
+use crate::runtime::processor::BoxFuture;
+use crate::schema::TableSchema;
+
+/// How long a batch keeps trying to reach a server that went away (a restart, a failover) before
+/// the task's own retry takes over.
+const RECONNECT_FOR: Duration = Duration::from_secs(30);
+const STAGE: &str = "bulkflow_stage";
+const ROW: &str = "bulkflow_row";
+
+pub struct PostgresWarehouse {
+    /// May hold a password: never logged, never part of an error.
+    url: String,
+    table: TableName,
+    /// Set for `create_table: true`: the table is created from it before the first batch.
+    create: Option<TableSchema>,
+    client: Mutex<Option<Client>>,
+    reconnect_for: Duration,
+}
+
+impl PostgresWarehouse {
+    pub fn new(url: String, table: TableName, create: Option<TableSchema>) -> Self {
+        Self { url, table, create, client: Mutex::new(None), reconnect_for: RECONNECT_FOR }
+    }
+
+    pub fn table(&self) -> &TableName {
+        &self.table
+    }
+
+    fn unavailable(&self, e: &tokio_postgres::Error) -> WarehouseError {
+        WarehouseError::Unavailable { table: self.table.to_string(), message: describe(e) }
+    }
+
+    fn rejected(&self, message: String) -> WarehouseError {
+        WarehouseError::Rejected { table: self.table.to_string(), message }
+    }
+
+    async fn connect(&self) -> Result<Client, WarehouseError> {
+        let (client, connection) = tokio_postgres::connect(&self.url, NoTls).await.map_err(|e| {
+            // The URL's password must not leak: the driver's connect errors do not quote the URL.
+            WarehouseError::Unavailable {
+                table: self.table.to_string(),
+                message: format!("connecting: {}", describe(&e)),
+            }
+        })?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %describe(&e), "PostgreSQL connection closed");
+            }
+        });
+        if let Some(schema) = &self.create {
+            let ddl = sql::create_table(&self.table, schema).map_err(|m| self.rejected(m))?;
+            if let Err(e) = client.batch_execute(&ddl).await {
+                // Two writers creating the same table at once: one of them sees a duplicate.
+                if !matches!(e.code().map(|c| c.code()), Some("23505" | "42P06" | "42P07")) {
+                    return Err(self.classify(&e, "creating the table"));
+                }
+            }
+        }
+        Ok(client)
+    }
+
+    fn classify(&self, e: &tokio_postgres::Error, doing: &str) -> WarehouseError {
+        if is_transient(e) { self.unavailable(e) } else { self.rejected(format!("{doing}: {}", describe(e))) }
+    }
+
+    /// The table's columns and their `information_schema` types; empty when it does not exist.
+    async fn columns(
+        &self,
+        client: &impl tokio_postgres::GenericClient,
+    ) -> Result<Vec<(String, String)>, WarehouseError> {
+        let rows = client
+            .query(
+                "SELECT column_name::text, data_type::text FROM information_schema.columns \
+                 WHERE table_schema = COALESCE($1::text, current_schema()) AND table_name = $2 \
+                 ORDER BY ordinal_position",
+                &[&self.table.schema, &self.table.table],
+            )
+            .await
+            .map_err(|e| self.classify(&e, "reading the table's columns"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// The batch columns to write, checked against the table: every one must exist with a type
+    /// that takes it, and `Id` must be there. A delete writes only `Id`.
+    fn plan<'b>(
+        &self,
+        batch: &'b RecordBatch,
+        table_columns: &[(String, String)],
+        change: ChangeType,
+    ) -> Result<Vec<(String, &'b dyn Array, bool)>, WarehouseError> {
+        let schema_error = |column: &str, problem: String| WarehouseError::Schema {
+            table: self.table.to_string(),
+            column: column.to_string(),
+            problem,
+        };
+        if table_columns.is_empty() {
+            return Err(self.rejected(
+                "the table does not exist (create it, or set `create_table: true` with a `schema_resource`)".into(),
+            ));
+        }
+        if batch.schema().index_of(ID).is_err() {
+            return Err(schema_error(ID, "the batch has no `Id` column to key its rows by".into()));
+        }
+        let mut plan = Vec::new();
+        for (i, field) in batch.schema().fields().iter().enumerate() {
+            let name = field.name();
+            if change == ChangeType::Delete && name != ID {
+                continue;
+            }
+            let Some((_, pg_type)) = table_columns.iter().find(|(c, _)| c == name) else {
+                return Err(schema_error(name, "the batch has this column and the table does not".into()));
+            };
+            let Some(accepted) = sql::accepts(field.data_type()) else {
+                return Err(schema_error(name, format!("the batch's type {} cannot be written", field.data_type())));
+            };
+            if !accepted.contains(&pg_type.as_str()) {
+                return Err(schema_error(
+                    name,
+                    format!("the table has it as `{pg_type}`, the batch as {}", field.data_type()),
+                ));
+            }
+            let is_decimal = matches!(field.data_type(), arrow::datatypes::DataType::Decimal128(..));
+            plan.push((name.clone(), batch.column(i).as_ref(), is_decimal));
+        }
+        Ok(plan)
+    }
+
+    async fn apply_once(
+        &self,
+        client: &mut Client,
+        batch: &RecordBatch,
+        change: ChangeType,
+    ) -> Result<u64, WarehouseError> {
+        let tx = client.transaction().await.map_err(|e| self.classify(&e, "starting a transaction"))?;
+        let table_columns = self.columns(&tx).await?;
+        let plan = self.plan(batch, &table_columns, change)?;
+        let types: Vec<_> = plan.iter().map(|(_, c, _)| copy::stage_type(c.data_type())).collect();
+        let stage_columns: Vec<String> =
+            plan.iter().zip(&types).map(|((name, ..), ty)| format!("{} {}", ident(name), ty.name())).collect();
+        // `bulkflow_row` numbers the rows in batch order (COPY fills it from its default), so a
+        // batch naming one `Id` twice applies its last row, as applying the rows in turn would.
+        tx.batch_execute(&format!(
+            "CREATE TEMPORARY TABLE {STAGE} ({}, {ROW} bigserial) ON COMMIT DROP",
+            stage_columns.join(", ")
+        ))
+        .await
+        .map_err(|e| self.classify(&e, "creating the staging table"))?;
+        let names: Vec<String> = plan.iter().map(|(n, ..)| ident(n)).collect();
+        let sink = tx
+            .copy_in(&format!("COPY {STAGE} ({}) FROM STDIN (FORMAT binary)", names.join(", ")))
+            .await
+            .map_err(|e| self.classify(&e, "starting the COPY"))?;
+        let writer = BinaryCopyInWriter::new(sink, &types);
+        let arrays: Vec<&dyn Array> = plan.iter().map(|(_, c, _)| *c).collect();
+        copy::write_rows(std::pin::pin!(writer), &arrays).await.map_err(|e| self.classify(&e, "copying the rows"))?;
+        let table = self.table.sql();
+        let statement = match change {
+            ChangeType::Delete => {
+                format!("DELETE FROM {table} t USING {STAGE} s WHERE t.{id} = s.{id}", id = ident(ID))
+            }
+            ChangeType::Upsert => {
+                let select: Vec<String> = plan
+                    .iter()
+                    .map(|(n, _, decimal)| if *decimal { format!("{}::numeric", ident(n)) } else { ident(n) })
+                    .collect();
+                let updates: Vec<String> = plan
+                    .iter()
+                    .filter(|(n, ..)| n != ID)
+                    .map(|(n, ..)| format!("{0} = EXCLUDED.{0}", ident(n)))
+                    .collect();
+                let action = if updates.is_empty() {
+                    "NOTHING".to_string()
+                } else {
+                    format!("UPDATE SET {}", updates.join(", "))
+                };
+                format!(
+                    "INSERT INTO {table} ({}) SELECT DISTINCT ON ({id}) {} FROM {STAGE} ORDER BY {id}, {ROW} DESC \
+                     ON CONFLICT ({id}) DO {action}",
+                    names.join(", "),
+                    select.join(", "),
+                    id = ident(ID)
+                )
+            }
+        };
+        let changed = tx.execute(&statement, &[]).await.map_err(|e| self.classify(&e, "applying the batch"))?;
+        tx.commit().await.map_err(|e| self.classify(&e, "committing"))?;
+        Ok(changed)
+    }
+}
+
+impl Warehouse for PostgresWarehouse {
+    fn apply<'a>(&'a self, batch: &'a RecordBatch, change: ChangeType) -> BoxFuture<'a, Result<(), WarehouseError>> {
+        Box::pin(async move {
+            if batch.num_rows() == 0 {
+                return Ok(());
+            }
+            // One batch at a time per task: the connection is not shared by transactions.
+            let mut slot = self.client.lock().await;
+            let deadline = Instant::now() + self.reconnect_for;
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let attempt = async {
+                    if slot.as_ref().is_none_or(Client::is_closed) {
+                        *slot = Some(self.connect().await?);
+                    }
+                    let client = slot.as_mut().expect("connected above");
+                    self.apply_once(client, batch, change).await
+                };
+                match attempt.await {
+                    Ok(rows) => {
+                        tracing::debug!(table = %self.table, rows, change = ?change, "applied batch");
+                        return Ok(());
+                    }
+                    Err(e) if e.is_retryable() && Instant::now() + backoff < deadline => {
+                        tracing::warn!(table = %self.table, error = %e, "PostgreSQL unavailable; reconnecting");
+                        *slot = None;
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                    Err(e) => {
+                        if e.is_retryable() {
+                            *slot = None;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Connection trouble, a server shutting down or starting, or a conflict between transactions:
+/// another attempt may succeed. Errors the server raised about the statement itself will not.
+fn is_transient(e: &tokio_postgres::Error) -> bool {
+    let Some(code) = e.code() else {
+        // No SQLSTATE: the socket, the protocol or the connection closing.
+        return true;
+    };
+    let code = code.code();
+    code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") || code == "40001" || code == "40P01"
+}
+
+/// The server's message (with its detail) or the driver's, never the connection string.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({detail}) [SQLSTATE {}]", db.message(), db.code().code()),
+            None => format!("{} [SQLSTATE {}]", db.message(), db.code().code()),
+        },
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            text
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The PostgreSQL warehouse against a real server: the conformance suite, the values of every
+//! schema type as PostgreSQL stores them, and a server restart in the middle of a stream.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bulkflow_testkit::postgres::Postgres;
+
+use super::PostgresWarehouse;
+use super::sql::TableName;
+use crate::runtime::processor::BoxFuture;
+use crate::warehouse::conformance::{self, Fixture, conformance_tests};
+use crate::warehouse::{ChangeType, Warehouse, WarehouseError};
+
+struct PgFixture {
+    url: String,
+    warehouse: Arc<PostgresWarehouse>,
+    pg: Postgres,
+}
+
+fn account() -> TableName {
+    TableName { schema: Some("salesforce".into()), table: "account".into() }
+}
+
+async fn fixture() -> PgFixture {
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.expect("start PostgreSQL");
+    let url = pg.database("warehouse");
+    let warehouse = Arc::new(PostgresWarehouse::new(url.clone(), account(), Some(conformance::schema())));
+    PgFixture { url, warehouse, pg }
+}
+
+async fn client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    client
+}
+
+/// Rows as text, one query: `SELECT <columns as text> FROM salesforce.account ORDER BY "Id"`.
+async fn select(url: &str, columns: &str) -> Vec<Vec<Option<String>>> {
+    let client = client(url).await;
+    let exists: Option<String> =
+        client.query_one("SELECT to_regclass('salesforce.account')::text", &[]).await.expect("query").get(0);
+    if exists.is_none() {
+        return Vec::new();
+    }
+    let rows =
+        client.query(&format!("SELECT {columns} FROM salesforce.account ORDER BY \"Id\""), &[]).await.expect("select");
+    rows.iter().map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i)).collect()).collect()
+}
+
+impl Fixture for PgFixture {
+    fn warehouse(&self) -> Arc<dyn Warehouse> {
+        self.warehouse.clone()
+    }
+
+    fn rows(&self) -> BoxFuture<'_, BTreeMap<String, Option<String>>> {
+        Box::pin(async move {
+            let rows = select(&self.url, "\"Id\", \"Name\"").await;
+            rows.into_iter().map(|r| (r[0].clone().expect("Id is never null"), r[1].clone())).collect()
+        })
+    }
+
+    fn table(&self) -> String {
+        "salesforce.account".into()
+    }
+}
+
+conformance_tests!(fixture());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_schema_type_lands_as_its_postgres_type() {
+    let f = fixture().await;
+    f.warehouse.apply(&conformance::batch(&[("001A", "Acme"), ("001B", "Globex")]), ChangeType::Upsert).await.unwrap();
+    let rows = select(
+        &f.url,
+        "\"Id\", \"AnnualRevenue\"::text, \"Amount__c\"::text, \"NumberOfEmployees\"::text, \"IsActive__c\"::text, \
+         \"Founded__c\"::text, to_char(\"LastModifiedDate\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS')",
+    )
+    .await;
+    let text = |v: &[&str]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
+    assert_eq!(rows[0], text(&["001A", "0", "1000.50", "0", "true", "2024-10-04", "2025-11-25T09:05:00.000"]));
+    let mut second = text(&["001B", "", "1000.51", "10", "false", "2024-10-05", "2025-11-25T09:05:00.001"]);
+    second[1] = None;
+    assert_eq!(rows[1], second);
+
+    let types = client(&f.url)
+        .await
+        .query(
+            "SELECT column_name::text, data_type::text, is_nullable::text FROM information_schema.columns \
+             WHERE table_schema = 'salesforce' AND table_name = 'account' ORDER BY ordinal_position",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {} {}", r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2)))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        types,
+        [
+            "Id text NO",
+            "Name text YES",
+            "AnnualRevenue double precision YES",
+            "Amount__c numeric YES",
+            "NumberOfEmployees bigint YES",
+            "IsActive__c boolean YES",
+            "Founded__c date YES",
+            "LastModifiedDate timestamp with time zone YES",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_table_without_create_table_is_a_clear_error() {
+    let f = fixture().await;
+    let warehouse = PostgresWarehouse::new(f.url.clone(), TableName { schema: None, table: "nowhere".into() }, None);
+    let err = warehouse.apply(&conformance::batch(&[("001A", "Acme")]), ChangeType::Upsert).await.unwrap_err();
+    assert!(matches!(err, WarehouseError::Rejected { .. }), "{err:?}");
+    assert!(err.to_string().contains("table `nowhere`: the table does not exist"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_retryable_and_the_error_hides_the_password() {
+    let port = bulkflow_testkit::free_port();
+    let url = format!("postgres://writer:s3cret-pw@127.0.0.1:{port}/warehouse");
+    let mut warehouse = PostgresWarehouse::new(url, account(), None);
+    warehouse.reconnect_for = std::time::Duration::from_millis(300);
+    let err = warehouse.apply(&conformance::batch(&[("001A", "Acme")]), ChangeType::Upsert).await.unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    assert!(!err.to_string().contains("s3cret-pw"), "{err}");
+    assert!(err.to_string().starts_with("table `salesforce.account`: connecting"), "{err}");
+}
+
+/// A fast shutdown and start of the server while batches stream in: the batch in flight is tried
+/// again on a new connection and every batch lands exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_stream_retries_the_batch_and_lands_it_once() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let f = fixture().await;
+    let batch = |b: usize| {
+        let ids: Vec<String> = (0..100).map(|r| format!("001B{b:03}R{r:03}")).collect();
+        conformance::batch(&ids.iter().map(|id| (id.as_str(), "Acme")).collect::<Vec<_>>())
+    };
+    f.warehouse.apply(&batch(0), ChangeType::Upsert).await.unwrap();
+    let restarted = AtomicBool::new(false);
+    let mut applied = 1;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            f.pg.restart();
+            restarted.store(true, Ordering::SeqCst);
+        });
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(|| {
+            handle.block_on(async {
+                // Stream until the restart is over, then five batches more.
+                let mut after = 0;
+                while after < 5 {
+                    if restarted.load(Ordering::SeqCst) {
+                        after += 1;
+                    }
+                    let b = batch(applied);
+                    f.warehouse.apply(&b, ChangeType::Upsert).await.unwrap_or_else(|e| panic!("batch {applied}: {e}"));
+                    // The batch in flight during the restart is also applied again here: a
+                    // redelivery must not add rows.
+                    f.warehouse.apply(&b, ChangeType::Upsert).await.unwrap();
+                    applied += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            })
+        });
+    });
+    let client = client(&f.url).await;
+    let row = client.query_one("SELECT count(*), count(DISTINCT \"Id\") FROM salesforce.account", &[]).await.unwrap();
+    let expected = 100 * applied as i64;
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (expected, expected));
+}
