@@ -91,8 +91,15 @@ fn source(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Box<dyn Source
             ledger: ctx.ledger.clone(),
             clock: ctx.clock.clone(),
         })),
-        TaskKind::PubSubSubscriber(_) => {
-            Err(not_available(flow, task, "the Pub/Sub API subscriber lands with issue #6"))
+        TaskKind::PubSubSubscriber(config) => {
+            Ok(Box::new(tasks::salesforce_pubsubapi_subscriber::source::PubSubSource {
+                flow: flow.name.clone(),
+                task: task.name.clone(),
+                config: config.clone(),
+                clients: ctx.salesforce.clone(),
+                ledger: ctx.ledger.clone(),
+                foreign_jobs: ctx.config.foreign_jobs,
+            }))
         }
         TaskKind::NatsSubscriber(config) => {
             Ok(Box::new(tasks::nats_jetstream_subscriber::source::NatsSubscriberSource {
