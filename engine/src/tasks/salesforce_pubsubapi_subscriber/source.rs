@@ -67,6 +67,8 @@ struct Progress {
     received: Option<Vec<u8>>,
     /// Credit asked for and not yet used, as the server last reported it.
     pending: u32,
+    /// Whether the current stream got any response: a stream that fails at once backs off.
+    answered: bool,
 }
 
 fn error_code(status: &Status) -> &str {
@@ -193,7 +195,7 @@ impl PubSubSource {
             Some(name) => self.ledger.replay_id(name).map_err(|e| fatal(e.to_string()))?,
             None => None,
         };
-        let mut progress = Progress { window: CompletionWindow::default(), received: stored, pending: 0 };
+        let mut progress = Progress { window: CompletionWindow::default(), received: stored, pending: 0, answered: false };
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, Outcome)>();
         ctx.ready();
         tracing::info!(flow = self.flow, task = self.task, topic = self.topic(), endpoint = uri, resume = progress.received.is_some(), "subscribing");
@@ -204,6 +206,9 @@ impl PubSubSource {
                 .stream(&ctx, &mut api, &session, &mut schemas, &mut progress, &done_tx, &mut done_rx)
                 .await;
             progress.pending = 0;
+            if std::mem::take(&mut progress.answered) {
+                wait = RETRY_FIRST;
+            }
             match ended {
                 Ended::Stopping => break,
                 Ended::Closed(status) => {
@@ -224,14 +229,13 @@ impl PubSubSource {
                     tracing::info!(flow = self.flow, "Pub/Sub session expired; logging in again");
                     match client.refresh(&session).await {
                         Ok(s) => session = s,
-                        Err(e) => {
-                            tracing::warn!(flow = self.flow, error = %e, retry_in = ?wait, "login failed");
-                            if !self.wait(&ctx, wait).await {
-                                break;
-                            }
-                            wait = (wait * 2).min(RETRY_MAX);
-                        }
+                        Err(e) => tracing::warn!(flow = self.flow, error = %e, retry_in = ?wait, "login failed"),
                     }
+                    // A fresh token refused again at once: back off rather than spin.
+                    if wait > RETRY_FIRST && !self.wait(&ctx, wait).await {
+                        break;
+                    }
+                    wait = (wait * 2).min(RETRY_MAX);
                 }
                 Ended::ReplayRefused(status) => {
                     // Events between the stored replay id and now may be lost to this subscription;
@@ -316,6 +320,7 @@ impl PubSubSource {
                 }
                 message = responses.message() => match message {
                     Ok(Some(response)) => {
+                        progress.answered = true;
                         progress.pending = u32::try_from(response.pending_num_requested).unwrap_or(0);
                         if response.events.is_empty() {
                             // A keepalive: its latest replay id is where to resume (the bus moved
