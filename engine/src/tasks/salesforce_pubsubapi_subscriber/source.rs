@@ -65,7 +65,7 @@ struct Progress {
     window: CompletionWindow,
     /// The last replay id received: where the next stream of this process resumes.
     received: Option<Vec<u8>>,
-    /// Credit asked for and not yet used, as the server last reported it.
+    /// Credit asked for on this stream and not yet used.
     pending: u32,
     /// Whether the current stream got any response: a stream that fails at once backs off.
     answered: bool,
@@ -321,7 +321,10 @@ impl PubSubSource {
                 message = responses.message() => match message {
                     Ok(Some(response)) => {
                         progress.answered = true;
-                        progress.pending = u32::try_from(response.pending_num_requested).unwrap_or(0);
+                        // Counted here, not taken from `pending_num_requested`: a response sent
+                        // before the server read our latest request reports too little, and
+                        // trusting it would ask for more than the cap.
+                        progress.pending = progress.pending.saturating_sub(response.events.len() as u32);
                         if response.events.is_empty() {
                             // A keepalive: its latest replay id is where to resume (the bus moved
                             // on), but only once nothing before it is unfinished.
