@@ -175,7 +175,7 @@ fn sigkill_mid_flow_redelivers_once_and_after_completion_not_at_all() {
     // Life 1: the job's JOB_STATE events pass (filtered by the seed's script, so they complete at
     // once and their replay id is stored); its FINAL event is held in get_job_info: SIGKILL there.
     let mut first = run(dir, "run1.log");
-    wait_until("the subscription", Duration::from_secs(60), || log_has(dir, "run1.log", "subscribing"));
+    wait_until("the subscription", Duration::from_secs(60), || log_has(dir, "run1.log", "subscribed"));
     let job = create_job(dir);
     wait_until("the FINAL event to reach get_job_info", Duration::from_secs(30), || sim.job_gets() >= 1);
     sigkill(&mut first);
@@ -194,7 +194,7 @@ fn sigkill_mid_flow_redelivers_once_and_after_completion_not_at_all() {
 
     // Life 3: nothing is delivered again.
     let mut third = run(dir, "run3.log");
-    wait_until("the subscription", Duration::from_secs(60), || log_has(dir, "run3.log", "subscribing"));
+    wait_until("the subscription", Duration::from_secs(60), || log_has(dir, "run3.log", "subscribed"));
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(sim.job_gets(), 2, "a completed event is not delivered again");
     stop(&mut third);

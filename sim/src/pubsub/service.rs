@@ -50,7 +50,10 @@ impl PubSub for Service {
             out: tx,
             shutdown: self.shutdown.clone(),
         };
-        tokio::spawn(stream.run(request.into_inner()));
+        let mut inbound = request.into_inner();
+        if let Some(opened) = stream.open(&mut inbound).await? {
+            tokio::spawn(stream.run(inbound, opened));
+        }
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

@@ -31,6 +31,13 @@ pub struct Stream {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
+/// Where a stream starts, from its first request.
+pub struct Opened {
+    topic: String,
+    cursor: u64,
+    credit: i32,
+}
+
 enum End {
     /// The client went away or the stream closed normally.
     Quiet,
@@ -38,9 +45,22 @@ enum End {
 }
 
 impl Stream {
-    pub async fn run(self, inbound: Streaming<FetchRequest>) {
+    /// Reads the first request and fixes the replay position before the response headers go out,
+    /// so a client whose `Subscribe` call returned knows events from then on will reach it.
+    /// `Ok(None)`: the client went away first.
+    pub async fn open(&self, inbound: &mut Streaming<FetchRequest>) -> Result<Option<Opened>, Status> {
         self.stats.subscribes.fetch_add(1, Ordering::Relaxed);
-        if let End::Error(status) = self.drive(inbound).await {
+        let first = match inbound.message().await {
+            Ok(Some(r)) => r,
+            Ok(None) | Err(_) => return Ok(None),
+        };
+        let cursor = self.start(&first)?;
+        let credit = self.credit(0, first.num_requested)?;
+        Ok(Some(Opened { topic: first.topic_name, cursor, credit }))
+    }
+
+    pub async fn run(self, inbound: Streaming<FetchRequest>, opened: Opened) {
+        if let End::Error(status) = self.drive(inbound, opened).await {
             tracing::info!(code = ?status.code(), message = status.message(), "Pub/Sub stream ended with an error");
             let _ = self.out.send(Err(status)).await;
         }
@@ -88,20 +108,8 @@ impl Stream {
         self.out.send(Ok(response)).await.is_ok()
     }
 
-    async fn drive(&self, mut inbound: Streaming<FetchRequest>) -> End {
-        let first = match inbound.message().await {
-            Ok(Some(r)) => r,
-            Ok(None) | Err(_) => return End::Quiet,
-        };
-        let mut cursor = match self.start(&first) {
-            Ok(c) => c,
-            Err(s) => return End::Error(s),
-        };
-        let topic = first.topic_name.clone();
-        let mut credit = match self.credit(0, first.num_requested) {
-            Ok(c) => c,
-            Err(s) => return End::Error(s),
-        };
+    async fn drive(&self, mut inbound: Streaming<FetchRequest>, opened: Opened) -> End {
+        let Opened { topic, mut cursor, mut credit } = opened;
         let drop_generation = self.app.faults.pubsub_drop_generation();
         let mut appended = self.log.watch();
         let mut last_sent = Instant::now();

@@ -184,8 +184,8 @@ async fn auth_errors_and_replay_errors_carry_the_error_code_trailer() {
     assert_eq!(error_code(&err), "sfdc.platform.eventbus.grpc.service.auth.error");
 
     publish(&org, 2).await;
-    let mut sub = Sub::open(&org, ReplayPreset::Custom, b"garbage".to_vec(), 5).await.unwrap();
-    let err = sub.next().await.unwrap_err();
+    // Refused before the stream opens: the replay position is fixed when Subscribe returns.
+    let err = Sub::open(&org, ReplayPreset::Custom, b"garbage".to_vec(), 5).await.err().unwrap();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert_eq!(error_code(&err), "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted");
 
@@ -194,8 +194,8 @@ async fn auth_errors_and_replay_errors_carry_the_error_code_trailer() {
     let resp = sub.next().await.unwrap().unwrap();
     assert_eq!(resp.events.iter().map(|e| e.event.as_ref().unwrap().id.as_str()).collect::<Vec<_>>(), ["e1"]);
     org.sim.set_faults(FaultConfig { pubsub_corrupt_replay: 1, ..FaultConfig::default() });
-    let mut sub = Sub::open(&org, ReplayPreset::Custom, 1u64.to_be_bytes().to_vec(), 5).await.unwrap();
-    assert_eq!(error_code(&sub.next().await.unwrap_err()), "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted");
+    let err = Sub::open(&org, ReplayPreset::Custom, 1u64.to_be_bytes().to_vec(), 5).await.err().unwrap();
+    assert_eq!(error_code(&err), "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted");
 
     // The token expires mid-stream: the stream ends with auth.error.
     let mut sub = Sub::open(&org, ReplayPreset::Latest, vec![], 5).await.unwrap();

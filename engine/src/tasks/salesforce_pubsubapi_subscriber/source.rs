@@ -197,13 +197,12 @@ impl PubSubSource {
         };
         let mut progress = Progress { window: CompletionWindow::default(), received: stored, pending: 0, answered: false };
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, Outcome)>();
-        ctx.ready();
         tracing::info!(flow = self.flow, task = self.task, topic = self.topic(), endpoint = uri, resume = progress.received.is_some(), "subscribing");
 
         let mut wait = RETRY_FIRST;
         loop {
             let ended = self
-                .stream(&ctx, &mut api, &session, &mut schemas, &mut progress, &done_tx, &mut done_rx)
+                .stream(&mut ctx, &mut api, &session, &mut schemas, &mut progress, &done_tx, &mut done_rx)
                 .await;
             progress.pending = 0;
             if std::mem::take(&mut progress.answered) {
@@ -262,7 +261,7 @@ impl PubSubSource {
     #[expect(clippy::too_many_arguments, reason = "the loop's state, borrowed for one stream")]
     async fn stream(
         &self,
-        ctx: &SourceContext,
+        ctx: &mut SourceContext,
         api: &mut PubSubClient<Channel>,
         session: &Session,
         schemas: &mut Schemas,
@@ -303,6 +302,10 @@ impl PubSubSource {
             Ok(r) => r.into_inner(),
             Err(s) => return self.classify(s),
         };
+        // The server fixed our replay position before answering: from here on no event is
+        // missed, so triggers that create jobs may fire (the first time; later calls do nothing).
+        ctx.ready();
+        tracing::info!(flow = self.flow, task = self.task, topic = self.topic(), credit = first_credit, "subscribed");
         loop {
             tokio::select! {
                 () = ctx.shutdown.cancelled() => return Ended::Stopping,
