@@ -10,9 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bulkflow_engine::bus::ConsumerSpec;
 use bulkflow_engine::bus::registry::BusRegistry;
 use bulkflow_engine::bus::wire::{self, Part};
-use bulkflow_engine::bus::ConsumerSpec;
 use bulkflow_engine::credentials::CredentialsRoot;
 use bulkflow_engine::event::EventData;
 use bulkflow_engine::salesforce::Clients;

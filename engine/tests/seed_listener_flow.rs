@@ -133,7 +133,10 @@ impl Setup {
     }
 
     /// Waits until the bus holds `rows` rows per job in `jobs`, then a little longer for strays.
-    async fn wait_for_rows(&self, jobs: &BTreeSet<String>) -> Vec<(String, serde_json::Map<String, serde_json::Value>, usize)> {
+    async fn wait_for_rows(
+        &self,
+        jobs: &BTreeSet<String>,
+    ) -> Vec<(String, serde_json::Map<String, serde_json::Value>, usize)> {
         let bus = self.buses.bus("", None).await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {

@@ -97,7 +97,9 @@ struct Inner {
 
 impl Faults {
     pub fn new(config: FaultConfig) -> Self {
-        let faults = Faults { inner: Mutex::new(Inner { config: FaultConfig::default(), revoked_before: None, drop_generation: 0 }) };
+        let faults = Faults {
+            inner: Mutex::new(Inner { config: FaultConfig::default(), revoked_before: None, drop_generation: 0 }),
+        };
         faults.set(config);
         faults
     }

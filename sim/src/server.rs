@@ -63,9 +63,8 @@ impl Simulator {
         let pubsub_listener = tokio::net::TcpListener::bind(config.pubsub_listen)
             .await
             .map_err(|source| SimError::Bind { addr: config.pubsub_listen, source })?;
-        let pubsub_addr = pubsub_listener
-            .local_addr()
-            .map_err(|source| SimError::Bind { addr: config.pubsub_listen, source })?;
+        let pubsub_addr =
+            pubsub_listener.local_addr().map_err(|source| SimError::Bind { addr: config.pubsub_listen, source })?;
         let url = format!("http://{addr}");
 
         let state_err = |source| SimError::State { dir: config.state_dir.clone().unwrap_or_default(), source };

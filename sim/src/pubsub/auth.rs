@@ -25,7 +25,11 @@ pub fn check(app: &Arc<AppState>, metadata: &MetadataMap) -> Result<Caller, Stat
         ));
     };
     if instance.trim_end_matches('/') != app.base_url || tenant != app.identity.org_id {
-        return Err(status::error(Code::Unauthenticated, AUTH_HEADERS_INVALID, "instanceurl or tenantid does not match"));
+        return Err(status::error(
+            Code::Unauthenticated,
+            AUTH_HEADERS_INVALID,
+            "instanceurl or tenantid does not match",
+        ));
     }
     let issued_at = lock(&app.tokens).get(token).copied();
     match issued_at {

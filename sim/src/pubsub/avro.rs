@@ -116,7 +116,11 @@ mod tests {
             result_url: Some("http://h/r".into()),
         };
         let bytes = record.encode().unwrap();
-        let value = apache_avro::reader::datum::GenericDatumReader::builder(&SCHEMA).build().unwrap().read_value(&mut bytes.as_slice()).unwrap();
+        let value = apache_avro::reader::datum::GenericDatumReader::builder(&SCHEMA)
+            .build()
+            .unwrap()
+            .read_value(&mut bytes.as_slice())
+            .unwrap();
         let Value::Record(fields) = value else { panic!("not a record") };
         assert_eq!(fields[4], ("JobIdentifier".into(), Value::Union(1, Box::new(Value::String("750x".into())))));
         assert_eq!(schema_id().len(), 22);

@@ -41,7 +41,8 @@ pub async fn run(
 fn records(app: &AppState, event: &JobEvent, partial_results: bool) -> Vec<JobEventRecord> {
     let mut out = vec![JobEventRecord::job_state(event, crate::ids::new_uuid())];
     if event.state == JobState::JobComplete {
-        let results = format!("{}/services/data/v{}/jobs/query/{}/results", app.base_url, event.api_version, event.job_id);
+        let results =
+            format!("{}/services/data/v{}/jobs/query/{}/results", app.base_url, event.api_version, event.job_id);
         let page = app.settings.max_page_records.max(1);
         let rows = usize::try_from(event.number_records_processed).unwrap_or(usize::MAX);
         if partial_results {
@@ -69,7 +70,13 @@ fn publish(log: &ReplayLog, record: &JobEventRecord) {
                 avro::TOPIC,
                 ProducerEvent { id: record.uuid.clone(), schema_id: avro::schema_id(), payload, headers: vec![] },
             );
-            tracing::debug!(job = record.job_id, kind = record.kind, state = record.job_state, seq, "BulkApi2JobEvent published");
+            tracing::debug!(
+                job = record.job_id,
+                kind = record.kind,
+                state = record.job_state,
+                seq,
+                "BulkApi2JobEvent published"
+            );
         }
         Err(e) => tracing::error!(job = record.job_id, error = %e, "cannot encode a BulkApi2JobEvent"),
     }

@@ -102,11 +102,7 @@ impl PubSub for Service {
                 PublishResult { replay_id: log::encode(seq), error: None, correlation_key }
             })
             .collect();
-        Ok(Response::new(PublishResponse {
-            results,
-            schema_id: avro::schema_id(),
-            rpc_id: crate::ids::new_uuid(),
-        }))
+        Ok(Response::new(PublishResponse { results, schema_id: avro::schema_id(), rpc_id: crate::ids::new_uuid() }))
     }
 
     async fn publish_stream(

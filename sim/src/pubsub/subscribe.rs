@@ -68,7 +68,11 @@ impl Stream {
 
     fn credit(&self, credit: i32, requested: i32) -> Result<i32, Status> {
         if requested <= 0 {
-            return Err(status::error(Code::InvalidArgument, REQUESTED_EVENTS_INVALID, "num_requested must be positive"));
+            return Err(status::error(
+                Code::InvalidArgument,
+                REQUESTED_EVENTS_INVALID,
+                "num_requested must be positive",
+            ));
         }
         let asked = i64::from(credit) + i64::from(requested);
         self.stats.max_requested_credit.fetch_max(u64::try_from(asked).unwrap_or(0), Ordering::Relaxed);
@@ -89,7 +93,11 @@ impl Stream {
             )),
             Ok(ReplayPreset::Custom) => {
                 let corrupted = || {
-                    status::error(Code::InvalidArgument, REPLAY_CORRUPTED, "the replay id is invalid or outside the retention window")
+                    status::error(
+                        Code::InvalidArgument,
+                        REPLAY_CORRUPTED,
+                        "the replay id is invalid or outside the retention window",
+                    )
                 };
                 if self.app.faults.take_replay_corruption() {
                     self.stats.replay_corrupted.fetch_add(1, Ordering::Relaxed);

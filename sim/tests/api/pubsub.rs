@@ -82,7 +82,11 @@ async fn publish(org: &Org, n: usize) {
     let events = (0..n).map(|i| ProducerEvent { id: format!("e{i}"), ..ProducerEvent::default() }).collect();
     let resp = client(org)
         .await
-        .publish(authed(org, &org.token, PublishRequest { topic_name: TOPIC.into(), events, ..PublishRequest::default() }))
+        .publish(authed(
+            org,
+            &org.token,
+            PublishRequest { topic_name: TOPIC.into(), events, ..PublishRequest::default() },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -92,7 +96,12 @@ async fn publish(org: &Org, n: usize) {
 #[tokio::test]
 async fn a_query_job_publishes_avro_job_state_and_final_events() {
     let org = Org::start(config(50)).await;
-    let topic = client(&org).await.get_topic(authed(&org, &org.token, TopicRequest { topic_name: TOPIC.into() })).await.unwrap().into_inner();
+    let topic = client(&org)
+        .await
+        .get_topic(authed(&org, &org.token, TopicRequest { topic_name: TOPIC.into() }))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(topic.tenant_guid, org.sim.org_id());
     let schema = client(&org)
         .await
@@ -106,7 +115,10 @@ async fn a_query_job_publishes_avro_job_state_and_final_events() {
     let job = org.create_ok("SELECT Id FROM Account").await;
     let mut seen = Vec::new();
     let mut last_replay: Option<Vec<u8>> = None;
-    while !seen.iter().any(|(t, _, r): &(String, String, Option<String>)| t == "RESULT" && r.as_deref() == Some("FINAL")) {
+    while !seen
+        .iter()
+        .any(|(t, _, r): &(String, String, Option<String>)| t == "RESULT" && r.as_deref() == Some("FINAL"))
+    {
         let resp = sub.next().await.unwrap().expect("stream open");
         for e in resp.events {
             if let Some(prev) = &last_replay {
@@ -157,7 +169,10 @@ async fn credit_is_summed_and_capped_at_100() {
 
 #[tokio::test]
 async fn keepalives_carry_the_latest_replay_id_and_an_idle_stream_is_closed() {
-    let org = Org::start(config(1).pubsub_keepalive(Duration::from_millis(200)).pubsub_idle_close(Duration::from_millis(400))).await;
+    let org = Org::start(
+        config(1).pubsub_keepalive(Duration::from_millis(200)).pubsub_idle_close(Duration::from_millis(400)),
+    )
+    .await;
     let mut sub = Sub::open(&org, ReplayPreset::Latest, vec![], 1).await.unwrap();
     publish(&org, 1).await;
     let first = sub.next().await.unwrap().unwrap();

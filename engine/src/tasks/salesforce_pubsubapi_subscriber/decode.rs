@@ -56,10 +56,20 @@ mod tests {
         let schema = Schema::parse_str(json).unwrap();
         let record = apache_avro::types::Value::Record(vec![
             ("CreatedDate".into(), apache_avro::types::Value::Long(5)),
-            ("Type".into(), apache_avro::types::Value::Union(1, Box::new(apache_avro::types::Value::String("RESULT".into())))),
+            (
+                "Type".into(),
+                apache_avro::types::Value::Union(1, Box::new(apache_avro::types::Value::String("RESULT".into()))),
+            ),
         ]);
-        let bytes = apache_avro::writer::datum::GenericDatumWriter::builder(&schema).build().unwrap().write_value_to_vec(record).unwrap();
-        assert_eq!(schemas.decode("e1", "s1", &bytes).unwrap(), serde_json::json!({"CreatedDate": 5, "Type": "RESULT"}));
+        let bytes = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+            .build()
+            .unwrap()
+            .write_value_to_vec(record)
+            .unwrap();
+        assert_eq!(
+            schemas.decode("e1", "s1", &bytes).unwrap(),
+            serde_json::json!({"CreatedDate": 5, "Type": "RESULT"})
+        );
         let err = schemas.decode("e2", "s1", &[0xff]).unwrap_err().to_string();
         assert!(err.contains("event `e2`") && err.contains("schema `s1`"), "{err}");
         assert!(schemas.decode("e3", "nope", &bytes).is_err());

@@ -4,6 +4,6 @@ pub mod config;
 mod decode;
 mod endpoint;
 pub mod source;
-mod window;
 #[cfg(test)]
 mod tests;
+mod window;

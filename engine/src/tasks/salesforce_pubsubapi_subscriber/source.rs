@@ -135,7 +135,10 @@ impl PubSubSource {
         loop {
             let attempt = async {
                 let mut session = client.session().await.map_err(|e| e.to_string())?;
-                let topic = match api.get_topic(authed(&session, TopicRequest { topic_name: self.topic().to_string() })?).await {
+                let topic = match api
+                    .get_topic(authed(&session, TopicRequest { topic_name: self.topic().to_string() })?)
+                    .await
+                {
                     Err(s) if error_code(&s).ends_with("auth.error") => {
                         session = client.refresh(&session).await.map_err(|e| e.to_string())?;
                         api.get_topic(authed(&session, TopicRequest { topic_name: self.topic().to_string() })?).await
@@ -152,7 +155,9 @@ impl PubSubSource {
             };
             match attempt.await {
                 Ok(session) => return Some(session),
-                Err(e) => tracing::warn!(flow = self.flow, task = self.task, error = e, retry_in = ?wait, "cannot subscribe yet"),
+                Err(e) => {
+                    tracing::warn!(flow = self.flow, task = self.task, error = e, retry_in = ?wait, "cannot subscribe yet")
+                }
             }
             if !self.wait(ctx, wait).await {
                 return None;
@@ -181,29 +186,39 @@ impl PubSubSource {
 
     async fn run_inner(self: Box<Self>, mut ctx: SourceContext) -> Result<(), TaskError> {
         let fatal = |e: String| TaskError::Fatal(format!("flow `{}`, task `{}`: {e}", self.flow, self.task));
-        let client =
-            self.clients.get(Path::new(&self.config.credentials_path)).map_err(|e| fatal(e.to_string()))?;
+        let client = self.clients.get(Path::new(&self.config.credentials_path)).map_err(|e| fatal(e.to_string()))?;
         let uri = endpoint::uri(self.config.endpoint.as_deref(), client.credentials().pubsub_url.as_deref());
         let mut api = PubSubClient::new(endpoint::channel(&uri).map_err(|e| fatal(e.to_string()))?);
         let mut schemas = Schemas::default();
         let Some(mut session) = self.prepare(&ctx, &client, &mut api, &mut schemas).await else { return Ok(()) };
 
         if self.config.topic.durable_consumer_options.as_ref().is_some_and(|d| d.managed_subscription) {
-            tracing::warn!(flow = self.flow, task = self.task, "managed_subscription is not supported yet; using a durable Subscribe with the replay id in the state store");
+            tracing::warn!(
+                flow = self.flow,
+                task = self.task,
+                "managed_subscription is not supported yet; using a durable Subscribe with the replay id in the state store"
+            );
         }
         let stored = match self.durable_name() {
             Some(name) => self.ledger.replay_id(name).map_err(|e| fatal(e.to_string()))?,
             None => None,
         };
-        let mut progress = Progress { window: CompletionWindow::default(), received: stored, pending: 0, answered: false };
+        let mut progress =
+            Progress { window: CompletionWindow::default(), received: stored, pending: 0, answered: false };
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, Outcome)>();
-        tracing::info!(flow = self.flow, task = self.task, topic = self.topic(), endpoint = uri, resume = progress.received.is_some(), "subscribing");
+        tracing::info!(
+            flow = self.flow,
+            task = self.task,
+            topic = self.topic(),
+            endpoint = uri,
+            resume = progress.received.is_some(),
+            "subscribing"
+        );
 
         let mut wait = RETRY_FIRST;
         loop {
-            let ended = self
-                .stream(&mut ctx, &mut api, &session, &mut schemas, &mut progress, &done_tx, &mut done_rx)
-                .await;
+            let ended =
+                self.stream(&mut ctx, &mut api, &session, &mut schemas, &mut progress, &done_tx, &mut done_rx).await;
             progress.pending = 0;
             if std::mem::take(&mut progress.answered) {
                 wait = RETRY_FIRST;
@@ -213,7 +228,9 @@ impl PubSubSource {
                 Ended::Closed(status) => {
                     match &status {
                         None => tracing::info!(flow = self.flow, "the Pub/Sub stream was closed; resubscribing"),
-                        Some(s) => tracing::warn!(flow = self.flow, error = describe(s), retry_in = ?wait, "the Pub/Sub stream failed; resubscribing"),
+                        Some(s) => {
+                            tracing::warn!(flow = self.flow, error = describe(s), retry_in = ?wait, "the Pub/Sub stream failed; resubscribing")
+                        }
                     }
                     if status.is_some() {
                         if !self.wait(&ctx, wait).await {
@@ -376,7 +393,12 @@ impl PubSubSource {
             // Not stored: the event is delivered again after a restart.
             Outcome::Abandoned => return,
             Outcome::Failed { task, error } => {
-                tracing::error!(flow = self.flow, task, error, "a Pub/Sub event failed its flow; moving past it (its run shows the failure)");
+                tracing::error!(
+                    flow = self.flow,
+                    task,
+                    error,
+                    "a Pub/Sub event failed its flow; moving past it (its run shows the failure)"
+                );
             }
         }
         if let Some(replay_id) = progress.window.complete(seq)
@@ -448,7 +470,11 @@ impl PubSubSource {
         match self.ledger.run_for_job(job) {
             Ok(Some(_)) => false,
             Ok(None) => {
-                tracing::info!(flow = self.flow, job, "skipping the results of a job bulkflow did not create (foreign_jobs: skip)");
+                tracing::info!(
+                    flow = self.flow,
+                    job,
+                    "skipping the results of a job bulkflow did not create (foreign_jobs: skip)"
+                );
                 true
             }
             Err(e) => {

@@ -136,7 +136,12 @@ impl Harness {
     async fn until(&self, what: &str, ok: impl Fn() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !ok() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}: seen {:?}, stats {:?}", self.seen.lock().unwrap(), self.sim.pubsub_stats());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: seen {:?}, stats {:?}",
+                self.seen.lock().unwrap(),
+                self.sim.pubsub_stats()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -148,8 +153,7 @@ impl Harness {
     /// A job's four events, each once, in order.
     async fn expect_job(&self, job: &str) {
         self.until("the job's four events", || self.seen_of(job).len() >= 4).await;
-        let tail: Vec<String> =
-            self.seen_of(job).iter().map(|s| s.splitn(2, ':').nth(1).unwrap().to_string()).collect();
+        let tail: Vec<String> = self.seen_of(job).iter().map(|s| s.split_once(':').unwrap().1.to_string()).collect();
         assert_eq!(
             tail,
             [
@@ -191,7 +195,8 @@ async fn never_more_than_100_outstanding_and_credit_follows_completion() {
     let stats = h.sim.pubsub_stats();
     assert_eq!(stats.events_delivered, 160);
     assert!(stats.max_requested_credit <= 100, "{stats:?}");
-    h.until("the last replay id stored", || h.ledger.replay_id(CONSUMER).unwrap() == Some(h.sim.latest_replay_id())).await;
+    h.until("the last replay id stored", || h.ledger.replay_id(CONSUMER).unwrap() == Some(h.sim.latest_replay_id()))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,7 +219,8 @@ async fn an_idle_stream_is_resubscribed_after_the_last_event_and_keepalives_stor
     assert_eq!(stats.events_delivered, 4, "nothing twice");
     // Credit outstanding and nothing to send: keepalives, whose latest replay id is stored.
     h.until("a keepalive", || h.sim.pubsub_stats().keepalives >= 1).await;
-    h.until("the keepalive's id stored", || h.ledger.replay_id(CONSUMER).unwrap() == Some(h.sim.latest_replay_id())).await;
+    h.until("the keepalive's id stored", || h.ledger.replay_id(CONSUMER).unwrap() == Some(h.sim.latest_replay_id()))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,5 +252,6 @@ async fn a_refused_replay_id_falls_back_to_the_preset() {
     h.until("a subscription from the preset", || h.sim.pubsub_stats().subscribes >= 2).await;
     let job = h.job().await;
     h.expect_job(&job).await;
-    h.until("a good replay id stored", || h.ledger.replay_id(CONSUMER).unwrap() == Some(h.sim.latest_replay_id())).await;
+    h.until("a good replay id stored", || h.ledger.replay_id(CONSUMER).unwrap() == Some(h.sim.latest_replay_id()))
+        .await;
 }
