@@ -24,9 +24,21 @@ pub struct ServeArgs {
     /// Address for the REST API (OAuth, Bulk API 2.0, admin endpoint); port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
-    /// Address for the Pub/Sub API (gRPC). Reserved: the Pub/Sub server comes with its own issue.
+    /// Address for the Pub/Sub API (gRPC over plain HTTP/2); port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub pubsub_listen: SocketAddr,
+    /// Pub/Sub: an empty keepalive FetchResponse after this long with credit but no events.
+    #[arg(long, default_value = "270s", value_parser = humantime::parse_duration)]
+    pub pubsub_keepalive: Duration,
+    /// Pub/Sub: close a stream this long after its credit ran out with no new FetchRequest.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub pubsub_idle_close: Duration,
+    /// Pub/Sub: how long events stay replayable (older replay ids are `replayid.corrupted`).
+    #[arg(long, default_value = "72h", value_parser = humantime::parse_duration)]
+    pub replay_retention: Duration,
+    /// Pub/Sub: publish a RESULT/PARTIAL BulkApi2JobEvent per full results page before the FINAL.
     #[arg(long)]
-    pub pubsub_listen: Option<SocketAddr>,
+    pub partial_result_events: bool,
     /// Records per object, e.g. `Account=10000,Contact=5000,Opportunity=2000`.
     #[arg(long, default_value = "Account=10000", value_parser = parse_records)]
     pub records: RecordCounts,
@@ -106,6 +118,9 @@ pub struct ServeArgs {
     /// Fault: error responses carry an HTML page instead of JSON.
     #[arg(long)]
     pub fault_non_json_errors: bool,
+    /// Fault: the next N Pub/Sub subscriptions resuming from a replay id get `replayid.corrupted`.
+    #[arg(long, default_value_t = 0)]
+    pub fault_pubsub_corrupt_replay: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -128,6 +143,10 @@ impl ServeArgs {
         SimConfig {
             listen: self.listen,
             pubsub_listen: self.pubsub_listen,
+            pubsub_keepalive: self.pubsub_keepalive,
+            pubsub_idle_close: self.pubsub_idle_close,
+            replay_retention: self.replay_retention,
+            partial_result_events: self.partial_result_events,
             records: self.records.0.clone(),
             seed: self.seed,
             start: self.start,
@@ -156,6 +175,8 @@ impl ServeArgs {
                 fail_jobs: self.fault_fail_jobs,
                 failed_job_message: self.fault_failed_message.clone(),
                 non_json_errors: self.fault_non_json_errors,
+                pubsub_drop_streams: false,
+                pubsub_corrupt_replay: self.fault_pubsub_corrupt_replay,
             },
         }
     }
@@ -190,16 +211,13 @@ pub async fn serve_until(
     stop: impl std::future::Future<Output = ()>,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
-    if args.pubsub_listen.is_some() {
-        tracing::warn!("--pubsub-listen is accepted but the Pub/Sub API is not served yet");
-    }
     let sim = Simulator::start(args.to_config()).await.context("starting the simulator")?;
     if let Some(file) = &args.credentials_out {
         let written =
             sim.credentials().write_to(file).with_context(|| format!("writing credentials to {}", file.display()))?;
         tracing::info!(path = %file.display(), key = ?written.private_key_path, "credentials written");
     }
-    writeln!(out, "ready url={}", sim.url())?;
+    writeln!(out, "ready url={} pubsub={}", sim.url(), sim.pubsub_addr())?;
     out.flush()?;
     tokio::select! {
         () = stop => {}
@@ -257,5 +275,9 @@ mod tests {
         assert_eq!(config.faults, defaults.faults);
         assert_eq!(config.records, defaults.records);
         assert_eq!(config.listen, defaults.listen);
+        assert_eq!(config.pubsub_listen, defaults.pubsub_listen);
+        assert_eq!(config.pubsub_keepalive, defaults.pubsub_keepalive);
+        assert_eq!(config.pubsub_idle_close, defaults.pubsub_idle_close);
+        assert_eq!(config.replay_retention, defaults.replay_retention);
     }
 }

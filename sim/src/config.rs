@@ -27,8 +27,16 @@ pub const DEFAULT_SPREAD: Duration = crate::data::DataSpec::DEFAULT_SPREAD;
 pub struct SimConfig {
     /// Address for OAuth, Bulk API 2.0 and the admin endpoint; port 0 picks a free one.
     pub listen: SocketAddr,
-    /// Reserved for the Pub/Sub API server (its own issue); accepted and reported, not yet served.
-    pub pubsub_listen: Option<SocketAddr>,
+    /// Address for the Pub/Sub API (gRPC over plain HTTP/2); port 0 picks a free one.
+    pub pubsub_listen: SocketAddr,
+    /// With credit outstanding and no events, an empty `FetchResponse` goes out after this long.
+    pub pubsub_keepalive: Duration,
+    /// A stream whose credit ran out is closed after this long without a new `FetchRequest`.
+    pub pubsub_idle_close: Duration,
+    /// How long events stay replayable; older replay ids are `replayid.corrupted`.
+    pub replay_retention: Duration,
+    /// Publish a `RESULT`/`PARTIAL` event per full results page before the `FINAL` one.
+    pub partial_result_events: bool,
     /// Records per object, e.g. `[("Account", 10_000)]`.
     pub records: Vec<(String, usize)>,
     pub seed: u64,
@@ -59,7 +67,11 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            pubsub_listen: None,
+            pubsub_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pubsub_keepalive: crate::pubsub::DEFAULT_KEEPALIVE,
+            pubsub_idle_close: crate::pubsub::DEFAULT_IDLE_CLOSE,
+            replay_retention: crate::pubsub::DEFAULT_REPLAY_RETENTION,
+            partial_result_events: false,
             records: vec![("Account".to_string(), 10_000)],
             seed: 1,
             start: None,
@@ -107,6 +119,22 @@ impl SimConfig {
     }
     pub fn change_rate(mut self, per_second: f64) -> Self {
         self.change_rate = per_second;
+        self
+    }
+    pub fn pubsub_keepalive(mut self, every: Duration) -> Self {
+        self.pubsub_keepalive = every;
+        self
+    }
+    pub fn pubsub_idle_close(mut self, after: Duration) -> Self {
+        self.pubsub_idle_close = after;
+        self
+    }
+    pub fn replay_retention(mut self, retention: Duration) -> Self {
+        self.replay_retention = retention;
+        self
+    }
+    pub fn partial_result_events(mut self, enabled: bool) -> Self {
+        self.partial_result_events = enabled;
         self
     }
     pub fn job_latency(mut self, latency: Duration) -> Self {

@@ -1,5 +1,5 @@
-//! Job state changes, broadcast for whoever listens: today tests and in-process callers, later the
-//! Pub/Sub server, which turns them into `BulkApi2JobEvent`s and appends them to the replay log.
+//! Job state changes, broadcast for whoever listens: the Pub/Sub server, which turns them into
+//! `BulkApi2JobEvent`s on its replay log, and tests and in-process callers.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -41,6 +41,12 @@ pub struct FaultConfig {
     pub failed_job_message: Option<String>,
     /// Error responses carry an HTML page instead of the JSON error array, as an edge proxy does.
     pub non_json_errors: bool,
+    /// One-shot: every open Pub/Sub stream ends with `UNAVAILABLE` (`service.unavailable`). Reads
+    /// back as `false` once applied.
+    pub pubsub_drop_streams: bool,
+    /// The next N Pub/Sub subscriptions resuming from a replay id are refused with
+    /// `replayid.corrupted`, as when the id fell out of the retention window.
+    pub pubsub_corrupt_replay: u32,
 }
 
 impl Default for FaultConfig {
@@ -58,6 +64,8 @@ impl Default for FaultConfig {
             fail_jobs: 0,
             failed_job_message: None,
             non_json_errors: false,
+            pubsub_drop_streams: false,
+            pubsub_corrupt_replay: 0,
         }
     }
 }
@@ -83,11 +91,15 @@ pub struct Faults {
 struct Inner {
     config: FaultConfig,
     revoked_before: Option<DateTime<Utc>>,
+    /// Bumped by each `pubsub_drop_streams`; a stream opened under an older value ends.
+    drop_generation: u64,
 }
 
 impl Faults {
     pub fn new(config: FaultConfig) -> Self {
-        let faults = Faults { inner: Mutex::new(Inner { config: FaultConfig::default(), revoked_before: None }) };
+        let faults = Faults {
+            inner: Mutex::new(Inner { config: FaultConfig::default(), revoked_before: None, drop_generation: 0 }),
+        };
         faults.set(config);
         faults
     }
@@ -101,6 +113,10 @@ impl Faults {
         if config.revoke_tokens {
             inner.revoked_before = Some(Utc::now());
             config.revoke_tokens = false;
+        }
+        if config.pubsub_drop_streams {
+            inner.drop_generation += 1;
+            config.pubsub_drop_streams = false;
         }
         inner.config = config;
     }
@@ -151,6 +167,17 @@ impl Faults {
             c.fail_jobs -= 1;
             c.failed_job_message.clone()
         })
+    }
+
+    pub fn pubsub_drop_generation(&self) -> u64 {
+        self.lock().drop_generation
+    }
+
+    /// Whether this resuming subscription is to be refused as corrupted (counts down).
+    pub fn take_replay_corruption(&self) -> bool {
+        let mut inner = self.lock();
+        let c = &mut inner.config;
+        (c.pubsub_corrupt_replay > 0).then(|| c.pubsub_corrupt_replay -= 1).is_some()
     }
 
     pub fn non_json_errors(&self) -> bool {

@@ -48,6 +48,13 @@ pub fn secret(len: usize) -> String {
     rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 
+/// A random version-4 UUID, as event uuids and rpc ids are.
+pub fn new_uuid() -> String {
+    let b: [u8; 16] = rand::thread_rng().r#gen();
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-4{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

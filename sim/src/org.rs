@@ -106,7 +106,7 @@ pub struct Credentials {
     pub username: String,
     pub password: String,
     pub login_url: String,
-    /// `None` until the Pub/Sub server lands.
+    /// `http://HOST:PORT` of the Pub/Sub API (plain HTTP/2).
     pub pubsub_url: Option<String>,
     /// Absolute path of the JWT private key, once written with [`Credentials::write_to`].
     pub private_key_path: Option<PathBuf>,

@@ -46,6 +46,8 @@ pub struct Simulator {
     url: String,
     credentials: Credentials,
     app: Arc<AppState>,
+    pubsub_addr: SocketAddr,
+    pubsub: crate::pubsub::Started,
     shutdown: watch::Sender<bool>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -58,6 +60,11 @@ impl Simulator {
             .await
             .map_err(|source| SimError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| SimError::Bind { addr: config.listen, source })?;
+        let pubsub_listener = tokio::net::TcpListener::bind(config.pubsub_listen)
+            .await
+            .map_err(|source| SimError::Bind { addr: config.pubsub_listen, source })?;
+        let pubsub_addr =
+            pubsub_listener.local_addr().map_err(|source| SimError::Bind { addr: config.pubsub_listen, source })?;
         let url = format!("http://{addr}");
 
         let state_err = |source| SimError::State { dir: config.state_dir.clone().unwrap_or_default(), source };
@@ -112,6 +119,14 @@ impl Simulator {
         if config.change_rate > 0.0 {
             tokio::spawn(crate::changes::run(app.clone(), config.change_rate, shutdown.subscribe()));
         }
+        let pubsub = crate::pubsub::start(
+            app.clone(),
+            pubsub_listener,
+            crate::pubsub::PubSubSettings { keepalive: config.pubsub_keepalive, idle_close: config.pubsub_idle_close },
+            config.replay_retention,
+            config.partial_result_events,
+            shutdown.subscribe(),
+        );
         let router = router(app.clone());
         let mut stop = shutdown.subscribe();
         let server = tokio::spawn(async move {
@@ -127,13 +142,13 @@ impl Simulator {
             username: app.identity.username.clone(),
             password: app.identity.password.clone(),
             login_url: url.clone(),
-            pubsub_url: None,
+            pubsub_url: Some(format!("http://{pubsub_addr}")),
             private_key_path: None,
             private_key_pem: app.identity.private_key_pem.clone(),
             org_id: app.identity.org_id.clone(),
         };
-        tracing::info!(%url, org_id = %app.identity.org_id, "simulator listening");
-        Ok(Simulator { addr, url, credentials, app, shutdown, server: Some(server) })
+        tracing::info!(%url, pubsub = %pubsub_addr, org_id = %app.identity.org_id, "simulator listening");
+        Ok(Simulator { addr, url, credentials, app, pubsub_addr, pubsub, shutdown, server: Some(server) })
     }
 
     /// `http://HOST:PORT`: the login URL and the instance URL.
@@ -145,9 +160,19 @@ impl Simulator {
         self.addr
     }
 
-    /// Reserved for the Pub/Sub API server; `None` until it lands.
-    pub fn pubsub_addr(&self) -> Option<SocketAddr> {
-        None
+    /// Where the Pub/Sub API (gRPC, plain HTTP/2) listens.
+    pub fn pubsub_addr(&self) -> SocketAddr {
+        self.pubsub_addr
+    }
+
+    /// What the Pub/Sub server did so far.
+    pub fn pubsub_stats(&self) -> crate::pubsub::PubSubStatsSnapshot {
+        self.pubsub.stats.snapshot()
+    }
+
+    /// The bus's latest replay id (opaque bytes, as subscribers see them).
+    pub fn latest_replay_id(&self) -> Vec<u8> {
+        crate::pubsub::log::encode(self.pubsub.log.latest())
     }
 
     pub fn credentials(&self) -> &Credentials {
@@ -177,7 +202,7 @@ impl Simulator {
         self.app.faults.set(faults);
     }
 
-    /// Every job state change from now on; the Pub/Sub server's source of `BulkApi2JobEvent`s.
+    /// Every job state change from now on (the Pub/Sub server turns them into `BulkApi2JobEvent`s).
     pub fn job_events(&self) -> broadcast::Receiver<JobEvent> {
         self.app.events.subscribe()
     }

@@ -113,8 +113,16 @@ fn source(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Box<dyn Source
             ledger: ctx.ledger.clone(),
             clock: ctx.clock.clone(),
         })),
-        TaskKind::PubSubSubscriber(_) => {
-            Err(not_available(flow, task, "the Pub/Sub API subscriber lands with issue #6"))
+        TaskKind::PubSubSubscriber(config) => {
+            Ok(Box::new(tasks::salesforce_pubsubapi_subscriber::source::PubSubSource {
+                flow: flow.name.clone(),
+                task: task.name.clone(),
+                config: config.clone(),
+                clients: ctx.salesforce.clone(),
+                ledger: ctx.ledger.clone(),
+                foreign_jobs: ctx.config.foreign_jobs,
+                injector: (config.topic.name == crate::node::poller::JOB_EVENT_TOPIC).then(|| ctx.injector.clone()),
+            }))
         }
         TaskKind::NatsSubscriber(config) => {
             // Runs published on this subject are `written` only once this flow wrote them.

@@ -8,7 +8,8 @@
 //! - `jobs.json`: every job's metadata, rewritten atomically on each change;
 //! - `results/<jobId>.jsonl`: a job's snapshot (first line the columns, then one JSON array per row);
 //! - `tokens.json`: issued access tokens (mode 0600), so clients stay logged in across a restart;
-//! - `replay/`: reserved for the Pub/Sub replay log (its own issue). Nothing writes it yet.
+//! - `replay/`: reserved for the Pub/Sub replay log. Nothing writes it yet: the log lives in
+//!   memory, so replay ids do not survive a simulator restart.
 
 use std::fs;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -56,7 +57,7 @@ impl Persist {
         Ok(Persist { dir: dir.to_path_buf() })
     }
 
-    /// Where the Pub/Sub server will keep its replay log.
+    /// Where a persisted Pub/Sub replay log is to live.
     pub fn replay_dir(&self) -> PathBuf {
         self.dir.join("replay")
     }

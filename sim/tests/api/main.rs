@@ -6,5 +6,6 @@ mod jobs;
 mod oauth;
 mod paging;
 mod persistence;
+mod pubsub;
 mod results;
 mod serve;

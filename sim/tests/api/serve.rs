@@ -56,15 +56,18 @@ async fn serve_prints_ready_and_writes_private_credentials() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     };
-    let url = line.strip_prefix("ready url=").expect("first line is the ready line").to_string();
+    let rest = line.strip_prefix("ready url=").expect("first line is the ready line");
+    let (url, pubsub) = rest.split_once(" pubsub=").expect("the ready line names the Pub/Sub address");
+    let url = url.to_string();
     assert!(url.starts_with("http://127.0.0.1:"));
     assert!(!url.ends_with(":0"), "an ephemeral port was chosen");
+    assert!(pubsub.starts_with("127.0.0.1:") && !pubsub.ends_with(":0"), "{pubsub}");
 
     let creds: Value = serde_json::from_slice(&std::fs::read(&creds_path).unwrap()).unwrap();
     assert_eq!(creds["login_url"], url.as_str());
     assert_eq!(creds["password"], "fixed-password-123456");
     assert!(creds["client_secret"].as_str().unwrap().len() >= 16);
-    assert!(creds.get("pubsub_url").is_some());
+    assert_eq!(creds["pubsub_url"], format!("http://{pubsub}").as_str());
     let key_path = std::path::PathBuf::from(creds["private_key_path"].as_str().unwrap());
     assert!(key_path.is_absolute());
     assert_eq!(key_path.parent(), creds_path.parent());

@@ -1,0 +1,515 @@
+//! The subscription that starts a listener flow: a Pub/Sub API `Subscribe` stream whose events
+//! (Avro, decoded by their schema) become flow events.
+//!
+//! Credit is replenished as events complete their flow, never on a timer, so delivered-but-unfinished
+//! events plus outstanding credit never exceed `num_requested` (at most 100). With a durable consumer,
+//! the replay id is stored only once its event and every earlier one completed (see [`window`]), so a
+//! crash redelivers exactly the unfinished events. Streams that end (idle close, server reset) are
+//! resumed after the last event received; auth errors log in again; a replay id the server refuses
+//! falls back to the preset with a loud warning.
+//!
+//! [`window`]: super::window
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bulkflow_pubsub_proto::pub_sub_client::PubSubClient;
+use bulkflow_pubsub_proto::{ERROR_CODE_KEY, FetchRequest, FetchResponse, ReplayPreset, SchemaRequest, TopicRequest};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tonic::{Request, Status, Streaming};
+
+use super::config::{self, PubSubSubscriberConfig};
+use super::decode::Schemas;
+use super::endpoint;
+use super::window::CompletionWindow;
+use crate::config::ForeignJobs;
+use crate::event::Event;
+use crate::run::Ledger;
+use crate::runtime::inject::Injector;
+use crate::runtime::processor::{BoxFuture, TaskError};
+use crate::runtime::source::{Source, SourceContext};
+use crate::runtime::token::{Outcome, Token};
+use crate::salesforce::auth::Session;
+use crate::salesforce::{Clients, SalesforceClient};
+
+/// The Pub/Sub API's cap on outstanding credit, and our default request.
+pub const MAX_CREDIT: u32 = 100;
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(10);
+const ERROR_PREFIX: &str = "sfdc.platform.eventbus.grpc.";
+
+pub struct PubSubSource {
+    pub flow: String,
+    pub task: String,
+    pub config: PubSubSubscriberConfig,
+    pub clients: Arc<Clients>,
+    pub ledger: Arc<Ledger>,
+    pub foreign_jobs: ForeignJobs,
+    /// The completion poller's stand-ins for missed job events (for the job event topic only).
+    pub injector: Option<Arc<Injector>>,
+}
+
+/// The next injected event, or never when this source takes none.
+async fn recv(injector: Option<&Injector>) -> Option<Event> {
+    match injector {
+        Some(i) => i.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Why a stream ended, and so how to go on.
+enum Ended {
+    Stopping,
+    /// The server closed it (idle close) or the connection broke: resume where we were.
+    Closed(Option<Status>),
+    AuthExpired,
+    ReplayRefused(Status),
+    Fatal(String),
+}
+
+/// What the durable part of the subscription keeps between streams.
+struct Progress {
+    window: CompletionWindow,
+    /// The last replay id received: where the next stream of this process resumes.
+    received: Option<Vec<u8>>,
+    /// Credit asked for on this stream and not yet used.
+    pending: u32,
+    /// Whether the current stream got any response: a stream that fails at once backs off.
+    answered: bool,
+}
+
+fn error_code(status: &Status) -> &str {
+    status.metadata().get(ERROR_CODE_KEY).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+fn describe(status: &Status) -> String {
+    let code = error_code(status);
+    if code.is_empty() {
+        format!("{:?}: {}", status.code(), status.message())
+    } else {
+        format!("{:?} {code}: {}", status.code(), status.message())
+    }
+}
+
+fn authed<T>(session: &Session, body: T) -> Result<Request<T>, String> {
+    let mut req = Request::new(body);
+    let md = req.metadata_mut();
+    // Values are checked for header syntax only; the token is never part of a message.
+    let token = session.access_token.expose().parse().map_err(|_| "the access token is not a valid header value")?;
+    md.insert("accesstoken", token);
+    md.insert("instanceurl", session.instance_url.parse().map_err(|_| "the instance URL is not a valid header value")?);
+    md.insert("tenantid", session.org_id.parse().map_err(|_| "the org id is not a valid header value")?);
+    Ok(req)
+}
+
+impl PubSubSource {
+    fn topic(&self) -> &str {
+        &self.config.topic.name
+    }
+
+    /// The consumer name under which the replay id is stored, when durable.
+    fn durable_name(&self) -> Option<&str> {
+        self.config.topic.durable_consumer_options.as_ref().filter(|d| d.enabled).map(|d| d.name.as_str())
+    }
+
+    fn preset(&self) -> ReplayPreset {
+        match self.config.topic.durable_consumer_options.as_ref().map(|d| d.replay_preset) {
+            Some(config::ReplayPreset::Earliest) => ReplayPreset::Earliest,
+            _ => ReplayPreset::Latest,
+        }
+    }
+
+    fn credit(&self) -> u32 {
+        self.config.num_requested.map_or(MAX_CREDIT, |n| n.get().min(MAX_CREDIT))
+    }
+
+    async fn wait(&self, ctx: &SourceContext, wait: Duration) -> bool {
+        tokio::select! {
+            () = ctx.shutdown.cancelled() => false,
+            () = tokio::time::sleep(wait) => true,
+        }
+    }
+
+    /// Logs in and checks the topic, retrying with backoff until it works or the flow stops.
+    async fn prepare(
+        &self,
+        ctx: &SourceContext,
+        client: &SalesforceClient,
+        api: &mut PubSubClient<Channel>,
+        schemas: &mut Schemas,
+    ) -> Option<Arc<Session>> {
+        let mut wait = RETRY_FIRST;
+        loop {
+            let attempt = async {
+                let mut session = client.session().await.map_err(|e| e.to_string())?;
+                let topic = match api
+                    .get_topic(authed(&session, TopicRequest { topic_name: self.topic().to_string() })?)
+                    .await
+                {
+                    Err(s) if error_code(&s).ends_with("auth.error") => {
+                        session = client.refresh(&session).await.map_err(|e| e.to_string())?;
+                        api.get_topic(authed(&session, TopicRequest { topic_name: self.topic().to_string() })?).await
+                    }
+                    other => other,
+                }
+                .map_err(|s| format!("GetTopic `{}`: {}", self.topic(), describe(&s)))?
+                .into_inner();
+                if !topic.can_subscribe {
+                    return Err(format!("topic `{}` cannot be subscribed to by this user", self.topic()));
+                }
+                self.load_schema(api, &session, schemas, &topic.schema_id).await?;
+                Ok::<_, String>(session)
+            };
+            match attempt.await {
+                Ok(session) => return Some(session),
+                Err(e) => {
+                    tracing::warn!(flow = self.flow, task = self.task, error = e, retry_in = ?wait, "cannot subscribe yet")
+                }
+            }
+            if !self.wait(ctx, wait).await {
+                return None;
+            }
+            wait = (wait * 2).min(RETRY_MAX);
+        }
+    }
+
+    async fn load_schema(
+        &self,
+        api: &mut PubSubClient<Channel>,
+        session: &Session,
+        schemas: &mut Schemas,
+        id: &str,
+    ) -> Result<(), String> {
+        if schemas.has(id) {
+            return Ok(());
+        }
+        let info = api
+            .get_schema(authed(session, SchemaRequest { schema_id: id.to_string() })?)
+            .await
+            .map_err(|s| format!("GetSchema `{id}`: {}", describe(&s)))?
+            .into_inner();
+        schemas.add(id, &info.schema_json).map_err(|e| e.to_string())
+    }
+
+    async fn run_inner(self: Box<Self>, mut ctx: SourceContext) -> Result<(), TaskError> {
+        let fatal = |e: String| TaskError::Fatal(format!("flow `{}`, task `{}`: {e}", self.flow, self.task));
+        let client = self.clients.get(Path::new(&self.config.credentials_path)).map_err(|e| fatal(e.to_string()))?;
+        let uri = endpoint::uri(self.config.endpoint.as_deref(), client.credentials().pubsub_url.as_deref());
+        let mut api = PubSubClient::new(endpoint::channel(&uri).map_err(|e| fatal(e.to_string()))?);
+        let mut schemas = Schemas::default();
+        let Some(mut session) = self.prepare(&ctx, &client, &mut api, &mut schemas).await else { return Ok(()) };
+
+        if self.config.topic.durable_consumer_options.as_ref().is_some_and(|d| d.managed_subscription) {
+            tracing::warn!(
+                flow = self.flow,
+                task = self.task,
+                "managed_subscription is not supported yet; using a durable Subscribe with the replay id in the state store"
+            );
+        }
+        let stored = match self.durable_name() {
+            Some(name) => self.ledger.replay_id(name).map_err(|e| fatal(e.to_string()))?,
+            None => None,
+        };
+        let mut progress =
+            Progress { window: CompletionWindow::default(), received: stored, pending: 0, answered: false };
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, Outcome)>();
+        tracing::info!(
+            flow = self.flow,
+            task = self.task,
+            topic = self.topic(),
+            endpoint = uri,
+            resume = progress.received.is_some(),
+            "subscribing"
+        );
+
+        let mut wait = RETRY_FIRST;
+        loop {
+            let ended =
+                self.stream(&mut ctx, &mut api, &session, &mut schemas, &mut progress, &done_tx, &mut done_rx).await;
+            progress.pending = 0;
+            if std::mem::take(&mut progress.answered) {
+                wait = RETRY_FIRST;
+            }
+            match ended {
+                Ended::Stopping => break,
+                Ended::Closed(status) => {
+                    match &status {
+                        None => tracing::info!(flow = self.flow, "the Pub/Sub stream was closed; resubscribing"),
+                        Some(s) => {
+                            tracing::warn!(flow = self.flow, error = describe(s), retry_in = ?wait, "the Pub/Sub stream failed; resubscribing")
+                        }
+                    }
+                    if status.is_some() {
+                        if !self.wait(&ctx, wait).await {
+                            break;
+                        }
+                        wait = (wait * 2).min(RETRY_MAX);
+                    } else {
+                        wait = RETRY_FIRST;
+                    }
+                }
+                Ended::AuthExpired => {
+                    tracing::info!(flow = self.flow, "Pub/Sub session expired; logging in again");
+                    match client.refresh(&session).await {
+                        Ok(s) => session = s,
+                        Err(e) => tracing::warn!(flow = self.flow, error = %e, retry_in = ?wait, "login failed"),
+                    }
+                    // A fresh token refused again at once: back off rather than spin.
+                    if wait > RETRY_FIRST && !self.wait(&ctx, wait).await {
+                        break;
+                    }
+                    wait = (wait * 2).min(RETRY_MAX);
+                }
+                Ended::ReplayRefused(status) => {
+                    // Events between the stored replay id and now may be lost to this subscription;
+                    // the runs waiting for them are caught up by polling their jobs.
+                    tracing::error!(
+                        flow = self.flow,
+                        task = self.task,
+                        consumer = self.durable_name(),
+                        preset = ?self.preset(),
+                        replay_fallback = true,
+                        error = describe(&status),
+                        "THE STORED REPLAY ID WAS REFUSED (corrupted or outside the retention window): resubscribing from the preset; events in between may be missed"
+                    );
+                    progress.received = None;
+                }
+                Ended::Fatal(e) => return Err(fatal(e)),
+            }
+        }
+        tracing::info!(flow = self.flow, in_flight = progress.window.in_flight(), "subscription stopped");
+        Ok(())
+    }
+
+    /// One `Subscribe` stream, from its first request to its end.
+    #[expect(clippy::too_many_arguments, reason = "the loop's state, borrowed for one stream")]
+    async fn stream(
+        &self,
+        ctx: &mut SourceContext,
+        api: &mut PubSubClient<Channel>,
+        session: &Session,
+        schemas: &mut Schemas,
+        progress: &mut Progress,
+        done_tx: &mpsc::UnboundedSender<(u64, Outcome)>,
+        done_rx: &mut mpsc::UnboundedReceiver<(u64, Outcome)>,
+    ) -> Ended {
+        let limit = self.credit();
+        // Wait for room: a stream opened with no credit would only be closed as idle.
+        while progress.window.in_flight() as u32 >= limit {
+            tokio::select! {
+                () = ctx.shutdown.cancelled() => return Ended::Stopping,
+                done = done_rx.recv() => if let Some((seq, outcome)) = done { self.finish(progress, seq, outcome) },
+            }
+        }
+        let (tx, rx) = mpsc::channel::<FetchRequest>(8);
+        let first_credit = limit - progress.window.in_flight() as u32;
+        let (preset, replay_id) = match &progress.received {
+            Some(id) => (ReplayPreset::Custom, id.clone()),
+            None => (self.preset(), Vec::new()),
+        };
+        let first = FetchRequest {
+            topic_name: self.topic().to_string(),
+            replay_preset: preset as i32,
+            replay_id,
+            num_requested: first_credit as i32,
+            ..FetchRequest::default()
+        };
+        if tx.send(first).await.is_err() {
+            return Ended::Closed(None);
+        }
+        progress.pending = first_credit;
+        let request = match authed(session, ReceiverStream::new(rx)) {
+            Ok(r) => r,
+            Err(e) => return Ended::Fatal(e),
+        };
+        let mut responses: Streaming<FetchResponse> = match api.subscribe(request).await {
+            Ok(r) => r.into_inner(),
+            Err(s) => return self.classify(s),
+        };
+        // The server fixed our replay position before answering: from here on no event is
+        // missed, so triggers that create jobs may fire (the first time; later calls do nothing).
+        ctx.ready();
+        tracing::info!(flow = self.flow, task = self.task, topic = self.topic(), credit = first_credit, "subscribed");
+        loop {
+            tokio::select! {
+                () = ctx.shutdown.cancelled() => return Ended::Stopping,
+                done = done_rx.recv() => {
+                    let Some((seq, outcome)) = done else { return Ended::Stopping };
+                    self.finish(progress, seq, outcome);
+                    // Replenish as events complete: ask for the room they left.
+                    let room = limit.saturating_sub(progress.window.in_flight() as u32 + progress.pending);
+                    if room > 0 && (progress.pending == 0 || room >= limit / 4) {
+                        if tx.send(FetchRequest { num_requested: room as i32, ..FetchRequest::default() }).await.is_err() {
+                            return Ended::Closed(None);
+                        }
+                        progress.pending += room;
+                    }
+                }
+                injected = recv(self.injector.as_deref()) => {
+                    let Some(event) = injected else { continue };
+                    let (flow, id) = (self.flow.clone(), event.id.clone());
+                    // Not part of the replay window: a stand-in has no replay id to store.
+                    let token = Token::new(move |outcome| match outcome {
+                        Outcome::Completed => tracing::debug!(flow, event = id, "stand-in completion event done"),
+                        other => tracing::warn!(flow, event = id, outcome = ?other, "stand-in completion event did not complete; the poller tries again"),
+                    });
+                    if ctx.emit(event, token).await.is_err() {
+                        return Ended::Stopping;
+                    }
+                }
+                message = responses.message() => match message {
+                    Ok(Some(response)) => {
+                        progress.answered = true;
+                        // Counted here, not taken from `pending_num_requested`: a response sent
+                        // before the server read our latest request reports too little, and
+                        // trusting it would ask for more than the cap.
+                        progress.pending = progress.pending.saturating_sub(response.events.len() as u32);
+                        if response.events.is_empty() {
+                            // A keepalive: its latest replay id is where to resume (the bus moved
+                            // on), but only once nothing before it is unfinished.
+                            if progress.window.in_flight() == 0 && !response.latest_replay_id.is_empty() {
+                                if let Some(name) = self.durable_name()
+                                    && let Err(e) = self.ledger.set_replay_id(name, &response.latest_replay_id)
+                                {
+                                    tracing::warn!(flow = self.flow, consumer = name, error = %e, "cannot store the keepalive's replay id");
+                                }
+                                progress.received = Some(response.latest_replay_id);
+                            }
+                            continue;
+                        }
+                        for event in response.events {
+                            if let Err(e) = self.deliver(ctx, api, session, schemas, progress, done_tx, event).await {
+                                return e;
+                            }
+                        }
+                    }
+                    Ok(None) => return Ended::Closed(None),
+                    Err(s) => return self.classify(s),
+                },
+            }
+        }
+    }
+
+    fn classify(&self, status: Status) -> Ended {
+        let code = error_code(&status).strip_prefix(ERROR_PREFIX).unwrap_or(error_code(&status)).to_string();
+        if code.starts_with("subscription.fetch.replayid") {
+            Ended::ReplayRefused(status)
+        } else if code == "service.auth.error" || status.code() == tonic::Code::Unauthenticated {
+            Ended::AuthExpired
+        } else if matches!(code.as_str(), "subscription.limit.exceeded" | "subscription.topic.cannot.subscribe")
+            || code.contains("topic.not")
+        {
+            Ended::Fatal(format!("Subscribe `{}`: {}", self.topic(), describe(&status)))
+        } else {
+            Ended::Closed(Some(status))
+        }
+    }
+
+    /// An event's journey ended: move the window and, when durable, store the replay id.
+    fn finish(&self, progress: &mut Progress, seq: u64, outcome: Outcome) {
+        match &outcome {
+            Outcome::Completed => {}
+            // Not stored: the event is delivered again after a restart.
+            Outcome::Abandoned => return,
+            Outcome::Failed { task, error } => {
+                tracing::error!(
+                    flow = self.flow,
+                    task,
+                    error,
+                    "a Pub/Sub event failed its flow; moving past it (its run shows the failure)"
+                );
+            }
+        }
+        if let Some(replay_id) = progress.window.complete(seq)
+            && let Some(name) = self.durable_name()
+            && let Err(e) = self.ledger.set_replay_id(name, &replay_id)
+        {
+            tracing::error!(flow = self.flow, consumer = name, error = %e, "cannot store the replay id; events may be delivered again after a restart");
+        }
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "the loop's state, borrowed for one event")]
+    async fn deliver(
+        &self,
+        ctx: &SourceContext,
+        api: &mut PubSubClient<Channel>,
+        session: &Session,
+        schemas: &mut Schemas,
+        progress: &mut Progress,
+        done_tx: &mpsc::UnboundedSender<(u64, Outcome)>,
+        consumer_event: bulkflow_pubsub_proto::ConsumerEvent,
+    ) -> Result<(), Ended> {
+        let replay_id = consumer_event.replay_id;
+        progress.received = Some(replay_id.clone());
+        let seq = progress.window.push(replay_id.clone());
+        let Some(producer) = consumer_event.event else {
+            self.finish(progress, seq, Outcome::Completed);
+            return Ok(());
+        };
+        let replay_hex: String = replay_id.iter().map(|b| format!("{b:02x}")).collect();
+        let id = if producer.id.is_empty() { replay_hex.clone() } else { producer.id.clone() };
+        if let Err(e) = self.load_schema(api, session, schemas, &producer.schema_id).await {
+            return Err(Ended::Closed(Some(Status::unavailable(e))));
+        }
+        let data = match schemas.decode(&id, &producer.schema_id, &producer.payload) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(flow = self.flow, task = self.task, error = %e, "undecodable event; skipping it");
+                self.finish(progress, seq, Outcome::Completed);
+                return Ok(());
+            }
+        };
+        if self.is_foreign(&data) {
+            self.finish(progress, seq, Outcome::Completed);
+            return Ok(());
+        }
+        let mut meta = Map::new();
+        meta.insert("replay_id".into(), Value::String(replay_hex));
+        meta.insert("topic".into(), Value::String(self.topic().to_string()));
+        let mut event = Event::json(id, data);
+        event.meta = meta;
+        let tx = done_tx.clone();
+        let token = Token::new(move |outcome| {
+            // The loop outlives every token unless the process is exiting; then the event is
+            // simply delivered again after the restart.
+            let _ = tx.send((seq, outcome));
+        });
+        ctx.emit(event, token).await.map_err(|_| Ended::Stopping)
+    }
+
+    /// A `BulkApi2JobEvent` FINAL result for a job bulkflow did not create, when those are skipped.
+    fn is_foreign(&self, data: &Value) -> bool {
+        if self.foreign_jobs == ForeignJobs::Include
+            || data.get("Type").and_then(Value::as_str) != Some("RESULT")
+            || data.get("ResultType").and_then(Value::as_str) != Some("FINAL")
+        {
+            return false;
+        }
+        let Some(job) = data.get("JobIdentifier").and_then(Value::as_str) else { return false };
+        match self.ledger.run_for_job(job) {
+            Ok(Some(_)) => false,
+            Ok(None) => {
+                tracing::info!(
+                    flow = self.flow,
+                    job,
+                    "skipping the results of a job bulkflow did not create (foreign_jobs: skip)"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::warn!(flow = self.flow, job, error = %e, "cannot look the job up in the ledger; processing it");
+                false
+            }
+        }
+    }
+}
+
+impl Source for PubSubSource {
+    fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<'static, Result<(), TaskError>> {
+        Box::pin(self.run_inner(ctx))
+    }
+}

@@ -1,0 +1,116 @@
+//! The Pub/Sub API (gRPC `eventbus.v1.PubSub`, plain HTTP/2): `BulkApi2JobEvent`s for every query
+//! job, served from a replay log with Salesforce's flow control, keepalives, idle close and errors.
+
+mod auth;
+pub mod avro;
+pub mod log;
+mod pump;
+mod service;
+mod status;
+mod subscribe;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bulkflow_pubsub_proto::pub_sub_server::PubSubServer;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use self::log::ReplayLog;
+use crate::state::AppState;
+
+pub use subscribe::MAX_CREDIT;
+
+/// Salesforce's documented keepalive bound.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(270);
+/// Salesforce closes a stream 60 s after its credit ran out with no new request.
+pub const DEFAULT_IDLE_CLOSE: Duration = Duration::from_secs(60);
+/// The replay window of high-volume platform events.
+pub const DEFAULT_REPLAY_RETENTION: Duration = Duration::from_secs(72 * 3600);
+
+#[derive(Debug, Clone)]
+pub struct PubSubSettings {
+    pub keepalive: Duration,
+    pub idle_close: Duration,
+}
+
+/// What the Pub/Sub server did, for tests to assert on.
+#[derive(Debug, Default)]
+pub struct PubSubStats {
+    pub subscribes: AtomicU64,
+    pub events_delivered: AtomicU64,
+    pub keepalives: AtomicU64,
+    pub idle_closes: AtomicU64,
+    pub auth_errors: AtomicU64,
+    pub replay_corrupted: AtomicU64,
+    pub streams_dropped: AtomicU64,
+    /// The most credit any stream's client asked to have outstanding (before the cap of 100).
+    pub max_requested_credit: AtomicU64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PubSubStatsSnapshot {
+    pub subscribes: u64,
+    pub events_delivered: u64,
+    pub keepalives: u64,
+    pub idle_closes: u64,
+    pub auth_errors: u64,
+    pub replay_corrupted: u64,
+    pub streams_dropped: u64,
+    pub max_requested_credit: u64,
+}
+
+impl PubSubStats {
+    pub fn snapshot(&self) -> PubSubStatsSnapshot {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        PubSubStatsSnapshot {
+            subscribes: get(&self.subscribes),
+            events_delivered: get(&self.events_delivered),
+            keepalives: get(&self.keepalives),
+            idle_closes: get(&self.idle_closes),
+            auth_errors: get(&self.auth_errors),
+            replay_corrupted: get(&self.replay_corrupted),
+            streams_dropped: get(&self.streams_dropped),
+            max_requested_credit: get(&self.max_requested_credit),
+        }
+    }
+}
+
+fn topic_not_found(name: &str) -> tonic::Status {
+    status::error(tonic::Code::NotFound, status::TOPIC_NOT_FOUND, &format!("topic `{name}` does not exist"))
+}
+
+pub struct Started {
+    pub log: Arc<ReplayLog>,
+    pub stats: Arc<PubSubStats>,
+    pub server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+/// Starts publishing job events to the log and serving the API on `listener`.
+pub fn start(
+    app: Arc<AppState>,
+    listener: TcpListener,
+    settings: PubSubSettings,
+    retention: Duration,
+    partial_results: bool,
+    shutdown: watch::Receiver<bool>,
+) -> Started {
+    let log = Arc::new(ReplayLog::new(retention));
+    let stats = Arc::new(PubSubStats::default());
+    tokio::spawn(pump::run(app.clone(), log.clone(), app.events.subscribe(), partial_results, shutdown.clone()));
+    let service =
+        service::Service { app, log: log.clone(), settings, stats: stats.clone(), shutdown: shutdown.clone() };
+    let mut stop = shutdown;
+    let server = tokio::spawn(
+        tonic::transport::Server::builder().add_service(PubSubServer::new(service)).serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            async move {
+                let _ = stop.changed().await;
+            },
+        ),
+    );
+    Started { log, stats, server }
+}

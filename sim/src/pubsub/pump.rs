@@ -1,0 +1,83 @@
+//! Turns the org's job state changes into `BulkApi2JobEvent`s on the replay log: `JOB_STATE` on
+//! every change, `RESULT`/`PARTIAL` per full results page when enabled, `RESULT`/`FINAL` when a job
+//! completes.
+
+use std::sync::Arc;
+
+use bulkflow_pubsub_proto::ProducerEvent;
+use tokio::sync::{broadcast, watch};
+
+use super::avro::{self, JobEventRecord};
+use super::log::ReplayLog;
+use crate::events::{JobEvent, JobState};
+use crate::state::AppState;
+
+pub async fn run(
+    app: Arc<AppState>,
+    log: Arc<ReplayLog>,
+    mut events: broadcast::Receiver<JobEvent>,
+    partial_results: bool,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let event = tokio::select! {
+            e = events.recv() => e,
+            _ = shutdown.changed() => return,
+        };
+        match event {
+            Ok(event) => {
+                for record in records(&app, &event, partial_results) {
+                    publish(&log, &record);
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::error!(missed = n, "the Pub/Sub server fell behind the job events; {n} were not published");
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+fn records(app: &AppState, event: &JobEvent, partial_results: bool) -> Vec<JobEventRecord> {
+    let mut out = vec![JobEventRecord::job_state(event, crate::ids::new_uuid())];
+    if event.state == JobState::JobComplete {
+        let results =
+            format!("{}/services/data/v{}/jobs/query/{}/results", app.base_url, event.api_version, event.job_id);
+        let page = app.settings.max_page_records.max(1);
+        let rows = usize::try_from(event.number_records_processed).unwrap_or(usize::MAX);
+        if partial_results {
+            // Every full page before the last one, each by the locator that fetches it.
+            let mut offset = 0;
+            while offset + page < rows {
+                let url = if offset == 0 {
+                    results.clone()
+                } else {
+                    format!("{results}?locator={}", crate::bulk::locator::encode(offset))
+                };
+                out.push(JobEventRecord::result(event, crate::ids::new_uuid(), "PARTIAL", url));
+                offset += page;
+            }
+        }
+        out.push(JobEventRecord::result(event, crate::ids::new_uuid(), "FINAL", results));
+    }
+    out
+}
+
+fn publish(log: &ReplayLog, record: &JobEventRecord) {
+    match record.encode() {
+        Ok(payload) => {
+            let seq = log.append(
+                avro::TOPIC,
+                ProducerEvent { id: record.uuid.clone(), schema_id: avro::schema_id(), payload, headers: vec![] },
+            );
+            tracing::debug!(
+                job = record.job_id,
+                kind = record.kind,
+                state = record.job_state,
+                seq,
+                "BulkApi2JobEvent published"
+            );
+        }
+        Err(e) => tracing::error!(job = record.job_id, error = %e, "cannot encode a BulkApi2JobEvent"),
+    }
+}
