@@ -86,7 +86,6 @@ fn topic_not_found(name: &str) -> tonic::Status {
 pub struct Started {
     pub log: Arc<ReplayLog>,
     pub stats: Arc<PubSubStats>,
-    pub server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
 /// Starts publishing job events to the log and serving the API on `listener`.
@@ -104,13 +103,18 @@ pub fn start(
     let service =
         service::Service { app, log: log.clone(), settings, stats: stats.clone(), shutdown: shutdown.clone() };
     let mut stop = shutdown;
-    let server = tokio::spawn(
-        tonic::transport::Server::builder().add_service(PubSubServer::new(service)).serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
-            async move {
+    // Not awaited on shutdown: streams end on the shutdown signal themselves, and a server error
+    // is logged rather than taking the REST API down with it.
+    tokio::spawn(async move {
+        let served = tonic::transport::Server::builder()
+            .add_service(PubSubServer::new(service))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
                 let _ = stop.changed().await;
-            },
-        ),
-    );
-    Started { log, stats, server }
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the Pub/Sub server stopped with an error");
+        }
+    });
+    Started { log, stats }
 }

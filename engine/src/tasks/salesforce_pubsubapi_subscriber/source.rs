@@ -231,7 +231,8 @@ impl PubSubSource {
             let ended =
                 self.stream(&mut ctx, &mut api, &session, &mut schemas, &mut progress, &done_tx, &mut done_rx).await;
             progress.pending = 0;
-            if std::mem::take(&mut progress.answered) {
+            let answered = std::mem::take(&mut progress.answered);
+            if answered {
                 wait = RETRY_FIRST;
             }
             match ended {
@@ -243,13 +244,13 @@ impl PubSubSource {
                             tracing::warn!(flow = self.flow, error = describe(s), retry_in = ?wait, "the Pub/Sub stream failed; resubscribing")
                         }
                     }
-                    if status.is_some() {
+                    // A stream that ended before answering anything backs off, so a server that
+                    // keeps closing at once is not hammered.
+                    if status.is_some() || !answered {
                         if !self.wait(&ctx, wait).await {
                             break;
                         }
                         wait = (wait * 2).min(RETRY_MAX);
-                    } else {
-                        wait = RETRY_FIRST;
                     }
                 }
                 Ended::AuthExpired => {
