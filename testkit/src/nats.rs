@@ -63,6 +63,15 @@ impl NatsServer {
         self.spawn();
     }
 
+    /// Freezes the server (SIGSTOP): its connections stay open but nothing is answered, as when a
+    /// server hangs or the network drops packets. `restart` (SIGKILL) works on a frozen server.
+    pub fn freeze(&self) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill").args(["-STOP", &child.id().to_string()]).status();
+            assert!(status.is_ok_and(|s| s.success()), "cannot SIGSTOP nats-server");
+        }
+    }
+
     /// Stops the server without starting it again.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

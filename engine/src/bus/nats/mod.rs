@@ -21,6 +21,8 @@ use crate::runtime::processor::BoxFuture;
 
 /// How long connecting may take before the attempt fails (the caller retries).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long past its own wait a fetch may go unanswered before it counts as lost.
+const FETCH_ANSWER_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct NatsBus {
@@ -266,19 +268,38 @@ impl NatsConsumer {
 impl Consumer for NatsConsumer {
     fn fetch(&mut self, max: usize, wait: Duration) -> BoxFuture<'_, Result<Vec<Delivered>, BusError>> {
         Box::pin(async move {
+            // A pull request is answered by the server with messages or a status; a request sent
+            // as the connection drops is never answered, and async-nats waits for that answer
+            // forever (a no-wait fetch has no client-side timer). Unbounded, that wait stopped
+            // the subscriber for good after a server restart.
+            let limit = wait + FETCH_ANSWER_GRACE;
             let mut out = Vec::new();
-            // What is there now, without waiting; if nothing, wait for one message (a pull for a
-            // full batch would wait for all of it), then take what followed it.
-            self.collect(self.consumer.fetch().max_messages(max).messages().await, &mut out).await?;
-            if out.is_empty() {
-                let expires = wait.max(Duration::from_millis(10));
-                self.collect(self.consumer.batch().max_messages(1).expires(expires).messages().await, &mut out).await?;
-                if !out.is_empty() && max > 1 {
-                    self.collect(self.consumer.fetch().max_messages(max - 1).messages().await, &mut out).await?;
-                }
+            let result = tokio::time::timeout(limit, self.fetch_into(max, wait, &mut out)).await;
+            match result {
+                Ok(Ok(())) => Ok(out),
+                // What arrived before the failure is delivered (and settled) as usual; the next
+                // fetch meets the failure again.
+                Ok(Err(_)) | Err(_) if !out.is_empty() => Ok(out),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(BusError::FetchTimeout(limit)),
             }
-            Ok(out)
         })
+    }
+}
+
+impl NatsConsumer {
+    async fn fetch_into(&self, max: usize, wait: Duration, out: &mut Vec<Delivered>) -> Result<(), BusError> {
+        // What is there now, without waiting; if nothing, wait for one message (a pull for a
+        // full batch would wait for all of it), then take what followed it.
+        self.collect(self.consumer.fetch().max_messages(max).messages().await, out).await?;
+        if out.is_empty() {
+            let expires = wait.max(Duration::from_millis(10));
+            self.collect(self.consumer.batch().max_messages(1).expires(expires).messages().await, out).await?;
+            if !out.is_empty() && max > 1 {
+                self.collect(self.consumer.fetch().max_messages(max - 1).messages().await, out).await?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -226,7 +226,6 @@ async fn seed_batches_through_nats() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known failure: after a SIGKILL restart of nats-server the subscriber stops receiving (41 of 100 batches); see README known issues"]
 async fn a_nats_restart_mid_transfer_loses_nothing_and_stores_nothing_twice() {
     let mut server = tokio::task::spawn_blocking(NatsServer::start).await.unwrap();
     let url = server.url();
