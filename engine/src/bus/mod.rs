@@ -131,8 +131,6 @@ pub enum BusError {
     Invalid { what: &'static str, value: String, why: &'static str },
     #[error("the bus did not acknowledge within {0:?}")]
     Timeout(Duration),
-    #[error("the bus did not answer a fetch within {0:?}")]
-    FetchTimeout(Duration),
     #[error("{op}: {source}")]
     Nats { op: &'static str, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("embedded bus {op}: {source}")]
@@ -148,10 +146,7 @@ pub enum BusError {
 impl BusError {
     /// Whether trying again later may succeed (a timeout, a lost connection, a full stream).
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::Timeout(_) | Self::FetchTimeout(_) | Self::Nats { .. } | Self::StreamFull { .. } | Self::Store { .. }
-        )
+        matches!(self, Self::Timeout(_) | Self::Nats { .. } | Self::StreamFull { .. } | Self::Store { .. })
     }
 
     pub(crate) fn nats(op: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> Self {
