@@ -79,8 +79,8 @@ impl Node {
         self.log().contains("became the leader")
     }
 
-    fn completed(&self) -> usize {
-        self.log().matches("run completed").count()
+    fn started(&self) -> usize {
+        self.log().matches("run started").count()
     }
 
     fn sigkill(&mut self) {
@@ -142,13 +142,13 @@ fn one_node_leads_and_the_other_takes_over_within_the_ttl_after_a_sigkill() {
     let mut b = Node::new(tmp.path(), "b");
 
     a.start(&url, 1);
-    assert!(wait_until(Duration::from_secs(20), || a.completed() >= 1).is_some(), "a leads:\n{}", a.log());
+    assert!(wait_until(Duration::from_secs(20), || a.started() >= 1).is_some(), "a leads:\n{}", a.log());
     b.start(&url, 1);
     assert!(wait_until(Duration::from_secs(20), || b.campaigns()).is_some(), "b is up:\n{}", b.log());
     // Longer than a TTL: b would have taken a lease a was not renewing.
     std::thread::sleep(TTL + TTL / 2);
-    assert!(!b.leads() && b.completed() == 0, "b must not lead while a does:\n{}", b.log());
-    let a_runs = a.completed();
+    assert!(!b.leads() && b.started() == 0, "b must not lead while a does:\n{}", b.log());
+    let a_runs = a.started();
     assert!(a_runs >= 3, "a kept running the flow ({a_runs} runs):\n{}", a.log());
 
     a.sigkill();
@@ -156,13 +156,13 @@ fn one_node_leads_and_the_other_takes_over_within_the_ttl_after_a_sigkill() {
     let takeover = wait_until(TTL * 3, || b.leads());
     let takeover = takeover.unwrap_or_else(|| panic!("b did not take over within {:?}:\n{}", TTL * 3, b.log()));
     assert!(takeover <= TTL, "took over in {takeover:?}, more than the lease TTL {TTL:?}");
-    assert!(wait_until(Duration::from_secs(10), || b.completed() >= 2).is_some(), "{}", b.log());
+    assert!(wait_until(Duration::from_secs(10), || b.started() >= 2).is_some(), "{}", b.log());
 
     // The killed node comes back as a follower: b still holds the lease.
     a.start(&url, 2);
     assert!(wait_until(Duration::from_secs(20), || a.campaigns()).is_some(), "a is up again:\n{}", a.log());
     std::thread::sleep(TTL * 2);
-    assert!(!a.leads() && a.completed() == 0, "a must not lead while b does:\n{}", a.log());
+    assert!(!a.leads() && a.started() == 0, "a must not lead while b does:\n{}", a.log());
     eprintln!("b took over {takeover:?} after a was killed (lease TTL {TTL:?})");
 
     // b stops gracefully and releases the lease: a takes it without waiting for it to expire.
@@ -171,7 +171,7 @@ fn one_node_leads_and_the_other_takes_over_within_the_ttl_after_a_sigkill() {
     let handover = wait_until(TTL * 3, || a.leads());
     let handover = handover.unwrap_or_else(|| panic!("a did not take the released lease:\n{}", a.log()));
     assert!(handover < TTL / 2, "took the released lease in {handover:?}");
-    assert!(wait_until(Duration::from_secs(10), || a.completed() >= 1).is_some(), "{}", a.log());
+    assert!(wait_until(Duration::from_secs(10), || a.started() >= 1).is_some(), "{}", a.log());
     a.stop();
     eprintln!("a took the released lease {handover:?} after b stopped");
 
