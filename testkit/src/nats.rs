@@ -18,6 +18,10 @@ pub struct NatsServer {
     port: u16,
     store: TempDir,
     binary: PathBuf,
+    /// Options after the defaults (auth, a config file), kept for restarts.
+    extra: Vec<String>,
+    /// The configuration file, if any: removed with the server.
+    config: Option<tempfile::NamedTempFile>,
     child: Option<Child>,
 }
 
@@ -25,6 +29,12 @@ impl NatsServer {
     /// Starts `nats-server -js` (found on PATH, or `$NATS_SERVER`). Panics when it is missing or
     /// does not start: a test that needs it must fail, not skip.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts it with `extra` options as well, e.g. `["--auth", TOKEN]` or `["--user", U,
+    /// "--pass", P]`.
+    pub fn start_with(extra: &[&str]) -> Self {
         let binary = require_binary(
             "nats-server",
             "NATS_SERVER",
@@ -32,8 +42,19 @@ impl NatsServer {
             "Debian: apt-get install nats-server",
         );
         let store = tempfile::tempdir().expect("a temporary directory for the JetStream store");
-        let mut server = Self { port: free_port(), store, binary, child: None };
+        let extra = extra.iter().map(|a| a.to_string()).collect();
+        let mut server = Self { port: free_port(), store, binary, extra, config: None, child: None };
         server.spawn();
+        server
+    }
+
+    /// Starts it with the configuration file `config` (written beside its store) as well, for what
+    /// only a file can say, such as nkey users.
+    pub fn start_with_config(config: &str) -> Self {
+        let file = tempfile::NamedTempFile::new().expect("a temporary config file");
+        std::fs::write(file.path(), config).expect("writing the nats-server config");
+        let mut server = Self::start_with(&["-c", &file.path().to_string_lossy()]);
+        server.config = Some(file);
         server
     }
 
@@ -63,6 +84,15 @@ impl NatsServer {
         self.spawn();
     }
 
+    /// Freezes the server (SIGSTOP): its connections stay open but nothing is answered, as when a
+    /// server hangs or the network drops packets. `restart` (SIGKILL) works on a frozen server.
+    pub fn freeze(&self) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill").args(["-STOP", &child.id().to_string()]).status();
+            assert!(status.is_ok_and(|s| s.success()), "cannot SIGSTOP nats-server");
+        }
+    }
+
     /// Stops the server without starting it again.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -78,6 +108,7 @@ impl NatsServer {
             let mut child = Command::new(&self.binary)
                 .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
                 .arg(self.store.path())
+                .args(&self.extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()

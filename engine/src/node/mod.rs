@@ -87,9 +87,14 @@ impl Node {
         Ok(Node { engine, election, background: vec![compactor, poller] })
     }
 
-    /// Waits until a flow's source ends on its own (an error, or a source that finished).
+    /// Waits until a flow's source ends on its own (an error, or a source that finished). A node
+    /// whose every flow is leader-elected has no sources in this engine (they run in the
+    /// leader's own) and waits forever: returning at once made a follower node exit.
     pub async fn wait(&mut self) -> Option<(String, Result<(), TaskError>)> {
-        self.engine.wait().await
+        match self.engine.wait().await {
+            Some(ended) => Some(ended),
+            None => std::future::pending().await,
+        }
     }
 
     /// Stops triggers and subscriptions, and gives events in flight `grace` to finish; what is

@@ -21,6 +21,12 @@ use crate::runtime::processor::BoxFuture;
 
 /// How long connecting may take before the attempt fails (the caller retries).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a no-wait pull request may go unanswered (the server answers at once, in
+/// milliseconds) before it counts as lost.
+const NO_WAIT_ANSWER: Duration = Duration::from_secs(2);
+/// How long past its expiry a waiting pull request may go unanswered before it counts as lost
+/// (async-nats itself allows 5 s, then ends it as empty).
+const WAIT_ANSWER_GRACE: Duration = Duration::from_secs(6);
 
 #[derive(Clone)]
 pub struct NatsBus {
@@ -267,18 +273,53 @@ impl Consumer for NatsConsumer {
     fn fetch(&mut self, max: usize, wait: Duration) -> BoxFuture<'_, Result<Vec<Delivered>, BusError>> {
         Box::pin(async move {
             let mut out = Vec::new();
-            // What is there now, without waiting; if nothing, wait for one message (a pull for a
-            // full batch would wait for all of it), then take what followed it.
-            self.collect(self.consumer.fetch().max_messages(max).messages().await, &mut out).await?;
-            if out.is_empty() {
-                let expires = wait.max(Duration::from_millis(10));
-                self.collect(self.consumer.batch().max_messages(1).expires(expires).messages().await, &mut out).await?;
-                if !out.is_empty() && max > 1 {
-                    self.collect(self.consumer.fetch().max_messages(max - 1).messages().await, &mut out).await?;
-                }
+            match self.fetch_into(max, wait, &mut out).await {
+                Ok(()) => Ok(out),
+                // What arrived before the failure is delivered (and settled) as usual; the next
+                // fetch meets the failure again.
+                Err(_) if !out.is_empty() => Ok(out),
+                Err(e) => Err(e),
             }
-            Ok(out)
         })
+    }
+}
+
+impl NatsConsumer {
+    async fn fetch_into(&self, max: usize, wait: Duration, out: &mut Vec<Delivered>) -> Result<(), BusError> {
+        // What is there now, without waiting; if nothing, wait for one message (a pull for a
+        // full batch would wait for all of it), then take what followed it.
+        let request = self.consumer.fetch().max_messages(max).messages();
+        let answered = self.collect_within(request, NO_WAIT_ANSWER, out).await?;
+        if out.is_empty() && answered {
+            let expires = wait.max(Duration::from_millis(10));
+            let request = self.consumer.batch().max_messages(1).expires(expires).messages();
+            self.collect_within(request, expires + WAIT_ANSWER_GRACE, out).await?;
+            if !out.is_empty() && max > 1 {
+                let request = self.consumer.fetch().max_messages(max - 1).messages();
+                self.collect_within(request, NO_WAIT_ANSWER, out).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Collects what one pull request brings, waiting at most `limit` for the server to end it;
+    /// `false` when it did not. async-nats waits for the end of a no-wait request forever, and
+    /// some never end: one sent as the connection dropped (a server restart stopped the
+    /// subscriber for good), or one nats-server 2.9 leaves unanswered after a message reached
+    /// `max_deliver`. Such a request ends here with what arrived; the next fetch asks again.
+    async fn collect_within<E: std::error::Error + Send + Sync + 'static>(
+        &self,
+        request: impl Future<Output = Result<consumer::pull::Batch, E>>,
+        limit: Duration,
+        out: &mut Vec<Delivered>,
+    ) -> Result<bool, BusError> {
+        match tokio::time::timeout(limit, async { self.collect(request.await, out).await }).await {
+            Ok(result) => result.map(|()| true),
+            Err(_) => {
+                tracing::debug!(?limit, "a pull request went unanswered; fetching again");
+                Ok(false)
+            }
+        }
     }
 }
 

@@ -40,3 +40,101 @@ impl Fixture for NatsFixture {
 }
 
 conformance_tests!(NatsFixture::new());
+
+/// A pull request the server never answers (it froze, then was killed) must not hold the
+/// consumer forever: the fetch comes back, and fetches after the restart receive again. async-nats
+/// gives a no-wait fetch no timer of its own, so before the bound this hung for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_the_server_never_answers_returns_and_fetching_resumes() {
+    use std::time::{Duration, Instant};
+
+    use crate::bus::{ConsumerSpec, Outgoing, StreamSpec};
+
+    let mut f = NatsFixture::new().await;
+    let bus = f.bus();
+    bus.ensure_stream(&StreamSpec::new("s", vec!["s.>".into()])).await.unwrap();
+    let spec = ConsumerSpec {
+        stream: "s".into(),
+        durable_name: "d".into(),
+        filter_subject: "s.>".into(),
+        ack_wait: Duration::from_secs(30),
+        max_deliver: None,
+        max_ack_pending: 100,
+    };
+    let mut consumer = bus.consumer(&spec).await.unwrap();
+    f.server.freeze();
+    let started = Instant::now();
+    let wait = Duration::from_millis(200);
+    let lost = tokio::spawn(async move {
+        let r = consumer.fetch(1, wait).await;
+        (consumer, r.map(|m| m.len()))
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::task::block_in_place(|| f.server.restart());
+    let (mut consumer, result) =
+        tokio::time::timeout(Duration::from_secs(30), lost).await.expect("the fetch came back").unwrap();
+    let took = started.elapsed();
+    assert!(took < super::NO_WAIT_ANSWER + Duration::from_secs(3), "took {took:?}: {result:?}");
+    assert!(matches!(result, Ok(0) | Err(_)), "{result:?}");
+
+    let message = Outgoing { subject: "s.a".into(), msg_id: "m1".into(), headers: vec![], payload: "x".into() };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut published = false;
+    while !published && Instant::now() < deadline {
+        published = bus.publish(message.clone(), Duration::from_secs(2)).await.is_ok();
+    }
+    assert!(published, "publishing after the restart");
+    let mut received = Vec::new();
+    while received.is_empty() && Instant::now() < deadline {
+        if let Ok(m) = consumer.fetch(1, Duration::from_millis(500)).await {
+            received = m;
+        }
+    }
+    assert_eq!(received.len(), 1, "a fetch after the restart receives");
+}
+
+/// Connects through the registry with the credentials file `json` (plus the server's url), as a
+/// flow naming that file would, and proves the connection by creating a stream.
+async fn connect_with(server: &NatsServer, mut json: serde_json::Value) -> Result<(), crate::bus::BusError> {
+    use crate::bus::StreamSpec;
+    use crate::bus::registry::BusRegistry;
+    use crate::credentials::CredentialsRoot;
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("etc/nats")).unwrap();
+    json["url"] = server.url().into();
+    std::fs::write(dir.path().join("etc/nats/credentials.json"), json.to_string()).unwrap();
+    let registry = BusRegistry::new(None, CredentialsRoot::new(Some(dir.path().into())));
+    let bus = registry.bus("", Some("/etc/nats/credentials.json")).await?;
+    bus.ensure_stream(&StreamSpec::new("s", vec!["s.>".into()])).await
+}
+
+/// Each way to authenticate that a credentials file can name, against a server that requires it;
+/// a wrong secret fails with an error that does not show it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_user_password_or_nkey_from_the_credentials_file_authenticates() {
+    use serde_json::json;
+
+    let server = tokio::task::spawn_blocking(|| NatsServer::start_with(&["--auth", "t0ken-s3cret"])).await.unwrap();
+    connect_with(&server, json!({"token": "t0ken-s3cret"})).await.unwrap();
+    let err = connect_with(&server, json!({"token": "wr0ng-t0ken"})).await.unwrap_err().to_string();
+    assert!(!err.contains("wr0ng-t0ken"), "{err}");
+    assert!(connect_with(&server, json!({})).await.is_err(), "no credentials, no connection");
+
+    let server =
+        tokio::task::spawn_blocking(|| NatsServer::start_with(&["--user", "bulkflow", "--pass", "pa55-s3cret"]))
+            .await
+            .unwrap();
+    connect_with(&server, json!({"user": "bulkflow", "password": "pa55-s3cret"})).await.unwrap();
+    let err = connect_with(&server, json!({"user": "bulkflow", "password": "wr0ng-pa55"})).await.unwrap_err();
+    assert!(!err.to_string().contains("wr0ng-pa55"), "{err}");
+
+    let user = nkeys::KeyPair::new_user();
+    let seed = user.seed().unwrap();
+    let config = format!("authorization {{ users = [ {{ nkey: \"{}\" }} ] }}", user.public_key());
+    let server = tokio::task::spawn_blocking(move || NatsServer::start_with_config(&config)).await.unwrap();
+    connect_with(&server, json!({"nkey_seed": seed})).await.unwrap();
+    let other = nkeys::KeyPair::new_user().seed().unwrap();
+    let err = connect_with(&server, json!({"nkey_seed": other})).await.unwrap_err();
+    assert!(!err.to_string().contains(&other), "{err}");
+}

@@ -44,6 +44,11 @@ impl Settler {
         self.backoff.get(i).or(self.backoff.last()).copied().unwrap_or(DEFAULT_BACKOFF)
     }
 
+    /// Whether the `delivered`-th delivery is the last the bus allows.
+    pub fn is_last(&self, delivered: u32) -> bool {
+        is_last_delivery(self.max_deliver, delivered)
+    }
+
     async fn settle(&self, s: Settle) {
         let Settle { outcome, messages, delivered, event_id, meta } = s;
         let flow = &self.flow;
@@ -61,7 +66,7 @@ impl Settler {
                     }
                 }
             }
-            Outcome::Failed { task, error } if self.max_deliver.is_some_and(|max| delivered >= max) => {
+            Outcome::Failed { task, error } if self.is_last(delivered) => {
                 for (m, _permit) in messages {
                     if let Err(e) = m.ack.term().await {
                         tracing::warn!(flow, event = event_id, error = %e, "terminating failed");
@@ -78,7 +83,7 @@ impl Settler {
                     error,
                     "giving up on the event after max_deliver"
                 );
-                self.record_failure(&meta, &event_id, message);
+                record_failure(&self.ledger, flow, &meta, &event_id, message);
             }
             Outcome::Failed { task, error } => {
                 let delay = self.delay(delivered);
@@ -87,6 +92,14 @@ impl Settler {
                     if let Err(e) = m.ack.nak(delay).await {
                         tracing::warn!(flow, event = event_id, error = %e, "nak failed; the message will be delivered after the ack wait");
                     }
+                }
+            }
+            // The engine stopped mid-way on the event's last allowed delivery: the bus would not
+            // deliver it again, so its token already recorded the failure on its run; terminating
+            // says so to the bus at once instead of after the ack wait.
+            Outcome::Abandoned if self.is_last(delivered) => {
+                for (m, _permit) in messages {
+                    let _ = m.ack.term().await;
                 }
             }
             // The engine stopped mid-way: leave it to the bus to deliver again after the ack wait.
@@ -100,33 +113,38 @@ impl Settler {
         }
         Ok(())
     }
+}
 
-    /// Marks the event's run failed (found by `run_id`, else by `job_id`).
-    fn record_failure(&self, meta: &Map<String, Value>, event_id: &str, message: String) {
-        let text = |k: &str| meta.get(k).and_then(Value::as_str).map(str::to_string);
-        let run = match text("run_id").and_then(|r| r.parse::<RunId>().ok()) {
-            Some(run) => Some(run),
-            None => match text("job_id").map(|job| self.ledger.run_for_job(&job)) {
-                Some(Ok(run)) => run,
-                Some(Err(e)) => {
-                    tracing::error!(flow = self.flow, event = event_id, error = %e, "cannot look up the event's run");
-                    None
-                }
-                None => None,
-            },
-        };
-        let Some(run) = run else {
-            tracing::error!(
-                flow = self.flow,
-                event = event_id,
-                "the failed event names no run (meta run_id or job_id); only this log records it"
-            );
-            return;
-        };
-        match self.ledger.transition(&run, Transition::Fail(message)) {
-            Ok(_) => tracing::info!(flow = self.flow, run = %run, "run marked failed"),
-            Err(e) => tracing::warn!(flow = self.flow, run = %run, error = %e, "cannot mark the run failed"),
-        }
+/// Whether the `delivered`-th delivery is the last the bus allows (`max_deliver`).
+pub fn is_last_delivery(max_deliver: Option<u32>, delivered: u32) -> bool {
+    max_deliver.is_some_and(|max| delivered >= max)
+}
+
+/// Marks the event's run failed (found by `run_id`, else by `job_id`).
+pub fn record_failure(ledger: &Ledger, flow: &str, meta: &Map<String, Value>, event_id: &str, message: String) {
+    let text = |k: &str| meta.get(k).and_then(Value::as_str).map(str::to_string);
+    let run = match text("run_id").and_then(|r| r.parse::<RunId>().ok()) {
+        Some(run) => Some(run),
+        None => match text("job_id").map(|job| ledger.run_for_job(&job)) {
+            Some(Ok(run)) => run,
+            Some(Err(e)) => {
+                tracing::error!(flow, event = event_id, error = %e, "cannot look up the event's run");
+                None
+            }
+            None => None,
+        },
+    };
+    let Some(run) = run else {
+        tracing::error!(
+            flow,
+            event = event_id,
+            "the failed event names no run (meta run_id or job_id); only this log records it"
+        );
+        return;
+    };
+    match ledger.transition(&run, Transition::Fail(message)) {
+        Ok(_) => tracing::info!(flow, run = %run, "run marked failed"),
+        Err(e) => tracing::warn!(flow, run = %run, error = %e, "cannot mark the run failed"),
     }
 }
 

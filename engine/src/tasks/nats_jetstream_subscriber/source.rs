@@ -10,7 +10,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use super::assemble::{Assembler, Held};
 use super::config::NatsSubscriberConfig;
-use super::settle::{Settle, Settler};
+use super::settle::{Settle, Settler, is_last_delivery, record_failure};
 use crate::bus::registry::BusRegistry;
 use crate::bus::wire::{self, Part};
 use crate::bus::{BusError, Consumer, ConsumerSpec, SharedBus, StreamSpec};
@@ -19,7 +19,7 @@ use crate::run::Ledger;
 use crate::runtime::build::EnvLookup;
 use crate::runtime::processor::{BoxFuture, TaskError};
 use crate::runtime::source::{Source, SourceContext, Stopping};
-use crate::runtime::token::Token;
+use crate::runtime::token::{Outcome, Token};
 
 /// JetStream's defaults, so an unset key means what it means on a NATS server.
 pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -171,7 +171,8 @@ impl NatsSubscriberSource {
                     }
                 };
                 let Some(parts) = assembler.add(Held { part, message, permit }) else { continue };
-                if emit_parts(&ctx, parts, &settle_tx, &self.flow, &self.ledger).await.is_err() {
+                let max_deliver = self.config.max_deliver.map(|n| n.get());
+                if emit_parts(&ctx, parts, &settle_tx, &self.flow, &self.ledger, max_deliver).await.is_err() {
                     return Ok(());
                 }
             }
@@ -195,7 +196,8 @@ async fn emit_parts(
     parts: Vec<Held>,
     settle: &mpsc::UnboundedSender<Settle>,
     flow: &str,
-    ledger: &Ledger,
+    ledger: &Arc<Ledger>,
+    max_deliver: Option<u32>,
 ) -> Result<(), Stopping> {
     let subject = parts[0].message.subject.clone();
     let mut decoded: Vec<Part> = Vec::with_capacity(parts.len());
@@ -227,7 +229,19 @@ async fn emit_parts(
     let delivered = held.iter().map(|(m, _)| m.delivered).max().unwrap_or(1);
     let tx = settle.clone();
     let (id, meta) = (event.id.clone(), event.meta.clone());
+    let last = is_last_delivery(max_deliver, delivered);
+    let (flow, ledger) = (flow.to_string(), ledger.clone());
     let token = Token::new(move |outcome| {
+        if outcome == Outcome::Abandoned && last {
+            // The bus will not deliver it again. Recorded here, synchronously, because a token
+            // is abandoned as the engine stops, when the settler may not get to run any more.
+            let message = format!(
+                "flow `{flow}`: event `{id}` was abandoned at shutdown on its last allowed delivery \
+                 ({delivered} of max_deliver); the bus will not deliver it again"
+            );
+            tracing::error!(flow, event = id, deliveries = delivered, "abandoned on its last allowed delivery");
+            record_failure(&ledger, &flow, &meta, &id, message);
+        }
         // The settler outlives every token; if it is gone the process is exiting and the
         // messages are redelivered after the ack wait.
         let _ = tx.send(Settle { outcome, messages: held, delivered, event_id: id, meta });

@@ -226,7 +226,6 @@ async fn seed_batches_through_nats() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known failure: after a SIGKILL restart of nats-server the subscriber stops receiving (41 of 100 batches); see README known issues"]
 async fn a_nats_restart_mid_transfer_loses_nothing_and_stores_nothing_twice() {
     let mut server = tokio::task::spawn_blocking(NatsServer::start).await.unwrap();
     let url = server.url();
@@ -272,14 +271,116 @@ async fn a_nats_restart_mid_transfer_loses_nothing_and_stores_nothing_twice() {
     sub.source.await.unwrap().unwrap();
 }
 
+/// A leaf that never finishes: its events are in flight until the engine stops.
+struct Hang {
+    at: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl Processor for Hang {
+    fn process<'a>(&'a self, _event: Event, _out: &'a mut Emitter) -> BoxFuture<'a, Result<(), TaskError>> {
+        Box::pin(async move {
+            self.at.lock().unwrap().push(Instant::now());
+            std::future::pending().await
+        })
+    }
+}
+
+async fn wait_for_state(ledger: &Ledger, run: &crate::run::RunId, state: RunState, within: Duration) {
+    let deadline = Instant::now() + within;
+    while ledger.get_run(run).unwrap().unwrap().state() != state && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Stopping the engine while an event is on its last allowed delivery: the bus will not deliver
+/// it again, so its run records the failure rather than losing the batch silently.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_batch_is_retried_with_backoff_then_terminated_and_its_run_failed() {
+async fn an_event_abandoned_on_shutdown_at_its_last_delivery_fails_its_run() {
     let dir = tempfile::tempdir().unwrap();
     let registry = Arc::new(BusRegistry::new(Some(dir.path().into()), CredentialsRoot::default()));
     let ledger = ledger();
     let run = ledger.open_run("query", chrono::Utc::now()).unwrap().run;
-    let at = Arc::new(Mutex::new(Vec::new()));
     let mut config = writer_config("embedded");
+    config["max_deliver"] = json!(1);
+    let at = Arc::new(Mutex::new(Vec::new()));
+    let sub = subscribe(registry.clone(), ledger.clone(), config, leaf("write", Hang { at: at.clone() }));
+    let outcomes = publish(registry, "embedded", vec![batch_event(0, 10, run.id().as_str())]).await;
+    assert_eq!(outcomes, vec![Outcome::Completed]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while at.lock().unwrap().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(at.lock().unwrap().len(), 1, "delivered once");
+    // The engine stops: the subscription, then the workers with the event still in flight.
+    let Subscription { stop, source, _workers: workers } = sub;
+    stop.cancel();
+    source.await.unwrap().unwrap();
+    drop(workers);
+    wait_for_state(&ledger, run.id(), RunState::Failed, Duration::from_secs(10)).await;
+    let failed = ledger.get_run(run.id()).unwrap().unwrap();
+    assert_eq!(failed.state(), RunState::Failed, "the run records the abandoned batch");
+    let error = failed.last_error().unwrap_or_default().to_string();
+    assert!(error.contains("abandoned at shutdown") && error.contains("750job-p0-b0"), "{error}");
+}
+
+/// An event that was not on its last delivery is only abandoned: its run stays as it was and the
+/// bus delivers it again after the ack wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_abandoned_on_shutdown_with_deliveries_left_comes_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(BusRegistry::new(Some(dir.path().into()), CredentialsRoot::default()));
+    let ledger = ledger();
+    let run = ledger.open_run("query", chrono::Utc::now()).unwrap().run;
+    let mut config = writer_config("embedded");
+    config["max_deliver"] = json!(2);
+    config["ack_timeout"] = json!("500ms");
+    let at = Arc::new(Mutex::new(Vec::new()));
+    let sub = subscribe(registry.clone(), ledger.clone(), config.clone(), leaf("write", Hang { at: at.clone() }));
+    publish(registry.clone(), "embedded", vec![batch_event(0, 10, run.id().as_str())]).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while at.lock().unwrap().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let Subscription { stop, source, _workers: workers } = sub;
+    stop.cancel();
+    source.await.unwrap().unwrap();
+    drop(workers);
+    let seen: Seen = Arc::default();
+    let again = subscribe(
+        registry,
+        ledger.clone(),
+        config,
+        leaf("write", Collect { seen: seen.clone(), fail: false, at: Arc::default() }),
+    );
+    wait_for(&seen, 1, Duration::from_secs(10)).await;
+    assert_eq!(seen.lock().unwrap().len(), 1, "delivered again after the ack wait");
+    assert_eq!(ledger.get_run(run.id()).unwrap().unwrap().state(), RunState::Scheduled);
+    again.stop.cancel();
+    again.source.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_batch_is_retried_with_backoff_then_terminated_and_its_run_failed_on_the_embedded_bus() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(BusRegistry::new(Some(dir.path().into()), CredentialsRoot::default()));
+    a_failing_batch_is_retried_with_backoff_then_terminated_and_its_run_failed(registry, "embedded").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_batch_is_retried_with_backoff_then_terminated_and_its_run_failed_on_nats() {
+    let server = tokio::task::spawn_blocking(NatsServer::start).await.unwrap();
+    let registry = Arc::new(BusRegistry::new(None, CredentialsRoot::default()));
+    a_failing_batch_is_retried_with_backoff_then_terminated_and_its_run_failed(registry, &server.url()).await;
+}
+
+async fn a_failing_batch_is_retried_with_backoff_then_terminated_and_its_run_failed(
+    registry: Arc<BusRegistry>,
+    url: &str,
+) {
+    let ledger = ledger();
+    let run = ledger.open_run("query", chrono::Utc::now()).unwrap().run;
+    let at = Arc::new(Mutex::new(Vec::new()));
+    let mut config = writer_config(url);
     config["max_deliver"] = json!(3);
     config["backoff"] = json!(["200ms", "500ms"]);
     let sub = subscribe(
@@ -288,7 +389,7 @@ async fn a_failing_batch_is_retried_with_backoff_then_terminated_and_its_run_fai
         config,
         leaf("write", Collect { seen: Arc::default(), fail: true, at: at.clone() }),
     );
-    let outcomes = publish(registry, "embedded", vec![batch_event(0, 10, run.id().as_str())]).await;
+    let outcomes = publish(registry, url, vec![batch_event(0, 10, run.id().as_str())]).await;
     assert_eq!(outcomes, vec![Outcome::Completed]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while ledger.get_run(run.id()).unwrap().unwrap().state() != RunState::Failed && Instant::now() < deadline {
@@ -304,6 +405,41 @@ async fn a_failing_batch_is_retried_with_backoff_then_terminated_and_its_run_fai
     let gaps = [at[1] - at[0], at[2] - at[1]];
     assert!(gaps[0] >= Duration::from_millis(180) && gaps[0] < Duration::from_millis(1500), "{gaps:?}");
     assert!(gaps[1] >= Duration::from_millis(480) && gaps[1] < Duration::from_millis(2000), "{gaps:?}");
+    sub.stop.cancel();
+    sub.source.await.unwrap().unwrap();
+}
+
+/// `max_ack_pending` bounds the messages in flight: with every event stuck in the writer, the
+/// subscriber holds exactly that many unacked, as the server counts them, and fetches no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_in_flight_are_bounded_by_max_ack_pending() {
+    let server = tokio::task::spawn_blocking(NatsServer::start).await.unwrap();
+    let url = server.url();
+    let registry = Arc::new(BusRegistry::new(None, CredentialsRoot::default()));
+    let mut config = writer_config(&url);
+    config["max_ack_pending"] = json!(4);
+    config["ack_timeout"] = json!("30s");
+    let at = Arc::new(Mutex::new(Vec::new()));
+    let sub = subscribe(registry.clone(), ledger(), config, leaf("write", Hang { at: at.clone() }));
+    let events: Vec<Event> = (0..12).map(|i| batch_event(i, 10, "r")).collect();
+    publish(registry, &url, events).await;
+    let client = async_nats::connect(&url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let stream = js.get_stream("salesforce_bulkapi").await.unwrap();
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+        stream.get_consumer("salesforce_bulkapi_account_writer").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut info = consumer.info().await.unwrap().clone();
+    while info.num_ack_pending < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        info = consumer.info().await.unwrap().clone();
+    }
+    // Give the subscriber time to fetch more if it were going to.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let info = consumer.info().await.unwrap().clone();
+    assert_eq!(info.num_ack_pending, 4, "in flight: {info:?}");
+    assert_eq!(info.num_pending, 8, "left on the stream: {info:?}");
+    assert!(!at.lock().unwrap().is_empty(), "the writer got work");
     sub.stop.cancel();
     sub.source.await.unwrap().unwrap();
 }
