@@ -212,11 +212,17 @@ fn warehouse_rows(url: &str) -> BTreeMap<String, String> {
     })
 }
 
-/// Salesforce's timestamps (`2026-11-25T09:05:00.000+0000`) in the warehouse's form.
+/// A Salesforce timestamp (`2026-11-25T09:05:00.000Z` or `...000+0000`).
+fn parse_time(t: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .or_else(|_| chrono::DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.3f%z"))
+        .unwrap_or_else(|e| panic!("`{t}`: {e}"))
+        .with_timezone(&chrono::Utc)
+}
+
+/// Salesforce's timestamps in the warehouse's form.
 fn normalise(t: &str) -> String {
-    chrono::DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.3f%z")
-        .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-        .unwrap_or_else(|_| t.to_string())
+    parse_time(t).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 fn two_incremental_runs(nats: Option<&NatsServer>) {
@@ -249,10 +255,7 @@ fn two_incremental_runs(nats: Option<&NatsServer>) {
 
     let org = sim.accounts();
     let window_start = chrono::DateTime::parse_from_rfc3339(&since).unwrap() - chrono::Duration::hours(1);
-    let in_window = org
-        .values()
-        .filter(|t| chrono::DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.3f%z").unwrap() >= window_start)
-        .count();
+    let in_window = org.values().filter(|t| parse_time(t) >= window_start).count();
     let fetched = run2["checkpoints"].as_array().unwrap().iter().find(|c| c["stage"] == "results").unwrap()["progress"]
         ["records_fetched"]
         .as_u64()
