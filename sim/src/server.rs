@@ -36,6 +36,8 @@ pub enum SimError {
     Key(String),
     #[error("the server stopped with an error: {0}")]
     Server(std::io::Error),
+    #[error("{0}")]
+    BigQuery(#[from] crate::bigquery::TableError),
     #[error("a start-up task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -46,6 +48,7 @@ pub struct Simulator {
     url: String,
     credentials: Credentials,
     app: Arc<AppState>,
+    bigquery: crate::bigquery::BigQuery,
     shutdown: watch::Sender<bool>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -59,6 +62,9 @@ impl Simulator {
             .map_err(|source| SimError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| SimError::Bind { addr: config.listen, source })?;
         let url = format!("http://{addr}");
+        let bigquery_listener = tokio::net::TcpListener::bind(config.bigquery_listen)
+            .await
+            .map_err(|source| SimError::Bind { addr: config.bigquery_listen, source })?;
 
         let state_err = |source| SimError::State { dir: config.state_dir.clone().unwrap_or_default(), source };
         let persist = config.state_dir.as_deref().map(Persist::open).transpose().map_err(state_err)?;
@@ -112,6 +118,11 @@ impl Simulator {
         if config.change_rate > 0.0 {
             tokio::spawn(crate::changes::run(app.clone(), config.change_rate, shutdown.subscribe()));
         }
+        let bigquery = crate::bigquery::BigQuery::start(bigquery_listener, shutdown.subscribe())
+            .map_err(|source| SimError::Bind { addr: config.bigquery_listen, source })?;
+        for (id, schema) in &config.bigquery_tables {
+            bigquery.create_table(id, schema)?;
+        }
         let router = router(app.clone());
         let mut stop = shutdown.subscribe();
         let server = tokio::spawn(async move {
@@ -133,7 +144,7 @@ impl Simulator {
             org_id: app.identity.org_id.clone(),
         };
         tracing::info!(%url, org_id = %app.identity.org_id, "simulator listening");
-        Ok(Simulator { addr, url, credentials, app, shutdown, server: Some(server) })
+        Ok(Simulator { addr, url, credentials, app, bigquery, shutdown, server: Some(server) })
     }
 
     /// `http://HOST:PORT`: the login URL and the instance URL.
@@ -148,6 +159,11 @@ impl Simulator {
     /// Reserved for the Pub/Sub API server; `None` until it lands.
     pub fn pubsub_addr(&self) -> Option<SocketAddr> {
         None
+    }
+
+    /// The BigQuery fake: its address (`BIGQUERY_EMULATOR_HOST`), its tables.
+    pub fn bigquery(&self) -> &crate::bigquery::BigQuery {
+        &self.bigquery
     }
 
     pub fn credentials(&self) -> &Credentials {

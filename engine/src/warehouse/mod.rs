@@ -5,6 +5,7 @@
 
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod bigquery;
 pub mod postgres;
 
 use arrow::array::RecordBatch;
