@@ -99,7 +99,7 @@ impl BigQueryWarehouse {
     }
 
     /// A gRPC status as a warehouse error: codes the API documents as transient are retryable.
-    fn from_status(&self, code: tonic::Code, message: &str) -> WarehouseError {
+    fn status_error(&self, code: tonic::Code, message: &str) -> WarehouseError {
         use tonic::Code::*;
         let text = format!("{}: {message}", code_name(code));
         match code {
@@ -152,7 +152,7 @@ impl BigQueryWarehouse {
                 match response.response {
                     Some(append_rows_response::Response::AppendResult(_)) => Ok(()),
                     Some(append_rows_response::Response::Error(status)) => {
-                        Err(self.from_status(tonic::Code::from_i32(status.code), &status.message))
+                        Err(self.status_error(tonic::Code::from_i32(status.code), &status.message))
                     }
                     None => Err(self.unavailable("an answer with neither a result nor an error".into())),
                 }
@@ -164,7 +164,7 @@ impl BigQueryWarehouse {
                 {
                     tokens.invalidate().await;
                 }
-                Err(self.from_status(status.code(), status.message()))
+                Err(self.status_error(status.code(), status.message()))
             }
         }
     }

@@ -100,6 +100,8 @@ pub fn slices(batch: &RecordBatch, encoded_len: usize, limit: usize) -> Vec<Reco
 
 #[cfg(test)]
 mod tests {
+    use arrow::array::Array;
+
     use super::*;
     use crate::warehouse::conformance;
 
