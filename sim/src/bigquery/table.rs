@@ -248,17 +248,29 @@ fn accepts(ty: &str, arrow: &DataType) -> bool {
 /// One column's cells as `tabledata.list` writes them: every value a string (TIMESTAMP as
 /// seconds since the epoch in E notation, NUMERIC without trailing zeros), NULL as null.
 fn cells(array: &dyn Array, ty: &str) -> Result<Vec<Value>, String> {
+    if ty == "TIMESTAMP" {
+        // Seconds from the microseconds themselves: the display formatter needs a time zone
+        // database for "UTC" and BigQuery's own text is not a date anyway.
+        let micros = array.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        return Ok((0..array.len())
+            .map(|row| {
+                if array.is_null(row) {
+                    Value::Null
+                } else {
+                    Value::String(format!("{:E}", micros.value(row) as f64 / 1e6))
+                }
+            })
+            .collect());
+    }
     let options = FormatOptions::default();
     let formatter = ArrayFormatter::try_new(array, &options).map_err(|e| e.to_string())?;
-    let micros = (ty == "TIMESTAMP").then(|| array.as_primitive::<arrow::datatypes::TimestampMicrosecondType>());
     Ok((0..array.len())
         .map(|row| {
             if array.is_null(row) {
                 return Value::Null;
             }
-            let text = match (ty, micros) {
-                ("TIMESTAMP", Some(m)) => format!("{:E}", m.value(row) as f64 / 1e6),
-                ("NUMERIC" | "BIGNUMERIC", _) => {
+            let text = match ty {
+                "NUMERIC" | "BIGNUMERIC" => {
                     let t = formatter.value(row).to_string();
                     if t.contains('.') { t.trim_end_matches('0').trim_end_matches('.').to_string() } else { t }
                 }

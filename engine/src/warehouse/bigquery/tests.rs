@@ -90,7 +90,7 @@ async fn every_schema_type_lands_as_bigquery_shows_it() {
     let rows = list(f.fake.addr()).await;
     let text = |row: usize, column: &str| rows[row][column].as_str().map(str::to_string);
     assert_eq!(text(0, "Id").as_deref(), Some("001A"));
-    assert_eq!(text(0, "AnnualRevenue").as_deref(), Some("0"));
+    assert_eq!(text(0, "AnnualRevenue").as_deref(), Some("0.0"));
     assert_eq!(text(1, "AnnualRevenue"), None);
     assert_eq!(text(0, "Amount__c").as_deref(), Some("1000.5"));
     assert_eq!(text(1, "NumberOfEmployees").as_deref(), Some("10"));
