@@ -131,7 +131,8 @@ fn parse_records(text: &str) -> Result<RecordCounts, String> {
 
 /// `P.D.T=FILE` → the table's name and the schema file's text.
 fn parse_bigquery_table(text: &str) -> Result<(String, String), String> {
-    let (id, file) = text.split_once('=').ok_or_else(|| format!("`{text}`: write project.dataset.table=schema.json"))?;
+    let (id, file) =
+        text.split_once('=').ok_or_else(|| format!("`{text}`: write project.dataset.table=schema.json"))?;
     let schema = std::fs::read_to_string(file).map_err(|e| format!("`{file}`: {e}"))?;
     Ok((id.trim().to_string(), schema))
 }

@@ -49,8 +49,9 @@ impl BigQuery {
     pub fn start(listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let tables = Arc::new(Tables::default());
-        let grpc = proto::big_query_write_server::BigQueryWriteServer::new(write::WriteService { tables: tables.clone() })
-            .max_decoding_message_size(MAX_MESSAGE);
+        let grpc =
+            proto::big_query_write_server::BigQueryWriteServer::new(write::WriteService { tables: tables.clone() })
+                .max_decoding_message_size(MAX_MESSAGE);
         let routes = tonic::service::Routes::from(rest::router(tables.clone())).add_service(grpc);
         tokio::spawn(async move {
             let served = tonic::transport::Server::builder()

@@ -121,7 +121,9 @@ impl Table {
         for (i, field) in schema.fields().iter().enumerate() {
             if field.name() == CHANGE_TYPE {
                 if !matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
-                    return Err(self.refuse(CHANGE_TYPE, format!("must be a string, the input has {}", field.data_type())));
+                    return Err(
+                        self.refuse(CHANGE_TYPE, format!("must be a string, the input has {}", field.data_type()))
+                    );
                 }
                 change_column = Some(i);
                 continue;
@@ -141,8 +143,8 @@ impl Table {
         let changes: Vec<Change> = match change_column {
             None => vec![Change::Insert; batch.num_rows()],
             Some(c) => {
-                let array = arrow::compute::cast(batch.column(c), &DataType::Utf8)
-                    .map_err(|e| self.refuse(CHANGE_TYPE, e))?;
+                let array =
+                    arrow::compute::cast(batch.column(c), &DataType::Utf8).map_err(|e| self.refuse(CHANGE_TYPE, e))?;
                 let values = array.as_string::<i32>();
                 let mut out = Vec::with_capacity(values.len());
                 for row in 0..values.len() {
@@ -166,7 +168,11 @@ impl Table {
         // Cells of every row, in table column order; unsent columns are NULL.
         let mut formatted = Vec::with_capacity(mapping.len());
         for &(i, t) in &mapping {
-            formatted.push((t, cells(batch.column(i).as_ref(), self.columns[t].ty).map_err(|e| self.refuse(&self.columns[t].name, e))?));
+            formatted.push((
+                t,
+                cells(batch.column(i).as_ref(), self.columns[t].ty)
+                    .map_err(|e| self.refuse(&self.columns[t].name, e))?,
+            ));
         }
         let mut new_rows = Vec::with_capacity(batch.num_rows());
         for (row, change) in changes.iter().enumerate() {

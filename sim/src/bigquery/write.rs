@@ -90,9 +90,9 @@ impl WriteService {
         let serialized = arrow.rows.map(|r| r.serialized_record_batch).unwrap_or_default();
         let batch = decode(schema, &serialized)?;
         let mut tables = self.tables.tables.lock().expect("tables lock");
-        let table = tables.get_mut(&table_id).ok_or_else(|| {
-            Status::not_found(format!("Not found: Table {table_id} (stream `{stream}`)"))
-        })?;
+        let table = tables
+            .get_mut(&table_id)
+            .ok_or_else(|| Status::not_found(format!("Not found: Table {table_id} (stream `{stream}`)")))?;
         let rows = table.append(&batch).map_err(|r| Status::new(r.code, r.message))?;
         tracing::debug!(table = table_id, rows, "BigQuery fake: appended");
         Ok(AppendRowsResponse {

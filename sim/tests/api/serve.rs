@@ -56,8 +56,12 @@ async fn serve_prints_ready_and_writes_private_credentials() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     };
-    let fields: std::collections::HashMap<&str, &str> =
-        line.strip_prefix("ready ").expect("first line is the ready line").split(' ').filter_map(|f| f.split_once('=')).collect();
+    let fields: std::collections::HashMap<&str, &str> = line
+        .strip_prefix("ready ")
+        .expect("first line is the ready line")
+        .split(' ')
+        .filter_map(|f| f.split_once('='))
+        .collect();
     let url = fields["url"].to_string();
     let bigquery = fields["bigquery"];
     assert!(bigquery.starts_with("127.0.0.1:") && !bigquery.ends_with(":0"), "the BigQuery fake's address: {line}");

@@ -112,7 +112,8 @@ impl TokenSource {
             return Ok(c.token.clone());
         }
         let (token, lifetime) = self.exchange().await?;
-        *cached = Some(Cached { token: token.clone(), renew_at: Instant::now() + lifetime.saturating_sub(RENEW_BEFORE) });
+        *cached =
+            Some(Cached { token: token.clone(), renew_at: Instant::now() + lifetime.saturating_sub(RENEW_BEFORE) });
         Ok(token)
     }
 
@@ -170,7 +171,12 @@ impl TokenSource {
                 },
                 Err(_) => "the answer is not a JSON OAuth error".into(),
             };
-            return Err(AuthError::Refused { uri, email: self.key.client_email.clone(), status: status.as_u16(), message });
+            return Err(AuthError::Refused {
+                uri,
+                email: self.key.client_email.clone(),
+                status: status.as_u16(),
+                message,
+            });
         }
         let token: TokenResponse =
             serde_json::from_str(&body).map_err(|_| unavailable("the answer has no `access_token`".into()))?;

@@ -109,7 +109,8 @@ mod tests {
     fn an_upsert_carries_every_column_in_bigquery_types_and_a_change_type() {
         let b = prepare(&conformance::batch(&[("001A", "Acme"), ("001B", "Globex")]), ChangeType::Upsert).unwrap();
         let schema = b.schema();
-        let types: Vec<(&str, &DataType)> = schema.fields().iter().map(|f| (f.name().as_str(), f.data_type())).collect();
+        let types: Vec<(&str, &DataType)> =
+            schema.fields().iter().map(|f| (f.name().as_str(), f.data_type())).collect();
         assert_eq!(types[3], ("Amount__c", &DataType::Decimal128(38, 9)));
         assert_eq!(types[7], ("LastModifiedDate", &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))));
         assert_eq!(types[8], (CHANGE_TYPE, &DataType::Utf8));

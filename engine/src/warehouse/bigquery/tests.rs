@@ -115,9 +115,8 @@ async fn an_unreachable_service_is_retried_then_retryable() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap()
     };
-    let warehouse = BigQueryWarehouse::emulator(&closed.to_string(), account())
-        .unwrap()
-        .with_retry_for(Duration::from_millis(500));
+    let warehouse =
+        BigQueryWarehouse::emulator(&closed.to_string(), account()).unwrap().with_retry_for(Duration::from_millis(500));
     let started = std::time::Instant::now();
     let err = warehouse.apply(&conformance::batch(&[("001A", "Acme")]), ChangeType::Upsert).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");

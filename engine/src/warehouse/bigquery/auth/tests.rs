@@ -96,7 +96,8 @@ struct Claims {
 
 #[tokio::test]
 async fn a_signed_jwt_is_exchanged_for_a_token_that_is_cached() {
-    let endpoint = token_endpoint(200, r#"{"access_token": "ya29.token-{n}", "expires_in": 3599, "token_type": "Bearer"}"#).await;
+    let endpoint =
+        token_endpoint(200, r#"{"access_token": "ya29.token-{n}", "expires_in": 3599, "token_type": "Bearer"}"#).await;
     let (private, public) = keypair();
     let tokens = source(&private, &endpoint.uri);
     assert_eq!(tokens.token().await.unwrap(), "ya29.token-1");
@@ -104,7 +105,8 @@ async fn a_signed_jwt_is_exchanged_for_a_token_that_is_cached() {
     assert_eq!(endpoint.bodies.lock().unwrap().len(), 1);
 
     let body = endpoint.bodies.lock().unwrap()[0].clone();
-    let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
     assert_eq!(form["grant_type"], "urn:ietf:params:oauth:grant-type:jwt-bearer");
     let header = jsonwebtoken::decode_header(&form["assertion"]).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
@@ -157,10 +159,16 @@ fn a_malformed_key_file_names_the_file_and_not_the_key() {
     let text = ServiceAccountKey::read(&path).unwrap_err().to_string();
     assert!(text.contains("credentials.json") && !text.contains("secret"), "{text}");
 
-    std::fs::write(&path, r#"{"type": "service_account", "client_email": "a@b", "private_key": "not a key", "project_id": "p"}"#)
-        .unwrap();
+    std::fs::write(
+        &path,
+        r#"{"type": "service_account", "client_email": "a@b", "private_key": "not a key", "project_id": "p"}"#,
+    )
+    .unwrap();
     let key = ServiceAccountKey::read(&path).expect("Google's extra keys are accepted");
     let tokens = TokenSource::new(key, path.clone(), BIGQUERY_SCOPE);
     let text = tokens.assertion().unwrap_err().to_string();
-    assert!(text.contains("credentials.json") && text.contains("not an RSA private key") && !text.contains("not a key"), "{text}");
+    assert!(
+        text.contains("credentials.json") && text.contains("not an RSA private key") && !text.contains("not a key"),
+        "{text}"
+    );
 }
