@@ -33,8 +33,10 @@ fn lake_ids(dir: &Path) -> BTreeSet<String> {
                 dirs.push(p);
             } else if p.extension().is_some_and(|e| e == "parquet") {
                 let file = std::fs::File::open(&p).unwrap();
-                let reader =
-                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+                let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .build()
+                    .unwrap();
                 for batch in reader {
                     let batch = batch.unwrap();
                     let col = batch.column_by_name("Id").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
@@ -63,7 +65,12 @@ fn the_demo_exports_every_object_to_the_lake_and_the_warehouse_then_stops() {
     let out = demo(&d, &["--records", &RECORDS.to_string(), "--until-idle"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let log = std::fs::read_to_string(d.join("bulkflow.log")).unwrap_or_default();
-    assert!(out.status.success(), "demo failed:\n{stdout}\n{}\nlog tail:\n{}", String::from_utf8_lossy(&out.stderr), &log[log.len().saturating_sub(4000)..]);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}\nlog tail:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        &log[log.len().saturating_sub(4000)..]
+    );
     assert!(stdout.contains("Parquet files"), "{stdout}");
 
     let url = std::fs::read_to_string(d.join("warehouse.url")).unwrap().trim().to_string();

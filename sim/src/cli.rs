@@ -39,6 +39,12 @@ pub struct ServeArgs {
     /// Pub/Sub: publish a RESULT/PARTIAL BulkApi2JobEvent per full results page before the FINAL.
     #[arg(long)]
     pub partial_result_events: bool,
+    /// Address for the BigQuery fake (Storage Write gRPC and REST on one port); port 0 picks one.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub bigquery_listen: SocketAddr,
+    /// A BigQuery table to create at start, `project.dataset.table=schema.json` (repeatable).
+    #[arg(long, value_parser = parse_bigquery_table)]
+    pub bigquery_table: Vec<(String, String)>,
     /// Records per object, e.g. `Account=10000,Contact=5000,Opportunity=2000`.
     #[arg(long, default_value = "Account=10000", value_parser = parse_records)]
     pub records: RecordCounts,
@@ -138,6 +144,14 @@ fn parse_records(text: &str) -> Result<RecordCounts, String> {
         .map(RecordCounts)
 }
 
+/// `P.D.T=FILE` → the table's name and the schema file's text.
+fn parse_bigquery_table(text: &str) -> Result<(String, String), String> {
+    let (id, file) =
+        text.split_once('=').ok_or_else(|| format!("`{text}`: write project.dataset.table=schema.json"))?;
+    let schema = std::fs::read_to_string(file).map_err(|e| format!("`{file}`: {e}"))?;
+    Ok((id.trim().to_string(), schema))
+}
+
 impl ServeArgs {
     pub fn to_config(&self) -> SimConfig {
         SimConfig {
@@ -162,6 +176,8 @@ impl ServeArgs {
             username: self.username.clone(),
             password: self.password.clone(),
             jwt_private_key_pem: None,
+            bigquery_listen: self.bigquery_listen,
+            bigquery_tables: self.bigquery_table.clone(),
             faults: FaultConfig {
                 error_5xx: self.fault_5xx,
                 error_5xx_status: self.fault_5xx_status,
@@ -217,7 +233,7 @@ pub async fn serve_until(
             sim.credentials().write_to(file).with_context(|| format!("writing credentials to {}", file.display()))?;
         tracing::info!(path = %file.display(), key = ?written.private_key_path, "credentials written");
     }
-    writeln!(out, "ready url={} pubsub={}", sim.url(), sim.pubsub_addr())?;
+    writeln!(out, "ready url={} pubsub={} bigquery={}", sim.url(), sim.pubsub_addr(), sim.bigquery().addr())?;
     out.flush()?;
     tokio::select! {
         () = stop => {}

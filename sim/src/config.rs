@@ -61,6 +61,10 @@ pub struct SimConfig {
     /// PKCS#8 PEM of the JWT key pair. `None`: generated (or loaded from `state_dir`).
     pub jwt_private_key_pem: Option<String>,
     pub faults: FaultConfig,
+    /// Address of the BigQuery fake (Storage Write gRPC and REST); port 0 picks a free one.
+    pub bigquery_listen: SocketAddr,
+    /// BigQuery tables created at start: `project.dataset.table` and its schema JSON.
+    pub bigquery_tables: Vec<(String, String)>,
 }
 
 impl Default for SimConfig {
@@ -88,6 +92,8 @@ impl Default for SimConfig {
             password: None,
             jwt_private_key_pem: None,
             faults: FaultConfig::default(),
+            bigquery_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            bigquery_tables: Vec::new(),
         }
     }
 }
@@ -98,6 +104,15 @@ impl SimConfig {
     }
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
+        self
+    }
+    pub fn bigquery_listen(mut self, addr: SocketAddr) -> Self {
+        self.bigquery_listen = addr;
+        self
+    }
+    /// A BigQuery table `project.dataset.table` to create at start from a schema JSON (text).
+    pub fn bigquery_table(mut self, id: impl Into<String>, schema_json: impl Into<String>) -> Self {
+        self.bigquery_tables.push((id.into(), schema_json.into()));
         self
     }
     /// Replaces the record counts, e.g. `.records([("Account", 1000), ("Contact", 500)])`.

@@ -7,6 +7,7 @@
 
 mod admin;
 mod api_error;
+pub mod bigquery;
 mod bulk;
 mod changes;
 pub mod cli;

@@ -36,6 +36,8 @@ pub enum SimError {
     Key(String),
     #[error("the server stopped with an error: {0}")]
     Server(std::io::Error),
+    #[error("{0}")]
+    BigQuery(#[from] crate::bigquery::TableError),
     #[error("a start-up task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -48,6 +50,7 @@ pub struct Simulator {
     app: Arc<AppState>,
     pubsub_addr: SocketAddr,
     pubsub: crate::pubsub::Started,
+    bigquery: crate::bigquery::BigQuery,
     shutdown: watch::Sender<bool>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -66,6 +69,9 @@ impl Simulator {
         let pubsub_addr =
             pubsub_listener.local_addr().map_err(|source| SimError::Bind { addr: config.pubsub_listen, source })?;
         let url = format!("http://{addr}");
+        let bigquery_listener = tokio::net::TcpListener::bind(config.bigquery_listen)
+            .await
+            .map_err(|source| SimError::Bind { addr: config.bigquery_listen, source })?;
 
         let state_err = |source| SimError::State { dir: config.state_dir.clone().unwrap_or_default(), source };
         let persist = config.state_dir.as_deref().map(Persist::open).transpose().map_err(state_err)?;
@@ -127,6 +133,11 @@ impl Simulator {
             config.partial_result_events,
             shutdown.subscribe(),
         );
+        let bigquery = crate::bigquery::BigQuery::start(bigquery_listener, shutdown.subscribe())
+            .map_err(|source| SimError::Bind { addr: config.bigquery_listen, source })?;
+        for (id, schema) in &config.bigquery_tables {
+            bigquery.create_table(id, schema)?;
+        }
         let router = router(app.clone());
         let mut stop = shutdown.subscribe();
         let server = tokio::spawn(async move {
@@ -148,7 +159,7 @@ impl Simulator {
             org_id: app.identity.org_id.clone(),
         };
         tracing::info!(%url, pubsub = %pubsub_addr, org_id = %app.identity.org_id, "simulator listening");
-        Ok(Simulator { addr, url, credentials, app, pubsub_addr, pubsub, shutdown, server: Some(server) })
+        Ok(Simulator { addr, url, credentials, app, pubsub_addr, pubsub, bigquery, shutdown, server: Some(server) })
     }
 
     /// `http://HOST:PORT`: the login URL and the instance URL.
@@ -173,6 +184,11 @@ impl Simulator {
     /// The bus's latest replay id (opaque bytes, as subscribers see them).
     pub fn latest_replay_id(&self) -> Vec<u8> {
         crate::pubsub::log::encode(self.pubsub.log.latest())
+    }
+
+    /// The BigQuery fake: its address (`BIGQUERY_EMULATOR_HOST`), its tables.
+    pub fn bigquery(&self) -> &crate::bigquery::BigQuery {
+        &self.bigquery
     }
 
     pub fn credentials(&self) -> &Credentials {

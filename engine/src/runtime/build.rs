@@ -195,7 +195,15 @@ fn processor(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Arc<dyn Pro
                 ctx.env.clone(),
             )))
         }
-        TaskKind::BigQueryWrite(_) => Err(not_available(flow, task, "the BigQuery writer lands with issue #9")),
+        TaskKind::BigQueryWrite(config) => {
+            Ok(Arc::new(tasks::gcp_bigquery_storage_write::processor::BigQueryWriteProcessor::new(
+                &flow.name,
+                &task.name,
+                config,
+                config.credentials_path.as_deref().map(|p| ctx.credentials.resolve(std::path::Path::new(p))),
+                ctx.env.clone(),
+            )))
+        }
         TaskKind::Generate { .. } | TaskKind::PubSubSubscriber(_) | TaskKind::NatsSubscriber(_) => {
             Err(not_available(flow, task, "a source can only be a flow's first task"))
         }

@@ -3,6 +3,7 @@
 //! the writer tasks can promise the same thing whichever warehouse a flow names: a batch applied
 //! twice (a bus redelivery, a retry after a lost acknowledgement) leaves the table as once.
 
+pub mod bigquery;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod postgres;

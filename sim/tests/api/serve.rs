@@ -56,9 +56,16 @@ async fn serve_prints_ready_and_writes_private_credentials() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     };
-    let rest = line.strip_prefix("ready url=").expect("first line is the ready line");
-    let (url, pubsub) = rest.split_once(" pubsub=").expect("the ready line names the Pub/Sub address");
-    let url = url.to_string();
+    let fields: std::collections::HashMap<&str, &str> = line
+        .strip_prefix("ready ")
+        .expect("first line is the ready line")
+        .split(' ')
+        .filter_map(|f| f.split_once('='))
+        .collect();
+    let url = fields["url"].to_string();
+    let bigquery = fields["bigquery"];
+    assert!(bigquery.starts_with("127.0.0.1:") && !bigquery.ends_with(":0"), "the BigQuery fake's address: {line}");
+    let pubsub = fields["pubsub"];
     assert!(url.starts_with("http://127.0.0.1:"));
     assert!(!url.ends_with(":0"), "an ephemeral port was chosen");
     assert!(pubsub.starts_with("127.0.0.1:") && !pubsub.ends_with(":0"), "{pubsub}");

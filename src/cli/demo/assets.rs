@@ -33,6 +33,12 @@ const FILES: &[(&str, &str)] = &[
 /// The folder of the PostgreSQL writer flows, left out when the warehouse is off.
 pub const POSTGRES_FLOWS: &str = "workflows/postgres";
 
+/// The schema JSON of `object` (lower case), as the writer flows use it.
+pub fn schema(object: &str) -> Option<&'static str> {
+    let path = format!("resources/salesforce/schema_{object}.json");
+    FILES.iter().find(|(p, _)| *p == path).map(|(_, text)| *text)
+}
+
 /// Writes every asset under `dir` (`dir/workflows/...`, `dir/resources/...`).
 pub fn write(dir: &Path) -> std::io::Result<()> {
     for (path, text) in FILES {

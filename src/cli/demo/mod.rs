@@ -53,6 +53,7 @@ pub struct DemoArgs {
 const OBJECTS: [&str; 3] = ["Account", "Contact", "Opportunity"];
 /// Modifications and inserts per second in the org, so each incremental run finds changes.
 const CHANGE_RATE: f64 = 2.0;
+const GCP_PROJECT: &str = "bulkflow-demo";
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const LEASE_TTL: Duration = Duration::from_secs(15);
 
@@ -105,17 +106,23 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("bulkflow demo in {} (logs: {})", layout.dir.display(), layout.log().display());
     assets::write(&layout.dir).context("cannot write the demo's flows")?;
 
-    let sim = SimConfig::new()
+    let mut sim = SimConfig::new()
         .records(OBJECTS.iter().map(|o| (*o, args.records)))
         .state_dir(layout.sim())
-        .change_rate(CHANGE_RATE)
-        .start()
-        .await
-        .context("cannot start the Salesforce simulator")?;
+        .change_rate(CHANGE_RATE);
+    // The seed's writer flows upsert into BigQuery: the simulator's fake holds one table per object.
+    for object in OBJECTS {
+        let lower = object.to_lowercase();
+        let schema = assets::schema(&lower).with_context(|| format!("no schema for {object}"))?;
+        sim = sim.bigquery_table(format!("{GCP_PROJECT}.salesforce.{lower}"), schema);
+    }
+    let sim = sim.start().await.context("cannot start the Salesforce simulator")?;
     sim.credentials()
         .write_to(&layout.credentials().join("etc/sfdc/credentials.json"))
         .context("cannot write the simulator's credentials")?;
+    write_gcp_credentials(&layout)?;
     println!("salesforce   simulated org at {} ({} records per object)", sim.url(), args.records);
+    println!("bigquery     the simulator's fake at {} (project {GCP_PROJECT})", sim.bigquery().addr());
 
     let warehouse = warehouse::start(&layout).await;
     match &warehouse {
@@ -126,7 +133,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let mut env: HashMap<String, String> = HashMap::new();
     env.insert("GCS_BUCKET_PATH".into(), layout.lake().display().to_string());
-    env.insert("GCP_PROJECT_ID".into(), "bulkflow-demo".into());
+    env.insert("GCP_PROJECT_ID".into(), GCP_PROJECT.into());
+    env.insert("BIGQUERY_EMULATOR_HOST".into(), sim.bigquery().addr().to_string());
     if let Warehouse::On { url } = &warehouse {
         env.insert("WAREHOUSE_URL".into(), url.clone());
     }
@@ -239,6 +247,21 @@ fn start_first_exports(ledger: &Ledger, flows: &[String]) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// The seed's writer flows name a GCP service account; with the BigQuery fake (an emulator, as
+/// Google's client libraries call it) it is never used to sign in, but the file must be there.
+fn write_gcp_credentials(layout: &Layout) -> anyhow::Result<()> {
+    let path = layout.credentials().join("etc/gcp/credentials.json");
+    std::fs::create_dir_all(path.parent().unwrap_or(&layout.dir))?;
+    let account = serde_json::json!({
+        "type": "service_account",
+        "project_id": GCP_PROJECT,
+        "client_email": format!("demo@{GCP_PROJECT}.iam.gserviceaccount.com"),
+        "token_uri": "https://oauth2.googleapis.com/token",
+    });
+    std::fs::write(&path, serde_json::to_vec_pretty(&account)?)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// What was exported where, and how to look at it.
 fn summary(layout: &Layout, ledger: &Ledger, warehouse: &Warehouse) -> anyhow::Result<()> {
     let runs = ledger.list_runs(&RunFilter::default())?;
@@ -258,6 +281,7 @@ fn summary(layout: &Layout, ledger: &Ledger, warehouse: &Warehouse) -> anyhow::R
     if let Warehouse::On { url } = warehouse {
         println!("warehouse    psql '{url}' -c 'select count(*) from salesforce.account'");
     }
+    println!("bigquery     the fake's tables live as long as the demo runs (tabledata.list on its port)");
     Ok(())
 }
 
