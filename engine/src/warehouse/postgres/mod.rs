@@ -68,9 +68,13 @@ impl PostgresWarehouse {
         });
         if let Some(schema) = &self.create {
             let ddl = sql::create_table(&self.table, schema).map_err(|m| self.rejected(m))?;
-            if let Err(e) = client.batch_execute(&ddl).await {
-                // Two writers creating the same table at once: one of them sees a duplicate.
-                if !matches!(e.code().map(|c| c.code()), Some("23505" | "42P06" | "42P07")) {
+            // Writers creating the same schema or table at once: the loser sees a duplicate, and
+            // its whole DDL batch (one implicit transaction) is undone, the table with it. Once
+            // more, the schema exists and `IF NOT EXISTS` holds.
+            let mut attempt = 0;
+            while let Err(e) = client.batch_execute(&ddl).await {
+                attempt += 1;
+                if attempt >= 3 || !matches!(e.code().map(|c| c.code()), Some("23505" | "42P06" | "42P07")) {
                     return Err(self.classify(&e, "creating the table"));
                 }
             }

@@ -174,3 +174,24 @@ async fn a_restart_mid_stream_retries_the_batch_and_lands_it_once() {
     let expected = 100 * applied as i64;
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (expected, expected));
 }
+
+/// Writers of several objects starting together all create their tables in one new schema; the
+/// losers of the `CREATE SCHEMA` race must still create their table (the demo's three writers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_creating_tables_in_one_new_schema_at_once_all_get_their_table() {
+    let f = fixture().await;
+    let tables: Vec<String> = (0..6).map(|i| format!("object_{i}")).collect();
+    let writes = tables.iter().map(|t| {
+        let name = TableName { schema: Some("racing".into()), table: t.clone() };
+        let warehouse = PostgresWarehouse::new(f.url.clone(), name, Some(conformance::schema()));
+        async move { warehouse.apply(&conformance::batch(&[("001A", "Acme")]), ChangeType::Upsert).await }
+    });
+    for result in futures_util::future::join_all(writes).await {
+        result.unwrap();
+    }
+    let client = client(&f.url).await;
+    for t in &tables {
+        let n: i64 = client.query_one(&format!("SELECT count(*) FROM racing.{t}"), &[]).await.unwrap().get(0);
+        assert_eq!(n, 1, "{t}");
+    }
+}
