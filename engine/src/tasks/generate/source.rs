@@ -132,15 +132,20 @@ pub fn open_on_demand(
     now: DateTime<Utc>,
     since: Option<i64>,
 ) -> Result<RunId, crate::run::LedgerError> {
-    let at = now.with_nanosecond(0).unwrap_or(now);
-    let opened = ledger.open_run(flow, at)?;
-    let id = opened.run.id().clone();
-    if opened.created {
-        let mut event = tick_event(&id, flow, at, since);
-        event.meta.insert(ON_DEMAND.into(), json!(true));
-        ledger.update(&id, &Update::new().checkpoint(Checkpoint::new(STAGE, event.template_view())))?;
+    let mut at = now.with_nanosecond(0).unwrap_or(now);
+    // Run ids have a second's precision: a run opened earlier in this second (by the cron or
+    // another request) keeps its id, and this one takes the next free second.
+    loop {
+        let opened = ledger.open_run(flow, at)?;
+        if opened.created {
+            let id = opened.run.id().clone();
+            let mut event = tick_event(&id, flow, at, since);
+            event.meta.insert(ON_DEMAND.into(), json!(true));
+            ledger.update(&id, &Update::new().checkpoint(Checkpoint::new(STAGE, event.template_view())))?;
+            return Ok(id);
+        }
+        at += chrono::Duration::seconds(1);
     }
-    Ok(id)
 }
 
 /// Marks the event of a run opened on demand, which waits for the flow's runs in flight.
