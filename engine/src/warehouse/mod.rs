@@ -33,6 +33,28 @@ pub trait Warehouse: Send + Sync {
     fn apply<'a>(&'a self, batch: &'a RecordBatch, change: ChangeType) -> BoxFuture<'a, Result<(), WarehouseError>>;
 }
 
+/// What a warehouse task does with one event: apply its Arrow batch, and say which failures a
+/// retry can help. Returns the batch's row count. `task_type` names the task in errors.
+pub async fn apply_event(
+    warehouse: &dyn Warehouse,
+    task_type: &str,
+    event: &crate::event::Event,
+    change: ChangeType,
+) -> Result<usize, crate::runtime::processor::TaskError> {
+    use crate::runtime::processor::TaskError;
+    let crate::event::EventData::Arrow(batch) = &event.data else {
+        return Err(TaskError::Fatal(format!(
+            "batch `{}`: not an Arrow batch; {task_type} writes the batches `convert` produces",
+            event.id
+        )));
+    };
+    warehouse.apply(batch, change).await.map_err(|e| {
+        let message = format!("batch `{}`: {e}", event.id);
+        if e.is_retryable() { TaskError::Retryable(message) } else { TaskError::Fatal(message) }
+    })?;
+    Ok(batch.num_rows())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WarehouseError {
     /// The batch does not fit the table: retrying cannot help.

@@ -13,13 +13,13 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 use super::config::BigQueryWriteConfig;
-use crate::event::{Event, EventData};
+use crate::event::Event;
 use crate::flow::template::{Context, Template};
 use crate::runtime::build::EnvLookup;
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
 use crate::warehouse::bigquery::auth::{BIGQUERY_SCOPE, ServiceAccountKey, TokenSource};
 use crate::warehouse::bigquery::{BigQueryWarehouse, TableRef};
-use crate::warehouse::{ChangeType, Warehouse};
+use crate::warehouse::{ChangeType, apply_event};
 
 /// The environment variable naming an emulator to use instead of BigQuery.
 pub const EMULATOR_HOST: &str = "BIGQUERY_EMULATOR_HOST";
@@ -98,22 +98,13 @@ impl BigQueryWriteProcessor {
 impl Processor for BigQueryWriteProcessor {
     fn process<'a>(&'a self, event: Event, out: &'a mut Emitter) -> BoxFuture<'a, Result<(), TaskError>> {
         Box::pin(async move {
-            let EventData::Arrow(batch) = &event.data else {
-                return Err(TaskError::Fatal(format!(
-                    "batch `{}`: not an Arrow batch; gcp_bigquery_storage_write writes the batches `convert` produces",
-                    event.id
-                )));
-            };
             let warehouse = self.warehouse(&event).await?;
-            warehouse.apply(batch, self.change).await.map_err(|e| {
-                let message = format!("batch `{}`: {e}", event.id);
-                if e.is_retryable() { TaskError::Retryable(message) } else { TaskError::Fatal(message) }
-            })?;
+            let rows = apply_event(warehouse, "gcp_bigquery_storage_write", &event, self.change).await?;
             tracing::debug!(
                 flow = self.flow,
                 task = self.task,
                 event = event.id,
-                rows = batch.num_rows(),
+                rows,
                 table = %warehouse.table(),
                 "wrote batch to BigQuery"
             );

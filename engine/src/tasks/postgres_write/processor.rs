@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use super::config::PostgresWriteConfig;
-use crate::event::{Event, EventData};
+use crate::event::Event;
 use crate::flow::template::{Context, Template};
 use crate::runtime::build::EnvLookup;
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
@@ -16,7 +16,7 @@ use crate::schema::TableSchema;
 use crate::tasks::object_store::credentials;
 use crate::warehouse::postgres::PostgresWarehouse;
 use crate::warehouse::postgres::sql::TableName;
-use crate::warehouse::{ChangeType, Warehouse};
+use crate::warehouse::{ChangeType, apply_event};
 
 /// `{"url": "postgres://user:password@host:port/database"}`.
 #[derive(Deserialize)]
@@ -95,24 +95,9 @@ impl PostgresWriteProcessor {
 impl Processor for PostgresWriteProcessor {
     fn process<'a>(&'a self, event: Event, out: &'a mut Emitter) -> BoxFuture<'a, Result<(), TaskError>> {
         Box::pin(async move {
-            let EventData::Arrow(batch) = &event.data else {
-                return Err(TaskError::Fatal(format!(
-                    "batch `{}`: not an Arrow batch; postgres_write writes the batches `convert` produces",
-                    event.id
-                )));
-            };
             let warehouse = self.warehouse(&event).await?;
-            warehouse.apply(batch, self.change).await.map_err(|e| {
-                let message = format!("batch `{}`: {e}", event.id);
-                if e.is_retryable() { TaskError::Retryable(message) } else { TaskError::Fatal(message) }
-            })?;
-            tracing::debug!(
-                flow = self.flow,
-                task = self.task,
-                event = event.id,
-                rows = batch.num_rows(),
-                "wrote batch to PostgreSQL"
-            );
+            let rows = apply_event(warehouse, "postgres_write", &event, self.change).await?;
+            tracing::debug!(flow = self.flow, task = self.task, event = event.id, rows, "wrote batch to PostgreSQL");
             out.emit(event).await
         })
     }
