@@ -50,6 +50,7 @@ mod v2 {
     use crate::store::record::json_string;
 
     #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
     pub struct Checkpoint {
         pub stage: String,
         #[serde(with = "json_string")]
@@ -59,6 +60,7 @@ mod v2 {
     }
 
     #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
     pub struct StageProgress {
         pub next_locator: Option<String>,
         pub pages_fetched: u64,
@@ -225,21 +227,20 @@ mod tests {
     /// in flight resume.
     #[test]
     fn a_version_2_checkpoint_is_read_with_bus_generation_0() {
-        #[derive(Serialize)]
-        struct V2 {
-            stage: String,
-            #[serde(with = "json_string")]
-            input: serde_json::Value,
-            progress: (Option<String>, u64, Vec<PageMark>, u64, u64, BTreeSet<u64>, BTreeSet<String>),
-            written: BTreeMap<String, BTreeSet<u64>>,
-            updated_at: DateTime<Utc>,
-        }
         let mark = PageMark { locator: Some("L1".into()), rows: 10, batches: 2 };
-        let old = V2 {
+        let old = v2::Checkpoint {
             stage: RESULTS_STAGE.into(),
             input: serde_json::json!({"data": {"id": "750A"}}),
-            progress: (None, 1, vec![mark.clone()], 10, 2, [0, 1].into(), ["s".to_string()].into()),
-            written: [("w".to_string(), [1].into())].into(),
+            progress: v2::StageProgress {
+                next_locator: None,
+                pages_fetched: 1,
+                pages: vec![mark.clone()],
+                records_fetched: 10,
+                batches_fetched: 2,
+                batches_published: [0, 1].into(),
+                subjects: ["s".to_string()].into(),
+                batches_written: [("w".to_string(), [1].into())].into(),
+            },
             updated_at: DateTime::<Utc>::UNIX_EPOCH,
         };
         let mut bytes = 2u16.to_be_bytes().to_vec();
