@@ -26,6 +26,7 @@ pub mod soql;
 mod state;
 mod stats;
 mod store;
+mod tooling;
 
 pub use config::{DEFAULT_MAX_PAGE_RECORDS, SimConfig};
 pub use events::{JobEvent, JobState};

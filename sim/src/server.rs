@@ -117,6 +117,7 @@ impl Simulator {
             faults: Faults::new(config.faults.clone()),
             stats: Stats::default(),
             events,
+            managed: crate::pubsub::managed::Registry::open(persist.clone()).map_err(state_err)?,
             persist,
         });
 
@@ -160,6 +161,11 @@ impl Simulator {
         };
         tracing::info!(%url, pubsub = %pubsub_addr, org_id = %app.identity.org_id, "simulator listening");
         Ok(Simulator { addr, url, credentials, app, pubsub_addr, pubsub, bigquery, shutdown, server: Some(server) })
+    }
+
+    /// The managed event subscription named `developer_name`, with its committed position.
+    pub fn managed_subscription(&self, developer_name: &str) -> Option<crate::pubsub::managed::Subscription> {
+        self.app.managed.find("", developer_name)
     }
 
     /// `http://HOST:PORT`: the login URL and the instance URL.
@@ -256,6 +262,7 @@ fn router(app: Arc<AppState>) -> Router {
     let salesforce = Router::new()
         .route("/services/oauth2/token", post(oauth::token::token))
         .merge(bulk::routes())
+        .merge(crate::tooling::routes())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             ApiError::new(

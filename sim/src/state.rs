@@ -37,6 +37,8 @@ pub struct AppState {
     pub stats: Stats,
     pub events: broadcast::Sender<JobEvent>,
     pub persist: Option<Persist>,
+    /// The org's managed event subscriptions and their committed positions.
+    pub managed: crate::pubsub::managed::Registry,
 }
 
 /// Locks a mutex, carrying on past poisoning: every critical section here leaves the data

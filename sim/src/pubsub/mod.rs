@@ -4,6 +4,7 @@
 mod auth;
 pub mod avro;
 pub mod log;
+pub mod managed;
 mod pump;
 mod service;
 mod status;

@@ -41,15 +41,7 @@ impl PubSub for Service {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let caller = auth::check(&self.app, request.metadata())?;
         let (tx, rx) = mpsc::channel(4);
-        let stream = subscribe::Stream {
-            app: self.app.clone(),
-            log: self.log.clone(),
-            settings: self.settings.clone(),
-            stats: self.stats.clone(),
-            caller,
-            out: tx,
-            shutdown: self.shutdown.clone(),
-        };
+        let stream = self.stream(caller, tx);
         let mut inbound = request.into_inner();
         if let Some(opened) = stream.open(&mut inbound).await? {
             tokio::spawn(stream.run(inbound, opened));
@@ -114,8 +106,29 @@ impl PubSub for Service {
 
     async fn managed_subscribe(
         &self,
-        _request: Request<Streaming<ManagedFetchRequest>>,
+        request: Request<Streaming<ManagedFetchRequest>>,
     ) -> Result<Response<Self::ManagedSubscribeStream>, Status> {
-        Err(Status::unimplemented("ManagedSubscribe is not simulated yet"))
+        let caller = auth::check(&self.app, request.metadata())?;
+        let (tx, rx) = mpsc::channel(4);
+        let stream = self.stream(caller, tx);
+        let mut inbound = request.into_inner();
+        if let Some(opened) = stream.open_managed(&mut inbound).await? {
+            tokio::spawn(stream.run(inbound, opened));
+        }
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+impl Service {
+    fn stream<P>(&self, caller: auth::Caller, out: mpsc::Sender<Result<P, Status>>) -> subscribe::Stream<P> {
+        subscribe::Stream {
+            app: self.app.clone(),
+            log: self.log.clone(),
+            settings: self.settings.clone(),
+            stats: self.stats.clone(),
+            caller,
+            out,
+            shutdown: self.shutdown.clone(),
+        }
     }
 }

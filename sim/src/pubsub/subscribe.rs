@@ -1,12 +1,16 @@
-//! One `Subscribe` stream: replay position from the first request, credit summed and capped at
-//! 100, delivery in replay order, keepalives while credit waits, an idle close when the client
-//! stops asking, and the faults that end streams.
+//! One `Subscribe` or `ManagedSubscribe` stream: replay position from the first request (or the
+//! managed subscription's last commit), credit summed and capped at 100, delivery in replay order,
+//! keepalives while credit waits, an idle close when the client stops asking, commits on managed
+//! streams, and the faults that end streams.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bulkflow_pubsub_proto::{ConsumerEvent, FetchRequest, FetchResponse, ReplayPreset};
+use bulkflow_pubsub_proto::{
+    CommitReplayResponse, ConsumerEvent, FetchRequest, FetchResponse, ManagedFetchRequest, ManagedFetchResponse,
+    ReplayPreset,
+};
 use tokio::sync::mpsc;
 use tonic::{Code, Status, Streaming};
 
@@ -21,21 +25,86 @@ pub const MAX_CREDIT: i32 = 100;
 /// How often a stream looks at its deadlines, its token and the faults.
 const TICK: Duration = Duration::from_millis(50);
 
-pub struct Stream {
+/// What a client sends on either kind of stream.
+pub trait Inbound: Send + 'static {
+    /// The topic it names (`Subscribe` only; a managed stream's topic is its subscription's).
+    fn topic(&self) -> &str;
+    fn num_requested(&self) -> i32;
+    /// A commit of a replay id (`ManagedSubscribe` only): request id and replay id.
+    fn commit(&self) -> Option<(&str, &[u8])>;
+}
+
+impl Inbound for FetchRequest {
+    fn topic(&self) -> &str {
+        &self.topic_name
+    }
+    fn num_requested(&self) -> i32 {
+        self.num_requested
+    }
+    fn commit(&self) -> Option<(&str, &[u8])> {
+        None
+    }
+}
+
+impl Inbound for ManagedFetchRequest {
+    fn topic(&self) -> &str {
+        ""
+    }
+    fn num_requested(&self) -> i32 {
+        self.num_requested
+    }
+    fn commit(&self) -> Option<(&str, &[u8])> {
+        self.commit_replay_id_request.as_ref().map(|c| (c.commit_request_id.as_str(), c.replay_id.as_slice()))
+    }
+}
+
+/// What the server sends on either kind of stream.
+pub trait Outbound: Send + 'static {
+    fn events(events: Vec<ConsumerEvent>, latest_replay_id: Vec<u8>, pending: i32) -> Self;
+    fn committed(response: CommitReplayResponse, pending: i32) -> Self;
+}
+
+impl Outbound for FetchResponse {
+    fn events(events: Vec<ConsumerEvent>, latest_replay_id: Vec<u8>, pending: i32) -> Self {
+        FetchResponse { events, latest_replay_id, rpc_id: crate::ids::new_uuid(), pending_num_requested: pending }
+    }
+    fn committed(_: CommitReplayResponse, pending: i32) -> Self {
+        Self::events(vec![], vec![], pending)
+    }
+}
+
+impl Outbound for ManagedFetchResponse {
+    fn events(events: Vec<ConsumerEvent>, latest_replay_id: Vec<u8>, pending: i32) -> Self {
+        ManagedFetchResponse {
+            events,
+            latest_replay_id,
+            rpc_id: crate::ids::new_uuid(),
+            pending_num_requested: pending,
+            commit_response: None,
+        }
+    }
+    fn committed(response: CommitReplayResponse, pending: i32) -> Self {
+        ManagedFetchResponse { commit_response: Some(response), ..Self::events(vec![], vec![], pending) }
+    }
+}
+
+pub struct Stream<P> {
     pub app: Arc<AppState>,
     pub log: Arc<ReplayLog>,
     pub settings: PubSubSettings,
     pub stats: Arc<PubSubStats>,
     pub caller: Caller,
-    pub out: mpsc::Sender<Result<FetchResponse, Status>>,
+    pub out: mpsc::Sender<Result<P, Status>>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Where a stream starts, from its first request.
 pub struct Opened {
-    topic: String,
-    cursor: u64,
-    credit: i32,
+    pub topic: String,
+    pub cursor: u64,
+    pub credit: i32,
+    /// The managed subscription whose commits this stream records.
+    pub managed: Option<String>,
 }
 
 enum End {
@@ -44,7 +113,7 @@ enum End {
     Error(Status),
 }
 
-impl Stream {
+impl Stream<FetchResponse> {
     /// Reads the first request and fixes the replay position before the response headers go out,
     /// so a client whose `Subscribe` call returned knows events from then on will reach it.
     /// `Ok(None)`: the client went away first.
@@ -56,27 +125,7 @@ impl Stream {
         };
         let cursor = self.start(&first)?;
         let credit = self.credit(0, first.num_requested)?;
-        Ok(Some(Opened { topic: first.topic_name, cursor, credit }))
-    }
-
-    pub async fn run(self, inbound: Streaming<FetchRequest>, opened: Opened) {
-        if let End::Error(status) = self.drive(inbound, opened).await {
-            tracing::info!(code = ?status.code(), message = status.message(), "Pub/Sub stream ended with an error");
-            let _ = self.out.send(Err(status)).await;
-        }
-    }
-
-    fn credit(&self, credit: i32, requested: i32) -> Result<i32, Status> {
-        if requested <= 0 {
-            return Err(status::error(
-                Code::InvalidArgument,
-                REQUESTED_EVENTS_INVALID,
-                "num_requested must be positive",
-            ));
-        }
-        let asked = i64::from(credit) + i64::from(requested);
-        self.stats.max_requested_credit.fetch_max(u64::try_from(asked).unwrap_or(0), Ordering::Relaxed);
-        Ok(i32::try_from(asked.min(i64::from(MAX_CREDIT))).unwrap_or(MAX_CREDIT))
+        Ok(Some(Opened { topic: first.topic_name, cursor, credit, managed: None }))
     }
 
     fn start(&self, first: &FetchRequest) -> Result<u64, Status> {
@@ -111,13 +160,35 @@ impl Stream {
             Err(_) => Err(status::error(Code::InvalidArgument, REPLAY_VALIDATION_FAILED, "unknown replay_preset")),
         }
     }
+}
 
-    async fn send(&self, response: FetchResponse) -> bool {
+impl<P: Outbound> Stream<P> {
+    pub async fn run<R: Inbound>(self, inbound: Streaming<R>, opened: Opened) {
+        if let End::Error(status) = self.drive(inbound, opened).await {
+            tracing::info!(code = ?status.code(), message = status.message(), "Pub/Sub stream ended with an error");
+            let _ = self.out.send(Err(status)).await;
+        }
+    }
+
+    pub(super) fn credit(&self, credit: i32, requested: i32) -> Result<i32, Status> {
+        if requested <= 0 {
+            return Err(status::error(
+                Code::InvalidArgument,
+                REQUESTED_EVENTS_INVALID,
+                "num_requested must be positive",
+            ));
+        }
+        let asked = i64::from(credit) + i64::from(requested);
+        self.stats.max_requested_credit.fetch_max(u64::try_from(asked).unwrap_or(0), Ordering::Relaxed);
+        Ok(i32::try_from(asked.min(i64::from(MAX_CREDIT))).unwrap_or(MAX_CREDIT))
+    }
+
+    async fn send(&self, response: P) -> bool {
         self.out.send(Ok(response)).await.is_ok()
     }
 
-    async fn drive(&self, mut inbound: Streaming<FetchRequest>, opened: Opened) -> End {
-        let Opened { topic, mut cursor, mut credit } = opened;
+    async fn drive<R: Inbound>(&self, mut inbound: Streaming<R>, opened: Opened) -> End {
+        let Opened { topic, mut cursor, mut credit, managed } = opened;
         let drop_generation = self.app.faults.pubsub_drop_generation();
         let mut appended = self.log.watch();
         let mut last_sent = Instant::now();
@@ -146,13 +217,7 @@ impl Stream {
                         .into_iter()
                         .map(|(seq, event)| ConsumerEvent { event: Some(event), replay_id: log::encode(seq) })
                         .collect();
-                    let response = FetchResponse {
-                        events,
-                        latest_replay_id: log::encode(cursor),
-                        rpc_id: crate::ids::new_uuid(),
-                        pending_num_requested: credit,
-                    };
-                    if !self.send(response).await {
+                    if !self.send(P::events(events, log::encode(cursor), credit)).await {
                         return End::Quiet;
                     }
                     last_sent = Instant::now();
@@ -163,13 +228,7 @@ impl Stream {
                 }
                 if last_sent.elapsed() >= self.settings.keepalive {
                     self.stats.keepalives.fetch_add(1, Ordering::Relaxed);
-                    let response = FetchResponse {
-                        events: vec![],
-                        latest_replay_id: log::encode(latest),
-                        rpc_id: crate::ids::new_uuid(),
-                        pending_num_requested: credit,
-                    };
-                    if !self.send(response).await {
+                    if !self.send(P::events(vec![], log::encode(latest), credit)).await {
                         return End::Quiet;
                     }
                     cursor = cursor.max(latest);
@@ -183,14 +242,23 @@ impl Stream {
             tokio::select! {
                 request = inbound.message() => match request {
                     Ok(Some(r)) => {
-                        if !r.topic_name.is_empty() && r.topic_name != topic {
+                        if !r.topic().is_empty() && r.topic() != topic {
                             return End::Error(status::error(Code::InvalidArgument, TOPIC_MISMATCH, "topic_name differs from the first request's"));
                         }
-                        credit = match self.credit(credit, r.num_requested) {
-                            Ok(c) => c,
-                            Err(s) => return End::Error(s),
-                        };
-                        last_asked = Instant::now();
+                        if let (Some((request_id, replay_id)), Some(subscription)) = (r.commit(), &managed) {
+                            let response = self.app.managed.commit(subscription, request_id, replay_id, &self.log);
+                            if !self.send(P::committed(response, credit)).await {
+                                return End::Quiet;
+                            }
+                        }
+                        // A managed request may carry only a commit.
+                        if r.commit().is_none() || r.num_requested() != 0 {
+                            credit = match self.credit(credit, r.num_requested()) {
+                                Ok(c) => c,
+                                Err(s) => return End::Error(s),
+                            };
+                            last_asked = Instant::now();
+                        }
                     }
                     Ok(None) | Err(_) => return End::Quiet,
                 },

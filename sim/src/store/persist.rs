@@ -116,6 +116,15 @@ impl Persist {
         read_json(&self.dir.join("tokens.json"))
     }
 
+    pub fn save_managed_subscriptions<T: Serialize>(&self, subscriptions: &[T]) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(subscriptions).map_err(std::io::Error::other)?;
+        write_atomic(&self.dir.join("managed_subscriptions.json"), &bytes)
+    }
+
+    pub fn load_managed_subscriptions<T: DeserializeOwned>(&self) -> std::io::Result<Vec<T>> {
+        Ok(read_json(&self.dir.join("managed_subscriptions.json"))?.unwrap_or_default())
+    }
+
     fn results_path(&self, job_id: &str) -> PathBuf {
         self.dir.join("results").join(format!("{job_id}.jsonl"))
     }

@@ -8,6 +8,10 @@
 //! resumed after the last event received; auth errors log in again; a replay id the server refuses
 //! falls back to the preset with a loud warning.
 //!
+//! With `managed_subscription: true` the stream is a `ManagedSubscribe` of the managed
+//! subscription named like the durable consumer: the server keeps the position, so each replay id
+//! the window releases is also committed on the stream (and kept in the state store, for status).
+//!
 //! [`window`]: super::window
 
 use std::path::Path;
@@ -15,12 +19,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bulkflow_pubsub_proto::pub_sub_client::PubSubClient;
-use bulkflow_pubsub_proto::{ERROR_CODE_KEY, FetchRequest, FetchResponse, ReplayPreset, SchemaRequest, TopicRequest};
+use bulkflow_pubsub_proto::{
+    CommitReplayRequest, CommitReplayResponse, ConsumerEvent, ERROR_CODE_KEY, FetchRequest, ManagedFetchRequest,
+    ReplayPreset, SchemaRequest, TopicRequest,
+};
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, stream};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
-use tonic::{Request, Status, Streaming};
+use tonic::{Request, Status};
 
 use super::config::{self, PubSubSubscriberConfig};
 use super::decode::Schemas;
@@ -71,6 +80,20 @@ enum Ended {
     Fatal(String),
 }
 
+/// What the loop sends on a stream after its first request, whichever kind the stream is.
+enum Ask {
+    Credit(u32),
+    /// A replay id whose event and every earlier one completed (managed streams only).
+    Commit(Vec<u8>),
+}
+
+/// What a stream's responses carry, whichever kind the stream is.
+struct Answer {
+    events: Vec<ConsumerEvent>,
+    latest_replay_id: Vec<u8>,
+    commit: Option<CommitReplayResponse>,
+}
+
 /// What the durable part of the subscription keeps between streams.
 struct Progress {
     window: CompletionWindow,
@@ -114,6 +137,79 @@ impl PubSubSource {
     /// The consumer name under which the replay id is stored, when durable.
     fn durable_name(&self) -> Option<&str> {
         self.config.topic.durable_consumer_options.as_ref().filter(|d| d.enabled).map(|d| d.name.as_str())
+    }
+
+    /// The managed subscription (its developer name) the server keeps the position of, if any.
+    fn managed(&self) -> Option<&str> {
+        self.config.topic.durable_consumer_options.as_ref().filter(|d| d.managed_subscription).map(|d| d.name.as_str())
+    }
+
+    /// Opens a stream of the configured kind whose first request asks for `credit` events, and
+    /// later requests come from `asks`.
+    async fn open(
+        &self,
+        api: &mut PubSubClient<Channel>,
+        session: &Session,
+        progress: &Progress,
+        credit: u32,
+        asks: mpsc::Receiver<Ask>,
+    ) -> Result<BoxStream<'static, Result<Answer, Status>>, Ended> {
+        let asks = ReceiverStream::new(asks);
+        if let Some(name) = self.managed() {
+            let first = ManagedFetchRequest {
+                developer_name: name.to_string(),
+                num_requested: credit as i32,
+                ..ManagedFetchRequest::default()
+            };
+            let mut commits = 0u64;
+            let requests = stream::once(async move { first }).chain(asks.map(move |ask| match ask {
+                Ask::Credit(n) => ManagedFetchRequest { num_requested: n as i32, ..ManagedFetchRequest::default() },
+                Ask::Commit(replay_id) => {
+                    commits += 1;
+                    ManagedFetchRequest {
+                        commit_replay_id_request: Some(CommitReplayRequest {
+                            commit_request_id: format!("commit-{commits}"),
+                            replay_id,
+                        }),
+                        ..ManagedFetchRequest::default()
+                    }
+                }
+            }));
+            let request = authed(session, requests).map_err(Ended::Fatal)?;
+            let responses = api.managed_subscribe(request).await.map_err(|s| self.classify(s))?.into_inner();
+            return Ok(responses
+                .map(|r| {
+                    r.map(|r| Answer {
+                        events: r.events,
+                        latest_replay_id: r.latest_replay_id,
+                        commit: r.commit_response,
+                    })
+                })
+                .boxed());
+        }
+        let (preset, replay_id) = match &progress.received {
+            Some(id) => (ReplayPreset::Custom, id.clone()),
+            None => (self.preset(), Vec::new()),
+        };
+        let first = FetchRequest {
+            topic_name: self.topic().to_string(),
+            replay_preset: preset as i32,
+            replay_id,
+            num_requested: credit as i32,
+            ..FetchRequest::default()
+        };
+        // Subscribe has no commits: the window's replay ids live in the state store alone.
+        let requests = stream::once(async move { first }).chain(asks.filter_map(|ask| async move {
+            match ask {
+                Ask::Credit(n) => Some(FetchRequest { num_requested: n as i32, ..FetchRequest::default() }),
+                Ask::Commit(_) => None,
+            }
+        }));
+        let request = authed(session, requests).map_err(Ended::Fatal)?;
+        let responses = api.subscribe(request).await.map_err(|s| self.classify(s))?.into_inner();
+        Ok(responses
+            .map(|r| r.map(|r| Answer { events: r.events, latest_replay_id: r.latest_replay_id, commit: None }))
+            .boxed())
     }
 
     fn preset(&self) -> ReplayPreset {
@@ -203,13 +299,6 @@ impl PubSubSource {
         let mut schemas = Schemas::default();
         let Some(mut session) = self.prepare(&ctx, &client, &mut api, &mut schemas).await else { return Ok(()) };
 
-        if self.config.topic.durable_consumer_options.as_ref().is_some_and(|d| d.managed_subscription) {
-            tracing::warn!(
-                flow = self.flow,
-                task = self.task,
-                "managed_subscription is not supported yet; using a durable Subscribe with the replay id in the state store"
-            );
-        }
         let stored = match self.durable_name() {
             Some(name) => self.ledger.replay_id(name).map_err(|e| fatal(e.to_string()))?,
             None => None,
@@ -303,33 +392,15 @@ impl PubSubSource {
         while progress.window.in_flight() as u32 >= limit {
             tokio::select! {
                 () = ctx.shutdown.cancelled() => return Ended::Stopping,
-                done = done_rx.recv() => if let Some((seq, outcome)) = done { self.finish(progress, seq, outcome) },
+                done = done_rx.recv() => if let Some((seq, outcome)) = done { self.finish(progress, seq, outcome); },
             }
         }
-        let (tx, rx) = mpsc::channel::<FetchRequest>(8);
+        let (tx, rx) = mpsc::channel::<Ask>(8);
         let first_credit = limit - progress.window.in_flight() as u32;
-        let (preset, replay_id) = match &progress.received {
-            Some(id) => (ReplayPreset::Custom, id.clone()),
-            None => (self.preset(), Vec::new()),
-        };
-        let first = FetchRequest {
-            topic_name: self.topic().to_string(),
-            replay_preset: preset as i32,
-            replay_id,
-            num_requested: first_credit as i32,
-            ..FetchRequest::default()
-        };
-        if tx.send(first).await.is_err() {
-            return Ended::Closed(None);
-        }
         progress.pending = first_credit;
-        let request = match authed(session, ReceiverStream::new(rx)) {
+        let mut responses = match self.open(api, session, progress, first_credit, rx).await {
             Ok(r) => r,
-            Err(e) => return Ended::Fatal(e),
-        };
-        let mut responses: Streaming<FetchResponse> = match api.subscribe(request).await {
-            Ok(r) => r.into_inner(),
-            Err(s) => return self.classify(s),
+            Err(ended) => return ended,
         };
         // The server fixed our replay position before answering: from here on no event is
         // missed, so triggers that create jobs may fire (the first time; later calls do nothing).
@@ -340,11 +411,16 @@ impl PubSubSource {
                 () = ctx.shutdown.cancelled() => return Ended::Stopping,
                 done = done_rx.recv() => {
                     let Some((seq, outcome)) = done else { return Ended::Stopping };
-                    self.finish(progress, seq, outcome);
+                    if let Some(replay_id) = self.finish(progress, seq, outcome)
+                        && self.managed().is_some()
+                        && tx.send(Ask::Commit(replay_id)).await.is_err()
+                    {
+                        return Ended::Closed(None);
+                    }
                     // Replenish as events complete: ask for the room they left.
                     let room = limit.saturating_sub(progress.window.in_flight() as u32 + progress.pending);
                     if room > 0 && (progress.pending == 0 || room >= limit / 4) {
-                        if tx.send(FetchRequest { num_requested: room as i32, ..FetchRequest::default() }).await.is_err() {
+                        if tx.send(Ask::Credit(room)).await.is_err() {
                             return Ended::Closed(None);
                         }
                         progress.pending += room;
@@ -362,9 +438,17 @@ impl PubSubSource {
                         return Ended::Stopping;
                     }
                 }
-                message = responses.message() => match message {
+                message = responses.next() => match message.transpose() {
                     Ok(Some(response)) => {
                         progress.answered = true;
+                        if let Some(commit) = &response.commit
+                            && let Some(error) = &commit.error
+                        {
+                            tracing::warn!(flow = self.flow, request = commit.commit_request_id, error = error.msg, "the server refused a commit; the next one covers it");
+                        }
+                        if response.commit.is_some() && response.events.is_empty() && response.latest_replay_id.is_empty() {
+                            continue;
+                        }
                         // Counted here, not taken from `pending_num_requested`: a response sent
                         // before the server read our latest request reports too little, and
                         // trusting it would ask for more than the cap.
@@ -403,19 +487,22 @@ impl PubSubSource {
             Ended::AuthExpired
         } else if matches!(code.as_str(), "subscription.limit.exceeded" | "subscription.topic.cannot.subscribe")
             || code.contains("topic.not")
+            || code.starts_with("managed.subscription")
         {
-            Ended::Fatal(format!("Subscribe `{}`: {}", self.topic(), describe(&status)))
+            let rpc = if self.managed().is_some() { "ManagedSubscribe" } else { "Subscribe" };
+            Ended::Fatal(format!("{rpc} `{}`: {}", self.topic(), describe(&status)))
         } else {
             Ended::Closed(Some(status))
         }
     }
 
     /// An event's journey ended: move the window and, when durable, store the replay id.
-    fn finish(&self, progress: &mut Progress, seq: u64, outcome: Outcome) {
+    /// Returns the replay id the window released, to commit on a managed stream.
+    fn finish(&self, progress: &mut Progress, seq: u64, outcome: Outcome) -> Option<Vec<u8>> {
         match &outcome {
             Outcome::Completed => {}
             // Not stored: the event is delivered again after a restart.
-            Outcome::Abandoned => return,
+            Outcome::Abandoned => return None,
             Outcome::Failed { task, error } => {
                 tracing::error!(
                     flow = self.flow,
@@ -425,12 +512,13 @@ impl PubSubSource {
                 );
             }
         }
-        if let Some(replay_id) = progress.window.complete(seq)
-            && let Some(name) = self.durable_name()
+        let replay_id = progress.window.complete(seq)?;
+        if let Some(name) = self.durable_name()
             && let Err(e) = self.ledger.set_replay_id(name, &replay_id)
         {
             tracing::error!(flow = self.flow, consumer = name, error = %e, "cannot store the replay id; events may be delivered again after a restart");
         }
+        Some(replay_id)
     }
 
     #[expect(clippy::too_many_arguments, reason = "the loop's state, borrowed for one event")]

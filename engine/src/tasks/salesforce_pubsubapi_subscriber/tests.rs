@@ -1,5 +1,6 @@
 //! The subscriber against the simulator's Pub/Sub API: credit bounded by completion, idle close
-//! and resubscribe, keepalives, auth expiry mid-stream, dropped streams and a refused replay id.
+//! and resubscribe, keepalives, auth expiry mid-stream, dropped streams, a refused replay id, and
+//! managed subscriptions whose position the server keeps.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -60,6 +61,8 @@ struct Harness {
     seen: Arc<Mutex<Vec<String>>>,
     gate: Arc<Semaphore>,
     stop: CancellationToken,
+    /// Subscribe through the managed subscription named like the consumer.
+    managed: bool,
     _workers: Option<tokio::task::JoinSet<()>>,
 }
 
@@ -76,6 +79,7 @@ async fn harness(sim: SimConfig) -> Harness {
         seen: Arc::default(),
         gate: Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)),
         stop: CancellationToken::new(),
+        managed: false,
         _workers: None,
     }
 }
@@ -86,7 +90,7 @@ impl Harness {
         let mut config = json!({
             "credentials_path": "/etc/sfdc/credentials.json",
             "topic": {"name": "/event/BulkApi2JobEvent",
-                      "durable_consumer_options": {"enabled": true, "name": CONSUMER}},
+                      "durable_consumer_options": {"enabled": true, "name": CONSUMER, "managed_subscription": self.managed}},
         });
         if let Some(n) = num_requested {
             config["num_requested"] = json!(n);
@@ -121,6 +125,25 @@ impl Harness {
         self._workers = Some(running.workers);
         ready_rx.await.unwrap();
         self.until("the first Subscribe", || self.sim.pubsub_stats().subscribes > before).await;
+    }
+
+    /// Creates the managed subscription `name` through the Tooling API, as an admin would.
+    async fn create_managed(&self, name: &str) -> reqwest::StatusCode {
+        let client = self.clients.get(std::path::Path::new("/etc/sfdc/credentials.json")).unwrap();
+        let session = client.session().await.unwrap();
+        let body = json!({
+            "FullName": name,
+            "Metadata": {"label": name, "topicName": "/event/BulkApi2JobEvent", "defaultReplay": "LATEST",
+                         "errorRecoveryReplay": "LATEST", "state": "RUN"},
+        });
+        reqwest::Client::new()
+            .post(format!("{}/services/data/v63.0/tooling/sobjects/ManagedEventSubscription", session.instance_url))
+            .bearer_auth(session.access_token.expose())
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status()
     }
 
     async fn job(&self) -> String {
@@ -255,4 +278,60 @@ async fn a_refused_replay_id_falls_back_to_the_preset() {
     h.expect_job(&job).await;
     h.until("a good replay id stored", || h.ledger.replay_id(CONSUMER).unwrap() == Some(h.sim.latest_replay_id()))
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_subscription_commits_and_resumes_where_its_commits_left_off() {
+    let mut h = harness(SimConfig::new()).await;
+    assert_eq!(h.create_managed(CONSUMER).await, reqwest::StatusCode::CREATED);
+    assert_eq!(h.create_managed(CONSUMER).await, reqwest::StatusCode::BAD_REQUEST, "one per developer name");
+    h.managed = true;
+    h.subscribe(None).await;
+    let first = h.job().await;
+    h.expect_job(&first).await;
+    let committed = || h.sim.managed_subscription(CONSUMER).unwrap().committed;
+    h.until("the last event committed", || {
+        committed() == Some(u64::from_be_bytes(h.sim.latest_replay_id().try_into().unwrap()))
+    })
+    .await;
+
+    // Down while a job runs: the server kept the position, so its events come on the next stream.
+    h.stop.cancel();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = h.job().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.stop = CancellationToken::new();
+    h.subscribe(None).await;
+    h.expect_job(&second).await;
+    assert_eq!(h.seen_of(&first).len(), 4, "the first job's events were committed: not delivered again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_subscription_that_does_not_exist_stops_the_flow_naming_it() {
+    let h = harness(SimConfig::new()).await;
+    let config: PubSubSubscriberConfig = serde_json::from_value(json!({
+        "credentials_path": "/etc/sfdc/credentials.json",
+        "topic": {"name": "/event/BulkApi2JobEvent",
+                  "durable_consumer_options": {"enabled": true, "name": "NoSuchSubscription", "managed_subscription": true}},
+    }))
+    .unwrap();
+    let running = Graph { flow: "listener".into(), nodes: vec![], roots: vec![] }.spawn();
+    let ctx = SourceContext {
+        flow: "listener".into(),
+        task: "listen_job_events".into(),
+        shutdown: h.stop.clone(),
+        outputs: running.inputs,
+        ready: None,
+    };
+    let source = Box::new(PubSubSource {
+        flow: "listener".into(),
+        task: "listen_job_events".into(),
+        config,
+        clients: h.clients.clone(),
+        ledger: h.ledger.clone(),
+        foreign_jobs: ForeignJobs::Include,
+        injector: None,
+    });
+    let err = tokio::time::timeout(Duration::from_secs(20), source.run(ctx)).await.unwrap().unwrap_err().to_string();
+    assert!(err.contains("NoSuchSubscription") && err.contains("managed.subscription.not.found"), "{err}");
 }
