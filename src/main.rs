@@ -1,6 +1,7 @@
 //! The `bulkflow` command. CLI only: every behaviour lives in the engine, simulator and UI crates.
 
 mod cli;
+mod control;
 
 use std::process::ExitCode;
 

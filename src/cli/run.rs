@@ -11,6 +11,7 @@ use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::GlobalArgs;
+use crate::control::Control;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -40,7 +41,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     let ledger = Arc::new(super::state::open(&config.state_dir)?);
-    let build = BuildContext::new(config, ledger, Arc::new(|name: &str| std::env::var(name).ok()));
+    let build = BuildContext::new(config.clone(), ledger.clone(), Arc::new(|name: &str| std::env::var(name).ok()));
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut node = match Node::start(&loaded.flows, build, args.leader_lease_ttl.0, args.shutdown_grace.0).await {
@@ -50,6 +51,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
         Err(e) => return Err(e.into()),
+    };
+    let control = match Control::start(&config, ledger, &loaded.flows, node.leading()).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("not starting: {e}");
+            node.stop(args.shutdown_grace.0).await;
+            return Ok(ExitCode::from(2));
+        }
     };
     let code = tokio::select! {
         _ = sigint.recv() => { tracing::info!("SIGINT: stopping"); ExitCode::SUCCESS }
@@ -61,6 +70,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
+    control.stop().await;
     node.stop(args.shutdown_grace.0).await;
     tracing::info!("stopped");
     Ok(code)

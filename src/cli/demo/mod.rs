@@ -154,8 +154,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let objects: Vec<String> = flows.iter().filter(|f| is_query_flow(f)).map(|f| f.name.clone()).collect();
     start_first_exports(&ledger, &objects)?;
 
-    let build = BuildContext::new(config, ledger.clone(), env);
+    let build = BuildContext::new(config.clone(), ledger.clone(), env);
     let mut node = Node::start(&flows, build, LEASE_TTL, SHUTDOWN_GRACE).await?;
+    let control = crate::control::Control::start(&config, ledger.clone(), &flows, node.leading()).await?;
     let mut every = tokio::time::interval(Duration::from_secs(1));
     let mut last_lines = Vec::new();
     let outcome = loop {
@@ -183,6 +184,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
+    control.stop().await;
     node.stop(SHUTDOWN_GRACE).await;
     if let Err(e) = sim.shutdown().await {
         tracing::warn!(error = %e, "the simulator did not stop cleanly");
