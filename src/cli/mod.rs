@@ -8,6 +8,7 @@ pub mod run;
 pub mod runs;
 pub mod runs_api;
 pub mod state;
+pub mod tui;
 pub mod validate;
 
 use std::net::SocketAddr;
@@ -41,6 +42,8 @@ pub enum Command {
     /// Everything at once, on embedded defaults: a simulated org, the seed's flows and more,
     /// Parquet in a local lake and a private PostgreSQL warehouse.
     Demo(demo::DemoArgs),
+    /// The terminal UI: every run and flow of a running engine, live; retry and cancel.
+    Tui(tui::TuiArgs),
     /// The Salesforce simulator.
     #[command(subcommand)]
     Sim(bulkflow_sim::cli::SimCommand),

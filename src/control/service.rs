@@ -12,6 +12,7 @@ use bulkflow_engine::flow::{Flow, TaskKind};
 use bulkflow_engine::run::{
     Checkpoint, Ledger, LedgerError, RESULTS_STAGE, RunFilter, RunId, RunRecord, RunState, Transition,
 };
+use bulkflow_engine::tasks::generate;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -59,8 +60,29 @@ fn parse_id(text: &str) -> Result<RunId, Status> {
 
 /// A run as the API sends it: the record plus the progress of its results checkpoint.
 pub fn run_message(ledger: &Ledger, run: &RunRecord) -> Result<pb::Run, Status> {
-    let progress = ledger.checkpoint(run.id(), RESULTS_STAGE).map_err(ledger_status)?.map(|c| progress(&c));
-    Ok(pb::Run { record_json: serde_json::to_string(run).map_err(internal)?, progress })
+    let results = ledger.checkpoint(run.id(), RESULTS_STAGE).map_err(ledger_status)?;
+    let scheduled = ledger.checkpoint(run.id(), generate::source::STAGE).map_err(ledger_status)?;
+    let window_start =
+        scheduled.as_ref().and_then(|c| c.input.pointer("/data/system_info/last_run_time")).and_then(|v| v.as_i64());
+    Ok(pb::Run {
+        record_json: serde_json::to_string(run).map_err(internal)?,
+        progress: results.as_ref().map(progress),
+        window_start,
+        object: results.as_ref().and_then(|c| find_object(&c.input, 0)),
+    })
+}
+
+/// The `object` a Bulk API job reports (`"object": "Account"`), wherever the event carries it.
+fn find_object(value: &serde_json::Value, depth: usize) -> Option<String> {
+    const MAX_DEPTH: usize = 4;
+    let map = value.as_object()?;
+    if let Some(serde_json::Value::String(o)) = map.get("object") {
+        return Some(o.clone());
+    }
+    if depth == MAX_DEPTH {
+        return None;
+    }
+    map.values().find_map(|v| find_object(v, depth + 1))
 }
 
 fn progress(c: &Checkpoint) -> pb::Progress {
