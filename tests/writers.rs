@@ -5,20 +5,27 @@
 //! and on a real S3-compatible server (moto). A redelivered batch leaves one file; a bad value fails
 //! its batch only, naming column, `Id` and value.
 //!
-//! The flow's source is the bus subscriber, which another change builds; until it merges, the test
-//! builds the flow's graph with `runtime::build::build_graph` and feeds it as the source would.
+//! Most cases build the flow's graph with `runtime::build::build_graph` and feed it as the source
+//! would, to see each event's outcome; the bus-fed cases run the whole flow in a node, its
+//! `nats_jetstream_subscriber` reading batches published in the wire format to the embedded bus
+//! and to a real nats-server, and writing to the S3 server.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
+use bulkflow_engine::bus::embedded::EmbeddedBus;
+use bulkflow_engine::bus::nats::{Auth, NatsBus};
 use bulkflow_engine::bus::registry::BusRegistry;
+use bulkflow_engine::bus::{Bus, StreamSpec, wire};
 use bulkflow_engine::config::EngineConfig;
 use bulkflow_engine::credentials::CredentialsRoot;
 use bulkflow_engine::event::{Event, EventData};
 use bulkflow_engine::flow::model::RetryConfig;
 use bulkflow_engine::flow::{Flow, LoadContext, TaskKind, load_str};
+use bulkflow_engine::node::Node;
 use bulkflow_engine::run::Ledger;
 use bulkflow_engine::runtime::build::{BuildContext, EnvLookup, build_graph};
 use bulkflow_engine::runtime::graph::{Graph, NodeSpec};
@@ -32,6 +39,7 @@ use bulkflow_engine::store::MemoryStore;
 use bulkflow_engine::tasks::convert::processor::ConvertProcessor;
 use bulkflow_engine::tasks::object_store::processor::ObjectStoreProcessor;
 use bulkflow_testkit::moto::Moto;
+use bulkflow_testkit::nats::NatsServer;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -242,45 +250,136 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// A moto server with the bucket `lake` and a credentials root naming its keys.
+struct S3Lake {
+    moto: Moto,
+    root: tempfile::TempDir,
+}
+
+impl S3Lake {
+    fn start() -> Self {
+        let moto = Moto::start();
+        moto.create_bucket("lake");
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("etc/aws")).unwrap();
+        std::fs::write(
+            root.path().join("etc/aws/credentials.json"),
+            r#"{"access_key_id": "AKIDACCEPTANCE", "secret_access_key": "acceptance-secret"}"#,
+        )
+        .unwrap();
+        Self { moto, root }
+    }
+
+    /// The writer flow pointed at the bucket through the environment, as a deployment would.
+    fn flow(&self) -> String {
+        let options = r#"{endpoint: "{{env.S3_ENDPOINT}}", aws_region: us-east-1}"#;
+        writer_flow("{{env.BUCKET_PATH}}/salesforce/account", "/etc/aws/credentials.json", options)
+    }
+
+    fn env(&self, nats_url: Option<String>) -> EnvLookup {
+        let endpoint = self.moto.endpoint();
+        Arc::new(move |name| match name {
+            "S3_ENDPOINT" => Some(endpoint.clone()),
+            "BUCKET_PATH" => Some("s3://lake".into()),
+            "NATS_URL" => nats_url.clone(),
+            _ => None,
+        })
+    }
+
+    /// Every object under the day's partition, read by a client of our own.
+    async fn files(&self) -> Vec<(String, bytes::Bytes)> {
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name("lake")
+            .with_endpoint(self.moto.endpoint())
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_access_key_id("AKIDACCEPTANCE")
+            .with_secret_access_key("acceptance-secret")
+            .build()
+            .unwrap();
+        let prefix = ObjectPath::from(format!("salesforce/account/{DAY_DIR}"));
+        let listed = store.list_with_delimiter(Some(&prefix)).await.unwrap();
+        let mut files = Vec::new();
+        for meta in listed.objects {
+            let bytes = store.get(&meta.location).await.unwrap().bytes().await.unwrap();
+            files.push((meta.location.to_string(), bytes));
+        }
+        files
+    }
+}
+
 #[tokio::test]
 async fn the_writer_flow_writes_partitioned_parquet_to_s3() {
-    let moto = Moto::start();
-    moto.create_bucket("lake");
-    let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(root.path().join("etc/aws")).unwrap();
-    std::fs::write(
-        root.path().join("etc/aws/credentials.json"),
-        r#"{"access_key_id": "AKIDACCEPTANCE", "secret_access_key": "acceptance-secret"}"#,
-    )
-    .unwrap();
-    let options = r#"{endpoint: "{{env.S3_ENDPOINT}}", aws_region: us-east-1}"#;
-    let flow = writer_flow("{{env.BUCKET_PATH}}/salesforce/account", "/etc/aws/credentials.json", options);
-    let endpoint = moto.endpoint();
-    let env: EnvLookup = Arc::new(move |name| match name {
-        "S3_ENDPOINT" => Some(endpoint.clone()),
-        "BUCKET_PATH" => Some("s3://lake".into()),
-        _ => None,
-    });
-    let outcomes = run_flow(&flow, root.path(), env, deliveries()).await;
+    let lake = S3Lake::start();
+    let outcomes = run_flow(&lake.flow(), lake.root.path(), lake.env(None), deliveries()).await;
     check_outcomes(&outcomes);
+    check_files(lake.files().await, "salesforce/account");
+}
 
-    let store = object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name("lake")
-        .with_endpoint(moto.endpoint())
-        .with_allow_http(true)
-        .with_region("us-east-1")
-        .with_access_key_id("AKIDACCEPTANCE")
-        .with_secret_access_key("acceptance-secret")
-        .build()
-        .unwrap();
-    let listed =
-        store.list_with_delimiter(Some(&ObjectPath::from(format!("salesforce/account/{DAY_DIR}")))).await.unwrap();
-    let mut files = Vec::new();
-    for meta in listed.objects {
-        let bytes = store.get(&meta.location).await.unwrap().bytes().await.unwrap();
-        files.push((meta.location.to_string(), bytes));
+/// The good batches of [`deliveries`], published as the listener flow's publisher does (wire
+/// format, deterministic ids; the redelivered one again, which the bus drops as a duplicate).
+async fn publish(bus: &dyn Bus) {
+    let stream = StreamSpec::new("salesforce_bulkapi", vec!["salesforce_bulkapi.>".into()]);
+    bus.ensure_stream(&stream).await.unwrap();
+    for event in deliveries().into_iter().filter(|e| !e.id.ends_with("p2-b0")) {
+        for message in wire::encode(&event, "salesforce_bulkapi.query_jobs.account", bus.max_payload()).unwrap() {
+            bus.publish(message, Duration::from_secs(10)).await.unwrap();
+        }
     }
+}
+
+/// Runs the writer flow in a node (its subscriber reading `buses`) until three Parquet files are
+/// in the bucket, then checks them.
+async fn the_bus_fed_flow_writes_to_s3(lake: &S3Lake, buses: BusRegistry, nats_url: Option<String>) {
+    let credentials = CredentialsRoot::new(Some(lake.root.path().to_path_buf()));
+    let env = lake.env(nats_url);
+    let flow = load_flow(&lake.flow(), &credentials, &env);
+    let state = tempfile::tempdir().unwrap();
+    let clock = Arc::new(SystemClock);
+    let config = EngineConfig {
+        resources_dir: repo().join("resources"),
+        state_dir: state.path().to_path_buf(),
+        ..EngineConfig::default()
+    };
+    let build = BuildContext {
+        ledger: Arc::new(Ledger::new(Arc::new(MemoryStore::new()), clock.clone())),
+        clock,
+        salesforce: Arc::new(Clients::new(credentials.clone(), "63.0", RetryPolicy::default())),
+        buses: Arc::new(buses),
+        injector: Arc::default(),
+        credentials,
+        config,
+        env,
+    };
+    let node = Node::start(&[flow], build, Duration::from_secs(5), Duration::from_secs(5)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut files = lake.files().await;
+    while files.len() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        files = lake.files().await;
+    }
+    node.stop(Duration::from_secs(5)).await;
     check_files(files, "salesforce/account");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_flow_fed_by_the_embedded_bus_writes_parquet_to_s3() {
+    let lake = S3Lake::start();
+    let dir = tempfile::tempdir().unwrap();
+    let bus = EmbeddedBus::open(dir.path()).unwrap();
+    publish(&bus).await;
+    let credentials = CredentialsRoot::new(Some(lake.root.path().to_path_buf()));
+    the_bus_fed_flow_writes_to_s3(&lake, BusRegistry::with_embedded(bus, credentials), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_flow_fed_by_nats_writes_parquet_to_s3() {
+    let lake = S3Lake::start();
+    let server = tokio::task::spawn_blocking(NatsServer::start).await.unwrap();
+    let bus = NatsBus::connect(&server.url(), &Auth::None).await.unwrap();
+    publish(&bus).await;
+    let credentials = CredentialsRoot::new(Some(lake.root.path().to_path_buf()));
+    the_bus_fed_flow_writes_to_s3(&lake, BusRegistry::new(None, credentials), Some(server.url())).await;
 }
 
 /// The seed's writer flow file, byte for byte: its `cast_schema` and `write_to_object_store` tasks run

@@ -4,15 +4,30 @@
 //! A server that is not installed is a test failure with a message saying how to install it,
 //! never a silent skip: `scripts/test.sh` installs all of them.
 
+use std::collections::HashSet;
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 pub mod moto;
 pub mod postgres;
 
-/// A TCP port that was free a moment ago on 127.0.0.1.
+/// A TCP port that was free a moment ago on 127.0.0.1, and never handed out before in this
+/// process. The kernel may give a port back as soon as it is released, and a server restarted on
+/// its port (kill, then start again) releases it for a while: without the memory, a test starting
+/// alongside could be given that port and find the other test's server answering on it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+    static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if handed_out.get_or_insert_with(HashSet::new).insert(port) {
+            return port;
+        }
+    }
 }
 
 /// The path of a server binary: `$ENV_VAR` if set, else `name` found on PATH or in `extra_dirs`.

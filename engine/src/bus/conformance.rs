@@ -16,6 +16,14 @@ pub(crate) trait Fixture: Send {
     fn bus(&self) -> Arc<dyn Bus>;
     /// Stops the bus and starts it again on the same storage; returns once it is usable.
     fn restart(&mut self) -> BoxFuture<'_, ()>;
+    /// Whether each redelivery carries the next delivery count. nats-server 2.9 sometimes does
+    /// not: when an ack-wait redelivery meets a pull request at the instant it expires, the
+    /// request gets neither the message nor its timeout status, and the next request receives
+    /// the message with the previous count (seen as deliveries `[1, 1]` for `max_deliver` 2,
+    /// about once in 20 runs). The number of deliveries is still bounded by `max_deliver`.
+    fn exact_delivery_counts(&self) -> bool {
+        true
+    }
 }
 
 const ACK_WAIT: Duration = Duration::from_millis(400);
@@ -158,7 +166,12 @@ pub(crate) async fn max_deliver_then_no_more_and_term_stops_at_once(f: &mut dyn 
     while Instant::now() < quiet_until {
         deliveries.extend(c.fetch(1, Duration::from_millis(200)).await.unwrap().iter().map(|m| m.delivered));
     }
-    assert_eq!(deliveries, vec![1, 2], "max_deliver 2");
+    if f.exact_delivery_counts() {
+        assert_eq!(deliveries, vec![1, 2], "max_deliver 2");
+    } else {
+        assert_eq!(deliveries.len(), 2, "max_deliver 2: {deliveries:?}");
+        assert!(deliveries[0] == 1 && deliveries[1] <= 2, "delivery counts {deliveries:?}");
+    }
 
     publish(&*bus, "max.term", "b", "b").await;
     let mut c = bus.consumer(&consumer("MAX", "term", "max.term")).await.unwrap();
