@@ -111,6 +111,17 @@ impl ControlService {
         let last_success = mine.iter().filter(|r| r.state().is_success()).map(|r| r.updated_at().timestamp()).max();
         let catch_up_runs = mine.iter().filter(|r| r.state() == RunState::Scheduled).count() as u32;
         let leader = self.leads(flow);
+        // The object of the flow's latest run that reported one.
+        let mut latest: Vec<&&RunRecord> = mine.iter().filter(|r| r.state() != RunState::Scheduled).collect();
+        latest.sort_by_key(|r| std::cmp::Reverse(r.scheduled_at()));
+        let mut object = None;
+        for run in latest.into_iter().take(3) {
+            let results = self.ledger.checkpoint(run.id(), RESULTS_STAGE).map_err(ledger_status)?;
+            object = results.and_then(|c| find_object(&c.input, 0));
+            if object.is_some() {
+                break;
+            }
+        }
         Ok(pb::Flow {
             name: flow.name.clone(),
             state: if leader { "active" } else { "standby" }.into(),
@@ -119,7 +130,7 @@ impl ControlService {
             watermark: self.ledger.watermark(&flow.name).map_err(ledger_status)?,
             last_success,
             catch_up_runs,
-            object: None,
+            object,
         })
     }
 }

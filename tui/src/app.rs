@@ -86,6 +86,8 @@ pub struct App {
     pub now: DateTime<Utc>,
     /// A one-line note for the operator (an action's result).
     pub message: Option<String>,
+    /// Lines the detail view is scrolled down by.
+    pub detail_scroll: u16,
 }
 
 impl App {
@@ -107,6 +109,7 @@ impl App {
             visible: Vec::new(),
             now: Utc::now(),
             message: None,
+            detail_scroll: 0,
         }
     }
 
@@ -233,6 +236,14 @@ impl App {
                     None
                 }
                 KeyCode::Char('q') => Some(Action::Quit),
+                KeyCode::Down | KeyCode::Char('j') => {
+                    self.detail_scroll = self.detail_scroll.saturating_add(1);
+                    None
+                }
+                KeyCode::Up | KeyCode::Char('k') => {
+                    self.detail_scroll = self.detail_scroll.saturating_sub(1);
+                    None
+                }
                 KeyCode::Char('?') => {
                     self.mode = Mode::Help;
                     None
@@ -274,6 +285,7 @@ impl App {
                 let id = self.selected_run()?.id().to_owned();
                 self.detail = Some(DetailView { run: self.runs[&id].clone(), checkpoints: Vec::new() });
                 self.mode = Mode::Detail(id.clone());
+                self.detail_scroll = 0;
                 return Some(Action::Load(id));
             }
             KeyCode::Char('r') => return self.confirm(Action::Retry(self.selected_run()?.id().to_owned())),

@@ -15,11 +15,13 @@ use crate::view::{RunView, age};
 
 /// Below this width the table drops the object and window columns.
 const WIDE: u16 = 120;
+/// `1990-01-01 00:00 → 11-25 07:00`: a backfill's window, the longest.
+const WINDOW_WIDTH: u16 = 30;
 
 pub const KEYS: [(&str, &str); 13] = [
     ("↑↓ j k", "select a run"),
     ("PgUp PgDn g G", "page, first, last"),
-    ("Enter", "open the run's detail"),
+    ("Enter", "open the run's detail (↑↓ scroll it)"),
     ("Esc", "back; clear the filter"),
     ("/", "filter: flow:X object:X state:X or text"),
     ("s", "sort by the next column"),
@@ -152,7 +154,7 @@ fn render_runs(frame: &mut Frame, app: &App, area: Rect) {
     let height = area.height.saturating_sub(3) as usize;
     let offset = app.selected.saturating_sub(height.saturating_sub(1));
     let fixed: u16 = columns.iter().map(|(_, w)| if let Constraint::Length(n) = w { *n + 1 } else { 1 }).sum::<u16>()
-        + if wide { 26 } else { 0 };
+        + if wide { WINDOW_WIDTH + 1 } else { 0 };
     let flow_width = area.width.saturating_sub(fixed + 2) as usize;
     let rows = app.visible().iter().skip(offset).take(height).filter_map(|id| app.runs.get(id)).map(|run| {
         let mut cells: Vec<Cell> = columns.iter().map(|(c, _)| cell(run, *c, wide, app.now, flow_width)).collect();
@@ -164,7 +166,7 @@ fn render_runs(frame: &mut Frame, app: &App, area: Rect) {
     let mut widths: Vec<Constraint> = columns.iter().map(|(_, w)| *w).collect();
     let mut header = header;
     if wide {
-        widths.insert(2, Constraint::Length(25));
+        widths.insert(2, Constraint::Length(WINDOW_WIDTH));
         let mut titles: Vec<Cell> = columns
             .iter()
             .map(|(c, _)| if *c == app.sort { format!("{}{sort_mark}", c.title()) } else { c.title().to_owned() })
@@ -247,8 +249,9 @@ fn render_detail(frame: &mut Frame, app: &App, area: Rect) {
             )),
         ]));
     }
-    let block = Block::bordered().title(" Run detail (Esc: back) ");
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), area);
+    let block = Block::bordered().title(" Run detail (Esc: back, ↑↓: scroll) ");
+    let paragraph = Paragraph::new(lines).wrap(Wrap { trim: false }).block(block).scroll((app.detail_scroll, 0));
+    frame.render_widget(paragraph, area);
 }
 
 fn render_flows(frame: &mut Frame, app: &App, area: Rect) {

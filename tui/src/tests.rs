@@ -84,6 +84,12 @@ fn a_wide_terminal_adds_the_window_the_object_and_each_sink() {
     let text = screen(&app(), 160, 48);
     assert!(text.contains("WINDOW") && text.contains("OBJECT") && text.contains("Account"), "{text}");
     assert!(text.contains("11-25 08:00 → 11-25 09:00"), "{text}");
+    let mut app = app();
+    let backfill =
+        sample::run("salesforce_bulkapi_query_account", at("2026-11-25T07:00:00Z"), RunState::Scheduled, None);
+    let backfill = pb::Run { window_start: Some(at("1990-01-01T00:00:00Z").timestamp()), ..backfill };
+    app.apply(pb::RunChanges { snapshot: false, upserts: vec![backfill], removed: vec![] }).unwrap();
+    assert!(screen(&app, 160, 48).contains("1990-01-01 00:00 → 11-25 07:00"));
     assert!(text.contains("[lake:12 warehouse:11]"), "{text}");
     assert!(text.contains("2026-11-25 09:00:00"), "{text}");
 }
@@ -98,6 +104,9 @@ fn enter_opens_the_detail_with_its_timeline_and_full_error() {
     assert!(text.contains("INVALID_FIELD: No such column 'Foo' on entity 'Account'"), "{text}");
     assert!(text.contains("2026-11-25 09:00:05  scheduled → failed"), "{text}");
     assert!(text.contains("next retry") && text.contains("attempt 1"), "{text}");
+    // Scrolling moves the timeline up; the run's first line leaves the screen.
+    app.on_key(code(KeyCode::Down));
+    assert!(!screen(&app, 80, 24).contains("run        salesforce_bulkapi_query_account@"));
     app.on_key(code(KeyCode::Esc));
     assert_eq!(app.mode, Mode::Table);
     assert!(screen(&app, 80, 24).contains("Runs"));

@@ -2,7 +2,7 @@
 
 use bulkflow_control_proto as pb;
 use bulkflow_engine::run::{Checkpoint, RunRecord, RunState};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 
 #[derive(Clone, Debug)]
 pub struct RunView {
@@ -50,10 +50,13 @@ impl RunView {
         format!("pg{} p{}{written} {}", p.pages_fetched, p.batches_published, short_count(p.records))
     }
 
-    /// `2026-11-24 09:05 → 11-25 09:05`, or `default → ...` when the script picks the window.
+    /// `11-24 09:05 → 11-25 09:05` (the start with its year when it is another year's, as a
+    /// backfill's), or `… → 11-25 09:05` when the flow's script picks the window.
     pub fn window_text(&self) -> String {
-        let end = self.record.scheduled_at().format("%m-%d %H:%M");
+        let end_at = self.record.scheduled_at();
+        let end = end_at.format("%m-%d %H:%M");
         match self.window_start {
+            Some(start) if start.year() != end_at.year() => format!("{} → {end}", start.format("%Y-%m-%d %H:%M")),
             Some(start) => format!("{} → {end}", start.format("%m-%d %H:%M")),
             None => format!("… → {end}"),
         }
