@@ -1,5 +1,5 @@
 //! The terminal UI's keys against a real engine: its state comes from the engine's watch stream,
-//! and a retry confirmed with `y` reaches the engine's ledger.
+//! and a retry confirmed with `y` reaches the engine, which runs the run again.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -119,10 +119,12 @@ async fn filter_open_detail_and_retry_with_confirmation_reach_the_engine() {
 
     let detail = client.get_run(RunRef { id: bad.clone() }).await.unwrap().into_inner();
     let record: serde_json::Value = serde_json::from_str(&detail.run.unwrap().record_json).unwrap();
-    assert_eq!(record["state"], "scheduled");
     assert_eq!(record["attempts"], 2);
-    // And the watch stream brings the change back to the UI.
-    while app.runs[&bad].record.attempts() != 2 {
+    let history = record["history"].as_array().unwrap();
+    assert!(history.iter().any(|h| h["from"] == "failed" && h["to"] == "scheduled"), "{record:#}");
+    // And the watch stream brings the change back to the UI: the engine fired the retried run at
+    // once, and its window (before 2000) failed again.
+    while app.runs[&bad].record.attempts() != 2 || app.runs[&bad].state().as_str() != "failed" {
         let changes = tokio::time::timeout(Duration::from_secs(10), watch.message()).await.unwrap().unwrap().unwrap();
         app.apply(changes).unwrap();
     }

@@ -177,6 +177,11 @@ impl pb::control_server::Control for ControlService {
         let id = parse_id(&request.into_inner().id)?;
         let run = self.ledger.transition(&id, Transition::Retry).map_err(ledger_status)?;
         tracing::info!(run = %id, attempt = run.attempts(), "run retried through the control API");
+        // Back at `scheduled`: its trigger fires it now. (From a later state the completion
+        // poller picks it up once it has been quiet for `job_poll_after`.)
+        if run.state() == RunState::Scheduled {
+            self.ledger.announce_scheduled(run.flow());
+        }
         Ok(Response::new(run_message(&self.ledger, &run)?))
     }
 
