@@ -1,7 +1,8 @@
 //! `bulkflow tui` in a real terminal: tmux runs it against `bulkflow run` exporting from
 //! `bulkflow sim serve` (the seed's Account query, its job listener, and its writer to a local
 //! lake), and the captured pane shows the run moving through its states to `written`; then the
-//! engine stops (the pane says "disconnected") and starts again (the pane reconnects).
+//! engine stops (the pane says "disconnected") and starts again (the pane reconnects). The same
+//! export shows in the engine's `/metrics`.
 //!
 //! tmux is required: missing, the test fails with how to install it (`scripts/test.sh` does).
 
@@ -69,12 +70,14 @@ impl Drop for Tmux {
     }
 }
 
-fn engine(dir: &Path) -> Killed {
+fn engine(dir: &Path, metrics_port: u16) -> Killed {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("run.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_bulkflow"))
         .current_dir(dir)
         .args(["run", "--job-poll-after", "3s", "--workflows", "wf", "--state", "state", "--credentials-root"])
         .arg(dir.join("creds"))
+        .arg("--metrics-listen")
+        .arg(format!("127.0.0.1:{metrics_port}"))
         .arg("--resources")
         .arg(repo().join("resources"))
         .env("RUST_LOG", "info")
@@ -142,7 +145,8 @@ fn the_tui_in_tmux_shows_an_export_moving_through_its_states_and_survives_an_eng
     // No engine yet: the UI says so and keeps trying.
     tmux.wait_for("disconnected", Duration::from_secs(10), |p| p.contains("disconnected"));
 
-    let mut running = engine(d);
+    let metrics_port = bulkflow_testkit::free_port();
+    let mut running = engine(d, metrics_port);
     let mut seen: Vec<&str> = Vec::new();
     let pane = tmux.wait_for("the run written", Duration::from_secs(120), |pane| {
         let Some(row) = pane.lines().find(|l| l.contains(&row_key)) else { return false };
@@ -161,13 +165,34 @@ fn the_tui_in_tmux_shows_an_export_moving_through_its_states_and_survives_an_eng
     std::fs::write(d.join("pane.txt"), &pane).unwrap();
     println!("states seen in the pane: {seen:?}\n{pane}");
 
+    // The same export in /metrics: the ledger's figures and the ones measured as they happened.
+    let metrics = get_metrics(metrics_port);
+    for expected in [
+        "bulkflow_runs{state=\"written\"} 1\n",
+        "bulkflow_records_fetched{flow=\"salesforce_bulkapi_query_account\"} 20000\n",
+        "bulkflow_page_seconds_count{object=\"Account\"} 1\n",
+        "bulkflow_written_bytes_total{flow=\"salesforce_bulkapi_writer_account\",sink=\"write_to_object_store\"} ",
+    ] {
+        assert!(metrics.contains(expected), "no `{expected}` in /metrics:\n{metrics}");
+    }
+
     // The engine stops: the UI says so; it starts again: the UI is back, with the same run.
     Command::new("kill").args(["-TERM", &running.0.id().to_string()]).status().unwrap();
     running.0.wait().unwrap();
     tmux.wait_for("disconnected after the engine stopped", Duration::from_secs(15), |p| p.contains("disconnected"));
-    let _again = engine(d);
+    let _again = engine(d, bulkflow_testkit::free_port());
     let pane = tmux.wait_for("connected again", Duration::from_secs(30), |p| {
         p.contains(" connected") && p.lines().any(|l| l.contains(&row_key) && l.contains("written"))
     });
     assert!(!pane.contains("disconnected"), "{pane}");
+}
+
+/// GET /metrics on the engine's metrics port.
+fn get_metrics(port: u16) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let response = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        response.text().await.unwrap()
+    })
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use bulkflow_engine::metrics::label;
 use bulkflow_engine::run::{Ledger, LedgerError, RESULTS_STAGE, RunFilter, RunState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -87,11 +88,6 @@ async fn answer(mut stream: tokio::net::TcpStream, ledger: &Ledger, ready: &Read
     stream.shutdown().await
 }
 
-/// Label values escaped as the text format requires.
-fn label(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
 /// The metrics text, from the ledger's runs and their results checkpoints.
 pub fn render(ledger: &Ledger) -> Result<String, LedgerError> {
     let runs = ledger.list_runs(&RunFilter::default())?;
@@ -162,5 +158,7 @@ pub fn render(ledger: &Ledger) -> Result<String, LedgerError> {
             .map(|((flow, sink), n)| (format!("{{flow=\"{}\",sink=\"{}\"}}", label(flow), label(sink)), *n))
             .collect(),
     );
+    // Page latency and bytes: measured as they happen, not kept in the ledger.
+    bulkflow_engine::metrics::global().render(&mut out);
     Ok(out)
 }
