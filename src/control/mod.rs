@@ -80,27 +80,32 @@ impl Control {
         let mut tasks = Vec::new();
 
         let socket = socket_path(&config.state_dir);
-        let _ = std::fs::remove_file(&socket);
-        let listen_err = |what: String| move |source| ServeError::Listen { what, source };
-        let unix = tokio::net::UnixListener::bind(&socket).map_err(listen_err(socket.display().to_string()))?;
-        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
-            .map_err(listen_err(socket.display().to_string()))?;
         let router = || {
             tonic::transport::Server::builder()
                 .add_service(ControlServer::with_interceptor(service.clone(), auth::interceptor(token.clone())))
         };
-        let s = stop.clone();
-        let unix_server = router().serve_with_incoming_shutdown(UnixListenerStream::new(unix), s.cancelled_owned());
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = unix_server.await {
-                tracing::error!(error = %e, "the control API's socket stopped");
+        // Without its socket the engine still exports: a path too long for a Unix socket (108
+        // bytes) or a read-only state directory costs the local clients, not the exports.
+        match bind_socket(&socket) {
+            Ok(unix) => {
+                let s = stop.clone();
+                let server = router().serve_with_incoming_shutdown(UnixListenerStream::new(unix), s.cancelled_owned());
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = server.await {
+                        tracing::error!(error = %e, "the control API's socket stopped");
+                    }
+                }));
+                tracing::info!(socket = %socket.display(), "control API listening");
             }
-        }));
-        tracing::info!(socket = %socket.display(), "control API listening");
+            Err(e) => {
+                tracing::warn!(error = %e, "no control socket: `bulkflow runs` and `bulkflow tui` cannot reach this engine")
+            }
+        }
 
         if let Some(addr) = config.control_listen {
-            let tcp = tokio::net::TcpListener::bind(addr).await.map_err(listen_err(addr.to_string()))?;
-            let bound = tcp.local_addr().map_err(listen_err(addr.to_string()))?;
+            let listen_err = |source| ServeError::Listen { what: addr.to_string(), source };
+            let tcp = tokio::net::TcpListener::bind(addr).await.map_err(listen_err)?;
+            let bound = tcp.local_addr().map_err(listen_err)?;
             let s = stop.clone();
             let tcp_server = router().serve_with_incoming_shutdown(TcpListenerStream::new(tcp), s.cancelled_owned());
             tasks.push(tokio::spawn(async move {
@@ -131,4 +136,13 @@ impl Control {
             task.abort();
         }
     }
+}
+
+/// Binds the socket (replacing a stale one) and makes it the engine's user's alone.
+fn bind_socket(path: &Path) -> Result<tokio::net::UnixListener, ServeError> {
+    let err = |source| ServeError::Listen { what: path.display().to_string(), source };
+    let _ = std::fs::remove_file(path);
+    let listener = tokio::net::UnixListener::bind(path).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    Ok(listener)
 }

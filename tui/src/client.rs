@@ -18,7 +18,7 @@ const FLOWS_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TuiError {
-    #[error("terminal: {0}")]
+    #[error("cannot use the terminal")]
     Terminal(#[from] std::io::Error),
 }
 
@@ -85,7 +85,8 @@ pub async fn run(address: Address, token: Option<String>, read_only: bool) -> Re
             }
         }
     });
-    let mut terminal = ratatui::init();
+    // Not a terminal (output piped, no TTY): an error to report, not a panic.
+    let mut terminal = ratatui::try_init()?;
     let mut app = App::new(address.to_string(), read_only);
     app.status = Some("connecting".into());
     let mut client: Option<Client> = None;
