@@ -13,8 +13,9 @@ use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, TableState, Wr
 use crate::app::{Action, App, Column, Mode};
 use crate::view::{RunView, age};
 
-/// Below this width the table drops the object and window columns.
-const WIDE: u16 = 120;
+/// Below this width the table drops the window and object columns and the per-sink batches (they
+/// need 137 columns, and the flow's name some more).
+const WIDE: u16 = 150;
 /// `1990-01-01 00:00 → 11-25 07:00`: a backfill's window, the longest.
 const WINDOW_WIDTH: u16 = 30;
 
@@ -51,7 +52,8 @@ fn time(t: DateTime<Utc>) -> String {
 
 pub fn render(frame: &mut Frame, app: &App) {
     let area = frame.area();
-    let flows_height = (app.flows.len() as u16 + 3).clamp(4, 8);
+    // A quarter of the screen at most, so the runs keep the most room.
+    let flows_height = (app.flows.len() as u16 + 3).clamp(4, (area.height / 4).max(4));
     let [title, body, flows, logs, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(5),
@@ -130,7 +132,10 @@ fn cell(run: &RunView, column: Column, wide: bool, now: DateTime<Utc>, flow_widt
         Column::Progress if wide => {
             let mut text = run.progress_text();
             if run.progress.batches_written.len() > 1 {
-                let sinks: Vec<String> = run.progress.batches_written.iter().map(|(s, n)| format!("{s}:{n}")).collect();
+                let mut sinks: Vec<String> =
+                    run.progress.batches_written.iter().map(|(s, n)| format!("{}:{n}", short_sink(s))).collect();
+                // The map comes unordered off the wire; rows must not reorder between frames.
+                sinks.sort();
                 text = format!("{text} [{}]", sinks.join(" "));
             }
             Cell::from(text)
@@ -139,6 +144,12 @@ fn cell(run: &RunView, column: Column, wide: bool, now: DateTime<Utc>, flow_widt
         Column::Age => Cell::from(age(run.record.created_at(), now)),
         Column::Attempts => Cell::from(run.record.attempts().to_string()),
     }
+}
+
+/// A writer flow's name without what every writer flow's name says: `salesforce_bulkapi_writer_
+/// account_postgres` → `account_postgres`.
+fn short_sink(sink: &str) -> &str {
+    sink.split_once("_writer_").map_or(sink, |(_, rest)| rest)
 }
 
 fn render_runs(frame: &mut Frame, app: &App, area: Rect) {
@@ -213,7 +224,9 @@ fn render_detail(frame: &mut Frame, app: &App, area: Rect) {
         ]),
         Line::from(vec![label("progress"), Span::raw(run.progress_text())]),
     ];
-    for (sink, n) in &run.progress.batches_written {
+    let mut sinks: Vec<_> = run.progress.batches_written.iter().collect();
+    sinks.sort();
+    for (sink, n) in sinks {
         lines.push(Line::from(vec![label(""), Span::raw(format!("{sink}: {n} batches written"))]));
     }
     if r.state() == RunState::Failed {

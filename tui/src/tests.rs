@@ -92,6 +92,10 @@ fn a_wide_terminal_adds_the_window_the_object_and_each_sink() {
     assert!(screen(&app, 160, 48).contains("1990-01-01 00:00 → 11-25 07:00"));
     assert!(text.contains("[lake:12 warehouse:11]"), "{text}");
     assert!(text.contains("2026-11-25 09:00:00"), "{text}");
+    assert!(text.contains("…bulkapi_query_contact"), "the flow keeps a column:\n{text}");
+    // Between 80 and 150 columns the narrow table is used, its flow column wider.
+    let text = screen(&crate::tests::app(), 130, 32);
+    assert!(!text.contains("WINDOW") && text.contains("salesforce_bulkapi_query_contact"), "{text}");
 }
 
 #[test]
