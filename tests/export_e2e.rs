@@ -140,7 +140,13 @@ impl Deployment {
     }
 
     /// Runs the engine until `written` runs appear in its log, then stops it with SIGTERM.
+    /// `during` runs once the engine started, with its log's path.
     fn run_until_written(&self, log: &str, written: usize, during: impl FnOnce(&str)) {
+        self.run_until(log, |text| text.matches("run written").count() >= written, during);
+    }
+
+    /// Runs the engine until its log satisfies `done`, then stops it with SIGTERM.
+    fn run_until(&self, log: &str, done: impl Fn(&str) -> bool, during: impl FnOnce(&str)) {
         let path = self.dir.join(log);
         let mut child = self
             .bulkflow(&["run", "--job-poll-after", "3s"])
@@ -152,12 +158,12 @@ impl Deployment {
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
-            if text.matches("run written").count() >= written {
+            if done(&text) {
                 break;
             }
             if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
                 let _ = child.kill();
-                panic!("no `run written` in time; the engine's log:\n{text}");
+                panic!("the engine did not get there in time; its log:\n{text}");
             }
             std::thread::sleep(Duration::from_millis(250));
         }
@@ -278,4 +284,75 @@ fn two_incremental_runs_on_the_embedded_bus() {
 fn two_incremental_runs_on_nats() {
     let nats = NatsServer::start();
     two_incremental_runs(Some(&nats));
+}
+
+/// Waits until `text` appears in the log at `path`; its content then.
+fn wait_for_log(path: &str, text: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        if log.contains(text) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "no `{text}` in the engine's log:\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The bus loses a run's batches between `published` and `written` (the stream is purged while
+/// the writer cannot write): the engine notices the run stuck at `published`, fetches the lost
+/// batches again by their locators, publishes them again, and the run completes with every Id in
+/// the lake and the warehouse.
+#[test]
+fn a_purged_stream_between_published_and_written_is_fetched_again() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pg = Postgres::start();
+    let warehouse = pg.database("warehouse");
+    let sim = Sim::start(dir.path());
+    let d = Deployment::new(dir.path(), &warehouse, Some(&nats.url()));
+    // The lake's path runs through a file: no batch can be written until it is removed.
+    std::fs::write(dir.path().join("lake"), "not a directory").unwrap();
+    let id = d.start_run(None);
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let purged = rt.block_on(async { async_nats::connect(nats.url()).await.unwrap() });
+    let written = format!("run written run={id}");
+    d.run_until(
+        "run.log",
+        |log| log.contains(&written),
+        |log| {
+            wait_for_log(log, "results fetched", Duration::from_secs(60));
+            let stream_len = || {
+                rt.block_on(async {
+                    let js = async_nats::jetstream::new(purged.clone());
+                    js.get_stream("salesforce_bulkapi").await.unwrap().info().await.unwrap().state.messages
+                })
+            };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while stream_len() == 0 {
+                assert!(Instant::now() < deadline, "nothing was published");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            // The writer gave up on its copy (naked, to come back after the backoff): from here the
+            // batch exists only in the stream.
+            let text = wait_for_log(log, "event failed; it will be delivered again", Duration::from_secs(60));
+            assert!(text.contains("run published") && !text.contains("run written"), "{text}");
+            let before = stream_len();
+            rt.block_on(async {
+                let js = async_nats::jetstream::new(purged.clone());
+                js.get_stream("salesforce_bulkapi").await.unwrap().purge().await.unwrap();
+            });
+            assert_eq!(stream_len(), 0, "purged {before} messages");
+            std::fs::remove_file(dir.path().join("lake")).unwrap();
+        },
+    );
+    let log = std::fs::read_to_string(dir.path().join("run.log")).unwrap();
+    assert!(log.contains("the bus lost them; fetching them again"), "{log}");
+    let run = d.run_json(&id);
+    assert_eq!(run["state"], "written", "{run:#}");
+    let org = sim.accounts();
+    let lake: BTreeSet<String> = d.lake_ids().into_keys().collect();
+    assert_eq!(lake, org.keys().cloned().collect::<BTreeSet<_>>(), "the lake holds every Id of the org");
+    assert_eq!(warehouse_rows(&warehouse).len(), RECORDS);
 }

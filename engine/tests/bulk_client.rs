@@ -529,28 +529,43 @@ async fn a_failed_job_fails_its_run() {
     assert_eq!(r.last_error().unwrap(), format!("Salesforce job {} failed: QUERY_TIMEOUT: too slow", job.id));
 }
 
-/// The completion poller stands in for a completion event that never came, and fails a run whose
-/// job vanished from Salesforce instead of leaving it stuck.
+/// The completion poller stands in for a completion event that never came; a run whose job
+/// vanished from Salesforce gets a new job for the query it recorded instead of staying stuck, and
+/// one that recorded no query fails visibly (the next run covers its window).
 #[tokio::test]
-async fn the_completion_poller_stands_in_for_missed_events_and_fails_runs_whose_job_vanished() {
+async fn the_completion_poller_stands_in_for_missed_events_and_recreates_vanished_jobs() {
     use bulkflow_engine::node::poller::Poller;
-    use bulkflow_engine::run::{Ledger, RunState};
+    use bulkflow_engine::run::{Checkpoint, Ledger, RunState, Update};
     use bulkflow_engine::runtime::inject::Injector;
     use bulkflow_engine::schedule::SystemClock;
     use bulkflow_engine::store::MemoryStore;
+    use bulkflow_engine::tasks::salesforce_bulkapi_query_job::processor::INTENT_STAGE;
 
     let org = org(10, 100).await;
     let client = org.client("client_credentials");
     let job = completed(&client, &create(&client, SOQL).await.unwrap().id).await.unwrap();
     let gone = completed(&client, &create(&client, SOQL).await.unwrap().id).await.unwrap();
+    let lost = completed(&client, &create(&client, SOQL).await.unwrap().id).await.unwrap();
     bulk::delete_job(&client, &gone.id).await.unwrap();
+    bulk::delete_job(&client, &lost.id).await.unwrap();
     let ledger = Arc::new(Ledger::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock)));
-    let run = ledger.open_run("q", chrono::Utc::now()).unwrap().run.id().clone();
+    let now = chrono::Utc::now();
+    let run = ledger.open_run("q", now).unwrap().run.id().clone();
     ledger.record_job(&run, &job.id).unwrap();
-    let vanished = ledger.open_run("q", chrono::Utc::now() - chrono::Duration::hours(1)).unwrap().run.id().clone();
+    // The job-creating task records its query before creating the job.
+    let vanished = ledger.open_run("q", now - chrono::Duration::hours(1)).unwrap().run.id().clone();
+    let intent = Checkpoint::new(INTENT_STAGE, json!({"soql": SOQL, "operation": "Query"}));
+    ledger.update(&vanished, &Update::new().checkpoint(intent)).unwrap();
     ledger.record_job(&vanished, &gone.id).unwrap();
+    ledger.results_started(&vanished, json!({})).unwrap();
+    let unknown = ledger.open_run("q", now - chrono::Duration::hours(2)).unwrap().run.id().clone();
+    ledger.record_job(&unknown, &lost.id).unwrap();
 
     let injector = Arc::new(Injector::default());
+    let creator = serde_json::from_value(json!({
+        "operation": "create", "credentials_path": "/etc/sfdc/client_credentials.json"
+    }))
+    .unwrap();
     let poller = Poller {
         ledger: ledger.clone(),
         clients: Arc::new(Clients::new(
@@ -560,7 +575,7 @@ async fn the_completion_poller_stands_in_for_missed_events_and_fails_runs_whose_
         )),
         injector: injector.clone(),
         quiet_after: Duration::from_millis(300),
-        credentials: [("q".to_string(), "/etc/sfdc/client_credentials.json".to_string())].into(),
+        creators: [("q".to_string(), creator)].into(),
         listener: true,
     };
     let polling = tokio::spawn(poller.run());
@@ -570,14 +585,30 @@ async fn the_completion_poller_stands_in_for_missed_events_and_fails_runs_whose_
     assert_eq!(data["ResultType"], "FINAL");
     assert_eq!(data["JobIdentifier"], job.id.as_str());
     assert_eq!(data["JobState"], "JobComplete");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while ledger.get_run(&vanished).unwrap().unwrap().state() != RunState::Failed {
-        assert!(std::time::Instant::now() < deadline, "the run of the vanished job was not failed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let failed = ledger.get_run(&vanished).unwrap().unwrap();
-    assert!(failed.last_error().unwrap().contains("no longer exists"), "{failed:?}");
     // A run that got its event is quiet again only after `quiet_after`: no second stand-in at once.
     assert!(tokio::time::timeout(Duration::from_millis(200), injector.recv()).await.is_err());
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (replaced, failed) = loop {
+        let replaced = ledger.get_run(&vanished).unwrap().unwrap();
+        let failed = ledger.get_run(&unknown).unwrap().unwrap();
+        if replaced.job_id() != Some(gone.id.as_str()) && failed.state() == RunState::Failed {
+            break (replaced, failed);
+        }
+        assert!(std::time::Instant::now() < deadline, "{replaced:?} {failed:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let new_job = replaced.job_id().unwrap().to_string();
+    assert_eq!(replaced.state(), RunState::JobCreated, "{replaced:?}");
+    assert!(replaced.history().last().unwrap().error.as_deref().unwrap().contains(&new_job), "{replaced:?}");
+    assert_eq!(ledger.run_for_job(&new_job).unwrap(), Some(vanished.clone()));
+    assert_eq!(ledger.run_for_job(&gone.id).unwrap(), None, "a late event of the old job is foreign");
+    assert!(ledger.checkpoint(&vanished, "results").unwrap().is_none(), "the old job's pages are forgotten");
+    let info = bulk::get_job(&client, &new_job).await.unwrap();
+    assert_eq!((info.object.as_str(), info.raw["operation"].as_str()), ("Account", Some("query")), "{info:?}");
+    assert!(failed.last_error().unwrap().contains("no longer exists"), "{failed:?}");
+    // The new job completes, and with no event for it the poller stands in once more.
+    let event = tokio::time::timeout(Duration::from_secs(10), injector.recv()).await.unwrap().unwrap();
+    assert_eq!(event.template_view()["data"]["JobIdentifier"], new_job.as_str());
     polling.abort();
 }

@@ -126,6 +126,18 @@ pub fn ipc_stream(batch: &RecordBatch) -> Result<Vec<u8>, WireError> {
     Ok(buf)
 }
 
+/// The `meta` key of a batch published again after the bus lost it: its message ids gain the
+/// generation, so a stream that still remembers the first ids does not drop them as duplicates.
+pub const BUS_GENERATION: &str = "bus_generation";
+
+/// The message id of `event` (before splitting): its id, with the bus generation past the first.
+fn message_id(event: &Event) -> String {
+    match event.meta.get(BUS_GENERATION).and_then(Value::as_u64) {
+        Some(generation) if generation > 0 => format!("{}~g{generation}", event.id),
+        _ => event.id.clone(),
+    }
+}
+
 /// The messages that carry `event` to `subject`, each within `max_payload` (headers included).
 pub fn encode(event: &Event, subject: &str, max_payload: usize) -> Result<Vec<Outgoing>, WireError> {
     let mut headers = match &event.data {
@@ -137,7 +149,8 @@ pub fn encode(event: &Event, subject: &str, max_payload: usize) -> Result<Vec<Ou
         EventData::Json(_) => base_headers(event, JSON)?,
         EventData::Bytes(_) => base_headers(event, OCTET_STREAM)?,
     };
-    let header_size = headers_size(&headers) + HEADER_MARGIN + event.id.len() * 2;
+    let id = message_id(event);
+    let header_size = headers_size(&headers) + HEADER_MARGIN + id.len() * 2;
     let budget = max_payload.checked_sub(header_size).filter(|b| *b > 0).ok_or_else(|| WireError::HeadersTooLarge {
         event: event.id.clone(),
         size: header_size,
@@ -169,14 +182,14 @@ pub fn encode(event: &Event, subject: &str, max_payload: usize) -> Result<Vec<Ou
     };
     let n = parts.len();
     if n == 1 {
-        headers.push((MSG_ID_HEADER.into(), event.id.clone()));
+        headers.push((MSG_ID_HEADER.into(), id.clone()));
     }
     Ok(parts
         .into_iter()
         .enumerate()
         .map(|(i, payload)| {
             let mut h = headers.clone();
-            let msg_id = if n == 1 { event.id.clone() } else { part_id(&event.id, i, n) };
+            let msg_id = if n == 1 { id.clone() } else { part_id(&id, i, n) };
             if n > 1 {
                 h.push((MSG_ID_HEADER.into(), msg_id.clone()));
                 h.push((PART.into(), i.to_string()));
@@ -366,6 +379,21 @@ pub(crate) mod tests {
         let parts: Vec<Part> =
             msgs.iter().map(|m| Part::from_message(&m.headers, m.payload.clone(), "x").unwrap()).collect();
         (msgs, assemble(&parts, "a.b").unwrap())
+    }
+
+    #[test]
+    fn a_batch_published_again_after_the_bus_lost_it_has_new_message_ids_and_the_same_event_id() {
+        let mut event = arrow_event(10, 8);
+        event.meta.insert(BUS_GENERATION.into(), serde_json::json!(2));
+        let (msgs, back) = round_trip(&event, 1 << 20);
+        assert_eq!(msgs[0].msg_id, "job1-p0-b3~g2");
+        assert_eq!(back.id, "job1-p0-b3");
+        let mut event = arrow_event(20_000, 40);
+        event.meta.insert(BUS_GENERATION.into(), serde_json::json!(2));
+        let (parts, back) = round_trip(&event, 256 * 1024);
+        assert_eq!(back.id, "job1-p0-b3");
+        assert!(parts.len() > 1);
+        assert!(parts.iter().enumerate().all(|(i, m)| m.msg_id == part_id("job1-p0-b3~g2", i, parts.len())));
     }
 
     #[test]

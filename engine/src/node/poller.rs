@@ -7,7 +7,9 @@
 //! flow as the completion event Salesforce would have sent, and that flow reads the results from
 //! the run's checkpoint on. A run stuck at `published` (a writer flow never got some batches: the
 //! stream's limits discarded them, or it was purged) has those batches marked unpublished and is
-//! handed over the same way, so they are fetched again by their locators and republished.
+//! handed over the same way, so they are fetched again by their locators and republished. A
+//! run whose job vanished in Salesforce (404: deleted, expired after 7 days, a refreshed org) gets
+//! a new job for the same query, recorded in its place, and goes on from `job_created`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -21,8 +23,12 @@ use crate::event::Event;
 use crate::flow::{Flow, TaskKind};
 use crate::run::{Ledger, RESULTS_STAGE, RunRecord, RunState, Transition};
 use crate::runtime::inject::Injector;
+use crate::salesforce::bulk::CreateJob;
 use crate::salesforce::{Clients, SalesforceError, bulk};
-use crate::tasks::salesforce_bulkapi_query_job::config::Operation;
+use crate::tasks::salesforce_bulkapi_query_job::config::{
+    BulkQueryJobConfig, ColumnDelimiter, LineEnding, Operation, QueryOperation,
+};
+use crate::tasks::salesforce_bulkapi_query_job::processor::INTENT_STAGE;
 
 /// The topic whose events the poller stands in for.
 pub const JOB_EVENT_TOPIC: &str = "/event/BulkApi2JobEvent";
@@ -32,8 +38,8 @@ pub struct Poller {
     pub clients: Arc<Clients>,
     pub injector: Arc<Injector>,
     pub quiet_after: Duration,
-    /// The credentials file of each query flow's job-creating task.
-    pub credentials: HashMap<String, String>,
+    /// Each query flow's job-creating task: its credentials file and job options.
+    pub creators: HashMap<String, BulkQueryJobConfig>,
     /// Whether some flow of this node listens for job events (else nothing can take the kick).
     pub listener: bool,
 }
@@ -46,12 +52,12 @@ impl Poller {
         injector: Arc<Injector>,
         quiet_after: Duration,
     ) -> Self {
-        let credentials = flows
+        let creators = flows
             .iter()
             .filter_map(|f| {
                 f.tasks.iter().find_map(|t| match &t.kind {
                     TaskKind::BulkQueryJob { config, .. } if config.operation == Operation::Create => {
-                        Some((f.name.clone(), config.credentials_path.clone()))
+                        Some((f.name.clone(), config.clone()))
                     }
                     _ => None,
                 })
@@ -60,12 +66,12 @@ impl Poller {
         let listener = flows.iter().any(|f| {
             matches!(f.tasks.first().map(|t| &t.kind), Some(TaskKind::PubSubSubscriber(c)) if c.topic.name == JOB_EVENT_TOPIC)
         });
-        Self { ledger, clients, injector, quiet_after, credentials, listener }
+        Self { ledger, clients, injector, quiet_after, creators, listener }
     }
 
     pub async fn run(self) {
         let every = (self.quiet_after / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
-        if !self.listener && !self.credentials.is_empty() {
+        if !self.listener && !self.creators.is_empty() {
             tracing::warn!(
                 topic = JOB_EVENT_TOPIC,
                 "no flow of this node listens for job events: runs stop at job_created"
@@ -107,7 +113,7 @@ impl Poller {
 
     /// Polls one quiet run; true if it was handed to the listening flow.
     async fn poll(&self, run: &RunRecord) -> bool {
-        let (Some(job), Some(path)) = (run.job_id(), self.credentials.get(run.flow())) else { return false };
+        let (Some(job), Some(creator)) = (run.job_id(), self.creators.get(run.flow())) else { return false };
         match run.state() {
             RunState::JobCreated | RunState::CompletedEvent | RunState::ResultsFetched => {}
             RunState::Published => match self.ledger.unpublish_unwritten(run.id()) {
@@ -122,7 +128,7 @@ impl Poller {
             },
             _ => return false,
         }
-        let client = match self.clients.get(Path::new(path)) {
+        let client = match self.clients.get(Path::new(&creator.credentials_path)) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(run = %run.id(), error = %e, "completion poller cannot reach Salesforce");
@@ -137,19 +143,72 @@ impl Poller {
                 true
             }
             Err(SalesforceError::Api { status: 404, .. }) => {
-                let why = format!(
-                    "job {job} no longer exists in Salesforce (deleted or expired); the next run covers this run's window"
-                );
-                tracing::error!(run = %run.id(), "{why}");
-                if let Err(e) = self.ledger.transition(run.id(), Transition::Fail(why)) {
-                    tracing::warn!(run = %run.id(), error = %e, "cannot mark the run failed");
-                }
+                self.recreate(run, job, creator, &client).await;
                 false
             }
             Err(e) => {
                 tracing::warn!(run = %run.id(), job, error = %e, "cannot poll the job");
                 false
             }
+        }
+    }
+}
+
+impl Poller {
+    /// Replaces the run's vanished job with a new one for the query its intent recorded; fails
+    /// the run (visibly; the next run covers its window) only if that cannot be done.
+    async fn recreate(
+        &self,
+        run: &RunRecord,
+        job: &str,
+        creator: &BulkQueryJobConfig,
+        client: &crate::salesforce::SalesforceClient,
+    ) {
+        let why = format!("job {job} no longer exists in Salesforce (deleted or expired)");
+        let intent = self.ledger.checkpoint(run.id(), INTENT_STAGE).ok().flatten();
+        let soql = intent.as_ref().and_then(|i| i.input.get("soql")).and_then(|s| s.as_str());
+        let operation = match intent.as_ref().and_then(|i| i.input.get("operation")).and_then(|s| s.as_str()) {
+            Some("QueryAll") => QueryOperation::QueryAll,
+            _ => QueryOperation::Query,
+        };
+        let Some(soql) = soql else {
+            self.fail(
+                run,
+                format!("{why}, and the run kept no query to create it again; the next run covers its window"),
+            );
+            return;
+        };
+        let request = CreateJob {
+            soql,
+            operation,
+            column_delimiter: creator.column_delimiter.unwrap_or(ColumnDelimiter::Comma),
+            line_ending: creator.line_ending.unwrap_or(LineEnding::Lf),
+        };
+        match bulk::create_job(client, &request).await {
+            Ok(new) => match self.ledger.replace_job(
+                run.id(),
+                job,
+                &new.id,
+                &format!("{why}; created job {} in its place", new.id),
+            ) {
+                Ok(_) => {
+                    tracing::warn!(run = %run.id(), old = job, new = new.id, "{why}; created a new job for the run's window")
+                }
+                Err(e) => {
+                    tracing::warn!(run = %run.id(), job = new.id, error = %e, "cannot record the new job; aborting it");
+                    let _ = bulk::abort_job(client, &new.id).await;
+                }
+            },
+            Err(e) => {
+                tracing::warn!(run = %run.id(), error = %e, "{why}; creating a new job failed, trying again later")
+            }
+        }
+    }
+
+    fn fail(&self, run: &RunRecord, why: String) {
+        tracing::error!(run = %run.id(), "{why}");
+        if let Err(e) = self.ledger.transition(run.id(), Transition::Fail(why)) {
+            tracing::warn!(run = %run.id(), error = %e, "cannot mark the run failed");
         }
     }
 }

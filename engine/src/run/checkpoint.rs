@@ -31,7 +31,68 @@ impl Checkpoint {
 impl Record for Checkpoint {
     const TREE: Tree = Tree::Checkpoints;
     /// 2: per-page marks (locator, rows, batches) and the subjects batches were published on.
-    const VERSION: u16 = 2;
+    /// 3: the bus generation.
+    const VERSION: u16 = 3;
+
+    fn upgrade(version: u16, body: &[u8]) -> Option<Result<Self, String>> {
+        (version == 2).then(|| crate::store::record::decode_body::<v2::Checkpoint>(body).map(Self::from))
+    }
+}
+
+/// Version 2 of the record, as written by releases before the bus generation.
+mod v2 {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use chrono::{DateTime, Utc};
+    use serde::Deserialize;
+
+    use super::PageMark;
+    use crate::store::record::json_string;
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub struct Checkpoint {
+        pub stage: String,
+        #[serde(with = "json_string")]
+        pub input: serde_json::Value,
+        pub progress: StageProgress,
+        pub updated_at: DateTime<Utc>,
+    }
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub struct StageProgress {
+        pub next_locator: Option<String>,
+        pub pages_fetched: u64,
+        pub pages: Vec<PageMark>,
+        pub records_fetched: u64,
+        pub batches_fetched: u64,
+        pub batches_published: BTreeSet<u64>,
+        pub subjects: BTreeSet<String>,
+        pub batches_written: BTreeMap<String, BTreeSet<u64>>,
+    }
+}
+
+impl From<v2::Checkpoint> for Checkpoint {
+    fn from(old: v2::Checkpoint) -> Self {
+        let p = old.progress;
+        Self {
+            stage: old.stage,
+            input: old.input,
+            progress: StageProgress {
+                next_locator: p.next_locator,
+                pages_fetched: p.pages_fetched,
+                pages: p.pages,
+                records_fetched: p.records_fetched,
+                batches_fetched: p.batches_fetched,
+                batches_published: p.batches_published,
+                subjects: p.subjects,
+                batches_written: p.batches_written,
+                bus_generation: 0,
+            },
+            updated_at: old.updated_at,
+        }
+    }
 }
 
 /// The checkpoint an export's results stage keeps: pages fetched, and the progress of their
@@ -64,6 +125,10 @@ pub struct StageProgress {
     pub subjects: BTreeSet<String>,
     /// Batches written, per sink (a writer flow: its event completes when all its sinks wrote).
     pub batches_written: BTreeMap<String, BTreeSet<u64>>,
+    /// How many times the bus lost batches of the run and they were published again. Message
+    /// ids carry it past the first time: a purged stream still remembers the ids it deduplicates
+    /// (for its `duplicate_window`), and would drop the republished batches as duplicates.
+    pub bus_generation: u32,
 }
 
 impl StageProgress {
@@ -156,6 +221,39 @@ mod tests {
         let (first, rows, mark) = p.page_start(1).unwrap();
         assert_eq!((first, rows, mark.locator.as_deref()), (3, 25, Some("L1")));
         assert!(p.page_start(2).is_none());
+    }
+
+    /// A store written by the previous release (checkpoint version 2) is read on upgrade, so runs
+    /// in flight resume.
+    #[test]
+    fn a_version_2_checkpoint_is_read_with_bus_generation_0() {
+        let mark = PageMark { locator: Some("L1".into()), rows: 10, batches: 2 };
+        let old = v2::Checkpoint {
+            stage: RESULTS_STAGE.into(),
+            input: serde_json::json!({"data": {"id": "750A"}}),
+            progress: v2::StageProgress {
+                next_locator: None,
+                pages_fetched: 1,
+                pages: vec![mark.clone()],
+                records_fetched: 10,
+                batches_fetched: 2,
+                batches_published: [0, 1].into(),
+                subjects: ["s".to_string()].into(),
+                batches_written: [("w".to_string(), [1].into())].into(),
+            },
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        let mut bytes = 2u16.to_be_bytes().to_vec();
+        bytes.extend(bincode::serde::encode_to_vec(&old, bincode::config::standard()).unwrap());
+        let cp: Checkpoint = decode(b"k", &bytes).unwrap();
+        assert_eq!(cp.input, old.input);
+        assert_eq!(cp.progress.pages, vec![mark]);
+        assert_eq!(cp.progress.batches_published, [0, 1].into());
+        assert_eq!(cp.progress.batches_written["w"], [1].into());
+        assert_eq!(cp.progress.bus_generation, 0);
+        let mut newer = 4u16.to_be_bytes().to_vec();
+        newer.extend_from_slice(&bytes[2..]);
+        assert!(decode::<Checkpoint>(b"k", &newer).is_err(), "a newer record is refused");
     }
 
     #[test]

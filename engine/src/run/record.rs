@@ -12,7 +12,7 @@ pub struct HistoryEntry {
     pub from: RunState,
     pub to: RunState,
     pub at: DateTime<Utc>,
-    /// The error of a failure, or the reason of a cancellation.
+    /// The error of a failure, the reason of a cancellation or of a job created again.
     pub error: Option<String>,
 }
 
@@ -71,6 +71,7 @@ impl RunRecord {
                 self.failed_in = None;
                 self.attempts += 1;
             }
+            Transition::Recreate(_) => self.total_batches = None,
             Transition::Advance(_) | Transition::Cancel(_) => {}
         }
         self.history.push(HistoryEntry {

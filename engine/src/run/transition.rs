@@ -17,6 +17,9 @@ pub enum Transition {
     Cancel(String),
     /// `failed` → the state it failed in, as a new attempt.
     Retry,
+    /// The run's job vanished in Salesforce (404): a new job for the same window replaces it,
+    /// from any state that had a job and had not finished, back to `job_created`.
+    Recreate(String),
 }
 
 impl Transition {
@@ -30,6 +33,11 @@ impl Transition {
             Transition::Fail(_) => (!from.is_terminal() && from != RunState::Failed).then_some(RunState::Failed),
             Transition::Cancel(_) => (!from.is_terminal()).then_some(RunState::Cancelled),
             Transition::Retry => failed_in.filter(|_| from == RunState::Failed),
+            Transition::Recreate(_) => matches!(
+                from,
+                RunState::JobCreated | RunState::CompletedEvent | RunState::ResultsFetched | RunState::Published
+            )
+            .then_some(RunState::JobCreated),
         };
         legal.ok_or_else(|| IllegalTransition { from, attempted: self.to_string() })
     }
@@ -37,7 +45,7 @@ impl Transition {
     /// The error or reason this transition records in the run's history.
     pub fn message(&self) -> Option<&str> {
         match self {
-            Transition::Fail(message) | Transition::Cancel(message) => Some(message),
+            Transition::Fail(message) | Transition::Cancel(message) | Transition::Recreate(message) => Some(message),
             Transition::Advance(_) | Transition::Retry => None,
         }
     }
@@ -51,6 +59,7 @@ impl fmt::Display for Transition {
             Transition::Fail(_) => f.write_str("fail"),
             Transition::Cancel(_) => f.write_str("cancel"),
             Transition::Retry => f.write_str("retry"),
+            Transition::Recreate(_) => f.write_str("recreate the job"),
         }
     }
 }
@@ -86,6 +95,10 @@ mod tests {
         (ResultsFetched, Cancelled),
         (Published, Cancelled),
         (Failed, Cancelled),
+        (JobCreated, JobCreated),
+        (CompletedEvent, JobCreated),
+        (ResultsFetched, JobCreated),
+        (Published, JobCreated),
     ];
 
     /// The states a run can fail in; retry leads back to exactly that one.
@@ -93,7 +106,12 @@ mod tests {
 
     fn every_transition() -> Vec<Transition> {
         let mut all: Vec<Transition> = RunState::ALL.into_iter().map(Transition::Advance).collect();
-        all.extend([Transition::Fail("boom".into()), Transition::Cancel("operator".into()), Transition::Retry]);
+        all.extend([
+            Transition::Fail("boom".into()),
+            Transition::Cancel("operator".into()),
+            Transition::Retry,
+            Transition::Recreate("404".into()),
+        ]);
         all
     }
 

@@ -16,6 +16,13 @@ pub trait Record: Serialize + DeserializeOwned {
     const TREE: Tree;
     /// Bump on any change to the serialized shape, including reordering enum variants.
     const VERSION: u16;
+
+    /// Reads a record written by an older release (`version` < [`Self::VERSION`]), so an upgrade
+    /// keeps the runs in flight; `None` when that version is not readable.
+    fn upgrade(version: u16, body: &[u8]) -> Option<Result<Self, String>> {
+        let _ = (version, body);
+        None
+    }
 }
 
 /// The upper bound on one record's size: garbage that claims a huge length must fail to decode,
@@ -45,6 +52,11 @@ pub fn decode<R: Record>(key: &[u8], bytes: &[u8]) -> Result<R, StoreError> {
         .split_first_chunk::<VERSION_LEN>()
         .ok_or_else(|| corrupt(format!("{} bytes is too short for a record", bytes.len())))?;
     let version = u16::from_be_bytes(*version);
+    if version < R::VERSION
+        && let Some(upgraded) = R::upgrade(version, body)
+    {
+        return upgraded.map_err(|e| corrupt(format!("reading a version {version} record: {e}")));
+    }
     if version != R::VERSION {
         return Err(StoreError::UnsupportedVersion {
             tree: R::TREE,
@@ -88,6 +100,16 @@ pub fn scan<R: Record>(store: &dyn StateStore, prefix: &[u8]) -> Result<Vec<Stor
             Ok(Stored { key, value, raw })
         })
         .collect()
+}
+
+/// Decodes the body of an older version of a record with its own shape `T`, for
+/// [`Record::upgrade`].
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let (value, read) = bincode::serde::decode_from_slice::<T, _>(body, config()).map_err(|e| e.to_string())?;
+    if read != body.len() {
+        return Err(format!("{} trailing bytes after the record", body.len() - read));
+    }
+    Ok(value)
 }
 
 /// Stores a [`serde_json::Value`] as its JSON text.

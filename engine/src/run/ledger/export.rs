@@ -93,6 +93,10 @@ impl Ledger {
             update = update.transition(Transition::Advance(RunState::ResultsFetched));
         }
         match self.update(run, &update) {
+            Ok(r) if r.state() == RunState::ResultsFetched && record.state() == RunState::CompletedEvent => {
+                tracing::info!(run = %run, batches = total, "results fetched");
+                Ok(())
+            }
             Ok(_) | Err(LedgerError::IllegalTransition { .. }) => Ok(()),
             Err(e) => Err(e),
         }
@@ -146,7 +150,10 @@ impl Ledger {
         let lost: std::collections::BTreeSet<u64> =
             sinks.iter().flat_map(|s| cp.progress.unwritten(s, total).collect::<Vec<_>>()).collect();
         if !lost.is_empty() {
-            self.update_progress(run, RESULTS_STAGE, |p| p.batches_published.retain(|b| !lost.contains(b)))?;
+            self.update_progress(run, RESULTS_STAGE, |p| {
+                p.batches_published.retain(|b| !lost.contains(b));
+                p.bus_generation += 1;
+            })?;
         }
         Ok(lost.len())
     }
@@ -185,6 +192,9 @@ impl Ledger {
             match self.transition(run, Transition::Advance(next)) {
                 Ok(r) if r.state() == RunState::Written => {
                     tracing::info!(run = %run, batches = total, "run written");
+                }
+                Ok(r) if r.state() == RunState::Published => {
+                    tracing::info!(run = %run, batches = total, "run published");
                 }
                 Ok(_) | Err(LedgerError::IllegalTransition { .. }) => {}
                 Err(e) => return Err(e),
@@ -293,6 +303,7 @@ mod tests {
         assert_eq!(ledger.unpublish_unwritten(&id).unwrap(), 2);
         let cp = ledger.checkpoint(&id, RESULTS_STAGE).unwrap().unwrap();
         assert_eq!(cp.progress.unpublished(3).collect::<Vec<_>>(), [0, 2]);
+        assert_eq!(cp.progress.bus_generation, 1, "republished batches get new message ids");
         assert_eq!(state(&ledger, &id), RunState::Published);
         for seq in [0, 2] {
             ledger.batch_published(&id, seq, "s").unwrap();

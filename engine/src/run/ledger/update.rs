@@ -2,7 +2,7 @@
 
 use super::Ledger;
 use crate::run::marks::{JobRun, watermark_after};
-use crate::run::{Checkpoint, LedgerError, RunId, RunRecord, RunState, Transition, checkpoint};
+use crate::run::{Checkpoint, LedgerError, RESULTS_STAGE, RunId, RunRecord, RunState, Transition, checkpoint};
 use crate::store::{Batch, Tree, record};
 
 /// What to change on a run in one atomic, durable commit: e.g. advance to `results_fetched`,
@@ -109,6 +109,42 @@ impl Ledger {
                 run.set_job_id(job_id);
                 let entry = JobRun { run: id.clone() };
                 batch.put(Tree::JobRuns, job_id.as_bytes(), record::encode(job_id.as_bytes(), &entry)?);
+                let key = id.as_str().as_bytes();
+                batch.put(Tree::Runs, key, record::encode(key, &run)?);
+                Ok(run)
+            },
+        )
+    }
+
+    /// Replaces run `id`'s vanished job `old_job` with `new_job`, created for the same window:
+    /// back to `job_created`, the job index moved (a late event of the old job is then foreign),
+    /// and the old job's results progress dropped (the new job has its own pages), atomically.
+    /// Refused when the run no longer has `old_job` (someone replaced it first).
+    pub fn replace_job(&self, id: &RunId, old_job: &str, new_job: &str, why: &str) -> Result<RunRecord, LedgerError> {
+        self.commit_with_retry(
+            || format!("replacing job {old_job} of run {id} with {new_job}"),
+            |batch| {
+                let mut run = self.load_run_expecting(batch, id)?;
+                if run.job_id() != Some(old_job) {
+                    return Err(LedgerError::JobMismatch {
+                        run: id.clone(),
+                        existing: run.job_id().unwrap_or_default().to_owned(),
+                        new: new_job.to_owned(),
+                    });
+                }
+                run.apply(&Transition::Recreate(why.to_owned()), self.clock.now())
+                    .map_err(|illegal| LedgerError::IllegalTransition { run: id.clone(), illegal })?;
+                run.set_job_id(new_job);
+                let old = record::load::<JobRun>(self.store(), old_job.as_bytes())?;
+                if let Some(old) = old.filter(|o| &o.value.run == id) {
+                    batch.expect(Tree::JobRuns, old_job.as_bytes(), Some(old.raw));
+                    batch.delete(Tree::JobRuns, old_job.as_bytes());
+                }
+                let index = record::load::<JobRun>(self.store(), new_job.as_bytes())?;
+                batch.expect(Tree::JobRuns, new_job.as_bytes(), index.map(|i| i.raw));
+                let entry = JobRun { run: id.clone() };
+                batch.put(Tree::JobRuns, new_job.as_bytes(), record::encode(new_job.as_bytes(), &entry)?);
+                batch.delete(Tree::Checkpoints, checkpoint::key(id, RESULTS_STAGE));
                 let key = id.as_str().as_bytes();
                 batch.put(Tree::Runs, key, record::encode(key, &run)?);
                 Ok(run)

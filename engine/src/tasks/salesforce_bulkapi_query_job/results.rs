@@ -63,7 +63,8 @@ impl ResultsTask<'_> {
             }
             None => StageProgress::default(),
         };
-        let stream = Stream { task: self, job: &job, run: run.as_ref(), event: &event };
+        let generation = progress.bus_generation;
+        let stream = Stream { task: self, job: &job, run: run.as_ref(), event: &event, generation };
         stream.refetch_unpublished(&client, &progress, out).await?;
         if progress.all_pages_fetched() {
             if let Some(run) = &run {
@@ -91,6 +92,8 @@ struct Stream<'a> {
     job: &'a JobInfo,
     run: Option<&'a RunId>,
     event: &'a Event,
+    /// The run's bus generation, which the batches carry to the bus (see `wire::BUS_GENERATION`).
+    generation: u32,
 }
 
 impl Stream<'_> {
@@ -192,6 +195,9 @@ impl Stream<'_> {
             }
             meta.insert("page".into(), json!(page.number));
             meta.insert("batch_seq".into(), json!(seq));
+            if self.generation > 0 {
+                meta.insert(crate::bus::wire::BUS_GENERATION.into(), json!(self.generation));
+            }
             if let Some(total) = total.filter(|t| seq + 1 == *t) {
                 meta.insert("total_batches".into(), json!(total));
             }
