@@ -171,6 +171,7 @@ fn the_tui_in_tmux_shows_an_export_moving_through_its_states_and_survives_an_eng
         "bulkflow_runs{state=\"written\"} 1\n",
         "bulkflow_records_fetched{flow=\"salesforce_bulkapi_query_account\"} 20000\n",
         "bulkflow_page_seconds_count{object=\"Account\"} 1\n",
+        "bulkflow_bus_lag_batches{sink=\"salesforce_bulkapi_writer_account\"} 0\n",
         "bulkflow_written_bytes_total{flow=\"salesforce_bulkapi_writer_account\",sink=\"write_to_object_store\"} ",
     ] {
         assert!(metrics.contains(expected), "no `{expected}` in /metrics:\n{metrics}");

@@ -98,6 +98,7 @@ pub fn render(ledger: &Ledger) -> Result<String, LedgerError> {
     let mut pages: BTreeMap<String, u64> = BTreeMap::new();
     let mut published: BTreeMap<String, u64> = BTreeMap::new();
     let mut written: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut lag: BTreeMap<String, u64> = BTreeMap::new();
     for run in &runs {
         *by_state.entry(run.state().as_str()).or_default() += 1;
         retries += u64::from(run.attempts().saturating_sub(1));
@@ -110,6 +111,13 @@ pub fn render(ledger: &Ledger) -> Result<String, LedgerError> {
             *published.entry(run.flow().to_owned()).or_default() += p.batches_published.len() as u64;
             for (sink, batches) in &p.batches_written {
                 *written.entry((run.flow().to_owned(), sink.clone())).or_default() += batches.len() as u64;
+            }
+            // Published but not yet written by a writer flow that must write them: the bus's
+            // backlog, in batches (a finished run's is 0).
+            for sink in ledger.consumers_of(&p.subjects) {
+                let done = p.batches_written.get(&sink).map_or(0, |w| w.len());
+                let behind = if run.state().is_terminal() { 0 } else { p.batches_published.len().saturating_sub(done) };
+                *lag.entry(sink).or_default() += behind as u64;
             }
         }
     }
@@ -157,6 +165,12 @@ pub fn render(ledger: &Ledger) -> Result<String, LedgerError> {
             .iter()
             .map(|((flow, sink), n)| (format!("{{flow=\"{}\",sink=\"{}\"}}", label(flow), label(sink)), *n))
             .collect(),
+    );
+    family(
+        "bulkflow_bus_lag_batches",
+        "gauge",
+        "Batches on the bus that a writer flow has not written yet, over unfinished runs, by writer flow.",
+        lag.iter().map(|(sink, n)| (format!("{{sink=\"{}\"}}", label(sink)), *n)).collect(),
     );
     // Page latency and bytes: measured as they happen, not kept in the ledger.
     bulkflow_engine::metrics::global().render(&mut out);
