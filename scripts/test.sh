@@ -15,9 +15,10 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-# Debian packages: nats-server, and PostgreSQL's server binaries (/usr/lib/postgresql/*/bin).
+# Debian packages: nats-server, tmux (the terminal UI test), and PostgreSQL's server binaries (/usr/lib/postgresql/*/bin).
 apt_missing=()
 command -v nats-server >/dev/null 2>&1 || apt_missing+=(nats-server)
+command -v tmux >/dev/null 2>&1 || apt_missing+=(tmux)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || apt_missing+=(postgresql)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -1,6 +1,7 @@
 //! The `bulkflow` command. CLI only: every behaviour lives in the engine, simulator and UI crates.
 
 mod cli;
+mod control;
 
 use std::process::ExitCode;
 
@@ -13,6 +14,10 @@ fn main() -> ExitCode {
     let logs = match &cli.command {
         // The demo's terminal shows progress; its logs go to a file in its directory.
         Command::Demo(args) => cli::logging::init_file(cli.log_format, &cli::demo::log_file(args)),
+        // The UI owns the terminal: the engine of `run --tui` logs to a file in its state.
+        Command::Run(args) if args.tui => cli::logging::init_file(cli.log_format, &cli::run::log_file(args)),
+        // The UI logs nothing of its own worth a line over its screen.
+        Command::Tui(_) => Ok(()),
         _ => cli::logging::init(cli.log_format),
     };
     if let Err(e) = logs {
@@ -33,6 +38,7 @@ fn main() -> ExitCode {
             Command::Runs(args) => cli::runs::run(args).await,
             Command::Flows(args) => cli::flows::run(args),
             Command::Demo(args) => cli::demo::run(args).await,
+            Command::Tui(args) => cli::tui::run(args).await,
             Command::Sim(command) => bulkflow_sim::cli::run(command).await.map(|()| ExitCode::SUCCESS),
         }
     });

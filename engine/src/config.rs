@@ -45,6 +45,9 @@ pub struct ConfigLayer {
     pub api_version: Option<String>,
     pub retention: Option<HumanDuration>,
     pub control_listen: Option<SocketAddr>,
+    /// A file holding the control API's bearer token (never the token itself: config files get
+    /// shared and logged).
+    pub control_token_file: Option<PathBuf>,
     pub metrics_listen: Option<SocketAddr>,
     /// NATS for the engine's own leases and KV; separate from the flows' bus URLs.
     pub nats_url: Option<String>,
@@ -61,7 +64,11 @@ pub struct EngineConfig {
     pub api_version: String,
     /// How long finished runs are kept before they are compacted.
     pub retention: Duration,
-    pub control_listen: SocketAddr,
+    /// The control API's TCP address, besides the Unix socket in the state directory that is
+    /// always served; `None`: the socket only.
+    pub control_listen: Option<SocketAddr>,
+    pub control_token_file: Option<PathBuf>,
+    /// `/metrics`, `/healthz` and `/readyz`; `None`: not served.
     pub metrics_listen: Option<SocketAddr>,
     pub nats_url: Option<String>,
     pub foreign_jobs: ForeignJobs,
@@ -79,7 +86,8 @@ impl Default for EngineConfig {
             credentials_root: None,
             api_version: "63.0".to_string(),
             retention: Duration::from_secs(30 * 86_400),
-            control_listen: SocketAddr::from(([127, 0, 0, 1], 7480)),
+            control_listen: None,
+            control_token_file: None,
             metrics_listen: None,
             nats_url: None,
             foreign_jobs: ForeignJobs::Skip,
@@ -144,7 +152,8 @@ impl EngineConfig {
             credentials_root: pick!(credentials_root).or(d.credentials_root),
             api_version,
             retention: pick!(retention).map(|r| r.0).unwrap_or(d.retention),
-            control_listen: pick!(control_listen).unwrap_or(d.control_listen),
+            control_listen: pick!(control_listen).or(d.control_listen),
+            control_token_file: pick!(control_token_file).or(d.control_token_file),
             metrics_listen: pick!(metrics_listen).or(d.metrics_listen),
             nats_url: pick!(nats_url).filter(|u| !u.is_empty()).or(d.nats_url),
             foreign_jobs: pick!(foreign_jobs).unwrap_or(d.foreign_jobs),

@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod event;
 pub mod flow;
 pub mod lease;
+pub mod metrics;
 pub mod node;
 pub mod run;
 pub mod runtime;

@@ -44,9 +44,13 @@ fn finish<W>(
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // Warnings and errors also go to the control API's log tail.
+    let ring = crate::control::logs::RingLayer(crate::control::logs::LogRing::global().clone());
     let result = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.finish().with(ring).try_init(),
+        LogFormat::Json => builder.json().finish().with(ring).try_init(),
     };
     result.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
 }

@@ -6,7 +6,9 @@ pub mod flows;
 pub mod logging;
 pub mod run;
 pub mod runs;
+pub mod runs_api;
 pub mod state;
+pub mod tui;
 pub mod validate;
 
 use std::net::SocketAddr;
@@ -40,6 +42,8 @@ pub enum Command {
     /// Everything at once, on embedded defaults: a simulated org, the seed's flows and more,
     /// Parquet in a local lake and a private PostgreSQL warehouse.
     Demo(demo::DemoArgs),
+    /// The terminal UI: every run and flow of a running engine, live; retry and cancel.
+    Tui(tui::TuiArgs),
     /// The Salesforce simulator.
     #[command(subcommand)]
     Sim(bulkflow_sim::cli::SimCommand),
@@ -76,9 +80,13 @@ pub struct GlobalArgs {
     /// How long finished runs are kept (e.g. 30d).
     #[arg(long, global = true, env = "BULKFLOW_RETENTION", value_parser = HumanDuration::parse)]
     pub retention: Option<HumanDuration>,
-    /// Address of the control API.
+    /// Also serve the control API on this TCP address (it is always on `STATE/control.sock`); an
+    /// address other than loopback needs a token.
     #[arg(long, global = true, env = "BULKFLOW_CONTROL_LISTEN")]
     pub control_listen: Option<SocketAddr>,
+    /// A file holding the control API's bearer token (or set BULKFLOW_CONTROL_TOKEN).
+    #[arg(long, global = true, env = "BULKFLOW_CONTROL_TOKEN_FILE", value_name = "FILE")]
+    pub control_token_file: Option<PathBuf>,
     /// Address of the metrics and health endpoint.
     #[arg(long, global = true, env = "BULKFLOW_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -117,6 +125,7 @@ impl GlobalArgs {
             api_version: self.api_version.clone(),
             retention: self.retention,
             control_listen: self.control_listen,
+            control_token_file: self.control_token_file.clone(),
             metrics_listen: self.metrics_listen,
             nats_url: self.nats_url.clone(),
             foreign_jobs: self.foreign_jobs,

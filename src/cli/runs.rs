@@ -79,6 +79,9 @@ pub struct ShowArgs {
 
 pub async fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
     let config = args.engine.engine_config()?;
+    if let Some(client) = super::runs_api::engine_client(&config).await? {
+        return super::runs_api::run(client, &config, args.command).await;
+    }
     // Starting a run may be the first thing done with a new state directory.
     let ledger = match &args.command {
         RunsCommand::Start(_) => super::state::open(&config.state_dir)?,
@@ -94,13 +97,7 @@ pub async fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
         RunsCommand::Cancel(args) => return cancel(&config, &ledger, &parse_id(&args.id)?).await,
         RunsCommand::List(args) => {
             let filter = RunFilter { flow: args.flow, state: args.status };
-            let mut runs = ledger.list_runs(&filter)?;
-            runs.sort_by_key(|r| std::cmp::Reverse(r.scheduled_at()));
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&runs.iter().map(run_json).collect::<Vec<_>>())?);
-            } else {
-                print_table(&runs);
-            }
+            print_list(ledger.list_runs(&filter)?, args.json)?;
         }
         RunsCommand::Show(args) => {
             let id = parse_id(&args.id)?;
@@ -108,48 +105,122 @@ pub async fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("no run {id} in {}", config.state_dir.display());
                 return Ok(ExitCode::from(2));
             };
-            let checkpoints = ledger.checkpoints(&id)?;
-            if args.json {
-                let mut v = run_json(&run);
-                v["history"] = run
-                    .history()
-                    .iter()
-                    .map(|h| json!({"from": h.from, "to": h.to, "at": ts(h.at), "error": h.error}))
-                    .collect();
-                v["checkpoints"] = checkpoints.iter().map(checkpoint_json).collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                print_run(&run, &checkpoints);
-            }
+            print_show(&run, &ledger.checkpoints(&id)?, args.json)?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_id(text: &str) -> anyhow::Result<RunId> {
+/// `runs list`'s output, newest first.
+pub fn print_list(mut runs: Vec<RunRecord>, as_json: bool) -> anyhow::Result<()> {
+    runs.sort_by_key(|r| std::cmp::Reverse(r.scheduled_at()));
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&runs.iter().map(run_json).collect::<Vec<_>>())?);
+    } else {
+        print_table(&runs);
+    }
+    Ok(())
+}
+
+/// `runs show`'s output.
+pub fn print_show(run: &RunRecord, checkpoints: &[Checkpoint], as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        let mut v = run_json(run);
+        v["history"] = run
+            .history()
+            .iter()
+            .map(|h| json!({"from": h.from, "to": h.to, "at": ts(h.at), "error": h.error}))
+            .collect();
+        v["checkpoints"] = checkpoints.iter().map(checkpoint_json).collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print_run(run, checkpoints);
+    }
+    Ok(())
+}
+
+pub fn parse_id(text: &str) -> anyhow::Result<RunId> {
     text.parse().with_context(|| format!("`{text}` is not a run id (FLOW@TIME, as `bulkflow runs list` shows)"))
 }
 
 fn start(config: &EngineConfig, ledger: &Ledger, args: StartArgs) -> anyhow::Result<ExitCode> {
+    match start_run(config, ledger, &args.flow, args.since.map(|t| t.timestamp()))? {
+        Ok(id) => {
+            println!("{id} scheduled; it starts when the engine starts");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(refused) => {
+            eprintln!("{refused}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// Why a run of a flow cannot be started; the text is what `runs start` prints.
+#[derive(Debug, thiserror::Error)]
+pub enum StartRefused {
+    #[error("no flow `{flow}` in {dir}")]
+    NoFlow { flow: String, dir: String },
+    #[error("flow `{0}` does not start with a `generate` trigger; only such flows have runs")]
+    NotTriggered(String),
+}
+
+/// Opens a run of `flow` on demand (`since`: unix seconds), for `runs start` on a stopped store
+/// and for the control API of a running engine alike.
+pub fn start_run(
+    config: &EngineConfig,
+    ledger: &Ledger,
+    flow: &str,
+    since: Option<i64>,
+) -> anyhow::Result<Result<RunId, StartRefused>> {
     let loaded = super::load_flows(config)?;
-    let Some(flow) = loaded.flows.iter().find(|f| f.name == args.flow) else {
-        eprintln!("no flow `{}` in {}", args.flow, config.workflows_dir.display());
-        return Ok(ExitCode::from(2));
+    let Some(flow) = loaded.flows.iter().find(|f| f.name == flow) else {
+        return Ok(Err(StartRefused::NoFlow {
+            flow: flow.to_owned(),
+            dir: config.workflows_dir.display().to_string(),
+        }));
     };
     if !matches!(flow.tasks.first().map(|t| &t.kind), Some(TaskKind::Generate { .. })) {
-        eprintln!("flow `{}` does not start with a `generate` trigger; only such flows have runs", flow.name);
-        return Ok(ExitCode::from(2));
+        return Ok(Err(StartRefused::NotTriggered(flow.name.clone())));
     }
-    let id = open_on_demand(ledger, &flow.name, chrono::Utc::now(), args.since.map(|t| t.timestamp()))?;
-    println!("{id} scheduled; it starts when the engine starts");
-    Ok(ExitCode::SUCCESS)
+    Ok(Ok(open_on_demand(ledger, &flow.name, chrono::Utc::now(), since)?))
+}
+
+/// The reason `runs cancel` records in the run's history.
+pub const CANCEL_REASON: &str = "cancelled by `bulkflow runs cancel`";
+
+/// What cancelling a run did.
+pub struct Cancelled {
+    pub run: RunRecord,
+    /// The run's job and what aborting it gave: the job's state, or why it was not aborted.
+    pub abort: Option<(String, Result<String, String>)>,
+}
+
+async fn cancel(config: &EngineConfig, ledger: &Ledger, id: &RunId) -> anyhow::Result<ExitCode> {
+    let cancelled = cancel_run(config, ledger, id, CANCEL_REASON).await?;
+    Ok(print_cancelled(id, &cancelled.abort))
+}
+
+/// Prints a cancellation as `runs cancel` does, and its exit code.
+pub fn print_cancelled(id: &RunId, abort: &Option<(String, Result<String, String>)>) -> ExitCode {
+    println!("{id} cancelled");
+    match abort {
+        None => ExitCode::SUCCESS,
+        Some((job, Ok(state))) => {
+            println!("job {job} {state}");
+            ExitCode::SUCCESS
+        }
+        Some((job, Err(e))) => {
+            eprintln!("job {job} not aborted: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// Cancels the run, then aborts its job with the credentials of the flow's job-creating task.
-async fn cancel(config: &EngineConfig, ledger: &Ledger, id: &RunId) -> anyhow::Result<ExitCode> {
-    let run = ledger.transition(id, Transition::Cancel("cancelled by `bulkflow runs cancel`".into()))?;
-    println!("{id} cancelled");
-    let Some(job) = run.job_id() else { return Ok(ExitCode::SUCCESS) };
+pub async fn cancel_run(config: &EngineConfig, ledger: &Ledger, id: &RunId, reason: &str) -> anyhow::Result<Cancelled> {
+    let run = ledger.transition(id, Transition::Cancel(reason.into()))?;
+    let Some(job) = run.job_id().map(str::to_owned) else { return Ok(Cancelled { run, abort: None }) };
     let loaded = super::load_flows(config)?;
     let credentials =
         loaded.flows.iter().filter(|f| f.name == run.flow()).flat_map(|f| &f.tasks).find_map(|t| match &t.kind {
@@ -159,20 +230,14 @@ async fn cancel(config: &EngineConfig, ledger: &Ledger, id: &RunId) -> anyhow::R
             _ => None,
         });
     let Some(path) = credentials else {
-        eprintln!("job {job} not aborted: flow `{}` is not in {}", run.flow(), config.workflows_dir.display());
-        return Ok(ExitCode::from(1));
+        let why = format!("flow `{}` is not in {}", run.flow(), config.workflows_dir.display());
+        return Ok(Cancelled { run, abort: Some((job, Err(why))) });
     };
     let clients =
         Clients::new(CredentialsRoot::new(config.credentials_root.clone()), &config.api_version, Default::default());
     let client = clients.get(std::path::Path::new(&path))?;
-    match bulk::abort_job(&client, job).await {
-        Ok(info) => println!("job {job} {}", info.state),
-        Err(e) => {
-            eprintln!("job {job} not aborted: {e}");
-            return Ok(ExitCode::from(1));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    let outcome = bulk::abort_job(&client, &job).await.map(|info| info.state).map_err(|e| e.to_string());
+    Ok(Cancelled { run, abort: Some((job, outcome)) })
 }
 
 fn ts(t: chrono::DateTime<chrono::Utc>) -> String {

@@ -41,6 +41,8 @@ pub struct Node {
 
 struct Election {
     stop: CancellationToken,
+    /// Whether this node holds the lease now, for the control API.
+    leading: watch::Receiver<bool>,
     campaign: JoinHandle<()>,
     leader: JoinHandle<()>,
 }
@@ -70,8 +72,9 @@ impl Node {
                 let stop = CancellationToken::new();
                 let (tx, rx) = watch::channel(false);
                 let campaign = tokio::spawn(lease.run(tx, stop.clone()));
+                let leading = rx.clone();
                 let leader = tokio::spawn(lead(elected, build.clone(), rx, stop.clone(), grace));
-                Some(Election { stop, campaign, leader })
+                Some(Election { stop, leading, campaign, leader })
             }
             _ => None,
         };
@@ -85,6 +88,12 @@ impl Node {
         );
         let poller = tokio::spawn(poller.run());
         Ok(Node { engine, election, background: vec![compactor, poller] })
+    }
+
+    /// Whether this node leads its leader-elected flows now; `None` when it has none (or no
+    /// `nats_url`), i.e. it runs every flow it has.
+    pub fn leading(&self) -> Option<watch::Receiver<bool>> {
+        self.election.as_ref().map(|e| e.leading.clone())
     }
 
     /// Waits until a flow's source ends on its own (an error, or a source that finished). A node

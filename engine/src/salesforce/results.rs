@@ -41,6 +41,8 @@ pub struct ResultsReader {
     rows: u64,
     /// The request for the page after the one being read, and the locator it asked for.
     prefetched: Option<(String, tokio::task::JoinHandle<Result<reqwest::Response, SalesforceError>>)>,
+    /// Bytes of the page read last, for the page metrics.
+    last_page_bytes: u64,
 }
 
 impl ResultsReader {
@@ -56,7 +58,18 @@ impl ResultsReader {
             Some((page, locator, rows)) => (page, Some(Some(locator)), rows),
             None => (0, Some(None), 0),
         };
-        Self { client, job, batch_size, max_records, schema: None, next_number, next_locator, rows, prefetched: None }
+        Self {
+            client,
+            job,
+            batch_size,
+            max_records,
+            schema: None,
+            next_number,
+            next_locator,
+            rows,
+            prefetched: None,
+            last_page_bytes: 0,
+        }
     }
 
     pub fn job(&self) -> &JobInfo {
@@ -74,6 +87,7 @@ impl ResultsReader {
         let number = self.next_number;
         let policy = self.client.retry_policy();
         let mut attempt = 1;
+        let started = std::time::Instant::now();
         let page = loop {
             // The prefetch made while reading the page before is this page's request. A retry
             // requests this page again and leaves the next page's prefetch alone: locators are
@@ -99,6 +113,7 @@ impl ResultsReader {
                 Err(e) => return Err(e),
             }
         };
+        crate::metrics::global().page_read(&self.job.object, started.elapsed(), self.last_page_bytes);
         self.rows += page.rows;
         self.next_number = number + 1;
         self.next_locator = page.next.clone().map(Some);
@@ -141,11 +156,13 @@ impl ResultsReader {
         let mut batches = Vec::new();
         let mut body = response.bytes_stream();
         let csv = |reason: String| SalesforceError::Csv { job_id: job_id.clone(), page: number, reason };
+        self.last_page_bytes = 0;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| SalesforceError::Truncated {
                 job_id: job_id.clone(),
                 reason: format!("page {number} was cut off: {}", e.without_url()),
             })?;
+            self.last_page_bytes += chunk.len() as u64;
             parser.feed(&chunk).map_err(|e| csv(e.to_string()))?;
             batches.extend(parser.take_ready());
         }

@@ -47,6 +47,9 @@ pub struct DemoArgs {
     /// Stop the warehouse a previous `--until-idle` left running, and exit.
     #[arg(long)]
     pub stop: bool,
+    /// Show the terminal UI instead of the progress lines; quitting it stops the demo.
+    #[arg(long)]
+    pub tui: bool,
 }
 
 /// Objects exported, each by `salesforce_bulkapi_query_<object>`.
@@ -154,12 +157,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let objects: Vec<String> = flows.iter().filter(|f| is_query_flow(f)).map(|f| f.name.clone()).collect();
     start_first_exports(&ledger, &objects)?;
 
-    let build = BuildContext::new(config, ledger.clone(), env);
+    let build = BuildContext::new(config.clone(), ledger.clone(), env);
     let mut node = Node::start(&flows, build, LEASE_TTL, SHUTDOWN_GRACE).await?;
+    let control = crate::control::Control::start(&config, ledger.clone(), &flows, node.leading()).await?;
     let mut every = tokio::time::interval(Duration::from_secs(1));
     let mut last_lines = Vec::new();
+    let ui = async {
+        if !args.tui {
+            return std::future::pending().await;
+        }
+        let socket = crate::control::socket_path(&config.state_dir);
+        let token = super::runs_api::client_token(&config)?;
+        bulkflow_tui::run(bulkflow_control_proto::client::Address::Unix(socket), token, false).await?;
+        anyhow::Ok(())
+    };
+    tokio::pin!(ui);
     let outcome = loop {
         tokio::select! {
+            _ = &mut ui => break Outcome::Interrupted,
             _ = sigint.recv() => break Outcome::Interrupted,
             _ = sigterm.recv() => break Outcome::Interrupted,
             ended = node.wait() => break Outcome::EngineStopped(format!("{ended:?}")),
@@ -168,7 +183,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let progress: Vec<ObjectProgress> =
             objects.iter().map(|f| ObjectProgress::read(&ledger, f)).collect::<anyhow::Result<_>>()?;
         let lines: Vec<String> = progress.iter().map(ObjectProgress::line).collect();
-        if lines != last_lines {
+        if lines != last_lines && !args.tui {
             for l in &lines {
                 println!("  {l}");
             }
@@ -183,6 +198,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
+    control.stop().await;
     node.stop(SHUTDOWN_GRACE).await;
     if let Err(e) = sim.shutdown().await {
         tracing::warn!(error = %e, "the simulator did not stop cleanly");

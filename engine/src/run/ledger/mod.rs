@@ -35,6 +35,10 @@ pub struct Ledger {
     clock: Arc<dyn Clock>,
     /// The writer flows of this engine, by subject filter: who must write a run's batches.
     consumers: Arc<std::sync::RwLock<Vec<export::Consumer>>>,
+    /// Names of flows with a run newly at `scheduled` outside their trigger (started on demand
+    /// or retried while the engine runs), so the flow's trigger fires it now, not on the next
+    /// start.
+    scheduled: tokio::sync::broadcast::Sender<String>,
 }
 
 /// The result of [`Ledger::open_run`].
@@ -55,7 +59,18 @@ pub struct RunFilter {
 impl Ledger {
     /// `clock` stamps every record, so tests get exact, repeatable times.
     pub fn new(store: Arc<dyn StateStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock, consumers: Arc::default() }
+        Self { store, clock, consumers: Arc::default(), scheduled: tokio::sync::broadcast::channel(64).0 }
+    }
+
+    /// Tells `flow`'s trigger, if it runs in this process, that a run of the flow waits at
+    /// `scheduled`. Without a trigger listening this does nothing: the run starts on the next start.
+    pub fn announce_scheduled(&self, flow: &str) {
+        let _ = self.scheduled.send(flow.to_owned());
+    }
+
+    /// The flows [`Ledger::announce_scheduled`] names from now on.
+    pub fn scheduled_announcements(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.scheduled.subscribe()
     }
 
     fn store(&self) -> &dyn StateStore {

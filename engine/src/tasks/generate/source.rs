@@ -30,17 +30,12 @@ impl Source for GenerateSource {
         Box::pin(async move {
             ctx.ready();
             let ledger_err = |e: crate::run::LedgerError| TaskError::Fatal(format!("state store: {e}"));
+            // Announcements are taken from before the first look at the ledger, so a run started
+            // meanwhile is not missed.
+            let mut announced = self.ledger.scheduled_announcements();
             // Runs a crash left at `scheduled` are finished first, under their own ids, so a
             // resumed tick and a new one never overlap.
-            let mut pending: Vec<RunRecord> = self
-                .ledger
-                .resumable_runs()
-                .map_err(ledger_err)?
-                .into_iter()
-                .filter(|r| r.flow() == ctx.flow && r.state() == RunState::Scheduled)
-                .collect();
-            pending.sort_by_key(|r| r.scheduled_at());
-            for run in pending {
+            for run in self.pending(&ctx).map_err(ledger_err)? {
                 tracing::info!(flow = ctx.flow, run = %run.id(), "resuming a run interrupted before it finished");
                 if self.fire(&ctx, run.scheduled_at()).await?.is_break() {
                     return Ok(());
@@ -48,11 +43,13 @@ impl Source for GenerateSource {
             }
             let last_tick = self.ledger.last_tick(&ctx.flow).map_err(ledger_err)?;
             let failure = std::sync::Mutex::new(None);
+            // One run fired at a time, by the schedule or by an announcement.
+            let firing = tokio::sync::Mutex::new(());
             let ctx = &ctx;
-            let driver = drive(&self.trigger, &*self.clock, last_tick, |tick| {
-                let this = &self;
-                let failure = &failure;
+            let fire = |tick: DateTime<Utc>| {
+                let (this, failure, firing) = (&self, &failure, &firing);
                 async move {
+                    let _one = firing.lock().await;
                     match this.fire(ctx, tick).await {
                         Ok(flow) => flow,
                         Err(e) => {
@@ -61,13 +58,54 @@ impl Source for GenerateSource {
                         }
                     }
                 }
-            });
+            };
+            let driver = drive(&self.trigger, &*self.clock, last_tick, fire);
+            // Runs started on demand or retried while the engine runs: fired as announced.
+            let announcements = async {
+                loop {
+                    match announced.recv().await {
+                        Ok(flow) if flow == ctx.flow => {}
+                        Ok(_) => continue,
+                        // Missed announcements: look anyway, the ledger says what waits.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    }
+                    let pending = match self.pending(ctx) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(ledger_err(e));
+                            return;
+                        }
+                    };
+                    for run in pending {
+                        tracing::info!(flow = ctx.flow, run = %run.id(), "starting a run scheduled while the engine runs");
+                        if fire(run.scheduled_at()).await.is_break() {
+                            return;
+                        }
+                    }
+                }
+            };
             tokio::select! {
                 () = driver => {}
+                () = announcements => {}
                 () = ctx.shutdown.cancelled() => {}
             }
             failure.into_inner().unwrap_or_else(|p| p.into_inner()).map_or(Ok(()), Err)
         })
+    }
+}
+
+impl GenerateSource {
+    /// The flow's runs waiting at `scheduled`, oldest first.
+    fn pending(&self, ctx: &SourceContext) -> Result<Vec<RunRecord>, crate::run::LedgerError> {
+        let mut pending: Vec<RunRecord> = self
+            .ledger
+            .resumable_runs()?
+            .into_iter()
+            .filter(|r| r.flow() == ctx.flow && r.state() == RunState::Scheduled)
+            .collect();
+        pending.sort_by_key(|r| r.scheduled_at());
+        Ok(pending)
     }
 }
 
@@ -125,7 +163,8 @@ impl GenerateSource {
 
 /// Opens a run of `flow` now, outside its schedule: a backfill from `since` (unix seconds; `None`
 /// leaves `last_run_time` unset, so the flow's script picks its default window). The flow's
-/// trigger fires it on the engine's next start, after any run of the flow still in flight.
+/// trigger fires it after any run of the flow still in flight: at once if the engine runs in this
+/// process (the opening is announced), else on the engine's next start.
 pub fn open_on_demand(
     ledger: &Ledger,
     flow: &str,
@@ -142,6 +181,7 @@ pub fn open_on_demand(
             let mut event = tick_event(&id, flow, at, since);
             event.meta.insert(ON_DEMAND.into(), json!(true));
             ledger.update(&id, &Update::new().checkpoint(Checkpoint::new(STAGE, event.template_view())))?;
+            ledger.announce_scheduled(flow);
             return Ok(id);
         }
         at += chrono::Duration::seconds(1);

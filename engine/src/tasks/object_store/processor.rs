@@ -83,6 +83,7 @@ impl ObjectStoreProcessor {
             put(target.store.as_ref(), &path, bytes, self.multipart_threshold)
                 .await
                 .map_err(|e| TaskError::Retryable(format!("batch `{}`: writing `{path}`: {e}", event.id)))?;
+            crate::metrics::global().written(&self.flow, &self.task, size as u64);
             tracing::debug!(flow = self.flow, task = self.task, event = event.id, path = %path, rows = part.num_rows(), bytes = size, "wrote file");
             written.push(path);
         }
