@@ -98,7 +98,15 @@ pub fn start(
     partial_results: bool,
     shutdown: watch::Receiver<bool>,
 ) -> Started {
-    let log = Arc::new(ReplayLog::new(retention));
+    let log = match app.persist.as_ref().map(|p| ReplayLog::open(retention, &p.replay_dir())) {
+        Some(Ok(log)) => log,
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "cannot open the persisted Pub/Sub replay log; this run's events are kept in memory only");
+            ReplayLog::new(retention)
+        }
+        None => ReplayLog::new(retention),
+    };
+    let log = Arc::new(log);
     let stats = Arc::new(PubSubStats::default());
     tokio::spawn(pump::run(app.clone(), log.clone(), app.events.subscribe(), partial_results, shutdown.clone()));
     let service =
