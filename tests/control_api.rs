@@ -121,7 +121,10 @@ fn runs_commands_go_through_a_running_engine_and_print_what_they_print_on_a_stop
     // started through it runs now, not on the next start.
     wait_log(d, "run failed", 2);
     let good = stdout(d, &["runs", "start", "daily", "--since", "2020-06-01T00:00:00Z"]);
-    assert!(good.ends_with(" scheduled; it starts when the engine starts\n"), "{good}");
+    assert!(
+        good.ends_with(" scheduled; the running engine starts it now (after the flow's run in flight, if any)\n"),
+        "{good}"
+    );
     wait_log(d, "run completed", 1);
     let shown_after = stdout(d, &["runs", "show", &bad, "--json"]);
     let listed_after = stdout(d, &["runs", "list"]);

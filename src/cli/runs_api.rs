@@ -46,7 +46,10 @@ pub async fn run(mut client: Client, config: &EngineConfig, command: RunsCommand
         RunsCommand::Start(args) => {
             let request = pb::StartRunRequest { flow: args.flow, since: args.since.map(|t| t.timestamp()) };
             match client.start_run(request).await {
-                Ok(r) => println!("{} scheduled; it starts when the engine starts", r.into_inner().id),
+                Ok(r) => println!(
+                    "{} scheduled; the running engine starts it now (after the flow's run in flight, if any)",
+                    r.into_inner().id
+                ),
                 Err(s) if matches!(s.code(), Code::NotFound | Code::FailedPrecondition) => {
                     eprintln!("{}", s.message());
                     return Ok(ExitCode::from(2));
