@@ -157,8 +157,14 @@ fn a_non_loopback_bind_without_a_token_is_refused_and_so_is_a_request_without_th
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a loopback address and no token is set"), "{stderr}");
-
+    // The metrics endpoints carry no token: loopback only, whatever the control API's token.
     std::fs::write(d.join("token"), "s3cret-token\n").unwrap();
+    let metrics = format!("0.0.0.0:{}", bulkflow_testkit::free_port());
+    let out = bulkflow(d, &["run", "--metrics-listen", &metrics, "--control-token-file", "token"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("listen on a loopback address only"), "{stderr}");
+
     let engine = spawn_engine(d, &["--control-listen", &open, "--control-token-file", "token"]);
     wait_log(d, "control API listening on TCP", 1);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -33,6 +33,11 @@ pub enum ServeError {
     Auth(#[from] auth::AuthError),
     #[error("cannot listen on {what}: {source}")]
     Listen { what: String, source: std::io::Error },
+    /// `/metrics` and the health checks carry no authentication, so they stay on this machine.
+    #[error(
+        "metrics_listen {0}: the metrics and health endpoints listen on a loopback address only (127.0.0.1 or ::1)"
+    )]
+    MetricsNotLoopback(std::net::SocketAddr),
 }
 
 /// The serving control API (and metrics, when configured); [`Control::stop`] ends them and
@@ -61,6 +66,7 @@ impl Control {
         let stop = CancellationToken::new();
         let ready = metrics::Readiness::default();
         let metrics = match config.metrics_listen {
+            Some(addr) if !addr.ip().is_loopback() => return Err(ServeError::MetricsNotLoopback(addr)),
             Some(addr) => {
                 let (_, task) = metrics::serve(addr, ledger.clone(), ready.clone())
                     .await
