@@ -534,7 +534,7 @@ async fn a_failed_job_fails_its_run() {
 /// one that recorded no query fails visibly (the next run covers its window).
 #[tokio::test]
 async fn the_completion_poller_stands_in_for_missed_events_and_recreates_vanished_jobs() {
-    use bulkflow_engine::node::poller::Poller;
+    use bulkflow_engine::node::poller::{Poller, RECREATE_STAGE};
     use bulkflow_engine::run::{Checkpoint, Ledger, RunState, Update};
     use bulkflow_engine::runtime::inject::Injector;
     use bulkflow_engine::schedule::SystemClock;
@@ -560,6 +560,17 @@ async fn the_completion_poller_stands_in_for_missed_events_and_recreates_vanishe
     ledger.results_started(&vanished, json!({})).unwrap();
     let unknown = ledger.open_run("q", now - chrono::Duration::hours(2)).unwrap().run.id().clone();
     ledger.record_job(&unknown, &lost.id).unwrap();
+    // A poller that crashed after recording its intent to replace a vanished job and after the
+    // POST, before recording the new job: the job it made is adopted, not doubled.
+    let forgotten = completed(&client, &create(&client, SOQL).await.unwrap().id).await.unwrap();
+    bulk::delete_job(&client, &forgotten.id).await.unwrap();
+    let crashed = ledger.open_run("q", now - chrono::Duration::hours(3)).unwrap().run.id().clone();
+    let intent = Checkpoint::new(INTENT_STAGE, json!({"soql": SOQL, "operation": "Query"}));
+    ledger.update(&crashed, &Update::new().checkpoint(intent)).unwrap();
+    ledger.record_job(&crashed, &forgotten.id).unwrap();
+    let recreating = Checkpoint::new(RECREATE_STAGE, json!({"old_job": forgotten.id}));
+    ledger.update(&crashed, &Update::new().checkpoint(recreating)).unwrap();
+    let made = create(&client, SOQL).await.unwrap();
 
     let injector = Arc::new(Injector::default());
     let creator = serde_json::from_value(json!({
@@ -599,6 +610,14 @@ async fn the_completion_poller_stands_in_for_missed_events_and_recreates_vanishe
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let new_job = replaced.job_id().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ledger.get_run(&crashed).unwrap().unwrap().job_id() == Some(forgotten.id.as_str()) {
+        assert!(std::time::Instant::now() < deadline, "the crashed re-creation was not finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let adopted = ledger.get_run(&crashed).unwrap().unwrap();
+    assert_eq!(adopted.job_id(), Some(made.id.as_str()), "the job made before the crash is adopted: {adopted:?}");
+    assert_ne!(new_job, made.id, "the other run's new job is its own");
     assert_eq!(replaced.state(), RunState::JobCreated, "{replaced:?}");
     assert!(replaced.history().last().unwrap().error.as_deref().unwrap().contains(&new_job), "{replaced:?}");
     assert_eq!(ledger.run_for_job(&new_job).unwrap(), Some(vanished.clone()));
@@ -607,8 +626,11 @@ async fn the_completion_poller_stands_in_for_missed_events_and_recreates_vanishe
     let info = bulk::get_job(&client, &new_job).await.unwrap();
     assert_eq!((info.object.as_str(), info.raw["operation"].as_str()), ("Account", Some("query")), "{info:?}");
     assert!(failed.last_error().unwrap().contains("no longer exists"), "{failed:?}");
-    // The new job completes, and with no event for it the poller stands in once more.
-    let event = tokio::time::timeout(Duration::from_secs(10), injector.recv()).await.unwrap().unwrap();
-    assert_eq!(event.template_view()["data"]["JobIdentifier"], new_job.as_str());
+    // The new jobs complete, and with no event for them the poller stands in once more.
+    let mut stood_in = std::collections::BTreeSet::new();
+    while !(stood_in.contains(&new_job) && stood_in.contains(&made.id)) {
+        let event = tokio::time::timeout(Duration::from_secs(10), injector.recv()).await.unwrap().unwrap();
+        stood_in.insert(event.template_view()["data"]["JobIdentifier"].as_str().unwrap().to_string());
+    }
     polling.abort();
 }

@@ -21,6 +21,7 @@ use serde_json::json;
 
 use crate::event::Event;
 use crate::flow::{Flow, TaskKind};
+use crate::run::{Checkpoint, Update};
 use crate::run::{Ledger, RESULTS_STAGE, RunRecord, RunState, Transition};
 use crate::runtime::inject::Injector;
 use crate::salesforce::bulk::CreateJob;
@@ -28,7 +29,7 @@ use crate::salesforce::{Clients, SalesforceError, bulk};
 use crate::tasks::salesforce_bulkapi_query_job::config::{
     BulkQueryJobConfig, ColumnDelimiter, LineEnding, Operation, QueryOperation,
 };
-use crate::tasks::salesforce_bulkapi_query_job::processor::INTENT_STAGE;
+use crate::tasks::salesforce_bulkapi_query_job::processor::{INTENT_STAGE, adopt_job};
 
 /// The topic whose events the poller stands in for.
 pub const JOB_EVENT_TOPIC: &str = "/event/BulkApi2JobEvent";
@@ -178,13 +179,43 @@ impl Poller {
             );
             return;
         };
+        // The new job's intent is recorded before its POST, so a crash between the two is followed
+        // by adopting the job the POST made, not by a second one (as the job-creating task does).
+        let recreating = self.ledger.checkpoint(run.id(), RECREATE_STAGE).ok().flatten();
+        let adopted = match recreating.filter(|cp| cp.input.get("old_job").and_then(|j| j.as_str()) == Some(job)) {
+            Some(cp) => {
+                let taken = |id: &str| id == job || self.ledger.run_for_job(id).ok().flatten().is_some();
+                match adopt_job(client, cp.updated_at, soql, operation, &taken).await {
+                    Ok(found) => found,
+                    Err(e) => {
+                        tracing::warn!(run = %run.id(), error = %e, "cannot list jobs to adopt the re-created one; trying again later");
+                        return;
+                    }
+                }
+            }
+            None => {
+                let intent = Checkpoint::new(RECREATE_STAGE, json!({ "old_job": job }));
+                if let Err(e) = self.ledger.update(run.id(), &Update::new().checkpoint(intent)) {
+                    tracing::warn!(run = %run.id(), error = %e, "cannot record the intent to re-create the job");
+                    return;
+                }
+                None
+            }
+        };
         let request = CreateJob {
             soql,
             operation,
             column_delimiter: creator.column_delimiter.unwrap_or(ColumnDelimiter::Comma),
             line_ending: creator.line_ending.unwrap_or(LineEnding::Lf),
         };
-        match bulk::create_job(client, &request).await {
+        let created = match adopted {
+            Some(found) => {
+                tracing::info!(run = %run.id(), job = found.id, "adopted the job re-created before a restart");
+                Ok(found)
+            }
+            None => bulk::create_job(client, &request).await,
+        };
+        match created {
             Ok(new) => match self.ledger.replace_job(
                 run.id(),
                 job,
@@ -212,6 +243,9 @@ impl Poller {
         }
     }
 }
+
+/// Where the intent to replace a vanished job is recorded before the new job's POST.
+pub const RECREATE_STAGE: &str = "job_recreate";
 
 /// A `BulkApi2JobEvent` as Salesforce sends it at a job's end, for the listening flow's script.
 pub fn completion_event(job: &str, state: &str) -> Event {

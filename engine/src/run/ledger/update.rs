@@ -141,6 +141,13 @@ impl Ledger {
                     batch.delete(Tree::JobRuns, old_job.as_bytes());
                 }
                 let index = record::load::<JobRun>(self.store(), new_job.as_bytes())?;
+                if let Some(owner) = index.as_ref().map(|i| &i.value.run).filter(|o| *o != id) {
+                    return Err(LedgerError::JobTaken {
+                        job: new_job.to_owned(),
+                        owner: owner.clone(),
+                        run: id.clone(),
+                    });
+                }
                 batch.expect(Tree::JobRuns, new_job.as_bytes(), index.map(|i| i.raw));
                 let entry = JobRun { run: id.clone() };
                 batch.put(Tree::JobRuns, new_job.as_bytes(), record::encode(new_job.as_bytes(), &entry)?);

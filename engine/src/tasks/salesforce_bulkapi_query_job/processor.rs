@@ -149,8 +149,7 @@ impl BulkQueryJobProcessor {
     }
 
     /// After a crash between recording the intent and recording the job: the job the POST may
-    /// have created, found among the org's jobs by object, operation and time. One match is
-    /// adopted; extra matches are aborted so a run never has two live jobs.
+    /// have created (see [`adopt_job`]).
     async fn adopt(
         &self,
         client: &SalesforceClient,
@@ -158,31 +157,46 @@ impl BulkQueryJobProcessor {
         soql: &str,
         operation: QueryOperation,
     ) -> Result<Option<JobInfo>, TaskError> {
-        let object = query_object(soql).unwrap_or_default();
-        let since = intent.updated_at - chrono::Duration::seconds(5);
-        let op = match operation {
-            QueryOperation::Query => "query",
-            QueryOperation::QueryAll => "queryAll",
-        };
-        let mut matches: Vec<JobInfo> = bulk::list_jobs(client)
-            .await
-            .map_err(to_task_error)?
-            .into_iter()
-            .filter(|j| j.object.eq_ignore_ascii_case(&object))
-            .filter(|j| j.raw.get("operation").and_then(Value::as_str) == Some(op))
-            .filter(|j| created_at(j).is_some_and(|t| t >= since))
-            .collect();
-        matches.sort_by_key(created_at);
-        let mut it = matches.into_iter();
-        let adopted = it.next();
-        for orphan in it {
-            if orphan.check_finished().ok() == Some(false) {
-                tracing::warn!(job = orphan.id, "aborting an orphan job created before a restart");
-                let _ = bulk::abort_job(client, &orphan.id).await;
-            }
-        }
-        Ok(adopted)
+        let owned = |job: &str| self.ledger.run_for_job(job).ok().flatten().is_some();
+        adopt_job(client, intent.updated_at, soql, operation, &owned).await.map_err(to_task_error)
     }
+}
+
+/// The job a POST made after `intent_at` may have created, found among the org's jobs by object,
+/// operation and time, leaving out the jobs `taken` says belong elsewhere (another run's, or the
+/// job being replaced). One match is adopted; extra matches are aborted so a run never has two
+/// live jobs.
+pub async fn adopt_job(
+    client: &SalesforceClient,
+    intent_at: chrono::DateTime<Utc>,
+    soql: &str,
+    operation: QueryOperation,
+    taken: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Option<JobInfo>, SalesforceError> {
+    let object = query_object(soql).unwrap_or_default();
+    let since = intent_at - chrono::Duration::seconds(5);
+    let op = match operation {
+        QueryOperation::Query => "query",
+        QueryOperation::QueryAll => "queryAll",
+    };
+    let mut matches: Vec<JobInfo> = bulk::list_jobs(client)
+        .await?
+        .into_iter()
+        .filter(|j| j.object.eq_ignore_ascii_case(&object))
+        .filter(|j| j.raw.get("operation").and_then(Value::as_str) == Some(op))
+        .filter(|j| created_at(j).is_some_and(|t| t >= since))
+        .filter(|j| !taken(&j.id))
+        .collect();
+    matches.sort_by_key(created_at);
+    let mut it = matches.into_iter();
+    let adopted = it.next();
+    for orphan in it {
+        if orphan.check_finished().ok() == Some(false) {
+            tracing::warn!(job = orphan.id, "aborting an orphan job created before a restart");
+            let _ = bulk::abort_job(client, &orphan.id).await;
+        }
+    }
+    Ok(adopted)
 }
 
 fn created_at(job: &JobInfo) -> Option<chrono::DateTime<Utc>> {
