@@ -7,91 +7,27 @@
 //! and feeds it as the subscriber would.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
-use bulkflow_engine::bus::registry::BusRegistry;
-use bulkflow_engine::config::EngineConfig;
-use bulkflow_engine::credentials::CredentialsRoot;
-use bulkflow_engine::event::{Event, EventData};
-use bulkflow_engine::flow::{LoadContext, load_str};
-use bulkflow_engine::run::Ledger;
-use bulkflow_engine::runtime::build::{BuildContext, EnvLookup, build_graph};
-use bulkflow_engine::runtime::processor::Envelope;
-use bulkflow_engine::runtime::token::{Outcome, Token};
-use bulkflow_engine::salesforce::Clients;
-use bulkflow_engine::salesforce::client::RetryPolicy;
-use bulkflow_engine::schedule::SystemClock;
-use bulkflow_engine::store::MemoryStore;
+use bulkflow_engine::event::Event;
+use bulkflow_engine::runtime::build::EnvLookup;
+use bulkflow_engine::runtime::token::Outcome;
 use bulkflow_testkit::postgres::Postgres;
 use serde_json::json;
 
-const JOB: &str = "750R0000009WhS";
-const RUN: &str = "salesforce_bulkapi_query_account@2026-11-25T09:05:00Z";
+#[path = "support/account_page.rs"]
+mod account_page;
+#[path = "support/flow_feed.rs"]
+mod flow_feed;
+
+use account_page::{JOB, bulk_batch};
+use flow_feed::repo;
 const FLOW: &str = "workflows/postgres/salesforce_bulkapi_writer_account_postgres.yaml";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A Bulk API page as the reader hands it on: all text, plus a column the schema drops.
-fn bulk_batch(page: usize, rows: usize, name_suffix: &str) -> Event {
-    let col = |f: &dyn Fn(usize) -> String| -> ArrayRef { Arc::new(StringArray::from_iter_values((0..rows).map(f))) };
-    let names = ["Id", "Name", "Type", "Industry", "AnnualRevenue", "CreatedDate", "LastModifiedDate", "Owner.Name"];
-    let columns = vec![
-        col(&|i| format!("001W{page}{i:010}")),
-        col(&|i| format!("Account {i}{name_suffix}")),
-        col(&|i| if i % 3 == 0 { String::new() } else { "Customer".into() }),
-        col(&|_| "Energy".into()),
-        col(&|i| if i % 5 == 0 { String::new() } else { format!("{i}.25") }),
-        col(&|_| "2024-01-01T00:00:00.000Z".into()),
-        col(&|i| format!("2026-11-25T08:{:02}:00.000+0000", i % 60)),
-        col(&|_| "Owner".into()),
-    ];
-    let schema = Schema::new(names.iter().map(|n| Field::new(*n, DataType::Utf8, true)).collect::<Vec<_>>());
-    let mut event = Event::json(format!("{JOB}-p{page}-b0"), json!(null));
-    event.data = EventData::Arrow(RecordBatch::try_new(Arc::new(schema), columns).unwrap());
-    event.subject = Some("salesforce_bulkapi.query_jobs.account".into());
-    event.meta.insert("run_id".into(), json!(RUN));
-    event.meta.insert("job_id".into(), json!(JOB));
-    event
-}
-
-/// Loads the repository's flow file, builds its graph and feeds it `events` as the subscriber
-/// would; returns each event's outcome once the graph has drained.
+/// The repository's flow file, unchanged, fed `events` as its subscriber would.
 async fn run_flow(credentials_root: &Path, env: EnvLookup, events: Vec<Event>) -> Vec<(String, Outcome)> {
     let yaml = std::fs::read_to_string(repo().join(FLOW)).unwrap();
-    let credentials = CredentialsRoot::new(Some(credentials_root.to_path_buf()));
-    let resources = repo().join("resources");
-    let lookup = |name: &str| env(name);
-    let ctx = LoadContext { resources_dir: &resources, credentials: &credentials, env: &lookup };
-    let (flow, diagnostics) = load_str(Path::new(FLOW), &yaml, &ctx);
-    let flow = flow.unwrap_or_else(|| panic!("{diagnostics:?}"));
-    let clock = Arc::new(SystemClock);
-    let build = BuildContext {
-        ledger: Arc::new(Ledger::new(Arc::new(MemoryStore::new()), clock.clone())),
-        clock,
-        config: EngineConfig { resources_dir: resources.clone(), ..EngineConfig::default() },
-        buses: Arc::new(BusRegistry::new(None, credentials.clone())),
-        injector: Arc::default(),
-        salesforce: Arc::new(Clients::new(credentials.clone(), "63.0", RetryPolicy::default())),
-        credentials,
-        env,
-    };
-    let mut running = build_graph(&flow, &build).unwrap().spawn();
-    let outcomes = Arc::new(Mutex::new(Vec::new()));
-    for event in events {
-        let (o, id) = (outcomes.clone(), event.id.clone());
-        let token = Token::new(move |outcome| o.lock().unwrap().push((id, outcome)));
-        for input in &running.inputs {
-            input.send(Envelope { event: event.clone(), token: token.fork() }).await.unwrap();
-        }
-        token.complete();
-    }
-    running.inputs.clear();
-    while running.workers.join_next().await.is_some() {}
-    outcomes.lock().unwrap().clone()
+    flow_feed::run_flow(FLOW, &yaml, credentials_root, env, events).await
 }
 
 async fn query(url: &str, sql: &str) -> Vec<tokio_postgres::Row> {

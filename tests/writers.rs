@@ -11,7 +11,7 @@
 //! and to a real nats-server, and writing to the S3 server.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
@@ -24,18 +24,12 @@ use bulkflow_engine::config::EngineConfig;
 use bulkflow_engine::credentials::CredentialsRoot;
 use bulkflow_engine::event::{Event, EventData};
 use bulkflow_engine::flow::model::RetryConfig;
-use bulkflow_engine::flow::{Flow, LoadContext, TaskKind, load_str};
+use bulkflow_engine::flow::{Flow, TaskKind};
 use bulkflow_engine::node::Node;
-use bulkflow_engine::run::Ledger;
-use bulkflow_engine::runtime::build::{BuildContext, EnvLookup, build_graph};
+use bulkflow_engine::runtime::build::{BuildContext, EnvLookup};
 use bulkflow_engine::runtime::graph::{Graph, NodeSpec};
-use bulkflow_engine::runtime::processor::Envelope;
-use bulkflow_engine::runtime::token::{Outcome, Token};
-use bulkflow_engine::salesforce::Clients;
-use bulkflow_engine::salesforce::client::RetryPolicy;
-use bulkflow_engine::schedule::SystemClock;
+use bulkflow_engine::runtime::token::Outcome;
 use bulkflow_engine::schema::TableSchema;
-use bulkflow_engine::store::MemoryStore;
 use bulkflow_engine::tasks::convert::processor::ConvertProcessor;
 use bulkflow_engine::tasks::object_store::processor::ObjectStoreProcessor;
 use bulkflow_testkit::moto::Moto;
@@ -45,13 +39,13 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::json;
 
+#[path = "support/flow_feed.rs"]
+mod flow_feed;
+
+use flow_feed::repo;
 const JOB: &str = "750R0000001AbC";
 const RUN: &str = "salesforce_bulkapi_query_account@2026-11-25T09:05:00Z";
 const DAY_DIR: &str = "EventDate=2026-11-25";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The seed's writer flow with the warehouse branch left out (issue #9) and the object store
 /// pointed at `path`.
@@ -119,54 +113,25 @@ fn bulk_batch(page: usize, index: usize, rows: usize, bad_revenue_at: Option<usi
     event
 }
 
+/// Loads a writer flow given as YAML.
 fn load_flow(flow_yaml: &str, credentials: &CredentialsRoot, env: &EnvLookup) -> Flow {
-    let resources = repo().join("resources");
-    let lookup = |name: &str| env(name);
-    let ctx = LoadContext { resources_dir: &resources, credentials, env: &lookup };
-    let (flow, diagnostics) = load_str(Path::new("writer.yaml"), flow_yaml, &ctx);
-    flow.unwrap_or_else(|| panic!("{diagnostics:?}"))
+    flow_feed::load_flow("writer.yaml", flow_yaml, credentials, env)
 }
 
-/// Builds the flow's graph and feeds it `events` as its source would, each with its own token;
-/// returns every event's outcome once the graph has drained.
+/// Outcomes by event id, so the checks do not depend on completion order.
+fn sorted(mut outcomes: Vec<(String, Outcome)>) -> Vec<(String, Outcome)> {
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+    outcomes
+}
+
+/// Builds the flow's graph and feeds it `events` as its source would; every event's outcome.
 async fn run_flow(
     flow_yaml: &str,
     credentials_root: &Path,
     env: EnvLookup,
     events: Vec<Event>,
 ) -> Vec<(String, Outcome)> {
-    let credentials = CredentialsRoot::new(Some(credentials_root.to_path_buf()));
-    let flow = load_flow(flow_yaml, &credentials, &env);
-    let clock = Arc::new(SystemClock);
-    let build = BuildContext {
-        ledger: Arc::new(Ledger::new(Arc::new(MemoryStore::new()), clock.clone())),
-        clock,
-        config: EngineConfig { resources_dir: repo().join("resources"), ..EngineConfig::default() },
-        buses: Arc::new(BusRegistry::new(None, credentials.clone())),
-        injector: Arc::default(),
-        salesforce: Arc::new(Clients::new(credentials.clone(), "63.0", RetryPolicy::default())),
-        credentials,
-        env,
-    };
-    feed(build_graph(&flow, &build).unwrap(), events).await
-}
-
-async fn feed(graph: Graph, events: Vec<Event>) -> Vec<(String, Outcome)> {
-    let mut running = graph.spawn();
-    let outcomes = Arc::new(Mutex::new(Vec::new()));
-    for event in events {
-        let (o, id) = (outcomes.clone(), event.id.clone());
-        let token = Token::new(move |outcome| o.lock().unwrap().push((id, outcome)));
-        for input in &running.inputs {
-            input.send(Envelope { event: event.clone(), token: token.fork() }).await.unwrap();
-        }
-        token.complete();
-    }
-    running.inputs.clear();
-    while running.workers.join_next().await.is_some() {}
-    let mut outcomes = outcomes.lock().unwrap().clone();
-    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
-    outcomes
+    sorted(flow_feed::run_flow("writer.yaml", flow_yaml, credentials_root, env, events).await)
 }
 
 /// Two pages, the first batch delivered twice, and one batch with a value that cannot be cast.
@@ -335,22 +300,8 @@ async fn the_bus_fed_flow_writes_to_s3(lake: &S3Lake, buses: BusRegistry, nats_u
     let env = lake.env(nats_url);
     let flow = load_flow(&lake.flow(), &credentials, &env);
     let state = tempfile::tempdir().unwrap();
-    let clock = Arc::new(SystemClock);
-    let config = EngineConfig {
-        resources_dir: repo().join("resources"),
-        state_dir: state.path().to_path_buf(),
-        ..EngineConfig::default()
-    };
-    let build = BuildContext {
-        ledger: Arc::new(Ledger::new(Arc::new(MemoryStore::new()), clock.clone())),
-        clock,
-        salesforce: Arc::new(Clients::new(credentials.clone(), "63.0", RetryPolicy::default())),
-        buses: Arc::new(buses),
-        injector: Arc::default(),
-        credentials,
-        config,
-        env,
-    };
+    let config = EngineConfig { state_dir: state.path().to_path_buf(), ..EngineConfig::default() };
+    let build = BuildContext { buses: Arc::new(buses), ..flow_feed::build_context(credentials, env, config) };
     let node = Node::start(&[flow], build, Duration::from_secs(5), Duration::from_secs(5)).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut files = lake.files().await;
@@ -413,7 +364,7 @@ async fn the_seed_writer_flow_s_convert_and_object_store_tasks_run_unchanged() {
         ],
         roots: vec![0],
     };
-    let outcomes = feed(graph, deliveries()).await;
+    let outcomes = sorted(flow_feed::feed(graph, deliveries()).await);
     check_outcomes(&outcomes);
     let out = dir.path().join("bucket");
     let files = walk(&out)
