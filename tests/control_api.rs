@@ -10,31 +10,12 @@ use std::time::{Duration, Instant};
 use bulkflow_control_proto::client::{Address, connect};
 use bulkflow_control_proto::{ListRunsRequest, RunRef};
 
-/// A daily trigger that never fires during the test, whose script fails a window before 2000.
-const FLOW: &str = r#"flow:
-  name: daily
-  tasks:
-    - generate:
-        name: trigger
-        cron: "0 3 * * *"
-    - script:
-        name: window
-        code: |
-          let since = event.data.system_info.last_run_time;
-          if since == () || since < 946684800 { throw "window starts before 2000"; }
-          #{ since: since }
-"#;
+#[path = "support/bulkflow_cmd.rs"]
+mod bulkflow_cmd;
+#[path = "support/daily.rs"]
+mod daily;
 
-fn bulkflow(dir: &Path, sub: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkflow"));
-    cmd.current_dir(dir)
-        .args(sub)
-        .args(["--workflows", "wf", "--resources", "res", "--state", "state"])
-        .env("RUST_LOG", "info")
-        .env_remove("BULKFLOW_CONFIG")
-        .env_remove("BULKFLOW_CONTROL_TOKEN");
-    cmd
-}
+use bulkflow_cmd::bulkflow;
 
 fn ok(dir: &Path, args: &[&str]) -> Output {
     let out = bulkflow(dir, args).output().unwrap();
@@ -44,14 +25,6 @@ fn ok(dir: &Path, args: &[&str]) -> Output {
 
 fn stdout(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(ok(dir, args).stdout).unwrap()
-}
-
-fn setup() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("wf")).unwrap();
-    std::fs::create_dir_all(dir.path().join("res")).unwrap();
-    std::fs::write(dir.path().join("wf/daily.yaml"), FLOW).unwrap();
-    dir
 }
 
 /// Waits until the engine's log holds `text` `times` times.
@@ -89,7 +62,7 @@ fn get(port: u16, path: &str) -> (u16, String) {
 
 #[test]
 fn runs_commands_go_through_a_running_engine_and_print_what_they_print_on_a_stopped_store() {
-    let dir = setup();
+    let dir = daily::project();
     let d = dir.path();
     let out = stdout(d, &["runs", "start", "daily", "--since", "1990-01-01T00:00:00Z"]);
     let bad = out.split_whitespace().next().unwrap().to_string();
@@ -149,7 +122,7 @@ fn runs_commands_go_through_a_running_engine_and_print_what_they_print_on_a_stop
 
 #[test]
 fn a_non_loopback_bind_without_a_token_is_refused_and_so_is_a_request_without_the_token() {
-    let dir = setup();
+    let dir = daily::project();
     let d = dir.path();
     let port = bulkflow_testkit::free_port();
     let open = format!("0.0.0.0:{port}");

@@ -7,6 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "support/bulkflow_cmd.rs"]
+mod bulkflow_cmd;
+
+use bulkflow_cmd::bulkflow;
+
 const FLOW: &str = r#"flow:
   name: ticker
   tasks:
@@ -19,17 +24,6 @@ const FLOW: &str = r#"flow:
           let since = if event.data.system_info.last_run_time != () { event.data.system_info.last_run_time } else { 0 };
           #{ since: since, run: event.meta.run_id }
 "#;
-
-/// `bulkflow SUBCOMMAND... --workflows wf --resources res --state state`.
-fn bulkflow(dir: &Path, sub: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkflow"));
-    cmd.current_dir(dir)
-        .args(sub)
-        .args(["--workflows", "wf", "--resources", "res", "--state", "state"])
-        .env("RUST_LOG", "info")
-        .env_remove("BULKFLOW_CONFIG");
-    cmd
-}
 
 fn start(dir: &Path, log: &str) -> Child {
     let log = std::fs::File::create(dir.join(log)).unwrap();

@@ -6,31 +6,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// A daily trigger (it never fires during the test) whose script fails for a window before 2000,
-/// so one backfill fails and another succeeds.
-const FLOW: &str = r#"flow:
-  name: daily
-  tasks:
-    - generate:
-        name: trigger
-        cron: "0 3 * * *"
-    - script:
-        name: window
-        code: |
-          let since = event.data.system_info.last_run_time;
-          if since == () || since < 946684800 { throw "window starts before 2000"; }
-          #{ since: since }
-"#;
+#[path = "support/bulkflow_cmd.rs"]
+mod bulkflow_cmd;
+#[path = "support/daily.rs"]
+mod daily;
 
-fn bulkflow(dir: &Path, sub: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkflow"));
-    cmd.current_dir(dir)
-        .args(sub)
-        .args(["--workflows", "wf", "--resources", "res", "--state", "state"])
-        .env("RUST_LOG", "info")
-        .env_remove("BULKFLOW_CONFIG");
-    cmd
-}
+use bulkflow_cmd::bulkflow;
 
 fn ok(dir: &Path, args: &[&str]) -> Output {
     let out = bulkflow(dir, args).output().unwrap();
@@ -69,11 +50,8 @@ fn run_engine_until(dir: &Path, runs_completed_or_failed: usize) {
 
 #[test]
 fn backfills_run_on_the_next_start_and_a_failed_one_can_be_retried_or_cancelled() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = daily::project();
     let d = dir.path();
-    std::fs::create_dir_all(d.join("wf")).unwrap();
-    std::fs::create_dir_all(d.join("res")).unwrap();
-    std::fs::write(d.join("wf/daily.yaml"), FLOW).unwrap();
 
     let bad = start(d, "1990-01-01T00:00:00Z");
     // Started within the same second: still two runs (the second takes the next free second).

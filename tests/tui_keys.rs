@@ -1,7 +1,6 @@
 //! The terminal UI's keys against a real engine: its state comes from the engine's watch stream,
 //! and a retry confirmed with `y` reaches the engine, which runs the run again.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,31 +12,12 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-/// A daily trigger that never fires during the test, whose script fails a window before 2000.
-const FLOW: &str = r#"flow:
-  name: daily
-  tasks:
-    - generate:
-        name: trigger
-        cron: "0 3 * * *"
-    - script:
-        name: window
-        code: |
-          let since = event.data.system_info.last_run_time;
-          if since == () || since < 946684800 { throw "window starts before 2000"; }
-          #{ since: since }
-"#;
+#[path = "support/bulkflow_cmd.rs"]
+mod bulkflow_cmd;
+#[path = "support/daily.rs"]
+mod daily;
 
-fn bulkflow(dir: &Path, sub: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkflow"));
-    cmd.current_dir(dir)
-        .args(sub)
-        .args(["--workflows", "wf", "--resources", "res", "--state", "state"])
-        .env("RUST_LOG", "info")
-        .env_remove("BULKFLOW_CONFIG")
-        .env_remove("BULKFLOW_CONTROL_TOKEN");
-    cmd
-}
+use bulkflow_cmd::bulkflow;
 
 struct Engine(Child);
 
@@ -60,11 +40,8 @@ fn screen(app: &App) -> String {
 
 #[tokio::test]
 async fn filter_open_detail_and_retry_with_confirmation_reach_the_engine() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = daily::project();
     let d = dir.path();
-    std::fs::create_dir_all(d.join("wf")).unwrap();
-    std::fs::create_dir_all(d.join("res")).unwrap();
-    std::fs::write(d.join("wf/daily.yaml"), FLOW).unwrap();
     let out = bulkflow(d, &["runs", "start", "daily", "--since", "1990-01-01T00:00:00Z"]).output().unwrap();
     assert!(out.status.success());
     let bad = String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string();
