@@ -2,11 +2,13 @@
 //! lands in the lake and the warehouse, `DIR/warehouse.url` names the warehouse, and `--stop`
 //! stops it.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use arrow::array::{Array, StringArray};
+#[path = "support/lake.rs"]
+mod lake;
+
+use lake::lake_ids;
 
 const RECORDS: usize = 2000;
 
@@ -20,32 +22,6 @@ fn demo(dir: &Path, args: &[&str]) -> std::process::Output {
         .env_remove("BULKFLOW_CONFIG")
         .output()
         .unwrap()
-}
-
-/// Distinct Ids in the Parquet files under `dir`.
-fn lake_ids(dir: &Path) -> BTreeSet<String> {
-    let mut ids = BTreeSet::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|e| e == "parquet") {
-                let file = std::fs::File::open(&p).unwrap();
-                let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                    .unwrap()
-                    .build()
-                    .unwrap();
-                for batch in reader {
-                    let batch = batch.unwrap();
-                    let col = batch.column_by_name("Id").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
-                    ids.extend((0..col.len()).map(|i| col.value(i).to_string()));
-                }
-            }
-        }
-    }
-    ids
 }
 
 fn count(url: &str, table: &str) -> Result<i64, tokio_postgres::Error> {

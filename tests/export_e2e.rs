@@ -12,10 +12,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, StringArray};
 use bulkflow_testkit::nats::NatsServer;
 use bulkflow_testkit::postgres::Postgres;
 use serde_json::{Value, json};
+
+#[path = "support/lake.rs"]
+mod lake;
+
+use lake::lake_ids;
 
 const RECORDS: usize = 3000;
 const QUERY_FLOW: &str = "salesforce_bulkapi_query_account";
@@ -170,34 +174,6 @@ impl Deployment {
         Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         assert!(child.wait().unwrap().success());
     }
-
-    /// Every Id in the lake's Parquet files, with how many files hold it.
-    fn lake_ids(&self) -> BTreeMap<String, usize> {
-        let mut ids = BTreeMap::new();
-        let mut dirs = vec![self.dir.join("lake")];
-        while let Some(d) = dirs.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    dirs.push(p);
-                } else if p.extension().is_some_and(|e| e == "parquet") {
-                    let file = std::fs::File::open(&p).unwrap();
-                    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                        .unwrap()
-                        .build()
-                        .unwrap();
-                    for batch in reader {
-                        let batch = batch.unwrap();
-                        let col = batch.column_by_name("Id").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
-                        for i in 0..col.len() {
-                            *ids.entry(col.value(i).to_string()).or_default() += 1;
-                        }
-                    }
-                }
-            }
-        }
-        ids
-    }
 }
 
 fn warehouse_rows(url: &str) -> BTreeMap<String, String> {
@@ -245,7 +221,7 @@ fn two_incremental_runs(nats: Option<&NatsServer>) {
     assert_eq!(run1["state"], "written", "{run1:#}");
     let org = sim.accounts();
     assert_eq!(org.len(), RECORDS);
-    let lake: BTreeSet<String> = d.lake_ids().into_keys().collect();
+    let lake: BTreeSet<String> = lake_ids(&d.dir.join("lake"));
     assert_eq!(lake, org.keys().cloned().collect::<BTreeSet<_>>(), "the lake holds every Id of the org");
     let rows = warehouse_rows(&warehouse);
     assert_eq!(rows.len(), RECORDS);
@@ -271,7 +247,7 @@ fn two_incremental_runs(nats: Option<&NatsServer>) {
     let rows = warehouse_rows(&warehouse);
     let expected: BTreeMap<String, String> = org.iter().map(|(id, t)| (id.clone(), normalise(t))).collect();
     assert_eq!(rows, expected, "the warehouse holds the latest version of every record");
-    let lake: BTreeSet<String> = d.lake_ids().into_keys().collect();
+    let lake: BTreeSet<String> = lake_ids(&d.dir.join("lake"));
     assert_eq!(lake, org.keys().cloned().collect::<BTreeSet<_>>());
 }
 
@@ -352,7 +328,7 @@ fn a_purged_stream_between_published_and_written_is_fetched_again() {
     let run = d.run_json(&id);
     assert_eq!(run["state"], "written", "{run:#}");
     let org = sim.accounts();
-    let lake: BTreeSet<String> = d.lake_ids().into_keys().collect();
+    let lake: BTreeSet<String> = lake_ids(&d.dir.join("lake"));
     assert_eq!(lake, org.keys().cloned().collect::<BTreeSet<_>>(), "the lake holds every Id of the org");
     assert_eq!(warehouse_rows(&warehouse).len(), RECORDS);
 }
