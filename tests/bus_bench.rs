@@ -9,11 +9,8 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{ArrayRef, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
 use bulkflow_engine::bus::embedded::EmbeddedBus;
 use bulkflow_engine::bus::nats::{Auth, NatsBus};
 use bulkflow_engine::bus::wire::{self, Part};
@@ -21,31 +18,20 @@ use bulkflow_engine::bus::{Bus, ConsumerSpec, StreamSpec};
 use bulkflow_engine::event::{Event, EventData};
 use bulkflow_testkit::nats::NatsServer;
 
+#[path = "support/text_page.rs"]
+mod text_page;
+
+use text_page::account_page;
+
 const BATCHES: usize = 40;
 const ROWS: usize = 10_000;
 const SUBJECT: &str = "salesforce_bulkapi.query_jobs.account";
-
-fn batch(b: usize) -> RecordBatch {
-    let col = |f: &dyn Fn(usize) -> String| -> ArrayRef { Arc::new(StringArray::from_iter_values((0..ROWS).map(f))) };
-    let names = ["Id", "Name", "Type", "Industry", "AnnualRevenue", "CreatedDate", "LastModifiedDate"];
-    let columns = vec![
-        col(&|i| format!("001R{b:04}{i:010}")),
-        col(&|i| format!("Account number {i}, Incorporated")),
-        col(&|i| ["Customer", "Partner", ""][i % 3].to_string()),
-        col(&|i| ["Energy", "Banking", "Retail", "Media"][i % 4].to_string()),
-        col(&|i| if i % 7 == 0 { String::new() } else { format!("{}.{:02}", i * 37, i % 100) }),
-        col(&|i| format!("2024-{:02}-{:02}T{:02}:{:02}:00.000Z", i % 12 + 1, i % 28 + 1, i % 24, i % 60)),
-        col(&|i| format!("2026-11-25T08:{:02}:{:02}.000+0000", i % 60, i % 60)),
-    ];
-    let schema = Schema::new(names.iter().map(|n| Field::new(*n, DataType::Utf8, true)).collect::<Vec<_>>());
-    RecordBatch::try_new(Arc::new(schema), columns).unwrap()
-}
 
 fn events() -> Vec<Event> {
     (0..BATCHES)
         .map(|b| {
             let mut event = Event::json(format!("750R0000001AbC-p{b:05}-b0000"), serde_json::Value::Null);
-            event.data = EventData::Arrow(batch(b));
+            event.data = EventData::Arrow(account_page(b, ROWS));
             event.meta.insert("run_id".into(), "salesforce_bulkapi_query_account@2026-11-25T09:05:00Z".into());
             event.meta.insert("batch_seq".into(), b.into());
             event
