@@ -7,9 +7,8 @@
 //! run fetch its batches again and complete.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bulkflow_testkit::nats::NatsServer;
@@ -20,6 +19,11 @@ use serde_json::{Value, json};
 mod lake;
 
 use lake::lake_ids;
+
+#[path = "support/sim_process.rs"]
+mod sim_process;
+
+use sim_process::SimProcess;
 
 const RECORDS: usize = 3000;
 const QUERY_FLOW: &str = "salesforce_bulkapi_query_account";
@@ -34,34 +38,19 @@ fn repo() -> PathBuf {
 }
 
 /// A simulated org in its own process, serving until dropped.
-struct Sim {
-    child: Child,
-    url: String,
-}
+struct Sim(SimProcess);
 
 impl Sim {
     fn start(dir: &Path) -> Sim {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bulkflow"))
-            .args(["sim", "serve", "--records", &format!("Account={RECORDS}"), "--job-latency", "300ms"])
-            .arg("--credentials-out")
-            .arg(dir.join("creds/etc/sfdc/credentials.json"))
-            .arg("--state")
-            .arg(dir.join("sim"))
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.join("sim.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.split_whitespace().find_map(|w| w.strip_prefix("url=")).expect(&line).to_string();
-        assert!(line.contains("pubsub="), "the ready line names the Pub/Sub API: {line}");
-        Sim { child, url }
+        let state = dir.join("sim").display().to_string();
+        let records = format!("Account={RECORDS}");
+        Sim(SimProcess::start(dir, &["--records", &records, "--job-latency", "300ms", "--state", &state]))
     }
 
     fn post(&self, path: &str, body: String) -> Value {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let resp = reqwest::Client::new().post(format!("{}{path}", self.url)).body(body).send().await.unwrap();
+            let resp = reqwest::Client::new().post(format!("{}{path}", self.0.url)).body(body).send().await.unwrap();
             assert!(resp.status().is_success(), "POST {path}: {}", resp.status());
             resp.json().await.unwrap()
         })
@@ -75,13 +64,6 @@ impl Sim {
             .iter()
             .map(|r| (r[0].as_str().unwrap().to_string(), r[1].as_str().unwrap().to_string()))
             .collect()
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -3,7 +3,7 @@
 //! is delivered again after a restart and processed once; an event that finished is not delivered
 //! again.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,6 +21,11 @@ use bulkflow_engine::salesforce::client::RetryPolicy;
 use bulkflow_engine::tasks::salesforce_bulkapi_query_job::config::{ColumnDelimiter, LineEnding, QueryOperation};
 use serde_json::Value;
 
+#[path = "support/sim_process.rs"]
+mod sim_process;
+
+use sim_process::SimProcess;
+
 const ACCOUNTS: usize = 120;
 const LISTENER: &str = "workflows/seed/salesforce_bulkapi_job_listener.yaml";
 
@@ -29,35 +34,21 @@ fn repo() -> PathBuf {
 }
 
 struct Sim {
-    child: Child,
+    _process: SimProcess,
     host: String,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `bulkflow sim serve`, holding `GET /jobs/query/{id}` for `hold`, so the listener's
 /// `get_job_info` keeps an event mid-flow.
 fn sim(dir: &Path, hold: Duration) -> Sim {
-    let creds = dir.join("creds/etc/sfdc/credentials.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bulkflow"))
-        .args(["sim", "serve", "--records", &format!("Account={ACCOUNTS}"), "--job-latency", "300ms"])
-        .args(["--fault-latency", &format!("{}ms", hold.as_millis()), "--fault-endpoints", "job_get"])
-        .arg("--credentials-out")
-        .arg(&creds)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("sim.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("ready url=").expect("the ready line").split(' ').next().unwrap();
-    assert!(line.contains(" pubsub=127.0.0.1:"), "{line}");
-    Sim { child, host: url.trim_start_matches("http://").to_string() }
+    let records = format!("Account={ACCOUNTS}");
+    let latency = format!("{}ms", hold.as_millis());
+    let process = SimProcess::start(
+        dir,
+        &["--records", &records, "--job-latency", "300ms", "--fault-latency", &latency, "--fault-endpoints", "job_get"],
+    );
+    let host = process.url.trim_start_matches("http://").to_string();
+    Sim { _process: process, host }
 }
 
 impl Sim {

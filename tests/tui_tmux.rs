@@ -6,10 +6,14 @@
 //!
 //! tmux is required: missing, the test fails with how to install it (`scripts/test.sh` does).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "support/sim_process.rs"]
+mod sim_process;
+
+use sim_process::SimProcess;
 
 const FLOWS: [&str; 3] = [
     "workflows/seed/salesforce_bulkapi_query_account.yaml",
@@ -107,20 +111,9 @@ fn the_tui_in_tmux_shows_an_export_moving_through_its_states_and_survives_an_eng
         std::fs::write(d.join("wf").join(Path::new(flow).file_name().unwrap()), yaml).unwrap();
     }
 
-    let mut sim = Command::new(env!("CARGO_BIN_EXE_bulkflow"))
-        .args(["sim", "serve", "--records", "Account=20000", "--job-latency", "1500ms"])
-        .arg("--credentials-out")
-        .arg(d.join("creds/etc/sfdc/credentials.json"))
-        .arg("--state")
-        .arg(d.join("sim"))
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(d.join("sim.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(sim.stdout.take().unwrap()).read_line(&mut ready).unwrap();
-    assert!(ready.contains("url="), "the simulator's ready line: {ready}");
-    let _sim = Killed(sim);
+    let state = d.join("sim").display().to_string();
+    let sim = SimProcess::start(d, &["--records", "Account=20000", "--job-latency", "1500ms", "--state", &state]);
+    assert!(sim.url.starts_with("http://127.0.0.1:"), "{}", sim.url);
 
     let out = Command::new(env!("CARGO_BIN_EXE_bulkflow"))
         .current_dir(d)
