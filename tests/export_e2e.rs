@@ -56,6 +56,15 @@ impl Sim {
         })
     }
 
+    fn get(&self, path: &str) -> Value {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let resp = reqwest::Client::new().get(format!("{}{path}", self.0.url)).send().await.unwrap();
+            assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+            resp.json().await.unwrap()
+        })
+    }
+
     /// The org's Account Ids with their LastModifiedDate.
     fn accounts(&self) -> BTreeMap<String, String> {
         let rows = self.post("/__sim/query", "SELECT Id, LastModifiedDate FROM Account".into());
@@ -74,8 +83,12 @@ struct Deployment {
 
 impl Deployment {
     fn new(dir: &Path, warehouse: &str, nats: Option<&str>) -> Deployment {
+        Self::with_flows(dir, warehouse, nats, &FLOWS)
+    }
+
+    fn with_flows(dir: &Path, warehouse: &str, nats: Option<&str>, flows: &[&str]) -> Deployment {
         std::fs::create_dir_all(dir.join("wf")).unwrap();
-        for flow in FLOWS {
+        for flow in flows {
             let name = Path::new(flow).file_name().unwrap();
             std::fs::copy(repo().join(flow), dir.join("wf").join(name)).unwrap();
         }
@@ -313,4 +326,140 @@ fn a_purged_stream_between_published_and_written_is_fetched_again() {
     let lake: BTreeSet<String> = lake_ids(&d.dir.join("lake"));
     assert_eq!(lake, org.keys().cloned().collect::<BTreeSet<_>>(), "the lake holds every Id of the org");
     assert_eq!(warehouse_rows(&warehouse).len(), RECORDS);
+}
+
+/// A run whose batches no writer flow subscribes to stays `published` (saying why) rather than
+/// becoming `written` while the bus may drop its batches, and the watermark stays; restarted with
+/// the writer flow, the run is written from the batches the bus kept.
+#[test]
+fn a_run_with_no_writer_stays_published_until_a_writer_flow_writes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = Postgres::start();
+    let warehouse = pg.database("warehouse");
+    let _sim = Sim::start(dir.path());
+    let d = Deployment::with_flows(dir.path(), &warehouse, None, &FLOWS[..2]);
+    let id = d.start_run(None);
+    d.run_until("alone.log", |log| log.contains("run stays published"), |_| {});
+    let listed: Value = serde_json::from_slice(&d.ok(&["runs", "list", "--json"])).unwrap();
+    let run = listed.as_array().unwrap().iter().find(|r| r["id"] == id.as_str()).unwrap().clone();
+    assert_eq!(run["state"], "published", "{run:#}");
+    assert!(run["job_id"].as_str().is_some_and(|j| j.starts_with("750")), "{run:#}");
+    let shown = d.run_json(&id);
+    assert_eq!(shown["waiting"], "no writer flow subscribes to salesforce_bulkapi.query_jobs.account", "{shown:#}");
+    let text = String::from_utf8(d.ok(&["runs", "show", &id])).unwrap();
+    assert!(text.contains("waiting    no writer flow subscribes to salesforce_bulkapi.query_jobs.account"), "{text}");
+
+    // The writer flow is deployed and the engine restarted: the run settles as usual.
+    let writer = repo().join(FLOWS[2]);
+    std::fs::copy(&writer, dir.path().join("wf").join(writer.file_name().unwrap())).unwrap();
+    d.run_until_written("with_writer.log", 1, |_| {});
+    let shown = d.run_json(&id);
+    assert_eq!(shown["state"], "written", "{shown:#}");
+    assert_eq!(shown["waiting"], Value::Null);
+    assert_eq!(warehouse_rows(&warehouse).len(), RECORDS);
+}
+
+/// A writer slower than `job_poll_after` (its table locked for three times that) is waited for:
+/// the bus still holds the batches, so nothing is fetched from Salesforce again and every batch
+/// reaches the writer once.
+#[test]
+fn a_slow_writer_is_waited_for_and_no_page_is_fetched_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = Postgres::start();
+    let warehouse = pg.database("warehouse");
+    let sim = Sim::start(dir.path());
+    let d = Deployment::new(dir.path(), &warehouse, None);
+    // A first run creates the table.
+    d.start_run(None);
+    d.run_until_written("first.log", 1, |_| {});
+    let id = d.start_run(None);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (locker, connection) = rt.block_on(tokio_postgres::connect(&warehouse, tokio_postgres::NoTls)).unwrap();
+    let connection = rt.spawn(connection);
+    let written = format!("run written run={id}");
+    d.run_until(
+        "slow.log",
+        |log| log.contains(&written),
+        |log| {
+            rt.block_on(locker.batch_execute("BEGIN; LOCK TABLE salesforce.account IN ACCESS EXCLUSIVE MODE")).unwrap();
+            wait_for_log(log, &format!("run published run={id}"), Duration::from_secs(60));
+            // `--job-poll-after 3s`: the poller looks at the quiet run several times meanwhile.
+            std::thread::sleep(Duration::from_secs(10));
+            let text = std::fs::read_to_string(log).unwrap();
+            assert!(!text.contains(&written), "written through a locked table?\n{text}");
+            rt.block_on(locker.batch_execute("COMMIT")).unwrap();
+        },
+    );
+    drop(locker);
+    let _ = rt.block_on(connection);
+    let log = std::fs::read_to_string(dir.path().join("slow.log")).unwrap();
+    assert!(!log.contains("the bus lost them"), "{log}");
+    assert!(!log.contains("it will be delivered again"), "every batch reached the writer once:\n{log}");
+    let job = d.run_json(&id)["job_id"].as_str().unwrap().to_string();
+    let stats = sim.get("/__sim/stats");
+    let per_locator = stats["requests_per_locator"][&job].as_object().unwrap();
+    assert!(!per_locator.is_empty());
+    for (locator, n) in per_locator {
+        assert_eq!(n, 1, "page {locator} of job {job} was served {n} times: {stats:#}");
+    }
+    assert_eq!(warehouse_rows(&warehouse).len(), RECORDS);
+}
+
+/// The seed's query flow alone, ticking every 2 s. Killed (SIGKILL) while its first job POST is
+/// slow (intent recorded, job not), then another user of the org creates an Account job: after
+/// the restart that job is neither adopted nor aborted, the run gets a job of its own, and while
+/// that run waits at `job_created` every later tick is skipped: one job of ours in 15 s.
+#[test]
+fn a_kill_during_a_slow_job_create_adopts_nothing_foreign_and_ticks_never_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(dir.path());
+    let d = Deployment::with_flows(dir.path(), "", None, &[]);
+    let flow =
+        std::fs::read_to_string(repo().join(FLOWS[0])).unwrap().replace(r#"cron: "*/5 * * * *""#, "interval: 2s");
+    assert!(flow.contains("interval: 2s"));
+    std::fs::write(dir.path().join("wf/query.yaml"), flow).unwrap();
+    sim.post("/__sim/faults", json!({"latency_ms": 60_000, "endpoints": ["job_create"]}).to_string());
+
+    let log = dir.path().join("slow_create.log");
+    let mut child =
+        d.bulkflow(&["run"]).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.get("/__sim/stats")["requests"]["job_create"].as_u64().unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "no job POST: {}", std::fs::read_to_string(&log).unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap(); // SIGKILL, the POST unanswered
+    child.wait().unwrap();
+    sim.post("/__sim/faults", "{}".into());
+    let foreign = sim.post(
+        "/__sim/jobs",
+        json!({"object": "Account", "query": "SELECT Id FROM Account", "operation": "query"}).to_string(),
+    );
+    let foreign_id = foreign["id"].as_str().unwrap().to_string();
+    let runs: Value = serde_json::from_slice(&d.ok(&["runs", "list", "--json"])).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!((runs[0]["state"].as_str(), runs[0]["job_id"].as_str()), (Some("scheduled"), None));
+    let id = runs[0]["id"].as_str().unwrap().to_string();
+    assert!(d.run_json(&id)["checkpoints"].as_array().unwrap().iter().any(|c| c["stage"] == "job_intent"));
+
+    d.run_until(
+        "restarted.log",
+        |log| log.contains("created Bulk API query job") && log.contains("tick skipped"),
+        |log| {
+            wait_for_log(log, "created Bulk API query job", Duration::from_secs(60));
+            std::thread::sleep(Duration::from_secs(15));
+        },
+    );
+    let runs: Value = serde_json::from_slice(&d.ok(&["runs", "list", "--json"])).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 1, "no second run while the first waits at job_created: {runs:#?}");
+    assert_eq!(runs[0]["state"], "job_created");
+    let ours = runs[0]["job_id"].as_str().unwrap();
+    assert_ne!(ours, foreign_id, "another user's job is never adopted");
+    let stats = sim.get("/__sim/stats");
+    assert_eq!(stats["jobs_created"]["Account"], 2, "the foreign job and ours, nothing else: {stats:#}");
+    assert_eq!(stats["requests"]["job_abort"].as_u64().unwrap_or(0), 0, "nothing was aborted: {stats:#}");
+    let text = std::fs::read_to_string(dir.path().join("restarted.log")).unwrap();
+    assert!(text.contains(&format!("tick skipped: run {id} is `job_created`")), "{text}");
 }

@@ -16,8 +16,9 @@ use bulkflow_engine::bus::wire::{self, Part};
 use bulkflow_engine::credentials::CredentialsRoot;
 use bulkflow_engine::event::EventData;
 use bulkflow_engine::salesforce::Clients;
-use bulkflow_engine::salesforce::bulk::{self, CreateJob};
+use bulkflow_engine::salesforce::bulk::CreateJob;
 use bulkflow_engine::salesforce::client::RetryPolicy;
+use bulkflow_engine::salesforce::job_create;
 use bulkflow_engine::tasks::salesforce_bulkapi_query_job::config::{ColumnDelimiter, LineEnding, QueryOperation};
 use serde_json::Value;
 
@@ -119,7 +120,7 @@ fn create_job(dir: &Path) -> String {
             column_delimiter: ColumnDelimiter::Comma,
             line_ending: LineEnding::Lf,
         };
-        bulk::create_job(&client, &job).await.unwrap().id
+        job_create::create_job_unrecorded(&client, &job).await.unwrap().id
     })
 }
 

@@ -14,6 +14,7 @@ use bulkflow_engine::credentials::CredentialsRoot;
 use bulkflow_engine::salesforce::Clients;
 use bulkflow_engine::salesforce::bulk::{self, CreateJob};
 use bulkflow_engine::salesforce::client::RetryPolicy;
+use bulkflow_engine::salesforce::job_create;
 use bulkflow_engine::salesforce::results::ResultsReader;
 use bulkflow_engine::tasks::salesforce_bulkapi_query_job::config::{ColumnDelimiter, LineEnding, QueryOperation};
 
@@ -24,7 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let creds = std::env::args().nth(1).ok_or("usage: export_rss CREDENTIALS_JSON")?;
     let clients = Clients::new(CredentialsRoot::default(), "63.0", RetryPolicy::default());
     let client = clients.get(Path::new(&creds))?;
-    let job = bulk::create_job(
+    let job = job_create::create_job_unrecorded(
         &client,
         &CreateJob {
             soql: SOQL,

@@ -10,6 +10,7 @@ use arrow::array::{Array, StringArray};
 use bulkflow_engine::credentials::CredentialsRoot;
 use bulkflow_engine::salesforce::bulk::{self, CreateJob, JobInfo};
 use bulkflow_engine::salesforce::client::RetryPolicy;
+use bulkflow_engine::salesforce::job_create;
 use bulkflow_engine::salesforce::results::ResultsReader;
 use bulkflow_engine::salesforce::{Clients, SalesforceClient, SalesforceError};
 use bulkflow_engine::tasks::salesforce_bulkapi_query_job::config::{ColumnDelimiter, LineEnding, QueryOperation};
@@ -67,7 +68,7 @@ impl Org {
 }
 
 async fn create(client: &SalesforceClient, soql: &str) -> Result<JobInfo, SalesforceError> {
-    bulk::create_job(
+    job_create::create_job_unrecorded(
         client,
         &CreateJob {
             soql,
@@ -258,13 +259,15 @@ async fn non_json_error_bodies_are_reported_readably() {
         error_5xx: 100,
         error_5xx_status: 502,
         non_json_errors: true,
+        endpoints: vec!["job_create".into()],
         ..Default::default()
     });
     let err = create(&client, SOQL).await.unwrap_err();
     assert!(matches!(&err, SalesforceError::Api { status: 502, code, .. } if code == "NON_JSON_ERROR"), "{err}");
     assert!(err.is_retryable());
-    let creates = org.stats().requests.iter().filter(|(k, _)| k.contains("create")).map(|(_, n)| *n).sum::<u64>();
-    assert_eq!(creates, 4, "retried per the policy, then gave up: {:?}", org.stats().requests);
+    let requests = org.stats().requests;
+    assert_eq!(requests["job_create"], 4, "retried per the policy, then gave up: {requests:?}");
+    assert_eq!(requests["job_list"], 3, "each POST again only once the org lists no job it made: {requests:?}");
 }
 
 #[tokio::test]
@@ -309,6 +312,19 @@ async fn run_results_task(
     event: bulkflow_engine::event::Event,
     sink: Option<Arc<dyn bulkflow_engine::runtime::processor::Processor>>,
 ) -> bulkflow_engine::runtime::token::Outcome {
+    run_bulk_task(org, ledger, config, None, event, sink).await
+}
+
+/// Runs one event through a `salesforce_bulkapi_query_job` task configured by `config` (with
+/// `query`, for `create`), followed by `sink` when given; returns how the event ended.
+async fn run_bulk_task(
+    org: &Org,
+    ledger: Arc<bulkflow_engine::run::Ledger>,
+    config: serde_json::Value,
+    query: Option<&str>,
+    event: bulkflow_engine::event::Event,
+    sink: Option<Arc<dyn bulkflow_engine::runtime::processor::Processor>>,
+) -> bulkflow_engine::runtime::token::Outcome {
     use bulkflow_engine::runtime::graph::{Graph, NodeSpec};
     use bulkflow_engine::runtime::processor::Envelope;
     use bulkflow_engine::runtime::token::Token;
@@ -323,7 +339,7 @@ async fn run_results_task(
         processor: Arc::new(BulkQueryJobProcessor {
             task: "get_job_results".into(),
             config,
-            query: None,
+            query: query.map(|q| bulkflow_engine::flow::template::Template::parse(q).unwrap()),
             clients,
             ledger,
             env: Arc::new(|_: &str| None),
@@ -585,6 +601,7 @@ async fn the_completion_poller_stands_in_for_missed_events_and_recreates_vanishe
             fast_retries(),
         )),
         injector: injector.clone(),
+        buses: Arc::new(bulkflow_engine::bus::registry::BusRegistry::new(None, CredentialsRoot::new(None))),
         quiet_after: Duration::from_millis(300),
         creators: [("q".to_string(), creator)].into(),
         listener: true,
@@ -633,4 +650,90 @@ async fn the_completion_poller_stands_in_for_missed_events_and_recreates_vanishe
         stood_in.insert(event.template_view()["data"]["JobIdentifier"].as_str().unwrap().to_string());
     }
     polling.abort();
+}
+
+/// A job another user of the org created (another team's integration), through `POST /__sim/jobs`.
+async fn foreign_job(org: &Org, object: &str) -> serde_json::Value {
+    let answer = reqwest::Client::new()
+        .post(format!("{}/__sim/jobs", org.sim.url()))
+        .json(&json!({"object": object, "query": format!("SELECT Id FROM {object}"), "operation": "query"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{answer:?}");
+    answer.json().await.unwrap()
+}
+
+/// The job-creating task after a crash between recording its intent and recording its job: a job
+/// another user created meanwhile on the same object is neither adopted nor aborted and the run
+/// gets a job of its own; a job our own POST made before the crash is adopted, not doubled.
+#[tokio::test]
+async fn after_a_crash_only_our_own_job_is_adopted_and_a_foreign_one_is_left_alone() {
+    use bulkflow_engine::event::Event;
+    use bulkflow_engine::run::{Checkpoint, Ledger, Update};
+    use bulkflow_engine::runtime::token::Outcome;
+    use bulkflow_engine::schedule::SystemClock;
+    use bulkflow_engine::store::MemoryStore;
+    use bulkflow_engine::tasks::salesforce_bulkapi_query_job::processor::INTENT_STAGE;
+
+    let org = org(30, 100).await;
+    let client = org.client("client_credentials");
+    let me = client.session().await.unwrap().user_id.clone();
+    assert!(me.starts_with("005"), "the token's identity URL names our user: {me}");
+    let ledger = Arc::new(Ledger::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock)));
+    let config = json!({"operation": "create", "credentials_path": "/etc/sfdc/client_credentials.json"});
+    let crashed_run = |hours_ago: i64| {
+        let run =
+            ledger.open_run("q", chrono::Utc::now() - chrono::Duration::hours(hours_ago)).unwrap().run.id().clone();
+        let intent = Checkpoint::new(INTENT_STAGE, json!({"soql": SOQL, "operation": "Query"}));
+        ledger.update(&run, &Update::new().checkpoint(intent)).unwrap();
+        run
+    };
+    let event_of = |run: &bulkflow_engine::run::RunId| {
+        let mut event = Event::json("tick", json!({}));
+        event.meta.insert("run_id".into(), json!(run.as_str()));
+        event
+    };
+
+    // 1. Intent recorded, the POST never answered (the process died); another team creates an
+    // Account query job before the restart.
+    let run = crashed_run(1);
+    let foreign = foreign_job(&org, "Account").await;
+    let foreign_id = foreign["id"].as_str().unwrap().to_string();
+    assert_ne!(foreign["createdById"].as_str(), Some(me.as_str()), "{foreign}");
+    let outcome = run_bulk_task(&org, ledger.clone(), config.clone(), Some(SOQL), event_of(&run), None).await;
+    assert_eq!(outcome, Outcome::Completed);
+    let own = ledger.get_run(&run).unwrap().unwrap().job_id().unwrap().to_string();
+    assert_ne!(own, foreign_id, "another user's job is never adopted");
+    assert_eq!(bulk::get_job(&client, &own).await.unwrap().raw["createdById"].as_str(), Some(me.as_str()));
+    let theirs = completed(&client, &foreign_id).await.unwrap();
+    assert_eq!(theirs.state, "JobComplete", "another user's job is never aborted");
+    assert_eq!(org.stats().requests.get("job_abort").copied().unwrap_or(0), 0);
+
+    // 2. Intent recorded, our POST made the job, the process died before recording it.
+    let run = crashed_run(2);
+    let made = create(&client, SOQL).await.unwrap();
+    let created_before = org.stats().requests["job_create"];
+    let outcome = run_bulk_task(&org, ledger.clone(), config.clone(), Some(SOQL), event_of(&run), None).await;
+    assert_eq!(outcome, Outcome::Completed);
+    assert_eq!(ledger.get_run(&run).unwrap().unwrap().job_id(), Some(made.id.as_str()), "our job is adopted");
+    assert_eq!(org.stats().requests["job_create"], created_before, "and no second job is created");
+    assert_eq!(ledger.run_for_job(&foreign_id).unwrap(), None);
+}
+
+/// A create whose answer is lost after Salesforce made the job: the client finds that job before
+/// posting again, so no orphan is left running.
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_takes_the_job_it_made_instead_of_posting_again() {
+    let org = org(30, 100).await;
+    let client = org.client("client_credentials");
+    client.session().await.unwrap();
+    org.sim.set_faults(FaultConfig { lose_answers: 1, endpoints: vec!["job_create".into()], ..Default::default() });
+    let job = create(&client, SOQL).await.unwrap();
+    let stats = org.stats();
+    assert_eq!(stats.faults_injected.get("lose_answers"), Some(&1));
+    assert_eq!(stats.requests["job_create"], 1, "one POST: the job it made was found, not created again");
+    assert_eq!(stats.jobs_created["Account"], 1);
+    assert_eq!(stats.requests["job_list"], 1);
+    assert_eq!(completed(&client, &job.id).await.unwrap().state, "JobComplete");
 }

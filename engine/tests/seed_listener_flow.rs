@@ -20,8 +20,9 @@ use bulkflow_engine::run::{Ledger, RunFilter};
 use bulkflow_engine::runtime::build::{BuildContext, build_flow};
 use bulkflow_engine::runtime::engine::Engine;
 use bulkflow_engine::salesforce::Clients;
-use bulkflow_engine::salesforce::bulk::{self, CreateJob};
+use bulkflow_engine::salesforce::bulk::CreateJob;
 use bulkflow_engine::salesforce::client::RetryPolicy;
+use bulkflow_engine::salesforce::job_create;
 use bulkflow_engine::schedule::ManualClock;
 use bulkflow_engine::store::MemoryStore;
 use bulkflow_engine::tasks::salesforce_bulkapi_query_job::config::{ColumnDelimiter, LineEnding, QueryOperation};
@@ -130,7 +131,7 @@ impl Setup {
             column_delimiter: ColumnDelimiter::Comma,
             line_ending: LineEnding::Lf,
         };
-        bulk::create_job(&client, &job).await.unwrap().id
+        job_create::create_job_unrecorded(&client, &job).await.unwrap().id
     }
 
     /// Waits until the bus holds `rows` rows per job in `jobs`, then a little longer for strays.

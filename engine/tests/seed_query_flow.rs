@@ -1,6 +1,7 @@
 //! The seed's query flow, unchanged, against the simulator: each tick creates a Bulk API job whose
 //! SOQL window starts 24 hours back on the first run and an hour before the previous successful
-//! run after that, as the seed's script says.
+//! run after that, as the seed's script says; a tick while the previous run is in flight opens
+//! no run and creates no job.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -80,26 +81,51 @@ async fn the_seed_query_flow_creates_jobs_over_the_right_windows() {
             panic!("fewer than {n} runs created a job: {:#?}", ledger.list_runs(&RunFilter::default()).unwrap());
         }
     };
-    runs_with_jobs(1).await;
+    let flow = "salesforce_bulkapi_query_account";
+    let first = runs_with_jobs(1).await.remove(0);
+    // Two ticks while the first run waits at `job_created`: both skipped, no second run, no
+    // second job.
+    for skipped in 1..=2 {
+        clock.wait_for_sleepers(1).await;
+        clock.advance(Duration::from_secs(300));
+        for _ in 0..400 {
+            if ledger.skipped_ticks().get(flow).is_some_and(|s| s.count >= skipped) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let skips = ledger.skipped_ticks()[flow].clone();
+        assert_eq!(skips.count, skipped);
+        assert_eq!(skips.last_reason, format!("run {} is `job_created`", first.id()));
+    }
+    let runs = ledger.list_runs(&RunFilter::default()).unwrap();
+    assert_eq!(runs.len(), 1, "no second run while the first is in flight: {runs:#?}");
+    assert_eq!(sim.stats().jobs_created.get("Account").copied(), Some(1));
+
+    // The first run ends (its results had no rows): the next tick opens the next run.
+    ledger.results_started(first.id(), serde_json::json!({})).unwrap();
+    let mark = bulkflow_engine::run::PageMark { locator: None, rows: 0, batches: 0 };
+    ledger.page_fetched(first.id(), 0, mark, None).unwrap();
+    assert_eq!(ledger.get_run(first.id()).unwrap().unwrap().state(), RunState::Written);
     clock.wait_for_sleepers(1).await;
     clock.advance(Duration::from_secs(300));
     let runs = runs_with_jobs(2).await;
     engine.stop(Duration::from_secs(5)).await;
 
     let (first, second) = (&runs[0], &runs[1]);
-    assert_eq!(first.id().as_str(), format!("salesforce_bulkapi_query_account@{}", start.format("%Y-%m-%dT%H:%M:%SZ")));
-    assert_eq!(first.state(), RunState::JobCreated);
+    assert_eq!(first.id().as_str(), format!("{flow}@{}", start.format("%Y-%m-%dT%H:%M:%SZ")));
+    assert_eq!(second.scheduled_at(), start + chrono::Duration::minutes(15));
+    assert_eq!(second.state(), RunState::JobCreated);
     assert_ne!(first.job_id(), second.job_id());
 
     // First run: 24 hours back from now (the script's timestamp_now()).
     let w1 = window_start(&soql_of(&ledger, runs[0].id()));
     let expected = Utc::now() - chrono::Duration::hours(24);
     assert!((w1 - expected).num_seconds().abs() < 30, "{w1} vs {expected}");
-    // Second run: no run has reached `written` (nothing reads the results in this test), so the
-    // watermark has not moved and the window is again the script's default.
+    // Second run: an hour before the first run's time, the watermark it left.
+    assert_eq!(ledger.watermark(flow).unwrap(), Some(start.timestamp()));
     let w2 = window_start(&soql_of(&ledger, runs[1].id()));
-    assert!((w2 - expected).num_seconds().abs() < 30, "{w2} vs {expected}");
-    assert_eq!(ledger.watermark("salesforce_bulkapi_query_account").unwrap(), None);
+    assert_eq!(w2, start - chrono::Duration::hours(1));
     // The jobs exist in the org, for Account.
     assert_eq!(sim.stats().jobs_created.get("Account").copied(), Some(2));
 }

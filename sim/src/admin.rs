@@ -23,6 +23,51 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/__sim/faults", get(get_faults).post(set_faults))
         .route("/__sim/changes", post(apply_changes))
         .route("/__sim/query", post(query))
+        .route("/__sim/jobs", post(foreign_job))
+}
+
+/// `POST /__sim/jobs`: a query job created by another user of the org (another team's
+/// integration querying the same object), answered with its job info.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ForeignJob {
+    object: Option<String>,
+    query: Option<String>,
+    operation: Option<crate::bulk::job::Operation>,
+    column_delimiter: Option<crate::csv_writer::ColumnDelimiter>,
+    line_ending: Option<crate::csv_writer::LineEnding>,
+    /// Defaults to the org's other user.
+    created_by_id: Option<String>,
+}
+
+async fn foreign_job(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let bad = |e: String| (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response();
+    let job: ForeignJob = match serde_json::from_slice(&body) {
+        Ok(j) => j,
+        Err(e) => return bad(e.to_string()),
+    };
+    let soql = match (job.query, &job.object) {
+        (Some(q), _) => q,
+        (None, Some(object)) => format!("SELECT Id FROM {object}"),
+        (None, None) => return bad("give `query` or `object`".into()),
+    };
+    if let (Some(object), Ok(parsed)) = (&job.object, crate::soql::parse(&soql))
+        && !parsed.object().eq_ignore_ascii_case(object)
+    {
+        return bad(format!("`object` is {object} but the query reads {}", parsed.object()));
+    }
+    let new = crate::bulk::handlers::NewJob {
+        operation: job.operation.unwrap_or(crate::bulk::job::Operation::Query),
+        soql,
+        api_version: crate::bulk::version::DEFAULT.to_string(),
+        column_delimiter: job.column_delimiter.unwrap_or_default(),
+        line_ending: job.line_ending.unwrap_or_default(),
+        created_by_id: job.created_by_id.unwrap_or_else(|| app.identity.other_user_id.clone()),
+    };
+    match crate::bulk::handlers::create_job(&app, new).await {
+        Ok(view) => Json(view).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 #[derive(serde::Deserialize)]

@@ -182,6 +182,7 @@ impl ServeArgs {
                 error_5xx: self.fault_5xx,
                 error_5xx_status: self.fault_5xx_status,
                 request_limit: self.fault_request_limit,
+                lose_answers: 0,
                 latency_ms: self.fault_latency.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 endpoints: self.fault_endpoints.clone(),
                 token_ttl_secs: crate::config::ttl_secs(self.token_ttl),

@@ -22,6 +22,10 @@ pub struct FaultConfig {
     pub error_5xx_status: u16,
     /// The next N matching requests answer 403 `REQUEST_LIMIT_EXCEEDED`.
     pub request_limit: u32,
+    /// The next N matching requests are carried out, then answered with `error_5xx_status`
+    /// instead of their answer: the server acted (a job was created) but the client never learns
+    /// it, as when a proxy times out or the connection drops.
+    pub lose_answers: u32,
     /// Delay before every matching request is handled.
     pub latency_ms: u64,
     /// Endpoint names (as in `/__sim/stats` `requests`) that `error_5xx`, `request_limit` and
@@ -55,6 +59,7 @@ impl Default for FaultConfig {
             error_5xx: 0,
             error_5xx_status: 503,
             request_limit: 0,
+            lose_answers: 0,
             latency_ms: 0,
             endpoints: Vec::new(),
             token_ttl_secs: DEFAULT_TOKEN_TTL.as_secs(),
@@ -75,6 +80,8 @@ impl Default for FaultConfig {
 pub struct RequestFaults {
     pub latency: Duration,
     pub reject: Option<Reject>,
+    /// Handle the request, then answer with this status instead.
+    pub lose_answer: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -146,7 +153,11 @@ impl Faults {
         } else {
             None
         };
-        RequestFaults { latency: Duration::from_millis(c.latency_ms), reject }
+        let lose_answer = (reject.is_none() && c.lose_answers > 0).then(|| {
+            c.lose_answers -= 1;
+            c.error_5xx_status
+        });
+        RequestFaults { latency: Duration::from_millis(c.latency_ms), reject, lose_answer }
     }
 
     /// The byte count after which this results body is cut, if a cut is armed.
@@ -215,6 +226,9 @@ mod tests {
         assert!(matches!(faults.on_request("job_results").reject, Some(Reject::ServerError(503))));
         assert!(matches!(faults.on_request("job_results").reject, Some(Reject::RequestLimit)));
         assert!(faults.on_request("job_results").reject.is_none());
+        let faults = Faults::new(FaultConfig { lose_answers: 1, ..FaultConfig::default() });
+        assert_eq!(faults.on_request("job_create").lose_answer, Some(503));
+        assert_eq!(faults.on_request("job_create").lose_answer, None);
     }
 
     #[test]

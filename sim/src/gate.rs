@@ -56,7 +56,17 @@ pub async fn gate(State(app): State<Arc<AppState>>, request: Request, next: Next
             tracing::info!(endpoint = name, "injected REQUEST_LIMIT_EXCEEDED");
             ApiError::request_limit().into_response()
         }
-        None => next.run(request).await,
+        None => {
+            let answer = next.run(request).await;
+            match faults.lose_answer {
+                Some(status) => {
+                    app.stats.fault("lose_answers");
+                    tracing::info!(endpoint = name, status, answered = %answer.status(), "injected a lost answer");
+                    ApiError::server_error(status).into_response()
+                }
+                None => answer,
+            }
+        }
     };
     let status = response.status();
     if (status.is_client_error() || status.is_server_error()) && app.faults.non_json_errors() {

@@ -25,6 +25,10 @@ const SECRET_LEN: usize = 24;
 pub struct OrgIdentity {
     pub org_id: String,
     pub user_id: String,
+    /// Another user of the same org (another team's integration): the creator of the jobs
+    /// `POST /__sim/jobs` makes, which are not ours to adopt or abort.
+    #[serde(default = "new_user_id")]
+    pub other_user_id: String,
     pub client_id: String,
     pub client_secret: String,
     pub username: String,
@@ -43,6 +47,10 @@ impl fmt::Debug for OrgIdentity {
     }
 }
 
+fn new_user_id() -> String {
+    ids::new_id("005")
+}
+
 impl OrgIdentity {
     /// A new org: fixed secrets from the config where given, random ones otherwise.
     pub fn create(config: &SimConfig) -> Result<Self, rsa::Error> {
@@ -57,7 +65,8 @@ impl OrgIdentity {
                 .clone()
                 .unwrap_or_else(|| format!("sim-{}@bulkflow.example.com", ids::secret(8).to_lowercase())),
             org_id,
-            user_id: ids::new_id("005"),
+            user_id: new_user_id(),
+            other_user_id: new_user_id(),
             client_id: config.client_id.clone().unwrap_or_else(|| format!("3MVG9sim{}", ids::secret(SECRET_LEN))),
             client_secret: config.client_secret.clone().unwrap_or_else(|| ids::secret(SECRET_LEN)),
             password: config.password.clone().unwrap_or_else(|| ids::secret(SECRET_LEN)),

@@ -99,7 +99,11 @@ pub fn render(ledger: &Ledger) -> Result<String, LedgerError> {
     let mut published: BTreeMap<String, u64> = BTreeMap::new();
     let mut written: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut lag: BTreeMap<String, u64> = BTreeMap::new();
+    let mut waiting: BTreeMap<String, u64> = BTreeMap::new();
     for run in &runs {
+        if run.state() == RunState::Published && ledger.waiting_reason(run.id())?.is_some() {
+            *waiting.entry(run.flow().to_owned()).or_default() += 1;
+        }
         *by_state.entry(run.state().as_str()).or_default() += 1;
         retries += u64::from(run.attempts().saturating_sub(1));
         let failed = run.history().iter().filter(|h| h.to == RunState::Failed).count() as u64;
@@ -171,6 +175,19 @@ pub fn render(ledger: &Ledger) -> Result<String, LedgerError> {
         "gauge",
         "Batches on the bus that a writer flow has not written yet, over unfinished runs, by writer flow.",
         lag.iter().map(|(sink, n)| (format!("{{sink=\"{}\"}}", label(sink)), *n)).collect(),
+    );
+    family(
+        "bulkflow_runs_without_writer",
+        "gauge",
+        "Runs left `published` because no writer flow subscribes to their subjects, by flow.",
+        per_flow(&waiting),
+    );
+    let skipped: BTreeMap<String, u64> = ledger.skipped_ticks().into_iter().map(|(f, s)| (f, s.count)).collect();
+    family(
+        "bulkflow_ticks_skipped_total",
+        "counter",
+        "Scheduled ticks that opened no run because the flow's previous run was unfinished, by flow.",
+        per_flow(&skipped),
     );
     // Page latency and bytes: measured as they happen, not kept in the ledger.
     bulkflow_engine::metrics::global().render(&mut out);

@@ -69,6 +69,11 @@ pub fn run_message(ledger: &Ledger, run: &RunRecord) -> Result<pb::Run, Status> 
         progress: results.as_ref().map(progress),
         window_start,
         object: results.as_ref().and_then(|c| find_object(&c.input, 0)),
+        waiting: if run.state() == RunState::Published {
+            ledger.waiting_reason(run.id()).map_err(ledger_status)?
+        } else {
+            None
+        },
     })
 }
 
@@ -111,6 +116,7 @@ impl ControlService {
         let last_success = mine.iter().filter(|r| r.state().is_success()).map(|r| r.updated_at().timestamp()).max();
         let catch_up_runs = mine.iter().filter(|r| r.state() == RunState::Scheduled).count() as u32;
         let leader = self.leads(flow);
+        let skipped = self.ledger.skipped_ticks().remove(&flow.name);
         // The object of the flow's latest run that reported one.
         let mut latest: Vec<&&RunRecord> = mine.iter().filter(|r| r.state() != RunState::Scheduled).collect();
         latest.sort_by_key(|r| std::cmp::Reverse(r.scheduled_at()));
@@ -131,6 +137,8 @@ impl ControlService {
             last_success,
             catch_up_runs,
             object,
+            ticks_skipped: skipped.as_ref().map_or(0, |s| s.count),
+            skip_reason: skipped.map(|s| s.last_reason),
         })
     }
 }

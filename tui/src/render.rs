@@ -233,6 +233,9 @@ fn render_detail(frame: &mut Frame, app: &App, area: Rect) {
         lines
             .push(Line::from(vec![label("next retry"), Span::raw("manual: press r (runs stay failed until retried)")]));
     }
+    if let Some(why) = &run.waiting {
+        lines.push(Line::from(vec![label("waiting"), Span::styled(why.clone(), Style::new().fg(Color::Yellow))]));
+    }
     if let Some(e) = r.last_error() {
         lines.push(Line::from(vec![label("last error"), Span::styled(e.to_owned(), Style::new().fg(Color::Red))]));
     }
@@ -287,9 +290,13 @@ fn render_flows(frame: &mut Frame, app: &App, area: Rect) {
             Cell::from(at(f.watermark)),
             Cell::from(at(f.last_success)),
             Cell::from(f.catch_up_runs.to_string()),
+            Cell::from(match &f.skip_reason {
+                Some(why) => Span::styled(format!("{} ({why})", f.ticks_skipped), Style::new().fg(Color::Yellow)),
+                None => Span::raw(f.ticks_skipped.to_string()),
+            }),
         ])
     });
-    let header = Row::new(["FLOW", "STATE", "LEAD", "NEXT", "WATERMARK", "LAST OK", "CATCH-UP"])
+    let header = Row::new(["FLOW", "STATE", "LEAD", "NEXT", "WATERMARK", "LAST OK", "CATCH-UP", "SKIPPED TICKS"])
         .style(Style::new().add_modifier(Modifier::BOLD));
     let widths = [
         Constraint::Fill(1),
@@ -299,6 +306,7 @@ fn render_flows(frame: &mut Frame, app: &App, area: Rect) {
         Constraint::Length(11),
         Constraint::Length(11),
         Constraint::Length(8),
+        Constraint::Fill(1),
     ];
     let table = Table::new(rows, widths).header(header).block(Block::bordered().title(" Flows "));
     frame.render_widget(table, area);

@@ -43,6 +43,7 @@ pub fn run(flow: &str, at: DateTime<Utc>, state: RunState, error: Option<&str>) 
         progress,
         window_start: Some(at.timestamp() - 3600),
         object: Some("Account".into()),
+        waiting: None,
     }
 }
 

@@ -40,6 +40,8 @@ fn app() -> App {
         last_success: Some(at("2026-11-25T08:01:00Z").timestamp()),
         catch_up_runs: 0,
         object: None,
+        ticks_skipped: 2,
+        skip_reason: Some("run salesforce_bulkapi_query_contact@2026-11-25T09:30:00Z is `job_created`".into()),
     }];
     app.push_log(pb::LogLine {
         at: at("2026-11-25T09:00:07Z").timestamp_millis(),
@@ -93,6 +95,8 @@ fn a_wide_terminal_adds_the_window_the_object_and_each_sink() {
     assert!(text.contains("[lake:12 warehouse:11]"), "{text}");
     assert!(text.contains("2026-11-25 09:00:00"), "{text}");
     assert!(text.contains("…bulkapi_query_contact"), "the flow keeps a column:\n{text}");
+    // The flows pane says how many ticks were skipped and which run held them back.
+    assert!(text.contains("SKIPPED TICKS") && text.contains("2 (run salesforce_bulkapi_query_contact@"), "{text}");
     // Between 80 and 150 columns the narrow table is used, its flow column wider.
     let text = screen(&crate::tests::app(), 130, 32);
     assert!(!text.contains("WINDOW") && text.contains("salesforce_bulkapi_query_contact"), "{text}");
@@ -114,6 +118,22 @@ fn enter_opens_the_detail_with_its_timeline_and_full_error() {
     app.on_key(code(KeyCode::Esc));
     assert_eq!(app.mode, Mode::Table);
     assert!(screen(&app, 80, 24).contains("Runs"));
+}
+
+#[test]
+fn the_detail_of_a_run_with_no_writer_says_why_it_waits() {
+    let mut app = app();
+    let run = sample::run("salesforce_bulkapi_query_account", at("2026-11-25T09:45:00Z"), RunState::Published, None);
+    let why = "no writer flow subscribes to salesforce_bulkapi.query_jobs.account";
+    let run = pb::Run { waiting: Some(why.into()), ..run };
+    app.apply(pb::RunChanges { snapshot: false, upserts: vec![run], removed: vec![] }).unwrap();
+    for _ in 0..5 {
+        app.on_key(code(KeyCode::Up));
+    }
+    let newest = "salesforce_bulkapi_query_account@2026-11-25T09:45:00Z";
+    assert_eq!(app.on_key(code(KeyCode::Enter)), Some(Action::Load(newest.into())));
+    let text = screen(&app, 160, 48);
+    assert!(text.contains(&format!("waiting    {why}")), "{text}");
 }
 
 #[test]

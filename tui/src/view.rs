@@ -10,6 +10,8 @@ pub struct RunView {
     pub progress: pb::Progress,
     pub window_start: Option<DateTime<Utc>>,
     pub object: Option<String>,
+    /// Why the run cannot move on, when the engine knows.
+    pub waiting: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +25,7 @@ impl RunView {
             progress: run.progress.unwrap_or_default(),
             window_start: run.window_start.and_then(|t| DateTime::from_timestamp(t, 0)),
             object: run.object,
+            waiting: run.waiting,
         })
     }
 

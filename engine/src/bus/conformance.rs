@@ -312,6 +312,32 @@ pub(crate) async fn limits_discard_old_messages(f: &mut dyn Fixture) {
     assert!(bus.publish(msg("new", "n2", "2"), WAIT).await.is_err(), "discard: new refuses when full");
 }
 
+/// What a stream no longer holds is reported missing (discarded by a limit, or the stream
+/// gone); what it holds, consumed or not, is not.
+pub(crate) async fn missing_reports_only_what_the_stream_lost(f: &mut dyn Fixture) {
+    let bus = f.bus();
+    let mut spec = stream("GONE", &["gone"]);
+    spec.max_messages = Some(3);
+    bus.ensure_stream(&spec).await.unwrap();
+    let mut seqs = Vec::new();
+    for i in 0..3 {
+        seqs.push(publish(&*bus, "gone", &format!("g{i}"), &i.to_string()).await.sequence);
+    }
+    assert_eq!(bus.missing("GONE", &seqs).await.unwrap(), Vec::<u64>::new(), "all held, none consumed");
+    // Consumed and acked: still in a limits stream, so not lost.
+    let mut c = bus.consumer(&patient("GONE", "gone", "gone")).await.unwrap();
+    ack_all(fetch_n(&mut *c, 3, WAIT).await).await;
+    assert_eq!(bus.missing("GONE", &seqs).await.unwrap(), Vec::<u64>::new());
+    // Two more push the two oldest out.
+    for i in 3..5 {
+        publish(&*bus, "gone", &format!("g{i}"), &i.to_string()).await;
+    }
+    assert_eq!(bus.missing("GONE", &seqs).await.unwrap(), seqs[..2].to_vec());
+    let beyond = seqs[2] + 100;
+    assert_eq!(bus.missing("GONE", &[seqs[2], beyond]).await.unwrap(), vec![beyond], "never stored");
+    assert_eq!(bus.missing("NO_SUCH_STREAM", &seqs).await.unwrap(), seqs, "the stream is gone");
+}
+
 /// Embedded only: nats-server 2.9 hands a pull request more than `max_ack_pending` messages, so
 /// the subscriber bounds what it holds itself rather than relying on the server.
 pub(crate) async fn max_ack_pending_bounds_what_is_in_flight(f: &mut dyn Fixture) {
@@ -353,6 +379,7 @@ macro_rules! conformance_tests {
             a_durable_consumer_resumes_after_a_restart,
             wildcards_route_and_filter,
             limits_discard_old_messages,
+            missing_reports_only_what_the_stream_lost,
             a_message_larger_than_max_payload_is_refused_not_truncated
         );
     };

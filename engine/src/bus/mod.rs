@@ -113,6 +113,10 @@ pub trait Bus: Send + Sync {
     fn consumer(&self, spec: &ConsumerSpec) -> BoxFuture<'_, Result<Box<dyn Consumer>, BusError>>;
     /// The largest message (payload plus headers) the bus accepts.
     fn max_payload(&self) -> usize;
+    /// Which of `sequences` stream `stream` no longer holds: discarded by its limits, purged,
+    /// deleted, or the stream itself gone. Proof that those messages are lost, as opposed to
+    /// not yet consumed. Errors only when the bus cannot be asked.
+    fn missing<'a>(&'a self, stream: &'a str, sequences: &'a [u64]) -> BoxFuture<'a, Result<Vec<u64>, BusError>>;
 }
 
 pub type SharedBus = Arc<dyn Bus>;

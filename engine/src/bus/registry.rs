@@ -107,6 +107,15 @@ impl BusRegistry {
         }
     }
 
+    /// Every bus this process has opened so far: where a published batch can be looked for.
+    pub async fn open_buses(&self) -> Vec<SharedBus> {
+        let mut buses: Vec<SharedBus> = self.connections.lock().await.values().cloned().collect();
+        if let Some(bus) = self.embedded.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            buses.push(Arc::new(bus));
+        }
+        buses
+    }
+
     pub fn embedded(&self) -> Result<EmbeddedBus, BusError> {
         let mut slot = self.embedded.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(bus) = &*slot {

@@ -360,9 +360,12 @@ impl Validator<'_> {
                 match compiled {
                     Ok(script) => TaskKind::Script { config, script },
                     Err(ScriptError::Syntax { line, message }) => {
-                        // A block scalar (`code: |`) starts on the line after its key.
-                        let offset = if node.get("code").is_some_and(is_block) { line } else { line.saturating_sub(1) };
-                        let mark = Mark { line: config.code.mark.line + offset, column: config.code.mark.column };
+                        // The scalar's mark is its first line of code: a block scalar's (`code: |`)
+                        // content line, an inline one's opening quote.
+                        let mark = Mark {
+                            line: config.code.mark.line + line.saturating_sub(1),
+                            column: config.code.mark.column,
+                        };
                         self.error(
                             mark,
                             config.code.path.clone(),
@@ -718,10 +721,6 @@ impl<'de> Deserialize<'de> for OneOrMany {
 /// Where `key` is written in a task's settings, or the task itself when it is not.
 fn at(node: &Node, key: &str) -> Mark {
     node.get(key).map_or(node.mark, |n| n.mark)
-}
-
-fn is_block(n: &Node) -> bool {
-    matches!(&n.value, NodeValue::Scalar(s) if s.block)
 }
 
 fn valid_flow_name(n: &str) -> bool {

@@ -64,6 +64,74 @@ fn line(pos: Position) -> usize {
     pos.line().unwrap_or(0)
 }
 
+/// Rhai places an error at the end of the input (an unclosed `{`, a missing `;`) on a line past the
+/// script's last, which would point past the end of the flow file. Such an error is placed on the
+/// line that opened the construct left open, else on the script's last line with code.
+fn syntax_error_line(code: &str, reported: usize) -> usize {
+    let lines = code.lines().count().max(1);
+    if reported >= 1 && reported <= lines {
+        return reported;
+    }
+    if let Some(open) = last_unclosed_line(code) {
+        return open;
+    }
+    code.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, _)| i + 1).last().unwrap_or(1)
+}
+
+/// The line of the innermost bracket still open at the end of `code`, skipping strings and comments.
+fn last_unclosed_line(code: &str) -> Option<usize> {
+    let mut open: Vec<usize> = Vec::new();
+    let mut line = 1;
+    let mut chars = code.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => line += 1,
+            '"' | '`' | '\'' => {
+                let mut escaped = false;
+                for s in chars.by_ref() {
+                    if s == '\n' {
+                        line += 1;
+                    }
+                    if escaped {
+                        escaped = false;
+                    } else if s == '\\' {
+                        escaped = true;
+                    } else if s == c {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'/') => {
+                for s in chars.by_ref() {
+                    if s == '\n' {
+                        line += 1;
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut star = false;
+                for s in chars.by_ref() {
+                    if s == '\n' {
+                        line += 1;
+                    }
+                    if star && s == '/' {
+                        break;
+                    }
+                    star = s == '*';
+                }
+            }
+            '{' | '(' | '[' => open.push(line),
+            '}' | ')' | ']' => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    open.pop()
+}
+
 fn engine(max_operations: u64) -> Engine {
     let mut engine = Engine::new();
     engine.set_max_operations(max_operations);
@@ -127,9 +195,10 @@ impl Script {
     }
 
     fn compile_with(code: &str, engine: Arc<Engine>) -> Result<Self, ScriptError> {
-        let ast = engine
-            .compile(code)
-            .map_err(|e| ScriptError::Syntax { line: line(e.position()), message: e.err_type().to_string() })?;
+        let ast = engine.compile(code).map_err(|e| ScriptError::Syntax {
+            line: syntax_error_line(code, line(e.position())),
+            message: e.err_type().to_string(),
+        })?;
         Ok(Self { ast: Arc::new(ast), engine })
     }
 
@@ -272,6 +341,17 @@ mod tests {
         assert!(err.starts_with("flow `flow1`, task `task1`: script failed at script line 2"), "{err}");
         let syntax = Script::compile("let a = ;").unwrap_err();
         assert!(matches!(syntax, ScriptError::Syntax { line: 1, .. }), "{syntax}");
+    }
+
+    #[test]
+    fn a_syntax_error_at_the_end_is_placed_inside_the_script() {
+        // The map opened on line 1 is never closed: Rhai reports the end of input, line 3.
+        let open = Script::compile("#{ a: 1,\n   b: \"}\" // }\n").unwrap_err();
+        assert!(matches!(open, ScriptError::Syntax { line: 1, .. }), "{open}");
+        let nested = Script::compile("let x = 1;\nif x > 0 {\n  foo(1, [2,\n").unwrap_err();
+        assert!(matches!(nested, ScriptError::Syntax { line: 3, .. }), "{nested}");
+        let dangling = Script::compile("let a = 1;\nlet b = a +\n\n").unwrap_err();
+        assert!(matches!(dangling, ScriptError::Syntax { line: 2, .. }), "{dangling}");
     }
 
     #[test]

@@ -27,7 +27,6 @@ pub enum NodeValue {
 pub struct Scalar {
     pub text: String,
     pub quoted: bool,
-    pub block: bool,
 }
 
 impl Scalar {
@@ -85,7 +84,7 @@ pub fn parse(source: &str) -> Result<Node, SyntaxError> {
     }
     Ok(builder.root.unwrap_or(Node {
         mark: Mark { line: 1, column: 1 },
-        value: NodeValue::Scalar(Scalar { text: String::new(), quoted: false, block: false }),
+        value: NodeValue::Scalar(Scalar { text: String::new(), quoted: false }),
     }))
 }
 
@@ -124,8 +123,7 @@ impl MarkedEventReceiver for Builder {
         match ev {
             Event::Scalar(text, style, anchor, _tag) => {
                 let quoted = !matches!(style, TScalarStyle::Plain);
-                let block = matches!(style, TScalarStyle::Literal | TScalarStyle::Folded);
-                let value = NodeValue::Scalar(Scalar { text, quoted, block });
+                let value = NodeValue::Scalar(Scalar { text, quoted });
                 self.push(Node { mark: at, value }, anchor);
             }
             Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(at, anchor, Vec::new())),

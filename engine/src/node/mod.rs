@@ -63,6 +63,10 @@ impl Node {
             flows.iter().cloned().partition(|f| f.require_leader_election && config.nats_url.is_some());
         let parts = build_all(&always, &build)?;
         build_all(&elected, &build)?;
+        // Every writer flow is registered now: a run left `published` for want of one may move on.
+        if let Err(e) = build.ledger.settle_published() {
+            tracing::warn!(error = %e, "cannot settle the runs left published");
+        }
         tracing::info!(flows = parts.len(), leader_elected = elected.len(), state = %config.state_dir.display(), "starting");
         let engine = Engine::start(parts).await;
         let election = match (&config.nats_url, elected.is_empty()) {
@@ -84,6 +88,7 @@ impl Node {
             build.ledger.clone(),
             build.salesforce.clone(),
             build.injector.clone(),
+            build.buses.clone(),
             config.job_poll_after,
         );
         let poller = tokio::spawn(poller.run());

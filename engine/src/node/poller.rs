@@ -5,13 +5,14 @@
 //! is a beta an org may not have enabled. So a run that has been quiet for `job_poll_after`
 //! (no state change, no progress) has its job polled; a finished job is handed to the listening
 //! flow as the completion event Salesforce would have sent, and that flow reads the results from
-//! the run's checkpoint on. A run stuck at `published` (a writer flow never got some batches: the
-//! stream's limits discarded them, or it was purged) has those batches marked unpublished and is
-//! handed over the same way, so they are fetched again by their locators and republished. A
+//! the run's checkpoint on. A run stuck at `published` whose unwritten batches the bus no longer
+//! holds (the stream's limits discarded them, or it was purged) has those batches marked
+//! unpublished and is handed over the same way, so they are fetched again by their locators and
+//! republished; batches still in the stream are left to their writer, however slow. A
 //! run whose job vanished in Salesforce (404: deleted, expired after 7 days, a refreshed org) gets
 //! a new job for the same query, recorded in its place, and goes on from `job_created`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,17 +20,19 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use crate::bus::registry::BusRegistry;
 use crate::event::Event;
 use crate::flow::{Flow, TaskKind};
 use crate::run::{Checkpoint, Update};
 use crate::run::{Ledger, RESULTS_STAGE, RunRecord, RunState, Transition};
 use crate::runtime::inject::Injector;
 use crate::salesforce::bulk::CreateJob;
+use crate::salesforce::job_create::{self, CreateGuard};
 use crate::salesforce::{Clients, SalesforceError, bulk};
 use crate::tasks::salesforce_bulkapi_query_job::config::{
     BulkQueryJobConfig, ColumnDelimiter, LineEnding, Operation, QueryOperation,
 };
-use crate::tasks::salesforce_bulkapi_query_job::processor::{INTENT_STAGE, adopt_job};
+use crate::tasks::salesforce_bulkapi_query_job::processor::INTENT_STAGE;
 
 /// The topic whose events the poller stands in for.
 pub const JOB_EVENT_TOPIC: &str = "/event/BulkApi2JobEvent";
@@ -38,6 +41,8 @@ pub struct Poller {
     pub ledger: Arc<Ledger>,
     pub clients: Arc<Clients>,
     pub injector: Arc<Injector>,
+    /// The buses, asked whether a batch stuck at `published` is still in its stream.
+    pub buses: Arc<BusRegistry>,
     pub quiet_after: Duration,
     /// Each query flow's job-creating task: its credentials file and job options.
     pub creators: HashMap<String, BulkQueryJobConfig>,
@@ -51,6 +56,7 @@ impl Poller {
         ledger: Arc<Ledger>,
         clients: Arc<Clients>,
         injector: Arc<Injector>,
+        buses: Arc<BusRegistry>,
         quiet_after: Duration,
     ) -> Self {
         let creators = flows
@@ -67,7 +73,7 @@ impl Poller {
         let listener = flows.iter().any(|f| {
             matches!(f.tasks.first().map(|t| &t.kind), Some(TaskKind::PubSubSubscriber(c)) if c.topic.name == JOB_EVENT_TOPIC)
         });
-        Self { ledger, clients, injector, quiet_after, creators, listener }
+        Self { ledger, clients, injector, buses, quiet_after, creators, listener }
     }
 
     pub async fn run(self) {
@@ -106,6 +112,44 @@ impl Poller {
         }
     }
 
+    /// The unwritten batches of a `published` run that the bus no longer holds. A batch still in
+    /// its stream is only waiting for a writer (slow, or backing off) and is left to it; one
+    /// published before the ledger kept batch locations counts as lost after `quiet_after`, as
+    /// before.
+    async fn lost_batches(&self, run: &RunRecord) -> Result<BTreeSet<u64>, String> {
+        let unwritten = self.ledger.unwritten_batches(run.id()).map_err(|e| e.to_string())?;
+        let mut lost = BTreeSet::new();
+        let mut by_stream: BTreeMap<String, Vec<(u64, Vec<u64>)>> = BTreeMap::new();
+        for (batch, stored) in unwritten {
+            match stored {
+                None => {
+                    lost.insert(batch);
+                }
+                Some(s) => by_stream.entry(s.stream).or_default().push((batch, s.sequences)),
+            }
+        }
+        if by_stream.is_empty() {
+            return Ok(lost);
+        }
+        let buses = self.buses.open_buses().await;
+        if buses.is_empty() {
+            return Err("no bus is open in this process".into());
+        }
+        for (stream, batches) in by_stream {
+            let sequences: Vec<u64> = batches.iter().flat_map(|(_, s)| s.iter().copied()).collect();
+            // No open bus with the stream: it was deleted, and everything in it with it.
+            let mut missing: BTreeSet<u64> = sequences.iter().copied().collect();
+            for bus in &buses {
+                if bus.stream_exists(&stream).await.map_err(|e| e.to_string())? {
+                    missing = bus.missing(&stream, &sequences).await.map_err(|e| e.to_string())?.into_iter().collect();
+                    break;
+                }
+            }
+            lost.extend(batches.into_iter().filter(|(_, s)| s.iter().any(|q| missing.contains(q))).map(|(b, _)| b));
+        }
+        Ok(lost)
+    }
+
     /// The run's last state change or recorded progress.
     fn last_activity(&self, run: &RunRecord) -> DateTime<Utc> {
         let progress = self.ledger.checkpoint(run.id(), RESULTS_STAGE).ok().flatten().map(|cp| cp.updated_at);
@@ -117,16 +161,25 @@ impl Poller {
         let (Some(job), Some(creator)) = (run.job_id(), self.creators.get(run.flow())) else { return false };
         match run.state() {
             RunState::JobCreated | RunState::CompletedEvent | RunState::ResultsFetched => {}
-            RunState::Published => match self.ledger.unpublish_unwritten(run.id()) {
-                Ok(0) => return false,
-                Ok(n) => {
-                    tracing::warn!(run = %run.id(), batches = n, "batches published but never written: the bus lost them; fetching them again")
+            RunState::Published => {
+                let lost = match self.lost_batches(run).await {
+                    Ok(lost) if lost.is_empty() => return false,
+                    Ok(lost) => lost,
+                    Err(e) => {
+                        tracing::warn!(run = %run.id(), error = %e, "cannot ask the bus whether it still holds the run's unwritten batches");
+                        return false;
+                    }
+                };
+                match self.ledger.unpublish(run.id(), &lost) {
+                    Ok(n) => {
+                        tracing::warn!(run = %run.id(), batches = n, "batches published but never written: the bus lost them; fetching them again")
+                    }
+                    Err(e) => {
+                        tracing::warn!(run = %run.id(), error = %e, "cannot mark lost batches");
+                        return false;
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(run = %run.id(), error = %e, "cannot mark lost batches");
-                    return false;
-                }
-            },
+            }
             _ => return false,
         }
         let client = match self.clients.get(Path::new(&creator.credentials_path)) {
@@ -179,41 +232,43 @@ impl Poller {
             );
             return;
         };
-        // The new job's intent is recorded before its POST, so a crash between the two is followed
-        // by adopting the job the POST made, not by a second one (as the job-creating task does).
-        let recreating = self.ledger.checkpoint(run.id(), RECREATE_STAGE).ok().flatten();
-        let adopted = match recreating.filter(|cp| cp.input.get("old_job").and_then(|j| j.as_str()) == Some(job)) {
-            Some(cp) => {
-                let taken = |id: &str| id == job || self.ledger.run_for_job(id).ok().flatten().is_some();
-                match adopt_job(client, cp.updated_at, soql, operation, &taken).await {
-                    Ok(found) => found,
-                    Err(e) => {
-                        tracing::warn!(run = %run.id(), error = %e, "cannot list jobs to adopt the re-created one; trying again later");
-                        return;
-                    }
-                }
-            }
-            None => {
-                let intent = Checkpoint::new(RECREATE_STAGE, json!({ "old_job": job }));
-                if let Err(e) = self.ledger.update(run.id(), &Update::new().checkpoint(intent)) {
-                    tracing::warn!(run = %run.id(), error = %e, "cannot record the intent to re-create the job");
-                    return;
-                }
-                None
-            }
-        };
         let request = CreateJob {
             soql,
             operation,
             column_delimiter: creator.column_delimiter.unwrap_or(ColumnDelimiter::Comma),
             line_ending: creator.line_ending.unwrap_or(LineEnding::Lf),
         };
+        let taken = |id: &str| id == job || self.ledger.run_for_job(id).ok().flatten().is_some();
+        // The new job's intent is recorded before each POST, so a crash between the two is
+        // followed by adopting the job the POST made, not by a second one (as the job-creating
+        // task does).
+        let recreating = self.ledger.checkpoint(run.id(), RECREATE_STAGE).ok().flatten();
+        let adopted = match recreating.filter(|cp| cp.input.get("old_job").and_then(|j| j.as_str()) == Some(job)) {
+            Some(cp) => match job_create::find_own_job(client, cp.updated_at, &request, &taken).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(run = %run.id(), error = %e, "cannot list jobs to adopt the re-created one; trying again later");
+                    return;
+                }
+            },
+            None => None,
+        };
         let created = match adopted {
             Some(found) => {
                 tracing::info!(run = %run.id(), job = found.id, "adopted the job re-created before a restart");
                 Ok(found)
             }
-            None => bulk::create_job(client, &request).await,
+            None => {
+                let mut record_intent = || {
+                    let intent = Checkpoint::new(RECREATE_STAGE, json!({ "old_job": job }));
+                    self.ledger
+                        .update(run.id(), &Update::new().checkpoint(intent))
+                        .map(|r| r.updated_at())
+                        .map_err(|e| SalesforceError::State(e.to_string()))
+                };
+                let guard = CreateGuard { taken: &taken, before_post: &mut record_intent };
+                job_create::create_job(client, &request, guard).await
+            }
         };
         match created {
             Ok(new) => match self.ledger.replace_job(

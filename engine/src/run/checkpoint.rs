@@ -32,10 +32,74 @@ impl Record for Checkpoint {
     const TREE: Tree = Tree::Checkpoints;
     /// 2: per-page marks (locator, rows, batches) and the subjects batches were published on.
     /// 3: the bus generation.
-    const VERSION: u16 = 3;
+    /// 4: where the bus stored each batch (stream and message sequences).
+    const VERSION: u16 = 4;
 
     fn upgrade(version: u16, body: &[u8]) -> Option<Result<Self, String>> {
-        (version == 2).then(|| crate::store::record::decode_body::<v2::Checkpoint>(body).map(Self::from))
+        use crate::store::record::decode_body;
+        match version {
+            2 => Some(decode_body::<v2::Checkpoint>(body).map(Self::from)),
+            3 => Some(decode_body::<v3::Checkpoint>(body).map(Self::from)),
+            _ => None,
+        }
+    }
+}
+
+/// Version 3 of the record, as written by releases before batch locations.
+mod v3 {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use chrono::{DateTime, Utc};
+    use serde::Deserialize;
+
+    use super::PageMark;
+    use crate::store::record::json_string;
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub struct Checkpoint {
+        pub stage: String,
+        #[serde(with = "json_string")]
+        pub input: serde_json::Value,
+        pub progress: StageProgress,
+        pub updated_at: DateTime<Utc>,
+    }
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub struct StageProgress {
+        pub next_locator: Option<String>,
+        pub pages_fetched: u64,
+        pub pages: Vec<PageMark>,
+        pub records_fetched: u64,
+        pub batches_fetched: u64,
+        pub batches_published: BTreeSet<u64>,
+        pub subjects: BTreeSet<String>,
+        pub batches_written: BTreeMap<String, BTreeSet<u64>>,
+        pub bus_generation: u32,
+    }
+}
+
+impl From<v3::Checkpoint> for Checkpoint {
+    fn from(old: v3::Checkpoint) -> Self {
+        let p = old.progress;
+        Self {
+            stage: old.stage,
+            input: old.input,
+            progress: StageProgress {
+                next_locator: p.next_locator,
+                pages_fetched: p.pages_fetched,
+                pages: p.pages,
+                records_fetched: p.records_fetched,
+                batches_fetched: p.batches_fetched,
+                batches_published: p.batches_published,
+                subjects: p.subjects,
+                batches_written: p.batches_written,
+                bus_generation: p.bus_generation,
+                stored: BTreeMap::new(),
+            },
+            updated_at: old.updated_at,
+        }
     }
 }
 
@@ -89,6 +153,7 @@ impl From<v2::Checkpoint> for Checkpoint {
                 subjects: p.subjects,
                 batches_written: p.batches_written,
                 bus_generation: 0,
+                stored: BTreeMap::new(),
             },
             updated_at: old.updated_at,
         }
@@ -129,6 +194,17 @@ pub struct StageProgress {
     /// ids carry it past the first time: a purged stream still remembers the ids it deduplicates
     /// (for its `duplicate_window`), and would drop the republished batches as duplicates.
     pub bus_generation: u32,
+    /// Where the bus stored each published batch: so a batch is fetched again only once the bus
+    /// shows it lost (no longer in its stream), never merely because its writer is slow.
+    pub stored: BTreeMap<u64, StoredBatch>,
+}
+
+/// A published batch's place on the bus.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredBatch {
+    pub stream: String,
+    /// The stream sequence of each of its messages (a large batch is split in several).
+    pub sequences: Vec<u64>,
 }
 
 impl StageProgress {
@@ -251,9 +327,37 @@ mod tests {
         assert_eq!(cp.progress.batches_published, [0, 1].into());
         assert_eq!(cp.progress.batches_written["w"], [1].into());
         assert_eq!(cp.progress.bus_generation, 0);
-        let mut newer = 4u16.to_be_bytes().to_vec();
+        let mut newer = 5u16.to_be_bytes().to_vec();
         newer.extend_from_slice(&bytes[2..]);
         assert!(decode::<Checkpoint>(b"k", &newer).is_err(), "a newer record is refused");
+    }
+
+    /// A store written before batch locations (version 3) is read with none: its batches are
+    /// treated as the previous release did.
+    #[test]
+    fn a_version_3_checkpoint_is_read_without_batch_locations() {
+        let old = v3::Checkpoint {
+            stage: RESULTS_STAGE.into(),
+            input: serde_json::json!({"data": {"id": "750A"}}),
+            progress: v3::StageProgress {
+                next_locator: None,
+                pages_fetched: 1,
+                pages: vec![PageMark { locator: None, rows: 10, batches: 2 }],
+                records_fetched: 10,
+                batches_fetched: 2,
+                batches_published: [0, 1].into(),
+                subjects: ["s".to_string()].into(),
+                batches_written: [("w".to_string(), [1].into())].into(),
+                bus_generation: 2,
+            },
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        let mut bytes = 3u16.to_be_bytes().to_vec();
+        bytes.extend(bincode::serde::encode_to_vec(&old, bincode::config::standard()).unwrap());
+        let cp: Checkpoint = decode(b"k", &bytes).unwrap();
+        assert_eq!(cp.progress.bus_generation, 2);
+        assert_eq!(cp.progress.batches_written["w"], [1].into());
+        assert!(cp.progress.stored.is_empty());
     }
 
     #[test]
@@ -264,6 +368,7 @@ mod tests {
         );
         cp.progress.page_fetched(0, PageMark { locator: None, rows: 10, batches: 1 }, Some("MjAwMDA".into()));
         cp.progress.mark_written("s3", 0);
+        cp.progress.stored.insert(0, StoredBatch { stream: "salesforce_bulkapi".into(), sequences: vec![7, 8] });
         let bytes = encode(b"k", &cp).unwrap();
         assert_eq!(decode::<Checkpoint>(b"k", &bytes).unwrap(), cp);
     }

@@ -15,10 +15,10 @@ mod record;
 mod state;
 mod transition;
 
-pub use checkpoint::{Checkpoint, PageMark, RESULTS_STAGE, StageProgress};
+pub use checkpoint::{Checkpoint, PageMark, RESULTS_STAGE, StageProgress, StoredBatch};
 pub use error::LedgerError;
 pub use id::{InvalidRunId, RunId};
-pub use ledger::{Consumer, Ledger, OpenedRun, RunFilter, Update};
+pub use ledger::{Consumer, Ledger, OpenedRun, RunFilter, SkippedTicks, Update, WAITING_STAGE};
 pub use marks::{Lease, watermark_after};
 pub use record::{HistoryEntry, RunRecord};
 pub use state::{RunState, UnknownRunState};

@@ -17,6 +17,9 @@ pub struct Session {
     pub instance_url: String,
     /// From the identity URL's second-to-last segment; the Pub/Sub API wants it as `tenantid`.
     pub org_id: String,
+    /// The user the token acts as, from the identity URL's last segment: the `createdById` of the
+    /// jobs this session creates, which is how a job is recognised as ours.
+    pub user_id: String,
 }
 
 #[derive(Deserialize)]
@@ -84,12 +87,21 @@ pub async fn login(http: &reqwest::Client, creds: &SalesforceCredentials) -> Res
         error: "bad_response".into(),
         description: e.to_string(),
     })?;
-    let org_id = token.id.trim_end_matches('/').rsplit('/').nth(1).unwrap_or_default().to_string();
+    let (org_id, user_id) = identity_ids(&token.id);
     Ok(Session {
         access_token: Secret::new(token.access_token),
         instance_url: token.instance_url.trim_end_matches('/').to_string(),
         org_id,
+        user_id,
     })
+}
+
+/// The org and user ids of an identity URL (`https://login.salesforce.com/id/00D.../005...`).
+fn identity_ids(id_url: &str) -> (String, String) {
+    let mut segments = id_url.trim_end_matches('/').rsplit('/');
+    let user = segments.next().unwrap_or_default().to_string();
+    let org = segments.next().unwrap_or_default().to_string();
+    if org.starts_with("00D") && user.starts_with("005") { (org, user) } else { (org, String::new()) }
 }
 
 /// The audience Salesforce expects: its login hosts for My Domain URLs, else the login URL itself
@@ -134,6 +146,14 @@ fn jwt_assertion(creds: &SalesforceCredentials) -> Result<String, SalesforceErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identity_urls() {
+        let (org, user) = identity_ids("https://login.salesforce.com/id/00D5g000004ABCDEAS/0055g00000XYZabAAH");
+        assert_eq!((org.as_str(), user.as_str()), ("00D5g000004ABCDEAS", "0055g00000XYZabAAH"));
+        // No identity URL: no user to recognise jobs by, so none is ever taken as ours.
+        assert_eq!(identity_ids(""), (String::new(), String::new()));
+    }
 
     #[test]
     fn audiences() {

@@ -72,7 +72,7 @@ pub fn delimiter_byte(name: &str) -> u8 {
     }
 }
 
-fn delimiter_name(d: ColumnDelimiter) -> &'static str {
+pub fn delimiter_name(d: ColumnDelimiter) -> &'static str {
     match d {
         ColumnDelimiter::Comma => "COMMA",
         ColumnDelimiter::Tab => "TAB",
@@ -89,6 +89,7 @@ async fn json_body(what: &str, r: reqwest::Response) -> Result<Value, Salesforce
         .map_err(|e| SalesforceError::Transport { what: what.into(), reason: e.without_url().to_string() })
 }
 
+#[derive(Debug, Clone, Copy)]
 pub struct CreateJob<'a> {
     pub soql: &'a str,
     pub operation: QueryOperation,
@@ -96,21 +97,40 @@ pub struct CreateJob<'a> {
     pub line_ending: LineEnding,
 }
 
-pub async fn create_job(client: &SalesforceClient, job: &CreateJob<'_>) -> Result<JobInfo, SalesforceError> {
+/// One POST of a new job, bounded by [`CREATE_TIMEOUT`](super::job_create::CREATE_TIMEOUT) and
+/// never repeated here: a lost answer may hide a job made, so
+/// [`create_job`](super::job_create::create_job) looks for it before posting again.
+pub async fn post_job(client: &SalesforceClient, job: &CreateJob<'_>) -> Result<JobInfo, SalesforceError> {
     let body = json!({
-        "operation": match job.operation { QueryOperation::Query => "query", QueryOperation::QueryAll => "queryAll" },
+        "operation": operation_name(job.operation),
         "query": job.soql,
         "contentType": "CSV",
         "columnDelimiter": delimiter_name(job.column_delimiter),
-        "lineEnding": match job.line_ending { LineEnding::Lf => "LF", LineEnding::Crlf => "CRLF" },
+        "lineEnding": line_ending_name(job.line_ending),
     });
     let version = client.api_version().to_string();
     let r = client
-        .send("create query job", |http, s| {
-            http.post(format!("{}/jobs/query", SalesforceClient::data_url(s, &version))).json(&body)
+        .send_once("create query job", |http, s| {
+            http.post(format!("{}/jobs/query", SalesforceClient::data_url(s, &version)))
+                .timeout(super::job_create::CREATE_TIMEOUT)
+                .json(&body)
         })
         .await?;
     JobInfo::from_json(json_body("create query job", r).await?)
+}
+
+pub fn operation_name(operation: QueryOperation) -> &'static str {
+    match operation {
+        QueryOperation::Query => "query",
+        QueryOperation::QueryAll => "queryAll",
+    }
+}
+
+pub fn line_ending_name(line_ending: LineEnding) -> &'static str {
+    match line_ending {
+        LineEnding::Lf => "LF",
+        LineEnding::Crlf => "CRLF",
+    }
 }
 
 pub async fn get_job(client: &SalesforceClient, job_id: &str) -> Result<JobInfo, SalesforceError> {

@@ -134,6 +134,25 @@ impl SalesforceClient {
         what: &str,
         build: impl Fn(&reqwest::Client, &Session) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, SalesforceError> {
+        self.send_attempts(what, self.retry.attempts, build).await
+    }
+
+    /// One attempt (and one more after a new login on 401): for requests that must not be sent
+    /// blindly again, such as a job create, whose lost answer may hide a job made.
+    pub async fn send_once(
+        &self,
+        what: &str,
+        build: impl Fn(&reqwest::Client, &Session) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, SalesforceError> {
+        self.send_attempts(what, 1, build).await
+    }
+
+    async fn send_attempts(
+        &self,
+        what: &str,
+        attempts: u32,
+        build: impl Fn(&reqwest::Client, &Session) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, SalesforceError> {
         let mut session = self.session().await?;
         let mut refreshed = false;
         let mut attempt = 1;
@@ -153,7 +172,7 @@ impl SalesforceClient {
                 }
                 Err(e) => SalesforceError::Transport { what: what.to_string(), reason: e.without_url().to_string() },
             };
-            if error.is_retryable() && attempt < self.retry.attempts {
+            if error.is_retryable() && attempt < attempts {
                 let wait = self.retry.backoff(attempt);
                 tracing::warn!(what, attempt, error = %error, wait = ?wait, "Salesforce call failed; retrying");
                 tokio::time::sleep(wait).await;

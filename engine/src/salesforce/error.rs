@@ -29,6 +29,8 @@ pub enum SalesforceError {
     Csv { job_id: String, page: u64, reason: String },
     #[error("{0}")]
     Config(String),
+    #[error("state store: {0}")]
+    State(String),
 }
 
 impl SalesforceError {

@@ -6,6 +6,7 @@ pub mod client;
 pub mod credentials;
 pub mod csv_batches;
 pub mod error;
+pub mod job_create;
 pub mod results;
 pub mod secret;
 

@@ -60,8 +60,30 @@ pub async fn create(
     let soql_text = request.query.ok_or_else(|| required("query"))?;
     // Parsing already refused anything but CSV; there is nothing else to choose.
     let ContentType::Csv = request.content_type.unwrap_or(ContentType::Csv);
-    let query = soql::parse(&soql_text).map_err(soql_error)?;
+    let new = NewJob {
+        operation,
+        soql: soql_text,
+        api_version,
+        column_delimiter: request.column_delimiter.unwrap_or_default(),
+        line_ending: request.line_ending.unwrap_or_default(),
+        created_by_id: app.identity.user_id.clone(),
+    };
+    Ok(Json(create_job(&app, new).await?).into_response())
+}
 
+/// A job to create, from the API or from `POST /__sim/jobs`.
+pub struct NewJob {
+    pub operation: Operation,
+    pub soql: String,
+    pub api_version: String,
+    pub column_delimiter: ColumnDelimiter,
+    pub line_ending: LineEnding,
+    pub created_by_id: String,
+}
+
+/// Creates a job: runs its query now and schedules its states. Answers the create view.
+pub async fn create_job(app: &Arc<AppState>, new: NewJob) -> Result<Value, ApiError> {
+    let query = soql::parse(&new.soql).map_err(soql_error)?;
     // The query runs now, so bad fields fail the create with 400 as on the real API; its snapshot
     // is what the job's results serve, whatever the data does afterwards.
     let data = app.data.clone();
@@ -79,15 +101,15 @@ pub async fn create(
     let latency = chrono::Duration::from_std(app.settings.job_latency).unwrap_or(chrono::Duration::MAX);
     let record = JobRecord {
         id: ids::new_id("750"),
-        operation,
+        operation: new.operation,
         object,
-        created_by_id: app.identity.user_id.clone(),
+        created_by_id: new.created_by_id,
         created_date: now,
         system_modstamp: now,
         state: JobState::UploadComplete,
-        api_version,
-        column_delimiter: request.column_delimiter.unwrap_or_default(),
-        line_ending: request.line_ending.unwrap_or_default(),
+        api_version: new.api_version,
+        column_delimiter: new.column_delimiter,
+        line_ending: new.line_ending,
         row_count: results.len() as u64,
         error_message: None,
         planned_failure: app.faults.take_job_failure(),
@@ -107,14 +129,14 @@ pub async fn create(
         });
     }
     app.stats.job_created(&record.object);
-    tracing::info!(job = %record.id, object = %record.object, rows = record.row_count, "query job created");
+    tracing::info!(job = %record.id, object = %record.object, rows = record.row_count, created_by = %record.created_by_id, "query job created");
     {
         let mut jobs = lock(&app.jobs);
         jobs.insert(record.id.clone(), Job { record, results: Some(results) });
         app.persist_jobs(&jobs);
     }
     app.emit(event);
-    Ok(Json(view).into_response())
+    Ok(view)
 }
 
 pub async fn get_job(

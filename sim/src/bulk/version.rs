@@ -7,6 +7,9 @@ const FIRST_QUERY_VERSION: u32 = 47;
 /// Newest version the simulator answers to (Spring '26).
 const LATEST_VERSION: u32 = 66;
 
+/// The version of jobs made outside the API (`POST /__sim/jobs`).
+pub const DEFAULT: &str = "63.0";
+
 /// `v63.0` → `63.0`, or 404 as the real API gives for a version it does not serve.
 pub fn parse(segment: &str) -> Result<String, ApiError> {
     let number = segment.strip_prefix('v').ok_or_else(ApiError::not_found)?;

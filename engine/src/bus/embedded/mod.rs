@@ -135,6 +135,10 @@ impl Bus for EmbeddedBus {
         })
     }
 
+    fn missing<'a>(&'a self, stream: &'a str, sequences: &'a [u64]) -> BoxFuture<'a, Result<Vec<u64>, BusError>> {
+        Box::pin(async move { self.inner.missing(stream, sequences) })
+    }
+
     fn max_payload(&self) -> usize {
         EMBEDDED_MAX_PAYLOAD
     }

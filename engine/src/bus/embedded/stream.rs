@@ -132,6 +132,21 @@ impl Inner {
         Ok(PubAck { stream: name, sequence: seq, duplicate: false })
     }
 
+    /// The sequences of `sequences` that `name` does not hold (messages leave only from the head,
+    /// but each is looked up: what matters is whether it is there).
+    pub(super) fn missing(&self, name: &str, sequences: &[u64]) -> Result<Vec<u64>, BusError> {
+        let Some(stream) = self.stream(name)? else { return Ok(sequences.to_vec()) };
+        let mut missing = Vec::new();
+        for &seq in sequences {
+            let held = (stream.first_seq..=stream.last_seq).contains(&seq)
+                && self.tree.contains_key(message_key(name, seq)).map_err(store_err("read"))?;
+            if !held {
+                missing.push(seq);
+            }
+        }
+        Ok(missing)
+    }
+
     /// Applies `max_age` and, after a config change, the size limits; adds removals to `batch`.
     pub(super) fn enforce_limits(
         &self,

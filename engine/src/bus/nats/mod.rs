@@ -193,6 +193,36 @@ impl Bus for NatsBus {
         })
     }
 
+    fn missing<'a>(&'a self, stream: &'a str, sequences: &'a [u64]) -> BoxFuture<'a, Result<Vec<u64>, BusError>> {
+        Box::pin(async move {
+            let mut handle = match self.js.get_stream(stream).await {
+                Ok(s) => s,
+                Err(e) if is_not_found(&e) => return Ok(sequences.to_vec()),
+                Err(e) => return Err(BusError::nats("looking up the stream", e)),
+            };
+            let state = handle.info().await.map_err(|e| BusError::nats("reading the stream's state", e))?.state.clone();
+            let mut missing = Vec::new();
+            for &seq in sequences {
+                let in_range = seq >= state.first_sequence && seq <= state.last_sequence;
+                // Inside the range a message can still have been deleted on its own (interest
+                // retention, a delete by hand): ask for it when the stream has any such gaps.
+                let held = in_range
+                    && (state.deleted_count.unwrap_or(0) == 0
+                        || match handle.get_raw_message(seq).await {
+                            Ok(_) => true,
+                            Err(e) if matches!(e.kind(), jetstream::stream::RawMessageErrorKind::NoMessageFound) => {
+                                false
+                            }
+                            Err(e) => return Err(BusError::nats("looking up a message", e)),
+                        });
+                if !held {
+                    missing.push(seq);
+                }
+            }
+            Ok(missing)
+        })
+    }
+
     fn consumer(&self, spec: &ConsumerSpec) -> BoxFuture<'_, Result<Box<dyn Consumer>, BusError>> {
         let spec = spec.clone();
         Box::pin(async move {

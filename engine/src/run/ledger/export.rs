@@ -5,11 +5,15 @@
 //! progress durably and then [`Ledger::settle`]s the run: moves it on as far as its recorded
 //! progress allows. Whichever task records the last piece of a stage advances the run.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde_json::{Map, Value};
 
 use super::Ledger;
 use crate::bus::subject;
-use crate::run::{Checkpoint, LedgerError, PageMark, RESULTS_STAGE, RunId, RunRecord, RunState, Transition, Update};
+use crate::run::{
+    Checkpoint, LedgerError, PageMark, RESULTS_STAGE, RunId, RunRecord, RunState, StoredBatch, Transition, Update,
+};
 
 /// A writer flow of this engine and the subjects it subscribes to: every run whose batches were
 /// published on a matching subject is `written` only once this flow has written all of them.
@@ -21,6 +25,10 @@ pub struct Consumer {
 
 /// More state changes than a run has stages means something keeps undoing them.
 const MAX_SETTLE_STEPS: usize = 8;
+
+/// The checkpoint that says why a `published` run cannot become `written` (its `input.reason`),
+/// so `runs show`, the TUI and `/metrics` can say it, with the engine running or not.
+pub const WAITING_STAGE: &str = "waiting";
 
 impl Ledger {
     /// Declares that writer flow `flow` consumes the batches published on subjects matching
@@ -104,10 +112,25 @@ impl Ledger {
 
     /// Records that the bus acknowledged batch `seq` of the run, published on `subject`.
     pub fn batch_published(&self, run: &RunId, seq: u64, subject: &str) -> Result<RunRecord, LedgerError> {
+        self.batch_stored(run, seq, subject, None)
+    }
+
+    /// Records that the bus acknowledged batch `seq` of the run, published on `subject` and
+    /// stored where `stored` says (which later shows whether the bus still holds it).
+    pub fn batch_stored(
+        &self,
+        run: &RunId,
+        seq: u64,
+        subject: &str,
+        stored: Option<StoredBatch>,
+    ) -> Result<RunRecord, LedgerError> {
         self.update_progress(run, RESULTS_STAGE, |p| {
             p.mark_published(seq);
             if !p.subjects.contains(subject) {
                 p.subjects.insert(subject.to_owned());
+            }
+            if let Some(stored) = &stored {
+                p.stored.insert(seq, stored.clone());
             }
         })?;
         self.settle(run)
@@ -138,23 +161,34 @@ impl Ledger {
         Ok(self.checkpoint(&run, RESULTS_STAGE)?.map(|_| (run, seq)))
     }
 
-    /// Forgets the bus's acknowledgement of every batch some writer flow has not written: the
-    /// bus lost them (its limits discarded them, or it was purged), so they must be fetched and
-    /// published again. Returns how many batches that is.
-    pub fn unpublish_unwritten(&self, run: &RunId) -> Result<usize, LedgerError> {
-        let Some(total) = self.get_run(run)?.and_then(|r| r.total_batches()) else { return Ok(0) };
-        let cp = self
-            .checkpoint(run, RESULTS_STAGE)?
-            .ok_or_else(|| LedgerError::NoCheckpoint { run: run.clone(), stage: RESULTS_STAGE.to_owned() })?;
+    /// The batches of a `published` run that some writer flow subscribed to its subjects has not
+    /// written, each with where the bus stored it (`None` for batches published before the
+    /// ledger kept that).
+    pub fn unwritten_batches(&self, run: &RunId) -> Result<BTreeMap<u64, Option<StoredBatch>>, LedgerError> {
+        let Some(total) = self.get_run(run)?.and_then(|r| r.total_batches()) else { return Ok(BTreeMap::new()) };
+        let Some(cp) = self.checkpoint(run, RESULTS_STAGE)? else { return Ok(BTreeMap::new()) };
         let sinks = self.consumers_of(&cp.progress.subjects);
-        let lost: std::collections::BTreeSet<u64> =
-            sinks.iter().flat_map(|s| cp.progress.unwritten(s, total).collect::<Vec<_>>()).collect();
-        if !lost.is_empty() {
-            self.update_progress(run, RESULTS_STAGE, |p| {
-                p.batches_published.retain(|b| !lost.contains(b));
-                p.bus_generation += 1;
-            })?;
+        Ok(sinks
+            .iter()
+            .flat_map(|s| cp.progress.unwritten(s, total).collect::<Vec<_>>())
+            .filter(|b| cp.progress.batches_published.contains(b))
+            .map(|b| (b, cp.progress.stored.get(&b).cloned()))
+            .collect())
+    }
+
+    /// Forgets the bus's acknowledgement of batches the bus lost (its limits discarded them, or
+    /// it was purged), so they are fetched and published again, under new message ids.
+    pub fn unpublish(&self, run: &RunId, lost: &BTreeSet<u64>) -> Result<usize, LedgerError> {
+        if lost.is_empty() {
+            return Ok(0);
         }
+        self.checkpoint(run, RESULTS_STAGE)?
+            .ok_or_else(|| LedgerError::NoCheckpoint { run: run.clone(), stage: RESULTS_STAGE.to_owned() })?;
+        self.update_progress(run, RESULTS_STAGE, |p| {
+            p.batches_published.retain(|b| !lost.contains(b));
+            p.stored.retain(|b, _| !lost.contains(b));
+            p.bus_generation += 1;
+        })?;
         Ok(lost.len())
     }
 
@@ -167,7 +201,9 @@ impl Ledger {
 
     /// Moves the run on as far as its recorded progress allows: `results_fetched` → `published`
     /// once the bus acknowledged every batch, `published` → `written` once every writer flow
-    /// subscribed to the run's subjects wrote every batch (which raises the watermark).
+    /// subscribed to the run's subjects wrote every batch (which raises the watermark). A run
+    /// with batches and no writer flow subscribed stays `published`, with the reason recorded: a
+    /// bus keeps batches only so long, so calling it written would lose them silently.
     pub fn settle(&self, run: &RunId) -> Result<RunRecord, LedgerError> {
         for _ in 0..MAX_SETTLE_STEPS {
             let record = self.get_run(run)?.ok_or_else(|| LedgerError::UnknownRun(run.clone()))?;
@@ -179,11 +215,22 @@ impl Ledger {
                 RunState::ResultsFetched if progress.unpublished(total).next().is_none() => RunState::Published,
                 RunState::Published => {
                     let sinks = self.consumers_of(&progress.subjects);
-                    if !sinks.iter().all(|sink| progress.unwritten(sink, total).next().is_none()) {
+                    let waiting = self.waiting_reason(run)?;
+                    if sinks.is_empty() && total > 0 {
+                        let subjects = progress.subjects.iter().cloned().collect::<Vec<_>>().join(", ");
+                        let reason = format!("no writer flow subscribes to {subjects}");
+                        if waiting.as_deref() != Some(reason.as_str()) {
+                            tracing::warn!(run = %run, subjects, "run stays published: {reason}; the bus holds its batches until a writer flow for them starts (or `bulkflow runs cancel`)");
+                            let note = Checkpoint::new(WAITING_STAGE, serde_json::json!({ "reason": reason }));
+                            return self.update(run, &Update::new().checkpoint(note));
+                        }
                         return Ok(record);
                     }
-                    if sinks.is_empty() && total > 0 {
-                        tracing::warn!(run = %run, subjects = ?progress.subjects, "no writer flow of this engine subscribes to the run's subjects; the bus holds its batches");
+                    if waiting.is_some() {
+                        self.update(run, &Update::new().drop_checkpoint(WAITING_STAGE))?;
+                    }
+                    if !sinks.iter().all(|sink| progress.unwritten(sink, total).next().is_none()) {
+                        return Ok(record);
                     }
                     RunState::Written
                 }
@@ -201,6 +248,22 @@ impl Ledger {
             }
         }
         Err(LedgerError::Contention { what: format!("settling run {run}"), attempts: MAX_SETTLE_STEPS })
+    }
+
+    /// Why the run cannot move on (see [`WAITING_STAGE`]), if something recorded it.
+    pub fn waiting_reason(&self, run: &RunId) -> Result<Option<String>, LedgerError> {
+        Ok(self
+            .checkpoint(run, WAITING_STAGE)?
+            .and_then(|cp| cp.input.get("reason").and_then(Value::as_str).map(str::to_owned)))
+    }
+
+    /// Settles every `published` run: after a start, a writer flow now present may let one move
+    /// on, or a run's reason to wait may have changed.
+    pub fn settle_published(&self) -> Result<(), LedgerError> {
+        for run in self.list_runs(&crate::run::RunFilter { flow: None, state: Some(RunState::Published) })? {
+            self.settle(run.id())?;
+        }
+        Ok(())
     }
 }
 
@@ -271,6 +334,38 @@ mod tests {
     }
 
     #[test]
+    fn a_run_with_batches_and_no_writer_stays_published_and_says_why_until_a_writer_wrote_them() {
+        let (ledger, id) = reading();
+        ledger.register_consumer("writer_contact", "salesforce_bulkapi.query_jobs.contact");
+        let subject = "salesforce_bulkapi.query_jobs.account";
+        ledger.page_fetched(&id, 0, page(None, 2), None).unwrap();
+        ledger.batch_published(&id, 0, subject).unwrap();
+        ledger.batch_published(&id, 1, subject).unwrap();
+        assert_eq!(state(&ledger, &id), RunState::Published);
+        assert_eq!(
+            ledger.waiting_reason(&id).unwrap().as_deref(),
+            Some("no writer flow subscribes to salesforce_bulkapi.query_jobs.account")
+        );
+        ledger.settle_published().unwrap();
+        assert_eq!(state(&ledger, &id), RunState::Published);
+        assert_eq!(ledger.watermark("q").unwrap(), None, "the watermark does not move");
+        // A restart with the writer flow: the run waits for it, no longer for a writer to appear.
+        ledger.register_consumer("writer_account", subject);
+        ledger.settle_published().unwrap();
+        assert_eq!(ledger.waiting_reason(&id).unwrap(), None);
+        assert_eq!(state(&ledger, &id), RunState::Published);
+        ledger.batch_written(&id, "writer_account", 0).unwrap();
+        ledger.batch_written(&id, "writer_account", 1).unwrap();
+        assert_eq!(state(&ledger, &id), RunState::Written);
+        assert_eq!(ledger.watermark("q").unwrap(), Some(at("2026-11-25T09:05:00Z").timestamp()));
+
+        // No records, no batches: nothing to write, written at once even without a writer.
+        let (ledger, id) = reading();
+        ledger.page_fetched(&id, 0, page(None, 0), None).unwrap();
+        assert_eq!(state(&ledger, &id), RunState::Written);
+    }
+
+    #[test]
     fn redelivered_progress_changes_nothing_and_an_empty_result_is_written_at_once() {
         let (ledger, id) = reading();
         ledger.register_consumer("w", "s.>");
@@ -297,10 +392,15 @@ mod tests {
         ledger.register_consumer("w", "s");
         ledger.page_fetched(&id, 0, page(None, 3), None).unwrap();
         for seq in 0..3 {
-            ledger.batch_published(&id, seq, "s").unwrap();
+            let stored = StoredBatch { stream: "st".into(), sequences: vec![seq * 2 + 1, seq * 2 + 2] };
+            ledger.batch_stored(&id, seq, "s", Some(stored)).unwrap();
         }
+        let cp = ledger.checkpoint(&id, RESULTS_STAGE).unwrap().unwrap();
+        assert_eq!(cp.progress.stored[&2].sequences, [5, 6], "where the bus keeps each batch");
         ledger.batch_written(&id, "w", 1).unwrap();
-        assert_eq!(ledger.unpublish_unwritten(&id).unwrap(), 2);
+        let unwritten = ledger.unwritten_batches(&id).unwrap();
+        assert_eq!(unwritten.keys().copied().collect::<Vec<_>>(), [0, 2]);
+        assert_eq!(ledger.unpublish(&id, &unwritten.keys().copied().collect()).unwrap(), 2);
         let cp = ledger.checkpoint(&id, RESULTS_STAGE).unwrap().unwrap();
         assert_eq!(cp.progress.unpublished(3).collect::<Vec<_>>(), [0, 2]);
         assert_eq!(cp.progress.bus_generation, 1, "republished batches get new message ids");

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-pub use export::Consumer;
+pub use export::{Consumer, WAITING_STAGE};
 pub use update::Update;
 
 use super::marks::{FlowMarks, JobRun};
@@ -39,6 +39,17 @@ pub struct Ledger {
     /// or retried while the engine runs), so the flow's trigger fires it now, not on the next
     /// start.
     scheduled: tokio::sync::broadcast::Sender<String>,
+    /// Ticks each flow skipped since this process started, for `/metrics` and the TUI.
+    skipped: Arc<std::sync::Mutex<std::collections::BTreeMap<String, SkippedTicks>>>,
+}
+
+/// A flow's ticks skipped because its previous run was unfinished.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SkippedTicks {
+    pub count: u64,
+    /// Why the last one was skipped: the run that blocked it and its state.
+    pub last_reason: String,
+    pub last_at: Option<DateTime<Utc>>,
 }
 
 /// The result of [`Ledger::open_run`].
@@ -59,7 +70,47 @@ pub struct RunFilter {
 impl Ledger {
     /// `clock` stamps every record, so tests get exact, repeatable times.
     pub fn new(store: Arc<dyn StateStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock, consumers: Arc::default(), scheduled: tokio::sync::broadcast::channel(64).0 }
+        Self {
+            store,
+            clock,
+            consumers: Arc::default(),
+            scheduled: tokio::sync::broadcast::channel(64).0,
+            skipped: Arc::default(),
+        }
+    }
+
+    /// The flow's run that is not finished yet (anything but `written`, `completed`, `cancelled`
+    /// or `failed`), other than `except`: while there is one, a tick opens no run, so the
+    /// windows of one flow's runs never overlap.
+    pub fn unfinished_run(&self, flow: &str, except: &RunId) -> Result<Option<RunRecord>, LedgerError> {
+        Ok(self
+            .list_runs(&RunFilter { flow: Some(flow.to_owned()), state: None })?
+            .into_iter()
+            .filter(|r| r.id() != except)
+            .filter(|r| !r.state().is_terminal() && r.state() != RunState::Failed)
+            .min_by_key(|r| r.scheduled_at()))
+    }
+
+    /// Why `run` holds its flow's next tick back: its state, and what it waits for when known.
+    pub fn blocking_reason(&self, run: &RunRecord) -> Result<String, LedgerError> {
+        Ok(match self.waiting_reason(run.id())? {
+            Some(why) if run.state() == RunState::Published => format!("run {} is `{}`: {why}", run.id(), run.state()),
+            _ => format!("run {} is `{}`", run.id(), run.state()),
+        })
+    }
+
+    /// Counts a tick of `flow` skipped for `reason`.
+    pub fn tick_skipped(&self, flow: &str, reason: String) {
+        let mut skipped = self.skipped.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = skipped.entry(flow.to_owned()).or_default();
+        entry.count += 1;
+        entry.last_reason = reason;
+        entry.last_at = Some(self.clock.now());
+    }
+
+    /// Ticks skipped per flow since this process started.
+    pub fn skipped_ticks(&self) -> std::collections::BTreeMap<String, SkippedTicks> {
+        self.skipped.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Tells `flow`'s trigger, if it runs in this process, that a run of the flow waits at

@@ -12,6 +12,7 @@ pub struct Update {
     transition: Option<Transition>,
     total_batches: Option<u64>,
     checkpoints: Vec<Checkpoint>,
+    dropped: Vec<String>,
 }
 
 impl Update {
@@ -32,6 +33,12 @@ impl Update {
     /// Writes (replaces) the checkpoint of `checkpoint.stage`.
     pub fn checkpoint(mut self, checkpoint: Checkpoint) -> Self {
         self.checkpoints.push(checkpoint);
+        self
+    }
+
+    /// Removes the checkpoint of `stage`, if there is one.
+    pub fn drop_checkpoint(mut self, stage: &str) -> Self {
+        self.dropped.push(stage.to_owned());
         self
     }
 }
@@ -60,6 +67,9 @@ impl Ledger {
                     run.set_total_batches(total);
                 }
                 run.touch(now);
+                for stage in &update.dropped {
+                    batch.delete(Tree::Checkpoints, checkpoint::key(id, stage));
+                }
                 for cp in &update.checkpoints {
                     let cp_key = checkpoint::key(id, &cp.stage);
                     let cp = Checkpoint { updated_at: now, ..cp.clone() };

@@ -37,7 +37,7 @@ impl Source for GenerateSource {
             // resumed tick and a new one never overlap.
             for run in self.pending(&ctx).map_err(ledger_err)? {
                 tracing::info!(flow = ctx.flow, run = %run.id(), "resuming a run interrupted before it finished");
-                if self.fire(&ctx, run.scheduled_at()).await?.is_break() {
+                if self.fire(&ctx, run.scheduled_at(), false).await?.is_break() {
                     return Ok(());
                 }
             }
@@ -46,11 +46,11 @@ impl Source for GenerateSource {
             // One run fired at a time, by the schedule or by an announcement.
             let firing = tokio::sync::Mutex::new(());
             let ctx = &ctx;
-            let fire = |tick: DateTime<Utc>| {
+            let fire = |tick: DateTime<Utc>, by_schedule: bool| {
                 let (this, failure, firing) = (&self, &failure, &firing);
                 async move {
                     let _one = firing.lock().await;
-                    match this.fire(ctx, tick).await {
+                    match this.fire(ctx, tick, by_schedule).await {
                         Ok(flow) => flow,
                         Err(e) => {
                             *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
@@ -59,7 +59,7 @@ impl Source for GenerateSource {
                     }
                 }
             };
-            let driver = drive(&self.trigger, &*self.clock, last_tick, fire);
+            let driver = drive(&self.trigger, &*self.clock, last_tick, |tick| fire(tick, true));
             // Runs started on demand or retried while the engine runs: fired as announced.
             let announcements = async {
                 loop {
@@ -79,7 +79,7 @@ impl Source for GenerateSource {
                     };
                     for run in pending {
                         tracing::info!(flow = ctx.flow, run = %run.id(), "starting a run scheduled while the engine runs");
-                        if fire(run.scheduled_at()).await.is_break() {
+                        if fire(run.scheduled_at(), false).await.is_break() {
                             return;
                         }
                     }
@@ -110,9 +110,26 @@ impl GenerateSource {
 }
 
 impl GenerateSource {
-    /// Opens (or reopens) the tick's run, emits its event and waits for its outcome.
-    async fn fire(&self, ctx: &SourceContext, tick: DateTime<Utc>) -> Result<ControlFlow<()>, TaskError> {
+    /// Opens (or reopens) the tick's run, emits its event and waits for its outcome. A tick of
+    /// the schedule while the flow's previous run is unfinished is skipped: the next tick after
+    /// that run ends opens a run whose window starts at the watermark, so nothing is missed.
+    async fn fire(
+        &self,
+        ctx: &SourceContext,
+        tick: DateTime<Utc>,
+        by_schedule: bool,
+    ) -> Result<ControlFlow<()>, TaskError> {
         let ledger_err = |e: crate::run::LedgerError| TaskError::Fatal(format!("state store: {e}"));
+        let tick_run = RunId::new(&ctx.flow, tick);
+        if by_schedule
+            && self.ledger.get_run(&tick_run).map_err(ledger_err)?.is_none()
+            && let Some(blocking) = self.ledger.unfinished_run(&ctx.flow, &tick_run).map_err(ledger_err)?
+        {
+            let reason = self.ledger.blocking_reason(&blocking).map_err(ledger_err)?;
+            tracing::warn!(flow = ctx.flow, %tick, blocked_by = %blocking.id(), "tick skipped: {reason}");
+            self.ledger.tick_skipped(&ctx.flow, reason);
+            return Ok(ControlFlow::Continue(()));
+        }
         let opened = self.ledger.open_run(&ctx.flow, tick).map_err(ledger_err)?;
         let id = opened.run.id().clone();
         if opened.run.state() != RunState::Scheduled {

@@ -14,10 +14,10 @@ use tokio::sync::{Mutex, Semaphore};
 
 use super::config::NatsPublisherConfig;
 use crate::bus::registry::BusRegistry;
-use crate::bus::{BusError, Outgoing, SharedBus, StreamSpec, wire};
+use crate::bus::{BusError, Outgoing, PubAck, SharedBus, StreamSpec, wire};
 use crate::event::Event;
 use crate::flow::template::Context;
-use crate::run::{Ledger, RunId};
+use crate::run::{Ledger, RunId, StoredBatch};
 use crate::runtime::build::EnvLookup;
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
 
@@ -100,17 +100,17 @@ fn classify(e: BusError) -> TaskError {
     if e.is_transient() { TaskError::Retryable(e.to_string()) } else { TaskError::Fatal(e.to_string()) }
 }
 
-/// Publishes every message in order, retrying transient failures; returns how many were
-/// duplicates the bus already had.
-async fn publish_all(bus: &SharedBus, messages: Vec<Outgoing>, ack_timeout: Duration) -> Result<usize, BusError> {
-    let mut duplicates = 0;
+/// Publishes every message in order, retrying transient failures; returns the bus's
+/// acknowledgements, in order (a duplicate's names where the bus already had it).
+async fn publish_all(bus: &SharedBus, messages: Vec<Outgoing>, ack_timeout: Duration) -> Result<Vec<PubAck>, BusError> {
+    let mut acks = Vec::with_capacity(messages.len());
     for message in messages {
         let mut wait = FIRST_RETRY;
         let mut attempt = 1;
         loop {
             match bus.publish(message.clone(), ack_timeout).await {
                 Ok(ack) => {
-                    duplicates += usize::from(ack.duplicate);
+                    acks.push(ack);
                     break;
                 }
                 Err(e) if e.is_transient() && attempt < PUBLISH_ATTEMPTS => {
@@ -123,15 +123,26 @@ async fn publish_all(bus: &SharedBus, messages: Vec<Outgoing>, ack_timeout: Dura
             }
         }
     }
-    Ok(duplicates)
+    Ok(acks)
 }
 
-/// Records the bus's acknowledgement of a run's batch, durably, before the event completes.
-fn record_published(ledger: &Ledger, batch: Option<&(RunId, u64)>, subject: &str) -> Result<(), String> {
-    let Some((run, seq)) = batch else { return Ok(()) };
+/// Records the bus's acknowledgement of a run's batch and where the bus stored it, durably,
+/// before the event completes; returns how many of its messages were duplicates.
+fn record_published(
+    ledger: &Ledger,
+    batch: Option<&(RunId, u64)>,
+    subject: &str,
+    acks: &[PubAck],
+) -> Result<usize, String> {
+    let duplicates = acks.iter().filter(|a| a.duplicate).count();
+    let Some((run, seq)) = batch else { return Ok(duplicates) };
+    let stored = acks.first().map(|first| StoredBatch {
+        stream: first.stream.clone(),
+        sequences: acks.iter().map(|a| a.sequence).collect(),
+    });
     ledger
-        .batch_published(run, *seq, subject)
-        .map(|_| ())
+        .batch_stored(run, *seq, subject, stored)
+        .map(|_| duplicates)
         .map_err(|e| format!("state store: recording batch {seq} of run {run} as published: {e}"))
 }
 
@@ -146,9 +157,10 @@ impl Processor for NatsPublisher {
             let batch = self.ledger.batch_of(&event.meta).map_err(|e| TaskError::Fatal(format!("state store: {e}")))?;
             let permit = self.in_flight.clone().acquire_owned().await.map_err(|e| TaskError::Fatal(e.to_string()))?;
             if !out.children.is_empty() {
-                let duplicates = publish_all(&bus, messages, self.ack_timeout).await.map_err(classify)?;
+                let acks = publish_all(&bus, messages, self.ack_timeout).await.map_err(classify)?;
                 drop(permit);
-                record_published(&self.ledger, batch.as_ref(), &subject).map_err(TaskError::Fatal)?;
+                let duplicates =
+                    record_published(&self.ledger, batch.as_ref(), &subject, &acks).map_err(TaskError::Fatal)?;
                 tracing::debug!(subject, parts, duplicates, "published");
                 return out.emit(event).await;
             }
@@ -158,10 +170,10 @@ impl Processor for NatsPublisher {
             tokio::spawn(async move {
                 let result = publish_all(&bus, messages, ack_timeout).await;
                 drop(permit);
-                match result.map_err(|e| e.to_string()).and_then(|d| {
-                    record_published(&ledger, batch.as_ref(), &subject)?;
-                    Ok(d)
-                }) {
+                match result
+                    .map_err(|e| e.to_string())
+                    .and_then(|acks| record_published(&ledger, batch.as_ref(), &subject, &acks))
+                {
                     Ok(duplicates) => {
                         tracing::debug!(event = id, subject, parts, duplicates, "published");
                         token.complete();

@@ -21,8 +21,9 @@ use crate::runtime::graph::{Graph, NodeSpec};
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
 use crate::runtime::source::{Source, SourceContext};
 use crate::salesforce::Clients;
-use crate::salesforce::bulk::{self, CreateJob};
+use crate::salesforce::bulk::CreateJob;
 use crate::salesforce::client::RetryPolicy;
+use crate::salesforce::job_create;
 use crate::schedule::SystemClock;
 use crate::store::MemoryStore;
 use crate::tasks::salesforce_bulkapi_query_job::config::{ColumnDelimiter, LineEnding, QueryOperation};
@@ -154,7 +155,7 @@ impl Harness {
             column_delimiter: ColumnDelimiter::Comma,
             line_ending: LineEnding::Lf,
         };
-        bulk::create_job(&client, &job).await.unwrap().id
+        job_create::create_job_unrecorded(&client, &job).await.unwrap().id
     }
 
     async fn until(&self, what: &str, ok: impl Fn() -> bool) {
