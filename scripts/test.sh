@@ -45,5 +45,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p bulkflow --all-targets --locked --features failpoints -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== the SIGKILL matrix (fault points built in: DURABILITY.md)"
+cargo test -p bulkflow --locked --features failpoints --test durability_kill

@@ -11,6 +11,15 @@ use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Armed before anything runs, so a crash can be asked for at any point of any command.
+    match bulkflow_engine::fault::arm_from_env() {
+        Ok(Some((point, hit))) => eprintln!("bulkflow: fault point {point} armed: SIGKILL on hit {hit}"),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("bulkflow: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let logs = match &cli.command {
         // The demo's terminal shows progress; its logs go to a file in its directory.
         Command::Demo(args) => cli::logging::init_file(cli.log_format, &cli::demo::log_file(args)),
@@ -40,6 +49,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => cli::demo::run(args).await,
             Command::Tui(args) => cli::tui::run(args).await,
             Command::Sim(command) => bulkflow_sim::cli::run(command).await.map(|()| ExitCode::SUCCESS),
+            Command::Debug(command) => Ok(cli::debug::run(command)),
         }
     });
     match result {

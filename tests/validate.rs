@@ -137,3 +137,31 @@ fn config_file_and_environment_are_layered_under_flags() {
         "{stderr}"
     );
 }
+
+/// Fault points are listed in every build, one `<stage>.<what>` per line; in a build without them,
+/// asking for a crash is refused at start rather than silently ignored.
+#[test]
+#[cfg(not(feature = "failpoints"))]
+fn fault_points_are_listed_and_arming_one_without_them_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bulkflow")).args(["debug", "failpoints"]).output().unwrap();
+    assert!(out.status.success());
+    let names: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect();
+    assert!(names.len() >= 14, "{names:?}");
+    for name in &names {
+        let (stage, what) = name.split_once('.').unwrap_or_else(|| panic!("{name}"));
+        let ok = |s: &str, dots: bool| {
+            !s.is_empty()
+                && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || (dots && c == '.'))
+        };
+        assert!(ok(stage, false) && ok(what, true), "{name}");
+    }
+    let refused = Command::new(env!("CARGO_BIN_EXE_bulkflow"))
+        .args(["validate", "--workflows", "workflows/seed", "--resources", "resources"])
+        .current_dir(repo())
+        .env("BULKFLOW_CRASH_AT", "lake.staged")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("BULKFLOW_CRASH_AT") && stderr.contains("--features failpoints"), "{stderr}");
+}

@@ -4,6 +4,7 @@ pub mod bus;
 pub mod config;
 pub mod credentials;
 pub mod event;
+pub mod fault;
 pub mod flow;
 pub mod lease;
 pub mod metrics;

@@ -1,6 +1,7 @@
 //! Command-line definitions. Engine settings are flags of every engine command (before or after
 //! a nested subcommand), and each has an environment variable.
 
+pub mod debug;
 pub mod demo;
 pub mod flows;
 pub mod logging;
@@ -47,6 +48,9 @@ pub enum Command {
     /// The Salesforce simulator.
     #[command(subcommand)]
     Sim(bulkflow_sim::cli::SimCommand),
+    /// Inside the build: fault points.
+    #[command(subcommand)]
+    Debug(debug::DebugCommand),
 }
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]

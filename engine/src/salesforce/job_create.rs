@@ -48,6 +48,7 @@ pub async fn create_job(
     let mut attempt = 1;
     loop {
         let posted_at = (guard.before_post)()?;
+        crate::fault::point("query.intent_recorded");
         match bulk::post_job(client, request).await {
             Ok(job) => return Ok(job),
             Err(e) if e.is_retryable() && attempt < policy.attempts => {

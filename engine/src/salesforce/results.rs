@@ -43,6 +43,8 @@ pub struct ResultsReader {
     prefetched: Option<(String, tokio::task::JoinHandle<Result<reqwest::Response, SalesforceError>>)>,
     /// Bytes of the page read last, for the page metrics.
     last_page_bytes: u64,
+    /// Whether to request the next page while this one is read.
+    prefetch: bool,
 }
 
 impl ResultsReader {
@@ -69,7 +71,15 @@ impl ResultsReader {
             rows,
             prefetched: None,
             last_page_bytes: 0,
+            prefetch: true,
         }
+    }
+
+    /// A reader for one page only: it does not request the page after it, which a reading
+    /// resumed elsewhere would request again.
+    pub fn one_page(mut self) -> Self {
+        self.prefetch = false;
+        self
     }
 
     pub fn job(&self) -> &JobInfo {
@@ -143,6 +153,7 @@ impl ResultsReader {
         let next = header("Sforce-Locator").filter(|l| !l.is_empty() && l != "null");
         let announced: Option<u64> = header("Sforce-NumberOfRecords").and_then(|n| n.parse().ok());
         if let Some(next) = &next
+            && self.prefetch
             && self.prefetched.as_ref().is_none_or(|(l, _)| l != next)
         {
             let (client, job, max) = (self.client.clone(), self.job.clone(), self.max_records);
@@ -162,6 +173,9 @@ impl ResultsReader {
                 job_id: job_id.clone(),
                 reason: format!("page {number} was cut off: {}", e.without_url()),
             })?;
+            if self.last_page_bytes == 0 {
+                crate::fault::point("results.mid_page");
+            }
             self.last_page_bytes += chunk.len() as u64;
             parser.feed(&chunk).map_err(|e| csv(e.to_string()))?;
             batches.extend(parser.take_ready());

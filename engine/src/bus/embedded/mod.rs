@@ -55,6 +55,11 @@ struct Inner {
     /// Serialises every read-modify-write: one process, one writer at a time, so sled batches
     /// need no compare-and-swap.
     lock: Mutex<()>,
+    /// Durable consumers bound since this process opened the bus. The first bind of each makes
+    /// its unsettled deliveries due at once: the state directory is locked to one process, so
+    /// whatever holds them is a process that is gone, and waiting out its ack wait (the seed's is
+    /// two minutes) would only delay a restart.
+    bound: Mutex<std::collections::HashSet<Vec<u8>>>,
     /// Wakes waiting fetches when a message arrives or a nak makes one due.
     notify: Notify,
     path: PathBuf,
@@ -67,7 +72,16 @@ impl EmbeddedBus {
         let open = |source| BusError::Open { path: path.clone(), source };
         let db = sled::Config::new().path(&path).open().map_err(open)?;
         let tree = db.open_tree("bus").map_err(open)?;
-        Ok(Self { inner: Arc::new(Inner { db, tree, lock: Mutex::new(()), notify: Notify::new(), path }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                tree,
+                lock: Mutex::new(()),
+                bound: Mutex::default(),
+                notify: Notify::new(),
+                path,
+            }),
+        })
     }
 }
 

@@ -2,8 +2,8 @@
 //! and the limits that discard old messages (or refuse new ones).
 
 use super::records::{
-    ConsumerRecord, DedupeRecord, MessageRecord, StreamRecord, consumer_key, decode, dedupe_key, dedupe_prefix, encode,
-    message_key, stream_key, streams_prefix,
+    ConsumerRecord, DedupeRecord, MessageRecord, PendingRecord, StreamRecord, consumer_key, decode, dedupe_key,
+    dedupe_prefix, encode, message_key, pending_prefix, stream_key, streams_prefix,
 };
 use super::{Inner, millis, now_ms};
 use crate::bus::spec::RetentionPolicy;
@@ -224,6 +224,27 @@ impl Inner {
             None => ConsumerRecord { spec: spec.clone(), next_seq: 1 },
         };
         self.tree.insert(key.clone(), encode(&key, &record)?).map_err(store_err("write"))?;
+        let first_bind = self.bound.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
+        if first_bind {
+            let now = now_ms();
+            let mut released = 0;
+            for entry in self.tree.scan_prefix(pending_prefix(&spec.stream, &spec.durable_name)) {
+                let (k, v) = entry.map_err(store_err("scan"))?;
+                let mut pending: PendingRecord = decode(&k, &v)?;
+                if pending.due_ms > now {
+                    pending.due_ms = now;
+                    self.tree.insert(k.clone(), encode(&k, &pending)?).map_err(store_err("write"))?;
+                    released += 1;
+                }
+            }
+            if released > 0 {
+                tracing::info!(
+                    consumer = spec.durable_name,
+                    messages = released,
+                    "deliveries a previous process left unsettled are due again now"
+                );
+            }
+        }
         Ok(())
     }
 }

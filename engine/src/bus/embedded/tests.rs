@@ -53,3 +53,34 @@ conformance_tests!(EmbeddedFixture::new());
 async fn max_ack_pending_bounds_what_is_in_flight() {
     crate::bus::conformance::max_ack_pending_bounds_what_is_in_flight(&mut EmbeddedFixture::new().await).await;
 }
+
+/// The embedded bus belongs to one process: after a restart, what the dead process was handed
+/// and never settled is delivered again at once, not after its (long) ack wait.
+#[tokio::test]
+async fn a_restart_redelivers_what_the_dead_process_held_at_once() {
+    use crate::bus::{ConsumerSpec, Outgoing, StreamSpec};
+    let mut fixture = EmbeddedFixture::new().await;
+    let bus = fixture.bus();
+    bus.ensure_stream(&StreamSpec::new("HELD", vec!["held".into()])).await.unwrap();
+    let msg = Outgoing { subject: "held".into(), msg_id: "h1".into(), headers: vec![], payload: "x".into() };
+    bus.publish(msg, Duration::from_secs(5)).await.unwrap();
+    let spec = ConsumerSpec {
+        stream: "HELD".into(),
+        durable_name: "held".into(),
+        filter_subject: "held".into(),
+        ack_wait: Duration::from_secs(120),
+        max_deliver: None,
+        max_ack_pending: 10,
+    };
+    let mut c = bus.consumer(&spec).await.unwrap();
+    assert_eq!(c.fetch(1, Duration::from_secs(2)).await.unwrap().len(), 1);
+    // Bound again in the same process: still held (a second flow must not steal it).
+    let mut again = bus.consumer(&spec).await.unwrap();
+    assert!(again.fetch(1, Duration::from_millis(300)).await.unwrap().is_empty());
+    drop((c, again, bus));
+    fixture.restart().await;
+    let mut c = fixture.bus().consumer(&spec).await.unwrap();
+    let got = c.fetch(1, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(got.len(), 1, "delivered again at once, not after the 120 s ack wait");
+    assert_eq!(got[0].delivered, 2);
+}

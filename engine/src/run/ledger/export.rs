@@ -238,6 +238,7 @@ impl Ledger {
             };
             match self.transition(run, Transition::Advance(next)) {
                 Ok(r) if r.state() == RunState::Written => {
+                    crate::fault::point("ledger.written");
                     tracing::info!(run = %run, batches = total, "run written");
                 }
                 Ok(r) if r.state() == RunState::Published => {

@@ -42,6 +42,7 @@ impl Ledger {
                 continue;
             }
             removed += 1;
+            crate::fault::point("retention.mid_compaction");
         }
         Ok(removed)
     }

@@ -165,6 +165,7 @@ impl GenerateSource {
             record_outcome(&ledger, &flow, &run, &outcome);
             let _ = done_tx.send(outcome);
         });
+        crate::fault::point("scheduler.run_opened");
         if ctx.emit(event, token).await.is_err() {
             return Ok(ControlFlow::Break(()));
         }

@@ -136,6 +136,7 @@ fn record_published(
 ) -> Result<usize, String> {
     let duplicates = acks.iter().filter(|a| a.duplicate).count();
     let Some((run, seq)) = batch else { return Ok(duplicates) };
+    crate::fault::point("publish.acked");
     let stored = acks.first().map(|first| StoredBatch {
         stream: first.stream.clone(),
         sequences: acks.iter().map(|a| a.sequence).collect(),
@@ -161,6 +162,7 @@ impl Processor for NatsPublisher {
                 drop(permit);
                 let duplicates =
                     record_published(&self.ledger, batch.as_ref(), &subject, &acks).map_err(TaskError::Fatal)?;
+                crate::fault::point("publish.recorded");
                 tracing::debug!(subject, parts, duplicates, "published");
                 return out.emit(event).await;
             }
@@ -175,6 +177,7 @@ impl Processor for NatsPublisher {
                     .and_then(|acks| record_published(&ledger, batch.as_ref(), &subject, &acks))
                 {
                     Ok(duplicates) => {
+                        crate::fault::point("publish.recorded");
                         tracing::debug!(event = id, subject, parts, duplicates, "published");
                         token.complete();
                     }

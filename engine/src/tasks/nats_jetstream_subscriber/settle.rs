@@ -110,6 +110,7 @@ impl Settler {
     fn record_written(&self, meta: &Map<String, Value>) -> Result<(), crate::run::LedgerError> {
         if let Some((run, seq)) = self.ledger.batch_of(meta)? {
             self.ledger.batch_written(&run, &self.flow, seq)?;
+            crate::fault::point("writer.recorded");
         }
         Ok(())
     }

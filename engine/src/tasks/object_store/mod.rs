@@ -4,6 +4,7 @@
 pub mod config;
 pub mod credentials;
 pub mod encode;
+pub mod local;
 pub mod name;
 pub mod partition;
 pub mod processor;

@@ -7,6 +7,7 @@ use object_store::path::Path as ObjectPath;
 
 use super::config::{FileFormat, ObjectStoreConfig};
 use super::encode::encode;
+use super::local;
 use super::name::file_stem;
 use super::partition::Partitioner;
 use super::store::StoreFactory;
@@ -73,16 +74,25 @@ impl ObjectStoreProcessor {
                 continue;
             }
             let mut path = target.prefix.clone();
+            let mut relative = PathBuf::new();
             for segment in dir.split('/').filter(|s| !s.is_empty()) {
                 path = path.join(segment);
+                relative.push(segment);
             }
             let path = path.join(name.as_str());
+            relative.push(&name);
             let bytes = encode(&part, self.format).map_err(|e| fatal(&e))?;
             let size = bytes.len();
-            // Network and server errors may pass: the worker retries per the task's `retry`.
-            put(target.store.as_ref(), &path, bytes, self.multipart_threshold)
-                .await
-                .map_err(|e| TaskError::Retryable(format!("batch `{}`: writing `{path}`: {e}", event.id)))?;
+            // Network, disk and server errors may pass: the worker retries per the task's `retry`.
+            let retryable = |e: &dyn std::fmt::Display| {
+                TaskError::Retryable(format!("batch `{}`: writing `{path}`: {e}", event.id))
+            };
+            match &target.local {
+                Some(root) => local::put(root, &relative, bytes).await.map_err(|e| retryable(&e))?,
+                None => put(target.store.as_ref(), &path, bytes, self.multipart_threshold)
+                    .await
+                    .map_err(|e| retryable(&e))?,
+            }
             crate::metrics::global().written(&self.flow, &self.task, size as u64);
             tracing::debug!(flow = self.flow, task = self.task, event = event.id, path = %path, rows = part.num_rows(), bytes = size, "wrote file");
             written.push(path);

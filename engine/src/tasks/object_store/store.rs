@@ -31,6 +31,8 @@ pub const GCS_EMULATOR_ENV: &str = "STORAGE_EMULATOR_HOST";
 pub struct Target {
     pub store: Arc<dyn ObjectStore>,
     pub prefix: ObjectPath,
+    /// For local disk, the prefix as a path: such files are written by [`super::local`].
+    pub local: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,17 +110,16 @@ impl StoreFactory {
             "gs" => self.gcs(location, bucket),
             _ => self.azure(location, bucket),
         })?;
-        Ok(Target { store, prefix })
+        Ok(Target { store, prefix, local: None })
     }
 
     fn local(&self, location: &str, path: &Path) -> Result<Target, StoreError> {
         let bad = |reason: String| StoreError::BadLocation { location: location.to_string(), reason };
         let absolute = std::path::absolute(path).map_err(|e| bad(e.to_string()))?;
         let prefix = ObjectPath::from_absolute_path(&absolute).map_err(|e| bad(e.to_string()))?;
-        // The local store writes each file to a temporary name beside it and renames it into place,
-        // so a reader never sees half a file.
+        // Files are written by `local::put`; the store serves reads and listings.
         let store = self.cached("file://", || Ok(Arc::new(LocalFileSystem::new()) as Arc<dyn ObjectStore>))?;
-        Ok(Target { store, prefix })
+        Ok(Target { store, prefix, local: Some(absolute) })
     }
 
     fn cached(

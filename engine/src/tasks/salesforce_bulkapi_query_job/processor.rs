@@ -142,6 +142,7 @@ impl BulkQueryJobProcessor {
         };
         let guard = CreateGuard { taken: &taken, before_post: &mut record_intent };
         let job = job_create::create_job(client, &request, guard).await.map_err(to_task_error)?;
+        crate::fault::point("query.job_created");
         self.ledger.record_job(&run, &job.id).map_err(ledger_error)?;
         tracing::info!(task = self.task, job = job.id, object = job.object, run = %run, "created Bulk API query job");
         out.emit(with_job(event, &job)).await

@@ -59,6 +59,7 @@ impl ResultsTask<'_> {
                     tracing::info!(task = self.task, run = %run, job = job_id, "the run is finished; its results are not read again");
                     return Ok(());
                 }
+                crate::fault::point("listener.event_received");
                 self.ledger.results_started(run, event.template_view()).map_err(ledger_error)?.progress
             }
             None => StageProgress::default(),
@@ -120,6 +121,7 @@ impl Stream<'_> {
             let resume = mark.locator.clone().map(|l| (number as u64, l, rows_before));
             let page = self
                 .reader(client.clone(), resume)
+                .one_page()
                 .next_page()
                 .await
                 .map_err(to_task_error)?
@@ -160,6 +162,7 @@ impl Stream<'_> {
             let total = next.is_none().then_some(seq + mark.batches);
             self.emit_page(page, seq, total, |_| true, out).await?;
             seq += mark.batches;
+            crate::fault::point("results.page_parsed");
             if let Some(run) = self.run {
                 self.task.ledger.page_fetched(run, number, mark, next).map_err(ledger_error)?;
             }

@@ -467,6 +467,7 @@ impl PubSubSource {
                             continue;
                         }
                         for event in response.events {
+                            crate::fault::point("pubsub.event_received");
                             if let Err(e) = self.deliver(ctx, api, session, schemas, progress, done_tx, event).await {
                                 return e;
                             }

@@ -175,7 +175,10 @@ impl BigQueryWarehouse {
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.append_once(schema, batch).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    crate::fault::point("warehouse.bigquery_appended");
+                    return Ok(());
+                }
                 Err(e) if e.is_retryable() && Instant::now() + backoff < deadline => {
                     tracing::warn!(table = %self.table, error = %e, "BigQuery append failed; retrying");
                     tokio::time::sleep(backoff).await;

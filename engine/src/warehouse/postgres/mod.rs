@@ -207,6 +207,7 @@ impl PostgresWarehouse {
         };
         let changed = tx.execute(&statement, &[]).await.map_err(|e| self.classify(&e, "applying the batch"))?;
         tx.commit().await.map_err(|e| self.classify(&e, "committing"))?;
+        crate::fault::point("warehouse.postgres_committed");
         Ok(changed)
     }
 }

@@ -1,0 +1,118 @@
+//! Fault points: the places in an export run where a crash matters, so tests can kill the process
+//! exactly there and show that a restart loses nothing and doubles nothing.
+//!
+//! They exist in every build as names ([`POINTS`], listed by `bulkflow debug failpoints`), but
+//! only a build with the `failpoints` feature acts on them; without it [`point`] is an empty
+//! inline function. With it, `BULKFLOW_CRASH_AT=<point>[@<n>]` makes the process SIGKILL itself
+//! the n-th time (default the first) it reaches `<point>`: no destructor, no flush, no goodbye,
+//! as a power cut or the OOM killer would end it.
+
+/// The environment variable that arms a point.
+pub const CRASH_AT_ENV: &str = "BULKFLOW_CRASH_AT";
+
+/// Every fault point, `<stage>.<what>`, with where it sits. DURABILITY.md has a row for each.
+pub const POINTS: &[(&str, &str)] = &[
+    ("scheduler.run_opened", "a tick opened its run; its event has not reached the flow"),
+    ("query.intent_recorded", "the job intent is recorded; the job POST is not sent"),
+    ("query.job_created", "the job POST answered; the job is not recorded on the run"),
+    ("pubsub.event_received", "a Pub/Sub event arrived; its replay id is not stored"),
+    ("listener.event_received", "a completion event reached get_results; the ledger has not recorded it"),
+    ("results.mid_page", "part of a results page's body is read"),
+    ("results.page_parsed", "a page is parsed and its batches emitted; its locator is not checkpointed"),
+    ("publish.acked", "the bus acknowledged a batch; the ack is not recorded"),
+    ("publish.recorded", "a batch's ack is recorded; the next batch is not published"),
+    ("lake.staged", "a Parquet file is written to its staging name, not renamed into place"),
+    ("lake.renamed", "a Parquet file is renamed into place; the batch is not recorded written"),
+    ("warehouse.postgres_committed", "a PostgreSQL upsert committed; the batch is not recorded written"),
+    ("warehouse.bigquery_appended", "a BigQuery append succeeded; the batch is not recorded written"),
+    ("writer.recorded", "a writer flow recorded a batch written; the bus message is not acked"),
+    ("ledger.written", "the run is `written` and the watermark moved (one commit); nothing after"),
+    ("retention.mid_compaction", "compaction removed a finished run; others may remain"),
+];
+
+/// Marks a fault point. `name` must be one of [`POINTS`] (checked in tests and debug builds).
+#[inline(always)]
+pub fn point(name: &'static str) {
+    debug_assert!(POINTS.iter().any(|(p, _)| *p == name), "unknown fault point {name}");
+    #[cfg(feature = "failpoints")]
+    fail::fail_point!(name);
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ArmError {
+    #[error("{CRASH_AT_ENV} is set, but this build has no fault points (build with `--features failpoints`)")]
+    NotBuiltIn,
+    #[error("{CRASH_AT_ENV}=`{0}`: no such fault point (`bulkflow debug failpoints` lists them)")]
+    Unknown(String),
+    #[error("{CRASH_AT_ENV}=`{0}`: the hit count after `@` must be a whole number from 1")]
+    BadCount(String),
+}
+
+/// The point and hit count `spec` (`name` or `name@n`) names.
+pub fn parse(spec: &str) -> Result<(&'static str, u64), ArmError> {
+    let (name, count) = match spec.split_once('@') {
+        Some((name, n)) => (name, n.parse::<u64>().ok().filter(|n| *n >= 1).ok_or(ArmError::BadCount(spec.into()))?),
+        None => (spec, 1),
+    };
+    let name = POINTS.iter().map(|(p, _)| *p).find(|p| *p == name).ok_or_else(|| ArmError::Unknown(spec.into()))?;
+    Ok((name, count))
+}
+
+/// Arms the point `BULKFLOW_CRASH_AT` names, if set; returns it. Called once at process start.
+pub fn arm_from_env() -> Result<Option<(&'static str, u64)>, ArmError> {
+    let Some(spec) = std::env::var(CRASH_AT_ENV).ok().filter(|s| !s.trim().is_empty()) else { return Ok(None) };
+    let (name, count) = parse(spec.trim())?;
+    arm(name, count)?;
+    Ok(Some((name, count)))
+}
+
+#[cfg(feature = "failpoints")]
+fn arm(name: &'static str, count: u64) -> Result<(), ArmError> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let hits = AtomicU64::new(0);
+    fail::cfg_callback(name, move || {
+        if hits.fetch_add(1, Ordering::SeqCst) + 1 == count {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "crash point {name} reached (hit {count}): SIGKILL");
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
+            // The signal is delivered before kill returns for the calling process; never go on.
+            std::process::abort();
+        }
+    })
+    .map_err(|_| ArmError::Unknown(name.into()))
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn arm(_: &'static str, _: u64) -> Result<(), ArmError> {
+    Err(ArmError::NotBuiltIn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_stage_dot_what_and_unique() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, _) in POINTS {
+            let (stage, what) = name.split_once('.').unwrap();
+            let ok = |s: &str| {
+                !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.".contains(c))
+            };
+            assert!(ok(stage) && !stage.contains('.') && ok(what), "{name}");
+            assert!(seen.insert(*name), "{name} twice");
+        }
+        assert!(POINTS.len() >= 14);
+    }
+
+    #[test]
+    fn specs_name_a_point_and_a_hit() {
+        assert_eq!(parse("lake.staged"), Ok(("lake.staged", 1)));
+        assert_eq!(parse("lake.staged@3"), Ok(("lake.staged", 3)));
+        assert_eq!(parse("lake.staged@0"), Err(ArmError::BadCount("lake.staged@0".into())));
+        assert_eq!(parse("lake.staged@x"), Err(ArmError::BadCount("lake.staged@x".into())));
+        assert_eq!(parse("lake.nowhere"), Err(ArmError::Unknown("lake.nowhere".into())));
+    }
+}

@@ -1,0 +1,466 @@
+//! The SIGKILL matrix: `bulkflow run` (built with `--features failpoints`) on the seed's three
+//! flows plus the PostgreSQL writer variant, the embedded bus, a local Parquet lake, a private
+//! PostgreSQL and the simulator's BigQuery fake, against `bulkflow sim serve` with several results
+//! pages. For each fault point the engine kills itself there (`BULKFLOW_CRASH_AT`), is started
+//! again without it, and the export must settle with nothing lost and nothing doubled: the lake's
+//! and the warehouse's `Id`s equal the org's, no `Id` twice, no staging file left, one Bulk job per
+//! run, no page served more than twice, the run `written` and the watermark at its scheduled time.
+//!
+//! Built only with the feature (`scripts/test.sh` runs it so); one process start per point.
+
+#![cfg(feature = "failpoints")]
+
+use std::collections::BTreeSet;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, StringArray};
+use bulkflow_testkit::postgres::Postgres;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::{Value, json};
+
+#[path = "support/sim_process.rs"]
+mod sim_process;
+
+use sim_process::SimProcess;
+
+/// Five results pages of 400, so every per-page and per-batch point is reached more than once.
+const RECORDS: usize = 2000;
+const PAGE: usize = 400;
+const PROJECT: &str = "bulkflow-durability";
+const QUERY_FLOW: &str = "salesforce_bulkapi_query_account";
+const FLOWS: [&str; 4] = [
+    "workflows/seed/salesforce_bulkapi_query_account.yaml",
+    "workflows/seed/salesforce_bulkapi_job_listener.yaml",
+    "workflows/seed/salesforce_bulkapi_writer_account.yaml",
+    "workflows/postgres/salesforce_bulkapi_writer_account_postgres.yaml",
+];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    sim: SimProcess,
+    bigquery: String,
+    warehouse: String,
+}
+
+impl Setup {
+    fn new(pg: &Postgres, name: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("wf")).unwrap();
+        // The flows unchanged but for the query flow's cron: its first run fires at once on a
+        // fresh store, and a yearly tick keeps a second run (a second job, a second set of files)
+        // out of the checks.
+        for flow in FLOWS {
+            let file = Path::new(flow).file_name().unwrap();
+            let text = std::fs::read_to_string(repo().join(flow))
+                .unwrap()
+                .replace(r#"cron: "*/5 * * * *""#, r#"cron: "0 0 1 1 *""#);
+            std::fs::write(dir.path().join("wf").join(file), text).unwrap();
+        }
+        let gcp = dir.path().join("creds/etc/gcp");
+        std::fs::create_dir_all(&gcp).unwrap();
+        let key = json!({"type": "service_account", "project_id": PROJECT, "client_email": "d@x.iam.gserviceaccount.com",
+            "token_uri": "https://oauth2.googleapis.com/token"});
+        std::fs::write(gcp.join("credentials.json"), key.to_string()).unwrap();
+        let schema = repo().join("resources/salesforce/schema_account.json");
+        let table = format!("{PROJECT}.salesforce.account={}", schema.display());
+        let records = format!("Account={RECORDS}");
+        let page = PAGE.to_string();
+        let state = dir.path().join("sim").display().to_string();
+        let bigquery = format!("127.0.0.1:{}", bulkflow_testkit::free_port());
+        let sim = SimProcess::start(
+            dir.path(),
+            &[
+                "--records",
+                &records,
+                "--max-page-records",
+                &page,
+                "--job-latency",
+                "300ms",
+                "--state",
+                &state,
+                "--bigquery-table",
+                &table,
+                "--bigquery-listen",
+                &bigquery,
+            ],
+        );
+        Setup { dir, sim, bigquery, warehouse: pg.database(name) }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn bulkflow(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkflow"));
+        cmd.current_dir(self.path())
+            .args(args)
+            .arg("--workflows")
+            .arg(self.path().join("wf"))
+            .arg("--resources")
+            .arg(repo().join("resources"))
+            .arg("--state")
+            .arg(self.path().join("state"))
+            .arg("--credentials-root")
+            .arg(self.path().join("creds"))
+            .env("RUST_LOG", "info")
+            .env_remove("BULKFLOW_CONFIG")
+            .env_remove("BULKFLOW_CRASH_AT")
+            .env("GCS_BUCKET_PATH", self.path().join("lake"))
+            .env("GCP_PROJECT_ID", PROJECT)
+            .env("BIGQUERY_EMULATOR_HOST", &self.bigquery)
+            .env("WAREHOUSE_URL", &self.warehouse)
+            .env("NATS_URL", "");
+        cmd
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.bulkflow(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// `bulkflow run` with the crash armed at `point`: returns once it killed itself there.
+    fn crash_at(&self, point: &str, extra: &[&str]) {
+        let log = self.path().join("crash.log");
+        let mut child = self
+            .bulkflow(&[&["run", "--job-poll-after", "2s"], extra].concat())
+            .env("BULKFLOW_CRASH_AT", point)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{point}: never reached in 90 s; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(status.signal(), Some(9), "{point}: the engine did not SIGKILL itself ({status}); log:\n{text}");
+        let name = point.split('@').next().unwrap();
+        assert!(text.contains(&format!("crash point {name} reached")), "{point}: {text}");
+    }
+
+    /// `bulkflow run` until its log satisfies `done`, then SIGTERM; its log.
+    fn run_until(&self, log: &str, extra: &[&str], done: impl Fn(&str) -> bool) -> String {
+        let path = self.path().join(log);
+        let mut child = self
+            .bulkflow(&[&["run", "--job-poll-after", "2s"], extra].concat())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&path).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if done(&text) {
+                break;
+            }
+            if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+                let _ = child.kill();
+                panic!("the engine did not get there in time; its log:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(child.wait().unwrap().success(), "the engine did not stop cleanly");
+        std::fs::read_to_string(&path).unwrap()
+    }
+
+    /// Runs until the query flow has a `written` run and none in flight (asked through the
+    /// running engine's control API, as an operator would).
+    fn settle(&self, log: &str, extra: &[&str]) -> String {
+        self.run_until(log, extra, |text| {
+            if !text.contains("starting flows") {
+                return false;
+            }
+            let Ok(out) = self.bulkflow(&["runs", "list", "--json"]).output() else { return false };
+            let Ok(runs) = serde_json::from_slice::<Value>(&out.stdout) else { return false };
+            let runs: Vec<&Value> = runs.as_array().into_iter().flatten().filter(|r| r["flow"] == QUERY_FLOW).collect();
+            runs.iter().any(|r| r["state"] == "written") && runs.iter().all(|r| r["state"] == "written")
+        })
+    }
+
+    fn sim_get(&self, path: &str) -> Value {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async { reqwest::get(format!("{}{path}", self.sim.url)).await.unwrap().json().await.unwrap() })
+    }
+
+    fn org_ids(&self) -> BTreeSet<String> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rows: Value = rt.block_on(async {
+            let r = reqwest::Client::new()
+                .post(format!("{}/__sim/query", self.sim.url))
+                .body("SELECT Id FROM Account")
+                .send()
+                .await
+                .unwrap();
+            r.json().await.unwrap()
+        });
+        rows.as_array().unwrap().iter().map(|r| r[0].as_str().unwrap().to_string()).collect()
+    }
+
+    fn warehouse_ids(&self) -> Vec<String> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&self.warehouse, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(connection);
+            let rows = client.query(r#"SELECT "Id" FROM salesforce.account"#, &[]).await.unwrap();
+            rows.iter().map(|r| r.get::<_, String>(0)).collect()
+        })
+    }
+
+    fn bigquery_rows(&self) -> usize {
+        let url = format!(
+            "http://{}/bigquery/v2/projects/{PROJECT}/datasets/salesforce/tables/account/data?maxResults=1",
+            self.bigquery
+        );
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let page: Value = rt.block_on(async { reqwest::get(&url).await.unwrap().json().await.unwrap() });
+        page["totalRows"].as_str().unwrap_or("0").parse().unwrap()
+    }
+
+    /// Every check the matrix makes once the export settled.
+    fn check(&self, point: &str) {
+        let org = self.org_ids();
+        assert_eq!(org.len(), RECORDS);
+        let (lake, rows, staging) = lake(&self.path().join("lake"));
+        assert_eq!(lake, org, "{point}: the lake holds every Id of the org");
+        assert_eq!(rows, org.len(), "{point}: no Id twice in the lake");
+        assert!(staging.is_empty(), "{point}: staging files left in the lake: {staging:?}");
+        let warehouse = self.warehouse_ids();
+        assert_eq!(warehouse.len(), org.len(), "{point}: no Id twice (or missing) in PostgreSQL");
+        assert_eq!(warehouse.into_iter().collect::<BTreeSet<_>>(), org, "{point}: PostgreSQL holds every Id");
+        assert_eq!(self.bigquery_rows(), org.len(), "{point}: BigQuery holds one row per Id");
+
+        let runs = self.json(&["runs", "list", "--json"]);
+        let runs: Vec<&Value> = runs.as_array().unwrap().iter().filter(|r| r["flow"] == QUERY_FLOW).collect();
+        let with_jobs = runs.iter().filter(|r| r["job_id"].is_string()).count() as u64;
+        let stats = self.sim_get("/__sim/stats");
+        assert_eq!(
+            stats["jobs_created"]["Account"].as_u64(),
+            Some(with_jobs),
+            "{point}: one Bulk job per run: {stats:#}"
+        );
+        let logs = || {
+            ["crash.log", "settle.log"]
+                .iter()
+                .map(|l| std::fs::read_to_string(self.path().join(l)).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n----\n")
+        };
+        for (job, locators) in stats["requests_per_locator"].as_object().unwrap() {
+            for (locator, n) in locators.as_object().unwrap() {
+                assert!(
+                    n.as_u64().unwrap() <= 2,
+                    "{point}: job {job} page {locator} served {n} times; logs:\n{}",
+                    logs()
+                );
+            }
+        }
+        let first = runs.iter().min_by_key(|r| r["scheduled_at"].as_str().unwrap().to_string()).unwrap();
+        assert_eq!(first["state"], "written", "{point}: {first:#}");
+        let flows = self.json(&["flows", "status", "--json"]);
+        let query = flows.as_array().unwrap().iter().find(|f| f["flow"] == QUERY_FLOW);
+        let scheduled = chrono::DateTime::parse_from_rfc3339(first["scheduled_at"].as_str().unwrap()).unwrap();
+        let newest_written = runs
+            .iter()
+            .filter(|r| r["state"] == "written")
+            .map(|r| chrono::DateTime::parse_from_rfc3339(r["scheduled_at"].as_str().unwrap()).unwrap())
+            .max()
+            .unwrap_or(scheduled);
+        assert_eq!(
+            query.map(|q| q["watermark"].clone()),
+            Some(json!(newest_written.timestamp())),
+            "{point}: the watermark is the newest written run's scheduled time: {flows:#}"
+        );
+    }
+}
+
+/// The distinct `Id`s in the lake's Parquet files, how many rows they hold in all, and any file
+/// that is not a finished Parquet file (a staging file left by a crash).
+fn lake(dir: &Path) -> (BTreeSet<String>, usize, Vec<PathBuf>) {
+    let (mut ids, mut rows, mut staging) = (BTreeSet::new(), 0, Vec::new());
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|e| e == "parquet") {
+                let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&p).unwrap())
+                    .unwrap()
+                    .build()
+                    .unwrap();
+                for batch in reader {
+                    let batch = batch.unwrap();
+                    let col = batch.column_by_name("Id").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+                    rows += col.len();
+                    ids.extend((0..col.len()).map(|i| col.value(i).to_string()));
+                }
+            } else {
+                staging.push(p);
+            }
+        }
+    }
+    (ids, rows, staging)
+}
+
+/// The points an export passes, each with the hit to crash on (`@2`: the second page, batch or
+/// write, so some work is done before the crash and some after).
+const EXPORT_POINTS: [&str; 15] = [
+    "scheduler.run_opened",
+    "query.intent_recorded",
+    "query.job_created",
+    "pubsub.event_received",
+    "listener.event_received",
+    "results.mid_page@2",
+    "results.page_parsed@2",
+    "publish.acked@2",
+    "publish.recorded@2",
+    "lake.staged@2",
+    "lake.renamed@2",
+    "warehouse.postgres_committed@2",
+    "warehouse.bigquery_appended@2",
+    "writer.recorded@2",
+    "ledger.written",
+];
+
+fn crash_then_settle(pg: &Postgres, point: &str) {
+    let name = point.replace(['.', '@'], "_");
+    let setup = Setup::new(pg, &name);
+    setup.crash_at(point, &[]);
+    setup.settle("settle.log", &[]);
+    setup.check(point);
+}
+
+/// Every point a `bulkflow debug failpoints` lists is covered here, by the export or by the
+/// compaction case.
+#[test]
+fn the_matrix_covers_every_listed_point() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bulkflow")).args(["debug", "failpoints"]).output().unwrap();
+    assert!(out.status.success());
+    let listed: BTreeSet<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect();
+    let mut covered: BTreeSet<String> = EXPORT_POINTS.iter().map(|p| p.split('@').next().unwrap().to_owned()).collect();
+    covered.insert("retention.mid_compaction".into());
+    assert_eq!(listed, covered);
+    assert!(listed.len() >= 14);
+}
+
+macro_rules! matrix {
+    ($($test:ident => $index:expr),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                let pg = Postgres::start();
+                crash_then_settle(&pg, EXPORT_POINTS[$index]);
+            }
+        )*
+    };
+}
+
+matrix! {
+    kill_after_the_run_is_opened => 0,
+    kill_after_the_job_intent_is_recorded => 1,
+    kill_after_the_job_post_answered => 2,
+    kill_after_a_pubsub_event_arrives => 3,
+    kill_after_the_completion_event_is_received => 4,
+    kill_mid_page => 5,
+    kill_after_a_page_is_parsed => 6,
+    kill_after_a_batch_is_published => 7,
+    kill_after_a_publish_is_recorded => 8,
+    kill_mid_parquet_write => 9,
+    kill_after_the_parquet_rename => 10,
+    kill_after_a_postgres_commit => 11,
+    kill_after_a_bigquery_append => 12,
+    kill_after_a_writer_recorded_a_batch => 13,
+    kill_after_the_run_is_written => 14,
+}
+
+/// A kill in the middle of retention compaction leaves a store that opens and a watermark that
+/// stays: an export finishes, then a start with a 1 s retention compacts it and dies there.
+#[test]
+fn kill_during_retention_compaction() {
+    let pg = Postgres::start();
+    let setup = Setup::new(&pg, "compaction");
+    setup.settle("first.log", &[]);
+    setup.check("before compaction");
+    let watermark = |s: &Setup| {
+        let flows = s.json(&["flows", "status", "--json"]);
+        flows.as_array().unwrap().iter().find(|f| f["flow"] == QUERY_FLOW).unwrap()["watermark"].clone()
+    };
+    let before = watermark(&setup);
+    assert!(before.is_i64(), "{before}");
+    std::thread::sleep(Duration::from_millis(1500));
+    setup.crash_at("retention.mid_compaction", &["--retention", "1s"]);
+    let runs = setup.json(&["runs", "list", "--json"]);
+    assert!(
+        runs.as_array().unwrap().iter().all(|r| r["state"] != "written"),
+        "the written run was compacted: {runs:#}"
+    );
+    let log = setup.run_until("after.log", &["--retention", "1s"], |t| t.contains("starting"));
+    assert!(!log.contains("ERROR"), "{log}");
+    assert_eq!(watermark(&setup), before, "compaction keeps the watermark");
+    let (lake, _, staging) = lake(&setup.path().join("lake"));
+    assert_eq!(lake, setup.org_ids());
+    assert!(staging.is_empty(), "{staging:?}");
+}
+
+/// `BULKFLOW_CRASH_AT` works for `bulkflow demo` too, and the demo started again on the same
+/// directory finishes the export: every object in the lake (no staging file left) and the
+/// warehouse.
+#[test]
+fn the_demo_killed_mid_write_finishes_when_started_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("demo");
+    let demo = |crash: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkflow"));
+        cmd.arg("demo").arg("--dir").arg(&d).args(["--records", "2000", "--until-idle"]);
+        cmd.env_remove("NATS_URL").env_remove("BULKFLOW_CONFIG").env_remove("BULKFLOW_CRASH_AT");
+        if let Some(point) = crash {
+            cmd.env("BULKFLOW_CRASH_AT", point);
+        }
+        cmd.output().unwrap()
+    };
+    let crashed = demo(Some("lake.staged@3"));
+    assert_eq!(crashed.status.signal(), Some(9), "{}", String::from_utf8_lossy(&crashed.stderr));
+    let finished = demo(None);
+    let log = std::fs::read_to_string(d.join("bulkflow.log")).unwrap_or_default();
+    assert!(
+        finished.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&finished.stderr),
+        &log[log.len().saturating_sub(3000)..]
+    );
+    let url = std::fs::read_to_string(d.join("warehouse.url")).unwrap().trim().to_string();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for object in ["account", "contact", "opportunity"] {
+        let (ids, rows, staging) = lake(&d.join("lake/salesforce").join(object));
+        assert!(ids.len() >= 2000, "{object}: {} Ids in the lake", ids.len());
+        assert_eq!(rows, ids.len(), "{object}: no Id twice in the lake");
+        assert!(staging.is_empty(), "{object}: {staging:?}");
+        let count: i64 = rt.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(connection);
+            client.query_one(&format!(r#"SELECT count(*) FROM salesforce.{object}"#), &[]).await.unwrap().get(0)
+        });
+        assert_eq!(count as usize, ids.len(), "{object}: one warehouse row per Id in the lake");
+    }
+    let stop =
+        Command::new(env!("CARGO_BIN_EXE_bulkflow")).arg("demo").arg("--dir").arg(&d).arg("--stop").output().unwrap();
+    assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+}
