@@ -9,7 +9,19 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// The distinct `Id`s in the Parquet files anywhere under `dir`.
 pub fn lake_ids(dir: &Path) -> BTreeSet<String> {
-    let mut ids = BTreeSet::new();
+    lake_contents(dir).ids
+}
+
+/// What a lake holds: its distinct `Id`s, the rows of all its Parquet files, and every file that is
+/// not a Parquet file (a staging file a crash left, say).
+pub struct LakeContents {
+    pub ids: BTreeSet<String>,
+    pub rows: usize,
+    pub other_files: Vec<std::path::PathBuf>,
+}
+
+pub fn lake_contents(dir: &Path) -> LakeContents {
+    let mut lake = LakeContents { ids: BTreeSet::new(), rows: 0, other_files: Vec::new() };
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(d) = dirs.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
@@ -22,10 +34,13 @@ pub fn lake_ids(dir: &Path) -> BTreeSet<String> {
                 for batch in reader {
                     let batch = batch.unwrap();
                     let col = batch.column_by_name("Id").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
-                    ids.extend((0..col.len()).map(|i| col.value(i).to_string()));
+                    lake.rows += col.len();
+                    lake.ids.extend((0..col.len()).map(|i| col.value(i).to_string()));
                 }
+            } else {
+                lake.other_files.push(p);
             }
         }
     }
-    ids
+    lake
 }
