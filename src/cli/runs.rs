@@ -7,7 +7,7 @@ use anyhow::Context;
 use bulkflow_engine::config::EngineConfig;
 use bulkflow_engine::credentials::CredentialsRoot;
 use bulkflow_engine::flow::TaskKind;
-use bulkflow_engine::run::{Checkpoint, Ledger, RunFilter, RunId, RunRecord, RunState, Transition};
+use bulkflow_engine::run::{Checkpoint, Ledger, RunFilter, RunId, RunRecord, RunState, Transition, waiting_reason_in};
 use bulkflow_engine::salesforce::{Clients, bulk};
 use bulkflow_engine::tasks::generate::source::open_on_demand;
 use bulkflow_engine::tasks::salesforce_bulkapi_query_job::config::Operation;
@@ -132,7 +132,7 @@ pub fn print_show(run: &RunRecord, checkpoints: &[Checkpoint], as_json: bool) ->
             .map(|h| json!({"from": h.from, "to": h.to, "at": ts(h.at), "error": h.error}))
             .collect();
         v["checkpoints"] = checkpoints.iter().map(checkpoint_json).collect();
-        v["waiting"] = json!(waiting_reason(run, checkpoints));
+        v["waiting"] = json!(waiting_reason_in(run, checkpoints));
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print_run(run, checkpoints);
@@ -262,18 +262,6 @@ fn run_json(r: &RunRecord) -> Value {
     })
 }
 
-/// Why a `published` run cannot become `written`, as the ledger recorded it.
-fn waiting_reason<'a>(r: &RunRecord, checkpoints: &'a [Checkpoint]) -> Option<&'a str> {
-    if r.state() != bulkflow_engine::run::RunState::Published {
-        return None;
-    }
-    checkpoints
-        .iter()
-        .find(|c| c.stage == bulkflow_engine::run::WAITING_STAGE)
-        .and_then(|c| c.input.get("reason"))
-        .and_then(Value::as_str)
-}
-
 fn checkpoint_json(c: &Checkpoint) -> Value {
     json!({"stage": c.stage, "input": c.input, "progress": c.progress, "updated_at": ts(c.updated_at)})
 }
@@ -303,7 +291,7 @@ fn print_run(r: &RunRecord, checkpoints: &[Checkpoint]) {
     println!("scheduled  {}", ts(r.scheduled_at()));
     println!("job        {}", r.job_id().unwrap_or("-"));
     println!("attempts   {}", r.attempts());
-    if let Some(why) = waiting_reason(r, checkpoints) {
+    if let Some(why) = waiting_reason_in(r, checkpoints) {
         println!("waiting    {why}");
     }
     if let Some(e) = r.last_error() {

@@ -101,7 +101,7 @@ pub fn render(ledger: &Ledger) -> Result<String, LedgerError> {
     let mut lag: BTreeMap<String, u64> = BTreeMap::new();
     let mut waiting: BTreeMap<String, u64> = BTreeMap::new();
     for run in &runs {
-        if run.state() == RunState::Published && ledger.waiting_reason(run.id())?.is_some() {
+        if ledger.waiting_reason(run)?.is_some() {
             *waiting.entry(run.flow().to_owned()).or_default() += 1;
         }
         *by_state.entry(run.state().as_str()).or_default() += 1;

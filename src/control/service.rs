@@ -69,11 +69,7 @@ pub fn run_message(ledger: &Ledger, run: &RunRecord) -> Result<pb::Run, Status> 
         progress: results.as_ref().map(progress),
         window_start,
         object: results.as_ref().and_then(|c| find_object(&c.input, 0)),
-        waiting: if run.state() == RunState::Published {
-            ledger.waiting_reason(run.id()).map_err(ledger_status)?
-        } else {
-            None
-        },
+        waiting: ledger.waiting_reason(run).map_err(ledger_status)?,
     })
 }
 

@@ -18,7 +18,7 @@ mod transition;
 pub use checkpoint::{Checkpoint, PageMark, RESULTS_STAGE, StageProgress, StoredBatch};
 pub use error::LedgerError;
 pub use id::{InvalidRunId, RunId};
-pub use ledger::{Consumer, Ledger, OpenedRun, RunFilter, SkippedTicks, Update, WAITING_STAGE};
+pub use ledger::{Consumer, Ledger, OpenedRun, RunFilter, SkippedTicks, Update, WAITING_STAGE, waiting_reason_in};
 pub use marks::{Lease, watermark_after};
 pub use record::{HistoryEntry, RunRecord};
 pub use state::{RunState, UnknownRunState};

@@ -215,7 +215,7 @@ impl Ledger {
                 RunState::ResultsFetched if progress.unpublished(total).next().is_none() => RunState::Published,
                 RunState::Published => {
                     let sinks = self.consumers_of(&progress.subjects);
-                    let waiting = self.waiting_reason(run)?;
+                    let waiting = self.waiting_reason(&record)?;
                     if sinks.is_empty() && total > 0 {
                         let subjects = progress.subjects.iter().cloned().collect::<Vec<_>>().join(", ");
                         let reason = format!("no writer flow subscribes to {subjects}");
@@ -251,11 +251,12 @@ impl Ledger {
         Err(LedgerError::Contention { what: format!("settling run {run}"), attempts: MAX_SETTLE_STEPS })
     }
 
-    /// Why the run cannot move on (see [`WAITING_STAGE`]), if something recorded it.
-    pub fn waiting_reason(&self, run: &RunId) -> Result<Option<String>, LedgerError> {
-        Ok(self
-            .checkpoint(run, WAITING_STAGE)?
-            .and_then(|cp| cp.input.get("reason").and_then(Value::as_str).map(str::to_owned)))
+    /// Why a `published` run cannot become `written` (see [`WAITING_STAGE`]), if recorded.
+    pub fn waiting_reason(&self, run: &RunRecord) -> Result<Option<String>, LedgerError> {
+        if run.state() != RunState::Published {
+            return Ok(None);
+        }
+        Ok(self.checkpoint(run.id(), WAITING_STAGE)?.as_ref().and_then(reason_of).map(str::to_owned))
     }
 
     /// Settles every `published` run: after a start, a writer flow now present may let one move
@@ -266,6 +267,18 @@ impl Ledger {
         }
         Ok(())
     }
+}
+
+/// [`Ledger::waiting_reason`] from a run's checkpoints already read (`runs show`).
+pub fn waiting_reason_in<'a>(run: &RunRecord, checkpoints: &'a [Checkpoint]) -> Option<&'a str> {
+    if run.state() != RunState::Published {
+        return None;
+    }
+    checkpoints.iter().find(|c| c.stage == WAITING_STAGE).and_then(reason_of)
+}
+
+fn reason_of(waiting: &Checkpoint) -> Option<&str> {
+    waiting.input.get("reason").and_then(Value::as_str)
 }
 
 #[cfg(test)]
@@ -343,8 +356,9 @@ mod tests {
         ledger.batch_published(&id, 0, subject).unwrap();
         ledger.batch_published(&id, 1, subject).unwrap();
         assert_eq!(state(&ledger, &id), RunState::Published);
+        let run = |l: &Ledger| l.get_run(&id).unwrap().unwrap();
         assert_eq!(
-            ledger.waiting_reason(&id).unwrap().as_deref(),
+            ledger.waiting_reason(&run(&ledger)).unwrap().as_deref(),
             Some("no writer flow subscribes to salesforce_bulkapi.query_jobs.account")
         );
         ledger.settle_published().unwrap();
@@ -353,7 +367,7 @@ mod tests {
         // A restart with the writer flow: the run waits for it, no longer for a writer to appear.
         ledger.register_consumer("writer_account", subject);
         ledger.settle_published().unwrap();
-        assert_eq!(ledger.waiting_reason(&id).unwrap(), None);
+        assert_eq!(ledger.waiting_reason(&run(&ledger)).unwrap(), None);
         assert_eq!(state(&ledger, &id), RunState::Published);
         ledger.batch_written(&id, "writer_account", 0).unwrap();
         ledger.batch_written(&id, "writer_account", 1).unwrap();

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-pub use export::{Consumer, WAITING_STAGE};
+pub use export::{Consumer, WAITING_STAGE, waiting_reason_in};
 pub use update::Update;
 
 use super::marks::{FlowMarks, JobRun};
@@ -49,7 +49,6 @@ pub struct SkippedTicks {
     pub count: u64,
     /// Why the last one was skipped: the run that blocked it and its state.
     pub last_reason: String,
-    pub last_at: Option<DateTime<Utc>>,
 }
 
 /// The result of [`Ledger::open_run`].
@@ -93,9 +92,9 @@ impl Ledger {
 
     /// Why `run` holds its flow's next tick back: its state, and what it waits for when known.
     pub fn blocking_reason(&self, run: &RunRecord) -> Result<String, LedgerError> {
-        Ok(match self.waiting_reason(run.id())? {
-            Some(why) if run.state() == RunState::Published => format!("run {} is `{}`: {why}", run.id(), run.state()),
-            _ => format!("run {} is `{}`", run.id(), run.state()),
+        Ok(match self.waiting_reason(run)? {
+            Some(why) => format!("run {} is `{}`: {why}", run.id(), run.state()),
+            None => format!("run {} is `{}`", run.id(), run.state()),
         })
     }
 
@@ -105,7 +104,6 @@ impl Ledger {
         let entry = skipped.entry(flow.to_owned()).or_default();
         entry.count += 1;
         entry.last_reason = reason;
-        entry.last_at = Some(self.clock.now());
     }
 
     /// Ticks skipped per flow since this process started.
