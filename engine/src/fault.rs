@@ -19,6 +19,7 @@ pub const POINTS: &[(&str, &str)] = &[
     ("listener.event_received", "a completion event reached get_results; the ledger has not recorded it"),
     ("results.mid_page", "part of a results page's body is read"),
     ("results.page_parsed", "a page is parsed and its batches emitted; its locator is not checkpointed"),
+    ("results.last_page_recorded", "the last page is checkpointed; the run does not know its batch total yet"),
     ("publish.acked", "the bus acknowledged a batch; the ack is not recorded"),
     ("publish.recorded", "a batch's ack is recorded; the next batch is not published"),
     ("lake.staged", "a Parquet file is written to its staging name, not renamed into place"),

@@ -652,6 +652,65 @@ async fn the_completion_poller_stands_in_for_missed_events_and_recreates_vanishe
     polling.abort();
 }
 
+/// A job that failed in Salesforce while no event reached us: the poller fails its run with
+/// Salesforce's message instead of handing the listening flow an event its script drops (the
+/// seed's keeps only `JobComplete`), which left the run at `job_created` for ever.
+#[tokio::test]
+async fn the_completion_poller_fails_a_run_whose_job_failed() {
+    use bulkflow_engine::node::poller::Poller;
+    use bulkflow_engine::run::{Ledger, RunState};
+    use bulkflow_engine::runtime::inject::Injector;
+    use bulkflow_engine::schedule::SystemClock;
+    use bulkflow_engine::store::MemoryStore;
+
+    let org = org(10, 100).await;
+    let client = org.client("client_credentials");
+    org.sim.set_faults(FaultConfig {
+        fail_jobs: 1,
+        failed_job_message: Some("QUERY_TIMEOUT: too slow".into()),
+        ..Default::default()
+    });
+    let job = create(&client, SOQL).await.unwrap();
+    completed(&client, &job.id).await.unwrap_err();
+    let ledger = Arc::new(Ledger::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock)));
+    let run = ledger.open_run("q", chrono::Utc::now()).unwrap().run.id().clone();
+    ledger.record_job(&run, &job.id).unwrap();
+    let injector = Arc::new(Injector::default());
+    let creator =
+        serde_json::from_value(json!({"operation": "create", "credentials_path": "/etc/sfdc/client_credentials.json"}))
+            .unwrap();
+    let poller = Poller {
+        ledger: ledger.clone(),
+        clients: Arc::new(Clients::new(
+            CredentialsRoot::new(Some(org.dir.path().to_path_buf())),
+            "63.0",
+            fast_retries(),
+        )),
+        injector: injector.clone(),
+        buses: Arc::new(bulkflow_engine::bus::registry::BusRegistry::new(None, CredentialsRoot::new(None))),
+        quiet_after: Duration::from_millis(300),
+        creators: [("q".to_string(), creator)].into(),
+        listener: true,
+    };
+    let polling = tokio::spawn(poller.run());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let failed = loop {
+        let r = ledger.get_run(&run).unwrap().unwrap();
+        if r.state() != RunState::JobCreated {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run stayed at job_created: {r:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    polling.abort();
+    assert_eq!(failed.state(), RunState::Failed, "{failed:?}");
+    assert!(failed.last_error().unwrap().contains("QUERY_TIMEOUT: too slow"), "{failed:?}");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(10), injector.recv()).await.is_err(),
+        "no stand-in event for a failed job"
+    );
+}
+
 /// A job another user of the org created (another team's integration), through `POST /__sim/jobs`.
 async fn foreign_job(org: &Org, object: &str) -> serde_json::Value {
     let answer = reqwest::Client::new()

@@ -120,13 +120,21 @@ pub async fn create_job(app: &Arc<AppState>, new: NewJob) -> Result<Value, ApiEr
     let view = record.create_view();
     let event = record.event();
     let results = Arc::new(Results::Live(results));
+    // Saved before the job is recorded: a persisted org restarted at any moment never has a job
+    // without its results (Salesforce does not fail a job because a client crashed).
     if let Some(persist) = app.persist.clone() {
-        let (id, results) = (record.id.clone(), results.clone());
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = persist.save_results(&id, &results) {
-                tracing::warn!(job = %id, error = %e, "could not persist results");
-            }
-        });
+        let (id, saving) = (record.id.clone(), results.clone());
+        tokio::task::spawn_blocking(move || persist.save_results(&id, &saving))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN_EXCEPTION", e.to_string()))?
+            .map_err(|e| {
+                tracing::warn!(job = %record.id, error = %e, "could not persist results");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "UNKNOWN_EXCEPTION",
+                    "could not store the job's results",
+                )
+            })?;
     }
     app.stats.job_created(&record.object);
     tracing::info!(job = %record.id, object = %record.object, rows = record.row_count, created_by = %record.created_by_id, "query job created");

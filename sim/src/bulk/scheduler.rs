@@ -43,7 +43,7 @@ pub fn advance(app: &AppState) {
         if r.state == JobState::InProgress && now >= r.complete_at {
             let failure = match (&r.planned_failure, &job.results) {
                 (Some(message), _) => Some(message.clone()),
-                // Only after a restart lost the snapshot before it was written.
+                // Only when a restarted org could not read the job's stored results.
                 (None, None) => Some(Some("Failed to write query result".to_string())),
                 (None, Some(_)) => None,
             };

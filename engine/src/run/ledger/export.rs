@@ -87,10 +87,8 @@ impl Ledger {
         mark: PageMark,
         next: Option<String>,
     ) -> Result<RunRecord, LedgerError> {
-        let cp = self.update_progress(run, RESULTS_STAGE, |p| p.page_fetched(page, mark.clone(), next.clone()))?;
-        if cp.progress.all_pages_fetched() {
-            self.results_fetched(run, cp.progress.batches_fetched)?;
-        }
+        self.update_progress(run, RESULTS_STAGE, |p| p.page_fetched(page, mark.clone(), next.clone()))?;
+        crate::fault::point("results.last_page_recorded");
         self.settle(run)
     }
 
@@ -207,10 +205,17 @@ impl Ledger {
     pub fn settle(&self, run: &RunId) -> Result<RunRecord, LedgerError> {
         for _ in 0..MAX_SETTLE_STEPS {
             let record = self.get_run(run)?.ok_or_else(|| LedgerError::UnknownRun(run.clone()))?;
-            let (Some(total), Some(cp)) = (record.total_batches(), self.checkpoint(run, RESULTS_STAGE)?) else {
+            let Some(cp) = self.checkpoint(run, RESULTS_STAGE)? else { return Ok(record) };
+            let progress = &cp.progress;
+            let Some(total) = record.total_batches() else {
+                // The last page is recorded in the checkpoint and the total in the run, two
+                // writes: whoever settles the run next (a restart included) finishes the second.
+                if record.state() == RunState::CompletedEvent && progress.all_pages_fetched() {
+                    self.results_fetched(run, progress.batches_fetched)?;
+                    continue;
+                }
                 return Ok(record);
             };
-            let progress = &cp.progress;
             let next = match record.state() {
                 RunState::ResultsFetched if progress.unpublished(total).next().is_none() => RunState::Published,
                 RunState::Published => {
@@ -377,6 +382,26 @@ mod tests {
         // No records, no batches: nothing to write, written at once even without a writer.
         let (ledger, id) = reading();
         ledger.page_fetched(&id, 0, page(None, 0), None).unwrap();
+        assert_eq!(state(&ledger, &id), RunState::Written);
+    }
+
+    /// A process killed between checkpointing the last page and recording the run's total: the
+    /// next settle (a restart re-reading the results, or any batch acknowledged) finishes it,
+    /// where the run used to stay `completed_event` with its total unknown for ever.
+    #[test]
+    fn a_settle_after_a_crash_past_the_last_page_learns_the_total() {
+        let (ledger, id) = reading();
+        ledger.register_consumer("w", "s.>");
+        ledger.update_progress(&id, RESULTS_STAGE, |p| p.page_fetched(0, page(None, 2), None)).unwrap();
+        assert_eq!(state(&ledger, &id), RunState::CompletedEvent);
+        assert_eq!(ledger.get_run(&id).unwrap().unwrap().total_batches(), None);
+        ledger.settle(&id).unwrap();
+        assert_eq!(state(&ledger, &id), RunState::ResultsFetched);
+        assert_eq!(ledger.get_run(&id).unwrap().unwrap().total_batches(), Some(2));
+        ledger.batch_published(&id, 0, "s.a").unwrap();
+        ledger.batch_published(&id, 1, "s.a").unwrap();
+        ledger.batch_written(&id, "w", 0).unwrap();
+        ledger.batch_written(&id, "w", 1).unwrap();
         assert_eq!(state(&ledger, &id), RunState::Written);
     }
 

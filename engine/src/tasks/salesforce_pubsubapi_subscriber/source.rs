@@ -429,6 +429,7 @@ impl PubSubSource {
                 injected = recv(self.injector.as_deref()) => {
                     let Some(event) = injected else { continue };
                     let (flow, id) = (self.flow.clone(), event.id.clone());
+                    tracing::info!(flow, event = id, "handing the completion poller's stand-in event to the flow");
                     // Not part of the replay window: a stand-in has no replay id to store.
                     let token = Token::new(move |outcome| match outcome {
                         Outcome::Completed => tracing::debug!(flow, event = id, "stand-in completion event done"),
