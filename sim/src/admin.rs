@@ -22,6 +22,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/__sim/stats/reset", post(reset_stats))
         .route("/__sim/faults", get(get_faults).post(set_faults))
         .route("/__sim/changes", post(apply_changes))
+        .route("/__sim/delete", post(delete))
+        .route("/__sim/purge", post(purge))
         .route("/__sim/query", post(query))
         .route("/__sim/jobs", post(foreign_job))
 }
@@ -77,6 +79,12 @@ struct Changes {
     modifications: usize,
     #[serde(default)]
     inserts: usize,
+    #[serde(default)]
+    deletes: usize,
+}
+
+fn bad_request(e: impl std::fmt::Display) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response()
 }
 
 /// Applies changes now, as the `--change-rate` ticker would (persisted the same way), so a test
@@ -84,40 +92,96 @@ struct Changes {
 async fn apply_changes(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
     let changes: Changes = match serde_json::from_slice(&body) {
         Ok(c) => c,
-        Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response(),
+        Err(e) => return bad_request(e),
     };
     let change = crate::store::persist::ChangeRecord {
         modifications: changes.modifications,
         inserts: changes.inserts,
+        deletes: changes.deletes,
         at: chrono::Utc::now(),
+        ..Default::default()
     };
-    let applied = tokio::task::spawn_blocking(move || {
-        app.data.write().unwrap_or_else(std::sync::PoisonError::into_inner).apply_changes(
-            change.modifications,
-            change.inserts,
-            change.at,
-        );
-        match &app.persist {
-            Some(persist) => persist.append_change(&change).map_err(|e| e.to_string()),
-            None => Ok(()),
-        }
-    })
-    .await;
-    match applied {
-        Ok(Ok(())) => Json(json!({"applied_at": change.at.to_rfc3339()})).into_response(),
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e}))).into_response(),
-        Err(_) => {
-            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "applying changes panicked"}))).into_response()
-        }
+    let at = change.at;
+    match crate::changes::apply_async(app, change).await {
+        Ok(deleted) => Json(json!({"applied_at": at.to_rfc3339(), "deleted": deleted})).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e}))).into_response(),
     }
 }
 
-/// Runs a SOQL query against the org directly (no job, no token): what the org holds, for tests
-/// to compare an export with. The body is the SOQL; the answer a JSON array of rows.
-async fn query(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
-    let soql = String::from_utf8_lossy(&body).into_owned();
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Delete {
+    object: String,
+    count: usize,
+}
+
+/// `POST /__sim/delete` `{"object": "Account", "count": N}`: moves N random live records of the
+/// object to the Recycle Bin now; answers `{"ids": [...]}` (fewer if fewer were live).
+async fn delete(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let request: Delete = match serde_json::from_slice(&body) {
+        Ok(d) => d,
+        Err(e) => return bad_request(e),
+    };
+    let Some(object) = known_object(&app, &request.object) else {
+        return bad_request(format!("the simulator has no object `{}`", request.object));
+    };
+    let change = crate::store::persist::ChangeRecord {
+        deletes: request.count,
+        delete_object: Some(object),
+        at: chrono::Utc::now(),
+        ..Default::default()
+    };
+    match crate::changes::apply_async(app, change).await {
+        Ok(ids) => Json(json!({"ids": ids})).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e}))).into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Purge {
+    object: String,
+}
+
+/// `POST /__sim/purge` `{"object": "Account"}`: empties the object's Recycle Bin (a hard
+/// delete): its records leave `queryAll`; the `deleted` resource still reports them.
+async fn purge(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let request: Purge = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return bad_request(e),
+    };
+    let Some(object) = known_object(&app, &request.object) else {
+        return bad_request(format!("the simulator has no object `{}`", request.object));
+    };
+    let change =
+        crate::store::persist::ChangeRecord { purge: Some(object), at: chrono::Utc::now(), ..Default::default() };
+    match crate::changes::apply_async(app, change).await {
+        Ok(_) => Json(json!({"purged": request.object})).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e}))).into_response(),
+    }
+}
+
+/// The object's canonical name, if the org has it.
+fn known_object(app: &AppState, object: &str) -> Option<String> {
     let data = app.data.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-    match crate::soql::parse(&soql).and_then(|q| crate::soql::execute(&q, &data)) {
+    data.schema(object).map(|s| s.name.clone())
+}
+
+/// Runs a SOQL query against the org directly (no job, no token): what the org holds, for tests
+/// to compare an export with. The body is the SOQL; the answer a JSON array of rows. `?all=true`
+/// reads as a `queryAll` job does (the Recycle Bin too).
+async fn query(
+    State(app): State<Arc<AppState>>,
+    axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let soql = String::from_utf8_lossy(&body).into_owned();
+    let scope = match params.get("all").map(String::as_str) {
+        Some("true") => crate::soql::Scope::WithRecycled,
+        _ => crate::soql::Scope::Live,
+    };
+    let data = app.data.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match crate::soql::parse(&soql).and_then(|q| crate::soql::execute_in(&q, &data, scope)) {
         Ok(rows) => Json((0..rows.len()).map(|i| rows.row(i)).collect::<Vec<_>>()).into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response(),
     }

@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// Record modifications and inserts per second (each); 0 keeps the data still.
     #[arg(long, default_value_t = 0.0)]
     pub change_rate: f64,
+    /// Record deletes per second (to the Recycle Bin: `queryAll` and the `deleted` resource see
+    /// them); 0 deletes nothing.
+    #[arg(long, default_value_t = 0.0)]
+    pub delete_rate: f64,
     /// Time from job creation to JobComplete (InProgress for its second half), e.g. `1s`, `5m`.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub job_latency: Duration,
@@ -166,6 +170,7 @@ impl ServeArgs {
             start: self.start,
             spread: self.spread,
             change_rate: self.change_rate,
+            delete_rate: self.delete_rate,
             job_latency: self.job_latency,
             retention: self.retention,
             max_page_records: self.max_page_records,

@@ -46,6 +46,8 @@ pub struct SimConfig {
     pub spread: Duration,
     /// Modifications and inserts per second (each), applied by a background ticker. 0: static data.
     pub change_rate: f64,
+    /// Deletes per second (live records to the Recycle Bin), applied by the same ticker.
+    pub delete_rate: f64,
     /// Time from job creation to `JobComplete`; the job is `InProgress` for the second half of it.
     pub job_latency: Duration,
     /// How long a terminal job and its results stay before the job is gone (404).
@@ -81,6 +83,7 @@ impl Default for SimConfig {
             start: None,
             spread: DEFAULT_SPREAD,
             change_rate: 0.0,
+            delete_rate: 0.0,
             job_latency: DEFAULT_JOB_LATENCY,
             retention: DEFAULT_RETENTION,
             max_page_records: DEFAULT_MAX_PAGE_RECORDS,
@@ -134,6 +137,10 @@ impl SimConfig {
     }
     pub fn change_rate(mut self, per_second: f64) -> Self {
         self.change_rate = per_second;
+        self
+    }
+    pub fn delete_rate(mut self, per_second: f64) -> Self {
+        self.delete_rate = per_second;
         self
     }
     pub fn pubsub_keepalive(mut self, every: Duration) -> Self {

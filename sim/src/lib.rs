@@ -14,6 +14,7 @@ pub mod cli;
 mod config;
 mod csv_writer;
 pub mod data;
+mod deleted;
 mod events;
 mod faults;
 mod gate;

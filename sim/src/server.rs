@@ -123,8 +123,9 @@ impl Simulator {
 
         let (shutdown, _) = watch::channel(false);
         tokio::spawn(bulk::scheduler::run(app.clone(), shutdown.subscribe()));
-        if config.change_rate > 0.0 {
-            tokio::spawn(crate::changes::run(app.clone(), config.change_rate, shutdown.subscribe()));
+        if config.change_rate > 0.0 || config.delete_rate > 0.0 {
+            let rates = crate::changes::Rates { change: config.change_rate, delete: config.delete_rate };
+            tokio::spawn(crate::changes::run(app.clone(), rates, shutdown.subscribe()));
         }
         let pubsub = crate::pubsub::start(
             app.clone(),
@@ -263,6 +264,7 @@ fn router(app: Arc<AppState>) -> Router {
         .route("/services/oauth2/token", post(oauth::token::token))
         .merge(bulk::routes())
         .merge(crate::tooling::routes())
+        .merge(crate::deleted::routes())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             ApiError::new(
@@ -317,7 +319,7 @@ fn build_dataset(spec: &DataSpecRecord, persist: Option<&Persist>) -> Result<Dat
     .map_err(DatasetError::Data)?;
     if let Some(persist) = persist {
         for change in persist.load_changes().map_err(DatasetError::Io)? {
-            dataset.apply_changes(change.modifications, change.inserts, change.at);
+            dataset.apply(change.batch());
         }
     }
     Ok(dataset)

@@ -87,9 +87,14 @@ pub async fn create_job(app: &Arc<AppState>, new: NewJob) -> Result<Value, ApiEr
     // The query runs now, so bad fields fail the create with 400 as on the real API; its snapshot
     // is what the job's results serve, whatever the data does afterwards.
     let data = app.data.clone();
+    let operation = new.operation;
     let (object, results) = tokio::task::spawn_blocking(move || {
         let data = data.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let set = soql::execute(&query, &data)?;
+        let scope = match operation {
+            Operation::Query => soql::Scope::Live,
+            Operation::QueryAll => soql::Scope::WithRecycled,
+        };
+        let set = soql::execute_in(&query, &data, scope)?;
         let object = data.schema(query.object()).map_or_else(|| query.object().to_string(), |s| s.name.clone());
         Ok::<_, SoqlError>((object, set))
     })

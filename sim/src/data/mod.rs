@@ -149,17 +149,17 @@ impl Dataset {
         ObjectKind::from_name(object).map(|kind| &self.objects[kind.index()].schema)
     }
 
-    /// 0 for an object the simulator does not have.
+    /// Live records (deleted ones are not counted); 0 for an object the simulator does not have.
     pub fn record_count(&self, object: &str) -> usize {
-        ObjectKind::from_name(object).map_or(0, |kind| self.states(kind).len())
+        ObjectKind::from_name(object).map_or(0, |kind| self.states(kind).iter().filter(|st| st.is_live()).count())
     }
 
-    /// Every record id of that object, in creation order.
+    /// Every live record id of that object, in creation order.
     pub fn ids(&self, object: &str) -> Vec<String> {
         let Some(kind) = ObjectKind::from_name(object) else {
             return Vec::new();
         };
-        self.states(kind).iter().map(|st| self.ctx.record_id(kind, st.idx)).collect()
+        self.states(kind).iter().filter(|st| st.is_live()).map(|st| self.ctx.record_id(kind, st.idx)).collect()
     }
 
     /// Modifies `modifications` existing records (any data object, in proportion to its size) and
@@ -168,9 +168,29 @@ impl Dataset {
     /// Deterministic: which records change, and how, follows from the seed and the number of
     /// changes applied before, so replaying the same calls rebuilds the same org.
     pub fn apply_changes(&mut self, modifications: usize, inserts: usize, now: DateTime<Utc>) {
-        let batch = ChangeBatch { modifications, inserts, now: now.timestamp() };
-        changes::apply(self, &batch);
+        self.apply(ChangeBatch { modifications, inserts, now: now.timestamp(), ..ChangeBatch::default() });
+    }
+
+    /// Applies one batch of changes (see [`ChangeBatch`]); returns the ids of the records it
+    /// deleted. Deterministic, as [`Dataset::apply_changes`] is.
+    pub fn apply(&mut self, batch: ChangeBatch) -> Vec<String> {
+        let deleted = changes::apply(self, &batch);
         self.changes.push(batch);
+        deleted
+    }
+
+    /// The records of `object` deleted in `[start, end)` (seconds since the epoch), recycled or
+    /// purged, with their deletion times: what the REST `deleted` resource reports.
+    pub fn deleted_between(&self, object: &str, start: i64, end: i64) -> Vec<(String, i64)> {
+        let Some(kind) = ObjectKind::from_name(object) else { return Vec::new() };
+        let mut out: Vec<(String, i64)> = self
+            .states(kind)
+            .iter()
+            .filter_map(|st| st.deleted_at().filter(|at| (start..end).contains(at)).map(|at| (st.idx, at)))
+            .map(|(idx, at)| (self.ctx.record_id(kind, idx), at))
+            .collect();
+        out.sort_by_key(|(_, at)| *at);
+        out
     }
 
     /// How many change batches were applied since generation.

@@ -5,11 +5,20 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{DataSpec, Dataset};
 
-/// One [`Dataset::apply_changes`] call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// One [`Dataset::apply`] call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeBatch {
     pub modifications: usize,
     pub inserts: usize,
+    /// Live records moved to the Recycle Bin.
+    #[serde(default)]
+    pub deletes: usize,
+    /// The object `deletes` come from; without it they spread over the objects by size.
+    #[serde(default)]
+    pub delete_object: Option<String>,
+    /// The object whose Recycle Bin is emptied, after the deletes.
+    #[serde(default)]
+    pub purge: Option<String>,
     /// Seconds since the epoch.
     pub now: i64,
 }
@@ -31,7 +40,7 @@ impl Dataset {
         let mut data = Dataset::generate(&state.spec);
         for batch in &state.changes {
             super::changes::apply(&mut data, batch);
-            data.changes.push(*batch);
+            data.changes.push(batch.clone());
         }
         data
     }

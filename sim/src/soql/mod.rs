@@ -56,11 +56,24 @@ pub fn validate(query: &Query, data: &Dataset) -> Result<(), SoqlError> {
     resolve::resolve(query, data).map(|_| ())
 }
 
-/// Resolves, filters, orders and limits, and snapshots the matching rows, so the job's results
-/// stay the same however the dataset changes afterwards.
+/// Which records a query sees: `query` jobs the live ones; `queryAll` jobs those in the Recycle
+/// Bin too (with `IsDeleted` true). Records purged from the bin are never seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Live,
+    WithRecycled,
+}
+
+/// Resolves, filters, orders and limits the live records, and snapshots the matching rows, so
+/// the job's results stay the same however the dataset changes afterwards.
 pub fn execute(query: &Query, data: &Dataset) -> Result<ResultSet, SoqlError> {
+    execute_in(query, data, Scope::Live)
+}
+
+/// [`execute`] over the records `scope` sees.
+pub fn execute_in(query: &Query, data: &Dataset, scope: Scope) -> Result<ResultSet, SoqlError> {
     let plan = resolve::resolve(query, data)?;
-    Ok(result::run(&plan, data))
+    Ok(result::run(&plan, data, scope))
 }
 
 #[cfg(test)]

@@ -57,13 +57,14 @@ impl ResultSet {
     }
 }
 
-pub(crate) fn run(plan: &Plan, data: &Dataset) -> ResultSet {
+pub(crate) fn run(plan: &Plan, data: &Dataset, scope: super::Scope) -> ResultSet {
     let kinds: Vec<ObjectKind> = plan.slots.iter().map(|s| s.kind).collect();
     let width = kinds.len();
     let ctx = data.ctx();
     let mut states: Vec<RecordState> = Vec::new();
     let mut slots = Vec::with_capacity(width);
-    for &root in data.states(plan.kind) {
+    let seen = |st: &RecordState| st.is_live() || (scope == super::Scope::WithRecycled && st.is_recycled());
+    for &root in data.states(plan.kind).iter().filter(|st| seen(st)) {
         fill_slots(data, &plan.slots, root, &mut slots);
         let keep = plan
             .filter

@@ -11,7 +11,8 @@ use crate::data::objects::{self, GenContext, ObjectKind, Rec, RecordState};
 use crate::data::value::Value;
 
 /// Marks a slot whose lookup is null.
-pub(crate) const NO_RECORD: RecordState = RecordState { idx: u32::MAX, version: 0, created: 0, modified: 0 };
+pub(crate) const NO_RECORD: RecordState =
+    RecordState { idx: u32::MAX, version: 0, created: 0, modified: 0, deleted: 0 };
 
 pub(crate) struct RowView<'a> {
     pub(crate) ctx: &'a GenContext,

@@ -37,12 +37,35 @@ pub struct OrgFile {
     pub data: DataSpecRecord,
 }
 
-/// One `Dataset::apply_changes` call.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// One `Dataset::apply` call.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChangeRecord {
     pub modifications: usize,
     pub inserts: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deletes: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_object: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purge: Option<String>,
     pub at: DateTime<Utc>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl ChangeRecord {
+    pub fn batch(&self) -> crate::data::ChangeBatch {
+        crate::data::ChangeBatch {
+            modifications: self.modifications,
+            inserts: self.inserts,
+            deletes: self.deletes,
+            delete_object: self.delete_object.clone(),
+            purge: self.purge.clone(),
+            now: self.at.timestamp(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -1,6 +1,7 @@
 //! The simulator driven over real HTTP on an ephemeral loopback port, with a plain client.
 
 mod common;
+mod deletes;
 mod faults;
 mod jobs;
 mod oauth;

@@ -32,15 +32,15 @@ pub(super) fn initial_state(ctx: &GenContext, kind: ObjectKind, idx: u32) -> Rec
     let age = rng::hash(&[ctx.seed, kind as u64, u64::from(idx), TAG_AGE]);
     // One record in five was never edited after creation.
     let created = if chance(age, 20) { modified } else { modified - (age % MAX_AGE_SECS) as i64 };
-    RecordState { idx, version: 0, created, modified }
+    RecordState { idx, version: 0, created, modified, deleted: 0 }
 }
 
 pub(super) fn id(rec: &Rec<'_>) -> Value {
     Value::Text(rec.ctx.record_id(rec.kind, rec.st.idx))
 }
 
-pub(super) fn is_deleted(_: &Rec<'_>) -> Value {
-    Value::Bool(false)
+pub(super) fn is_deleted(rec: &Rec<'_>) -> Value {
+    Value::Bool(!rec.st.is_live())
 }
 
 pub(super) fn created_date(rec: &Rec<'_>) -> Value {
@@ -52,18 +52,24 @@ pub(super) fn last_modified_date(rec: &Rec<'_>) -> Value {
 }
 
 /// Equal to LastModifiedDate, except that a tenth of the seeded records were later touched by a
-/// system process, which moves SystemModstamp alone (never past the start time).
+/// system process, which moves SystemModstamp alone (never past the start time), and that a
+/// delete moves it to the deletion time (LastModifiedDate stays): an incremental window on
+/// SystemModstamp sees deletes.
 pub(super) fn system_modstamp(rec: &Rec<'_>) -> Value {
+    Value::DateTime(seeded_modstamp(rec).max(rec.st.deleted_at().unwrap_or(i64::MIN)))
+}
+
+fn seeded_modstamp(rec: &Rec<'_>) -> i64 {
     let modified = rec.st.modified;
     if rec.st.version > 0 || rec.kind == ObjectKind::User {
-        return Value::DateTime(modified);
+        return modified;
     }
     let h = rec.fixed(TAG_MODSTAMP);
     if !chance(h, 10) {
-        return Value::DateTime(modified);
+        return modified;
     }
     let latest = (rec.ctx.start - 1).max(modified);
-    Value::DateTime((modified + (h % MAX_MODSTAMP_LAG_SECS) as i64).min(latest))
+    (modified + (h % MAX_MODSTAMP_LAG_SECS) as i64).min(latest)
 }
 
 fn user(rec: &Rec<'_>, h: u64) -> Option<u32> {

@@ -124,6 +124,27 @@ pub(crate) struct RecordState {
     pub(crate) created: i64,
     /// LastModifiedDate, seconds since the epoch.
     pub(crate) modified: i64,
+    /// 0 while the record lives; when deleted, the deletion time in seconds since the epoch,
+    /// positive while it is in the Recycle Bin and negated once the bin was emptied (a purged
+    /// record is gone from every query but still reported by the `deleted` resource).
+    #[serde(default)]
+    pub(crate) deleted: i64,
+}
+
+impl RecordState {
+    pub(crate) fn is_live(&self) -> bool {
+        self.deleted == 0
+    }
+
+    /// In the Recycle Bin: `queryAll` still returns it, with `IsDeleted` true.
+    pub(crate) fn is_recycled(&self) -> bool {
+        self.deleted > 0
+    }
+
+    /// When it was deleted, recycled or purged.
+    pub(crate) fn deleted_at(&self) -> Option<i64> {
+        (self.deleted != 0).then_some(self.deleted.abs())
+    }
 }
 
 /// One record under rendering.

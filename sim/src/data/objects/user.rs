@@ -31,7 +31,7 @@ pub(super) fn initial_state(ctx: &GenContext, idx: u32) -> RecordState {
     const DAY: i64 = 86_400;
     let created = ctx.start - 365 * DAY - (h % (365 * 86_400)) as i64;
     let modified = (created + ((h >> 20) % (300 * 86_400)) as i64).min(ctx.start - 30 * DAY);
-    RecordState { idx, version: 0, created, modified: modified.max(created) }
+    RecordState { idx, version: 0, created, modified: modified.max(created), deleted: 0 }
 }
 
 fn names(rec: &Rec<'_>) -> (&'static str, &'static str) {
