@@ -34,7 +34,8 @@ pub(crate) fn schema() -> TableSchema {
             {"name": "NumberOfEmployees", "type": "int64"},
             {"name": "IsActive__c", "type": "boolean"},
             {"name": "Founded__c", "type": "date"},
-            {"name": "LastModifiedDate", "type": "timestamp"}
+            {"name": "LastModifiedDate", "type": "timestamp"},
+            {"name": "IsDeleted", "type": "boolean"}
         ]}"#,
     )
     .expect("the conformance schema parses")
@@ -42,6 +43,12 @@ pub(crate) fn schema() -> TableSchema {
 
 /// A batch in the table's types, as `convert` hands it on: one row per `(id, name)`.
 pub(crate) fn batch(rows: &[(&str, &str)]) -> RecordBatch {
+    let marked: Vec<(&str, &str, bool)> = rows.iter().map(|&(id, name)| (id, name, false)).collect();
+    marked_batch(&marked)
+}
+
+/// A batch whose rows carry `IsDeleted` as given: `(id, name, is_deleted)`.
+pub(crate) fn marked_batch(rows: &[(&str, &str, bool)]) -> RecordBatch {
     let n = rows.len();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
@@ -59,6 +66,7 @@ pub(crate) fn batch(rows: &[(&str, &str)]) -> RecordBatch {
             TimestampMillisecondArray::from_iter_values((0..n).map(|i| 1_764_061_500_000 + i as i64))
                 .with_timezone("UTC"),
         ),
+        Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.2)))),
     ];
     RecordBatch::try_new(schema().arrow_schema(), columns).expect("a batch in the conformance schema")
 }
@@ -97,6 +105,37 @@ pub(crate) async fn an_empty_batch_changes_nothing(f: &dyn Fixture) {
     apply(f, &batch(&[]), ChangeType::Upsert).await;
     apply(f, &batch(&[]), ChangeType::Delete).await;
     assert_eq!(f.rows().await, expect_rows(&[("001A", "Acme")]));
+}
+
+/// `auto` follows Salesforce: rows marked `IsDeleted` go, the others are upserted, in one go; a
+/// delete and an undelete of one `Id` in one batch end as its last row says; applying the batch
+/// again changes nothing; a batch without `IsDeleted` is upserted.
+pub(crate) async fn auto_deletes_the_rows_marked_deleted_and_upserts_the_rest(f: &dyn Fixture) {
+    apply(
+        f,
+        &batch(&[("001A", "Acme"), ("001B", "Globex"), ("001C", "Initech"), ("001E", "Umbrella")]),
+        ChangeType::Upsert,
+    )
+    .await;
+    let changes = marked_batch(&[
+        ("001A", "Acme", true),
+        ("001B", "Globex Corporation", false),
+        ("001D", "Hooli", false),
+        ("001Z", "never there", true),
+        ("001C", "Initech", false),
+        ("001C", "Initech", true),
+        ("001E", "Umbrella", true),
+        ("001E", "Umbrella again", false),
+    ]);
+    apply(f, &changes, ChangeType::Auto).await;
+    let expected = expect_rows(&[("001B", "Globex Corporation"), ("001D", "Hooli"), ("001E", "Umbrella again")]);
+    assert_eq!(f.rows().await, expected);
+    apply(f, &changes, ChangeType::Auto).await;
+    assert_eq!(f.rows().await, expected, "applying it again changes nothing");
+    let without_flag = batch(&[("001F", "Stark")]);
+    let without_flag = without_flag.project(&(0..without_flag.num_columns() - 1).collect::<Vec<_>>()).unwrap();
+    apply(f, &without_flag, ChangeType::Auto).await;
+    assert_eq!(f.rows().await.get("001F"), Some(&Some("Stark".to_string())));
 }
 
 /// A batch naming one `Id` twice ends with its last row, as applying the rows in turn would.
@@ -164,6 +203,7 @@ macro_rules! conformance_tests {
             the_last_row_of_an_id_in_one_batch_wins,
             nulls_are_written,
             a_schema_mismatch_names_the_table_and_the_column,
+            auto_deletes_the_rows_marked_deleted_and_upserts_the_rest,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -22,10 +22,49 @@ pub enum ChangeType {
     Upsert,
     /// Remove the rows with the batch's `Id`s; the other columns are not looked at.
     Delete,
+    /// Follow Salesforce: rows whose `IsDeleted` is true are deleted by `Id`, the others
+    /// upserted, all in one transaction or request. A batch without `IsDeleted` is upserted.
+    Auto,
+}
+
+/// What a delete does to the warehouse's row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteMode {
+    /// The row is removed.
+    #[default]
+    Hard,
+    /// The row stays, with [`DELETED`] true and [`DELETED_AT`] when the warehouse learnt it; an
+    /// upsert of the same `Id` later (an undelete) sets them back.
+    Soft,
 }
 
 /// The column every warehouse table is keyed by.
 pub const ID: &str = "Id";
+/// Salesforce's soft-delete flag, which `ChangeType::Auto` follows.
+pub const IS_DELETED: &str = "IsDeleted";
+/// The warehouse's own columns for `deletes: soft`.
+pub const DELETED: &str = "_deleted";
+pub const DELETED_AT: &str = "_deleted_at";
+
+/// Which rows of `batch` are deletes under `change`: `None` when none can be (an upsert, or
+/// `Auto` on a batch without `IsDeleted`), else one flag per row. The error says what is wrong
+/// with the `IsDeleted` column.
+pub fn deleted_rows(batch: &RecordBatch, change: ChangeType) -> Result<Option<Vec<bool>>, String> {
+    match change {
+        ChangeType::Upsert => Ok(None),
+        ChangeType::Delete => Ok(Some(vec![true; batch.num_rows()])),
+        ChangeType::Auto => {
+            let Ok(i) = batch.schema().index_of(IS_DELETED) else { return Ok(None) };
+            let flags = batch
+                .column(i)
+                .as_any()
+                .downcast_ref::<arrow::array::BooleanArray>()
+                .ok_or_else(|| format!("is {}, not boolean: cast it in `convert`", batch.column(i).data_type()))?;
+            Ok(Some((0..batch.num_rows()).map(|r| arrow::array::Array::is_valid(flags, r) && flags.value(r)).collect()))
+        }
+    }
+}
 
 pub trait Warehouse: Send + Sync {
     /// Applies `batch` as `change`, all of it or none of it. Idempotent: applying the same batch

@@ -12,8 +12,11 @@ use crate::warehouse::ChangeType;
 ///     project_id: "{{env.GCP_PROJECT_ID}}"
 ///     dataset_id: salesforce
 ///     table_id: account
-///     change_type: upsert
+///     change_type: upsert    # or delete, or auto: rows with IsDeleted true are deleted
 /// ```
+///
+/// No `deletes: soft` here: a BigQuery upsert replaces the whole row, so a tombstone carrying
+/// only `Id` would blank the row it meant to mark.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BigQueryWriteConfig {

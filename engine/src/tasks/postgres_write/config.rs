@@ -2,7 +2,7 @@ use serde::Deserialize;
 
 use crate::flow::resource::ResourceRef;
 use crate::flow::template::Template;
-use crate::warehouse::ChangeType;
+use crate::warehouse::{ChangeType, DeleteMode};
 
 /// Upserts batches into a PostgreSQL table by `"Id"`.
 ///
@@ -12,7 +12,8 @@ use crate::warehouse::ChangeType;
 ///     url: "{{env.WAREHOUSE_URL}}"
 ///     schema: salesforce
 ///     table: account
-///     change_type: upsert
+///     change_type: auto      # upsert (default), delete, or auto: follow IsDeleted
+///     deletes: soft          # hard (default): remove the row; soft: mark it `_deleted`
 ///     create_table: true
 ///     schema_resource: { resource: salesforce/schema_account.json }
 /// ```
@@ -25,6 +26,8 @@ pub struct PostgresWriteConfig {
     pub table: String,
     #[serde(default)]
     pub change_type: ChangeType,
+    #[serde(default)]
+    pub deletes: DeleteMode,
     #[serde(default)]
     pub create_table: bool,
     pub schema_resource: Option<crate::flow::located::Located<ResourceRef>>,

@@ -1,5 +1,5 @@
-//! The `postgres_write` task's behaviour: apply each batch to the table (upsert or delete by
-//! `"Id"`), then pass the event on unchanged. The connection is opened on the first batch, so a
+//! The `postgres_write` task's behaviour: apply each batch to the table (upsert, delete, or
+//! follow `IsDeleted`, by `"Id"`), then pass the event on unchanged. The connection is opened on the first batch, so a
 //! warehouse that is down at start delays writes instead of stopping the engine.
 
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ use crate::schema::TableSchema;
 use crate::tasks::object_store::credentials;
 use crate::warehouse::postgres::PostgresWarehouse;
 use crate::warehouse::postgres::sql::TableName;
-use crate::warehouse::{ChangeType, apply_event};
+use crate::warehouse::{ChangeType, DeleteMode, apply_event};
 
 /// `{"url": "postgres://user:password@host:port/database"}`.
 #[derive(Deserialize)]
@@ -34,6 +34,7 @@ pub struct PostgresWriteProcessor {
     table: TableName,
     create: Option<TableSchema>,
     change: ChangeType,
+    deletes: DeleteMode,
     env: EnvLookup,
     warehouse: OnceCell<PostgresWarehouse>,
 }
@@ -57,6 +58,7 @@ impl PostgresWriteProcessor {
             table: TableName { schema: config.schema.clone(), table: config.table.clone() },
             create: if config.create_table { schema } else { None },
             change: config.change_type,
+            deletes: config.deletes,
             env,
             warehouse: OnceCell::new(),
         }
@@ -86,7 +88,7 @@ impl PostgresWriteProcessor {
         self.warehouse
             .get_or_try_init(|| async {
                 let url = self.url(event).map_err(|e| TaskError::Fatal(format!("task `{}`: {e}", self.task)))?;
-                Ok(PostgresWarehouse::new(url, self.table.clone(), self.create.clone()))
+                Ok(PostgresWarehouse::new(url, self.table.clone(), self.create.clone()).with_deletes(self.deletes))
             })
             .await
     }

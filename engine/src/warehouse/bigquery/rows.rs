@@ -29,15 +29,18 @@ pub struct Unwritable {
 }
 
 /// The batch to send for `change`: a delete carries only `Id` (the other columns are not looked
-/// at), an upsert every column, each cast to what BigQuery's Arrow reader takes.
+/// at), an upsert every column, each cast to what BigQuery's Arrow reader takes; with `Auto` each
+/// row is an `UPSERT` or, when its `IsDeleted` is true, a `DELETE`, in the same request.
 pub fn prepare(batch: &RecordBatch, change: ChangeType) -> Result<RecordBatch, Unwritable> {
+    let deleted = crate::warehouse::deleted_rows(batch, change)
+        .map_err(|problem| Unwritable { column: crate::warehouse::IS_DELETED.into(), problem })?;
     let id = batch.schema().index_of(ID).map_err(|_| Unwritable {
         column: ID.into(),
         problem: "the batch has no `Id` column to key its rows by".into(),
     })?;
     let keep: Vec<usize> = match change {
         ChangeType::Delete => vec![id],
-        ChangeType::Upsert => (0..batch.num_columns()).collect(),
+        ChangeType::Upsert | ChangeType::Auto => (0..batch.num_columns()).collect(),
     };
     let mut fields = Vec::with_capacity(keep.len() + 1);
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(keep.len() + 1);
@@ -56,12 +59,12 @@ pub fn prepare(batch: &RecordBatch, change: ChangeType) -> Result<RecordBatch, U
         fields.push(Field::new(field.name(), target, field.is_nullable()));
         columns.push(column);
     }
-    let label = match change {
-        ChangeType::Upsert => "UPSERT",
-        ChangeType::Delete => "DELETE",
+    let labels: StringArray = match deleted {
+        Some(flags) => flags.iter().map(|&d| Some(if d { "DELETE" } else { "UPSERT" })).collect(),
+        None => StringArray::from_iter_values(std::iter::repeat_n("UPSERT", batch.num_rows())),
     };
     fields.push(Field::new(CHANGE_TYPE, DataType::Utf8, false));
-    columns.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(label, batch.num_rows()))));
+    columns.push(Arc::new(labels));
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(|e| Unwritable { column: CHANGE_TYPE.into(), problem: e.to_string() })
 }
@@ -106,6 +109,14 @@ mod tests {
     use crate::warehouse::conformance;
 
     #[test]
+    fn auto_marks_each_row_by_its_is_deleted() {
+        let rows = [("001A", "Acme", true), ("001B", "Globex", false)];
+        let b = prepare(&conformance::marked_batch(&rows), ChangeType::Auto).unwrap();
+        let change = b.column_by_name(CHANGE_TYPE).unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(change.iter().collect::<Vec<_>>(), [Some("DELETE"), Some("UPSERT")]);
+    }
+
+    #[test]
     fn an_upsert_carries_every_column_in_bigquery_types_and_a_change_type() {
         let b = prepare(&conformance::batch(&[("001A", "Acme"), ("001B", "Globex")]), ChangeType::Upsert).unwrap();
         let schema = b.schema();
@@ -113,8 +124,8 @@ mod tests {
             schema.fields().iter().map(|f| (f.name().as_str(), f.data_type())).collect();
         assert_eq!(types[3], ("Amount__c", &DataType::Decimal128(38, 9)));
         assert_eq!(types[7], ("LastModifiedDate", &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))));
-        assert_eq!(types[8], (CHANGE_TYPE, &DataType::Utf8));
-        let change = b.column(8).as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(types[9], (CHANGE_TYPE, &DataType::Utf8));
+        let change = b.column(9).as_any().downcast_ref::<StringArray>().unwrap();
         assert_eq!(change.iter().collect::<Vec<_>>(), [Some("UPSERT"), Some("UPSERT")]);
         let ts = b.column(7).as_any().downcast_ref::<arrow::array::TimestampMicrosecondArray>().unwrap();
         assert_eq!(ts.value(0), 1_764_061_500_000_000);

@@ -1,7 +1,8 @@
 //! The PostgreSQL warehouse: each batch is one transaction that binary-`COPY`s the rows into a
-//! temporary table and then applies them with one statement (`INSERT ... ON CONFLICT ("Id") DO
-//! UPDATE`, or `DELETE ... USING`), so a batch lands whole or not at all and landing it again
-//! changes nothing. A dropped connection is reopened and the batch tried again.
+//! temporary table and then applies them (`INSERT ... ON CONFLICT ("Id") DO UPDATE` for the
+//! upserted rows, `DELETE ... USING`, or an `UPDATE` of `_deleted` with `deletes: soft`, for the
+//! deleted ones), so a batch lands whole or not at all and landing it again changes nothing. A
+//! dropped connection is reopened and the batch tried again.
 
 mod copy;
 pub mod sql;
@@ -10,13 +11,13 @@ mod tests;
 
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, RecordBatch};
+use arrow::array::{Array, BooleanArray, RecordBatch};
 use tokio::sync::Mutex;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::{Client, NoTls};
 
 use self::sql::{TableName, ident};
-use super::{ChangeType, ID, Warehouse, WarehouseError};
+use super::{ChangeType, DELETED, DELETED_AT, DeleteMode, ID, IS_DELETED, Warehouse, WarehouseError};
 use crate::runtime::processor::BoxFuture;
 use crate::schema::TableSchema;
 
@@ -25,6 +26,8 @@ use crate::schema::TableSchema;
 const RECONNECT_FOR: Duration = Duration::from_secs(30);
 const STAGE: &str = "bulkflow_stage";
 const ROW: &str = "bulkflow_row";
+/// The staging table's flag for a row that is a delete.
+const DEL: &str = "bulkflow_delete";
 
 pub struct PostgresWarehouse {
     /// May hold a password: never logged, never part of an error.
@@ -34,11 +37,18 @@ pub struct PostgresWarehouse {
     create: Option<TableSchema>,
     client: Mutex<Option<Client>>,
     reconnect_for: Duration,
+    deletes: DeleteMode,
 }
 
 impl PostgresWarehouse {
     pub fn new(url: String, table: TableName, create: Option<TableSchema>) -> Self {
-        Self { url, table, create, client: Mutex::new(None), reconnect_for: RECONNECT_FOR }
+        Self { url, table, create, client: Mutex::new(None), reconnect_for: RECONNECT_FOR, deletes: DeleteMode::Hard }
+    }
+
+    /// What a delete does: remove the row, or mark it (`_deleted`, `_deleted_at`).
+    pub fn with_deletes(mut self, deletes: DeleteMode) -> Self {
+        self.deletes = deletes;
+        self
     }
 
     pub fn table(&self) -> &TableName {
@@ -67,7 +77,17 @@ impl PostgresWarehouse {
             }
         });
         if let Some(schema) = &self.create {
-            let ddl = sql::create_table(&self.table, schema).map_err(|m| self.rejected(m))?;
+            let mut ddl = sql::create_table(&self.table, schema).map_err(|m| self.rejected(m))?;
+            if self.deletes == DeleteMode::Soft {
+                // Also for a table created before soft deletes were turned on.
+                ddl.push_str(&format!(
+                    ";\nALTER TABLE {} ADD COLUMN IF NOT EXISTS {} boolean NOT NULL DEFAULT false, \
+                     ADD COLUMN IF NOT EXISTS {} timestamp with time zone",
+                    self.table.sql(),
+                    ident(DELETED),
+                    ident(DELETED_AT)
+                ));
+            }
             // Writers creating the same schema or table at once: the loser sees a duplicate, and
             // its whole DDL batch (one implicit transaction) is undone, the table with it. Once
             // more, the schema exists and `IF NOT EXISTS` holds.
@@ -124,10 +144,21 @@ impl PostgresWarehouse {
         if batch.schema().index_of(ID).is_err() {
             return Err(schema_error(ID, "the batch has no `Id` column to key its rows by".into()));
         }
+        let has = |column: &str| table_columns.iter().any(|(c, _)| c == column);
+        if self.deletes == DeleteMode::Soft && !(has(DELETED) && has(DELETED_AT)) {
+            return Err(self.rejected(format!(
+                "`deletes: soft` needs the columns `{DELETED}` (boolean) and `{DELETED_AT}` (timestamp with time \
+                 zone); add them, or set `create_table: true`"
+            )));
+        }
         let mut plan = Vec::new();
         for (i, field) in batch.schema().fields().iter().enumerate() {
             let name = field.name();
             if change == ChangeType::Delete && name != ID {
+                continue;
+            }
+            // Read to tell deletes from upserts; written only where the table keeps it.
+            if change == ChangeType::Auto && name == IS_DELETED && !has(IS_DELETED) {
                 continue;
             }
             let Some((_, pg_type)) = table_columns.iter().find(|(c, _)| c == name) else {
@@ -154,12 +185,23 @@ impl PostgresWarehouse {
         batch: &RecordBatch,
         change: ChangeType,
     ) -> Result<u64, WarehouseError> {
+        let deleted = super::deleted_rows(batch, change).map_err(|problem| WarehouseError::Schema {
+            table: self.table.to_string(),
+            column: IS_DELETED.into(),
+            problem,
+        })?;
         let tx = client.transaction().await.map_err(|e| self.classify(&e, "starting a transaction"))?;
         let table_columns = self.columns(&tx).await?;
         let plan = self.plan(batch, &table_columns, change)?;
-        let types: Vec<_> = plan.iter().map(|(_, c, _)| copy::stage_type(c.data_type())).collect();
+        let flags = BooleanArray::from(deleted.clone().unwrap_or_else(|| vec![false; batch.num_rows()]));
+        let mut arrays: Vec<&dyn Array> = plan.iter().map(|(_, c, _)| *c).collect();
+        arrays.push(&flags);
+        let types: Vec<_> = arrays.iter().map(|c| copy::stage_type(c.data_type())).collect();
+        let names: Vec<String> = plan.iter().map(|(n, ..)| ident(n)).collect();
+        let mut staged = names.clone();
+        staged.push(DEL.to_string());
         let stage_columns: Vec<String> =
-            plan.iter().zip(&types).map(|((name, ..), ty)| format!("{} {}", ident(name), ty.name())).collect();
+            staged.iter().zip(&types).map(|(name, ty)| format!("{name} {}", ty.name())).collect();
         // `bulkflow_row` numbers the rows in batch order (COPY fills it from its default), so a
         // batch naming one `Id` twice applies its last row, as applying the rows in turn would.
         tx.batch_execute(&format!(
@@ -168,44 +210,55 @@ impl PostgresWarehouse {
         ))
         .await
         .map_err(|e| self.classify(&e, "creating the staging table"))?;
-        let names: Vec<String> = plan.iter().map(|(n, ..)| ident(n)).collect();
         let sink = tx
-            .copy_in(&format!("COPY {STAGE} ({}) FROM STDIN (FORMAT binary)", names.join(", ")))
+            .copy_in(&format!("COPY {STAGE} ({}) FROM STDIN (FORMAT binary)", staged.join(", ")))
             .await
             .map_err(|e| self.classify(&e, "starting the COPY"))?;
         let writer = BinaryCopyInWriter::new(sink, &types);
-        let arrays: Vec<&dyn Array> = plan.iter().map(|(_, c, _)| *c).collect();
         copy::write_rows(std::pin::pin!(writer), &arrays).await.map_err(|e| self.classify(&e, "copying the rows"))?;
         let table = self.table.sql();
-        let statement = match change {
-            ChangeType::Delete => {
-                format!("DELETE FROM {table} t USING {STAGE} s WHERE t.{id} = s.{id}", id = ident(ID))
-            }
-            ChangeType::Upsert => {
-                let select: Vec<String> = plan
-                    .iter()
-                    .map(|(n, _, decimal)| if *decimal { format!("{}::numeric", ident(n)) } else { ident(n) })
-                    .collect();
-                let updates: Vec<String> = plan
-                    .iter()
-                    .filter(|(n, ..)| n != ID)
-                    .map(|(n, ..)| format!("{0} = EXCLUDED.{0}", ident(n)))
-                    .collect();
-                let action = if updates.is_empty() {
-                    "NOTHING".to_string()
-                } else {
-                    format!("UPDATE SET {}", updates.join(", "))
-                };
+        let id = ident(ID);
+        let latest = format!("WITH latest AS (SELECT DISTINCT ON ({id}) * FROM {STAGE} ORDER BY {id}, {ROW} DESC)");
+        let soft = self.deletes == DeleteMode::Soft;
+        let mut statements = Vec::new();
+        if deleted.as_ref().is_some_and(|d| d.contains(&true)) {
+            statements.push(if soft {
                 format!(
-                    "INSERT INTO {table} ({}) SELECT DISTINCT ON ({id}) {} FROM {STAGE} ORDER BY {id}, {ROW} DESC \
-                     ON CONFLICT ({id}) DO {action}",
-                    names.join(", "),
-                    select.join(", "),
-                    id = ident(ID)
+                    "{latest} UPDATE {table} t SET {del} = true, {at} = COALESCE(t.{at}, now()) \
+                     FROM latest s WHERE t.{id} = s.{id} AND s.{DEL}",
+                    del = ident(DELETED),
+                    at = ident(DELETED_AT)
                 )
+            } else {
+                format!("{latest} DELETE FROM {table} t USING latest s WHERE t.{id} = s.{id} AND s.{DEL}")
+            });
+        }
+        if change != ChangeType::Delete {
+            let mut columns = names.clone();
+            let mut select: Vec<String> = plan
+                .iter()
+                .map(|(n, _, decimal)| if *decimal { format!("{}::numeric", ident(n)) } else { ident(n) })
+                .collect();
+            let mut updates: Vec<String> =
+                plan.iter().filter(|(n, ..)| n != ID).map(|(n, ..)| format!("{0} = EXCLUDED.{0}", ident(n))).collect();
+            if soft {
+                // An upsert of a soft-deleted `Id` is Salesforce's undelete.
+                columns.extend([ident(DELETED), ident(DELETED_AT)]);
+                select.extend(["false".to_string(), "NULL".to_string()]);
+                updates.extend([format!("{} = false", ident(DELETED)), format!("{} = NULL", ident(DELETED_AT))]);
             }
-        };
-        let changed = tx.execute(&statement, &[]).await.map_err(|e| self.classify(&e, "applying the batch"))?;
+            let action =
+                if updates.is_empty() { "NOTHING".to_string() } else { format!("UPDATE SET {}", updates.join(", ")) };
+            statements.push(format!(
+                "{latest} INSERT INTO {table} ({}) SELECT {} FROM latest WHERE NOT {DEL} ON CONFLICT ({id}) DO {action}",
+                columns.join(", "),
+                select.join(", "),
+            ));
+        }
+        let mut changed = 0;
+        for statement in &statements {
+            changed += tx.execute(statement, &[]).await.map_err(|e| self.classify(&e, "applying the batch"))?;
+        }
         tx.commit().await.map_err(|e| self.classify(&e, "committing"))?;
         crate::fault::point("warehouse.postgres_committed");
         Ok(changed)

@@ -106,8 +106,46 @@ async fn every_schema_type_lands_as_its_postgres_type() {
             "IsActive__c boolean YES",
             "Founded__c date YES",
             "LastModifiedDate timestamp with time zone YES",
+            "IsDeleted boolean YES",
         ]
     );
+}
+
+/// `deletes: soft`: a deleted row stays, marked `_deleted` with the time the warehouse learnt it
+/// (kept when the tombstone comes again, so a redelivery changes nothing); an upsert of the same
+/// `Id` (Salesforce's undelete) clears the mark. The columns are added to a table created before
+/// soft deletes were turned on; a table without them, not created by the writer, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_deletes_mark_rows_and_an_undelete_clears_the_mark() {
+    use crate::warehouse::DeleteMode;
+    let f = fixture().await;
+    f.warehouse.apply(&conformance::batch(&[("001A", "Acme"), ("001B", "Globex")]), ChangeType::Upsert).await.unwrap();
+    let soft =
+        PostgresWarehouse::new(f.url.clone(), account(), Some(conformance::schema())).with_deletes(DeleteMode::Soft);
+    let tombstone = conformance::marked_batch(&[("001A", "Acme", true), ("001Z", "never there", true)]);
+    soft.apply(&tombstone, ChangeType::Auto).await.unwrap();
+    let marks = || select(&f.url, "\"Id\", \"Name\", \"_deleted\"::text, \"_deleted_at\"::text");
+    let first = marks().await;
+    assert_eq!(first.len(), 2, "the row stays and no row is made for an unknown Id: {first:?}");
+    assert_eq!(first[0][..3], [Some("001A".into()), Some("Acme".into()), Some("true".into())]);
+    assert!(first[0][3].is_some(), "{first:?}");
+    assert_eq!(first[1][2..], [Some("false".into()), None]);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    soft.apply(&tombstone, ChangeType::Auto).await.unwrap();
+    assert_eq!(marks().await, first, "a tombstone applied again changes nothing");
+    soft.apply(&conformance::batch(&[("001A", "Acme again")]), ChangeType::Auto).await.unwrap();
+    assert_eq!(marks().await[0], [Some("001A".into()), Some("Acme again".into()), Some("false".into()), None]);
+
+    let elsewhere = TableName { schema: Some("salesforce".into()), table: "plain".into() };
+    client(&f.url)
+        .await
+        .batch_execute("CREATE TABLE salesforce.plain (\"Id\" text PRIMARY KEY, \"Name\" text)")
+        .await
+        .unwrap();
+    let refused = PostgresWarehouse::new(f.url.clone(), elsewhere, None).with_deletes(DeleteMode::Soft);
+    let only_name = conformance::batch(&[("001A", "Acme")]).project(&[0, 1]).unwrap();
+    let err = refused.apply(&only_name, ChangeType::Auto).await.unwrap_err();
+    assert!(!err.is_retryable() && err.to_string().contains("_deleted_at"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
