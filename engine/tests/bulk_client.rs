@@ -429,6 +429,113 @@ async fn get_results_task_emits_identified_batches_and_checkpoints_pages() {
     assert_eq!(cp.progress.pages.len(), 3);
 }
 
+/// `deleted_records`: the run's results end with a batch of the records Salesforce reports
+/// deleted since the flow's last written run and before the job was created (a record deleted
+/// later is the next run's: this run may hold it live), counted in the run's total and
+/// checkpointed as a page; after a crash that lost its acknowledgement it is emitted again, the
+/// same. A flow's first run has no such batch.
+#[tokio::test]
+async fn get_results_ends_with_the_deleted_records_of_the_window() {
+    use bulkflow_engine::event::{Event, EventData};
+    use bulkflow_engine::run::{Ledger, RESULTS_STAGE, Update};
+    use bulkflow_engine::runtime::token::Outcome;
+    use bulkflow_engine::schedule::SystemClock;
+    use bulkflow_engine::store::MemoryStore;
+    use std::sync::Mutex;
+
+    let org = org(60, 40).await;
+    let client = org.client("client_credentials");
+    let http = reqwest::Client::new();
+    let delete = |n: usize| {
+        let http = http.clone();
+        let url = format!("{}/__sim/delete", org.sim.url());
+        async move {
+            let answer: serde_json::Value = http
+                .post(url)
+                .json(&json!({"object": "Account", "count": n}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answer["ids"].as_array().unwrap().iter().map(|i| i.as_str().unwrap().to_string()).collect::<Vec<_>>()
+        }
+    };
+    let first_job = completed(&client, &create(&client, SOQL).await.unwrap().id).await.unwrap();
+    let mut gone = delete(3).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let job = completed(&client, &create(&client, SOQL).await.unwrap().id).await.unwrap();
+    let later = delete(2).await;
+    let ledger = Arc::new(Ledger::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock)));
+    let config = json!({
+        "operation": "get_results", "credentials_path": "/etc/sfdc/client_credentials.json",
+        "job_id": "{{event.meta.job_id}}", "batch_size": 30, "deleted_records": true
+    });
+    let event_of = |job: &str| {
+        let mut e = Event::json("e", json!({"id": job}));
+        e.meta.insert("job_id".into(), json!(job));
+        e
+    };
+    let event = || event_of(&job.id);
+    let batches = |seen: &[Event]| -> Vec<(String, Vec<String>)> {
+        seen.iter()
+            .map(|e| match &e.data {
+                EventData::Arrow(b) => {
+                    let ids = b.column(0).as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
+                    (e.id.clone(), ids.iter().map(|i| i.unwrap().to_string()).collect())
+                }
+                _ => panic!("not a batch"),
+            })
+            .collect()
+    };
+
+    // A flow's first run: the live records, no deleted batch.
+    let first = ledger.open_run("q", chrono::Utc::now() - chrono::Duration::minutes(10)).unwrap().run.id().clone();
+    ledger.record_job(&first, &first_job.id).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Some(Arc::new(Sink(seen.clone())) as _);
+    let outcome = run_results_task(&org, ledger.clone(), config.clone(), event_of(&first_job.id), sink).await;
+    assert_eq!(outcome, Outcome::Completed);
+    assert_eq!(seen.lock().unwrap().len(), 3, "pages of 40 and 20 live rows: 30+10, 20");
+    assert_eq!(ledger.get_run(&first).unwrap().unwrap().total_batches(), Some(3));
+
+    // A later run of the flow, after one was written: its deletes come last, as one batch.
+    ledger.raise_watermark("q", (chrono::Utc::now() - chrono::Duration::minutes(30)).timestamp()).unwrap();
+    let run = ledger.open_run("q", chrono::Utc::now()).unwrap().run.id().clone();
+    ledger.record_job(&run, &job.id).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let outcome =
+        run_results_task(&org, ledger.clone(), config.clone(), event(), Some(Arc::new(Sink(seen.clone())))).await;
+    assert_eq!(outcome, Outcome::Completed);
+    let seen = seen.lock().unwrap().clone();
+    let got = batches(&seen);
+    assert_eq!(got.len(), 4);
+    let (id, mut ids) = got[3].clone();
+    assert_eq!(id, format!("{}-p00002-b0000", job.id));
+    ids.sort();
+    gone.sort();
+    assert_eq!(ids, gone, "the deletes before the job, not the later ones ({later:?})");
+    let EventData::Arrow(tombstones) = &seen[3].data else { unreachable!() };
+    let flags =
+        tombstones.column_by_name("IsDeleted").unwrap().as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
+    assert!(flags.iter().all(|f| f == Some("true")));
+    assert_eq!(seen[3].meta["total_batches"], 4);
+    assert_eq!(ledger.get_run(&run).unwrap().unwrap().total_batches(), Some(4));
+    let cp = ledger.checkpoint(&run, RESULTS_STAGE).unwrap().unwrap();
+    assert_eq!(cp.progress.pages.len(), 3);
+    assert_eq!(cp.progress.records_fetched, 57 + 3);
+
+    // As if the bus lost the deleted batch's acknowledgement: it is emitted again, the same.
+    let mut cp = cp;
+    cp.progress.batches_published = [0, 1, 2].into();
+    ledger.update(&run, &Update::new().checkpoint(cp)).unwrap();
+    let again = Arc::new(Mutex::new(Vec::new()));
+    let outcome = run_results_task(&org, ledger.clone(), config, event(), Some(Arc::new(Sink(again.clone())))).await;
+    assert_eq!(outcome, Outcome::Completed);
+    assert_eq!(batches(&again.lock().unwrap()), vec![got[3].clone()]);
+}
+
 /// A reading resumed from the run's checkpoint: the pages the bus acknowledged are not read again,
 /// reading continues from the stored locator, and batches keep their ids and sequence numbers.
 #[tokio::test]

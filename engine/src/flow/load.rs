@@ -405,6 +405,14 @@ impl Validator<'_> {
                     }
                     _ => {}
                 }
+                if config.deleted_records && config.operation != Operation::GetResults {
+                    self.error(
+                        node.mark,
+                        format!("{path}.deleted_records"),
+                        "`deleted_records` belongs to `operation: get_results` (it adds the run's deletes to its results)",
+                    );
+                    return None;
+                }
                 if config.operation != Operation::Create && config.job_id.is_none() {
                     self.error(
                         node.mark,

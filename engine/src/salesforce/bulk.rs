@@ -83,7 +83,7 @@ pub fn delimiter_name(d: ColumnDelimiter) -> &'static str {
     }
 }
 
-async fn json_body(what: &str, r: reqwest::Response) -> Result<Value, SalesforceError> {
+pub(crate) async fn json_body(what: &str, r: reqwest::Response) -> Result<Value, SalesforceError> {
     r.json::<Value>()
         .await
         .map_err(|e| SalesforceError::Transport { what: what.into(), reason: e.without_url().to_string() })

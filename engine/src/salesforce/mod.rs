@@ -5,6 +5,7 @@ pub mod bulk;
 pub mod client;
 pub mod credentials;
 pub mod csv_batches;
+pub mod deleted;
 pub mod error;
 pub mod job_create;
 pub mod results;

@@ -38,6 +38,12 @@ pub struct BulkQueryJobConfig {
     pub max_records: Option<NonZeroUsize>,
     /// Overrides the engine's default API version (e.g. `"63.0"`).
     pub api_version: Option<String>,
+    /// `get_results` of a run: after the last page, one more batch of the records Salesforce
+    /// reports deleted since the flow's last written run (an hour of overlap), as tombstones
+    /// (`Id`, `IsDeleted` true, `SystemModstamp` the deletion time) for writers with
+    /// `change_type: auto`. Catches the hard deletes a `queryAll` job cannot see.
+    #[serde(default)]
+    pub deleted_records: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

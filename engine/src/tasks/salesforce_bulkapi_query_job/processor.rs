@@ -63,6 +63,7 @@ impl Processor for BulkQueryJobProcessor {
                         batch_size: self.config.batch_size.map_or(DEFAULT_BATCH_SIZE, |n| n.get()),
                         max_records: self.config.max_records.map(|n| n.get()),
                         ledger: &self.ledger,
+                        deleted_records: self.config.deleted_records,
                     };
                     let job_id = self.job_id(&event)?;
                     reading.run(client, &job_id, event, out).await

@@ -5,26 +5,40 @@
 //! a run that was read before (a restart, a redelivered completion event, a retry), pages whose
 //! batches the bus never acknowledged are fetched again by their stored locators and only those
 //! batches are emitted; reading then continues from the stored next locator.
+//!
+//! With `deleted_records`, the run's results end with one more page that Salesforce never
+//! serves: the records its `deleted` resource reports gone since the flow's last written run, as
+//! tombstones. It is checkpointed like any page (its locator is [`DELETED_PAGE`], its window
+//! fixed by the watermark and the job's creation), so it is read again, not lost, after a crash.
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::processor::{ledger_error, run_of, to_task_error};
 use crate::event::{Event, EventData};
 use crate::run::{Ledger, PageMark, RunId, RunState, StageProgress};
 use crate::runtime::processor::{Emitter, TaskError};
-use crate::salesforce::SalesforceClient;
 use crate::salesforce::bulk::{self, JobInfo};
 use crate::salesforce::results::{Page, ResultsReader};
+use crate::salesforce::{SalesforceClient, deleted};
 
 pub(super) struct ResultsTask<'a> {
     pub task: &'a str,
     pub batch_size: usize,
     pub max_records: Option<usize>,
     pub ledger: &'a Ledger,
+    pub deleted_records: bool,
 }
+
+/// The locator of the page of deleted records that ends a run's results (not Salesforce's).
+pub const DELETED_PAGE: &str = "bulkflow:deleted";
+/// How far before the last written run's scheduled time deletes are asked for, as the seed's
+/// query flow looks back an hour for changes.
+const DELETED_OVERLAP: chrono::Duration = chrono::Duration::hours(1);
 
 impl ResultsTask<'_> {
     pub async fn run(
@@ -118,6 +132,17 @@ impl Stream<'_> {
             if missing.is_empty() {
                 continue;
             }
+            if mark.locator.as_deref() == Some(DELETED_PAGE) {
+                tracing::info!(
+                    task = self.task.task,
+                    job = self.job.id,
+                    page = number,
+                    "emitting again the deleted records"
+                );
+                let page = self.deleted_page(client, number as u64).await?;
+                self.emit_page(page, first, total, |seq| missing.contains(&seq), out).await?;
+                continue;
+            }
             let resume = mark.locator.clone().map(|l| (number as u64, l, rows_before));
             let page = self
                 .reader(client.clone(), resume)
@@ -146,35 +171,108 @@ impl Stream<'_> {
         Ok(())
     }
 
-    /// Reads the pages not read yet, from the stored next locator, checkpointing each.
+    /// Reads the pages not read yet, from the stored next locator, checkpointing each; then, with
+    /// `deleted_records`, the page of deleted records.
     async fn read_on(
         &self,
         client: Arc<SalesforceClient>,
         progress: &StageProgress,
         out: &mut Emitter,
     ) -> Result<(), TaskError> {
-        let resume = progress.next_locator.clone().map(|l| (progress.pages_fetched, l, progress.records_fetched));
-        let mut reader = self.reader(client, resume);
+        let deleted_page = self.task.deleted_records && self.run.is_some();
         let mut seq = progress.batches_fetched;
-        while let Some(page) = reader.next_page().await.map_err(to_task_error)? {
-            let (number, next) = (page.number, page.next.clone());
-            let mark = PageMark { locator: page.locator.clone(), rows: page.rows, batches: page.batches.len() as u64 };
-            let total = next.is_none().then_some(seq + mark.batches);
-            self.emit_page(page, seq, total, |_| true, out).await?;
+        let mut number = progress.pages_fetched;
+        let mut rows = progress.records_fetched;
+        if progress.next_locator.as_deref() != Some(DELETED_PAGE) {
+            let resume = progress.next_locator.clone().map(|l| (progress.pages_fetched, l, progress.records_fetched));
+            let mut reader = self.reader(client.clone(), resume);
+            while let Some(page) = reader.next_page().await.map_err(to_task_error)? {
+                let mark =
+                    PageMark { locator: page.locator.clone(), rows: page.rows, batches: page.batches.len() as u64 };
+                let next = match page.next.clone() {
+                    None if deleted_page => Some(DELETED_PAGE.to_string()),
+                    next => next,
+                };
+                let total = next.is_none().then_some(seq + mark.batches);
+                number = page.number + 1;
+                self.emit_page(page, seq, total, |_| true, out).await?;
+                seq += mark.batches;
+                crate::fault::point("results.page_parsed");
+                if let Some(run) = self.run {
+                    self.task.ledger.page_fetched(run, number - 1, mark, next).map_err(ledger_error)?;
+                }
+            }
+            rows = reader.rows();
+        }
+        if deleted_page {
+            let page = self.deleted_page(&client, number).await?;
+            let mark =
+                PageMark { locator: Some(DELETED_PAGE.into()), rows: page.rows, batches: page.batches.len() as u64 };
+            rows += page.rows;
+            self.emit_page(page, seq, Some(seq + mark.batches), |_| true, out).await?;
             seq += mark.batches;
-            crate::fault::point("results.page_parsed");
             if let Some(run) = self.run {
-                self.task.ledger.page_fetched(run, number, mark, next).map_err(ledger_error)?;
+                self.task.ledger.page_fetched(run, number, mark, None).map_err(ledger_error)?;
             }
         }
-        tracing::info!(
-            task = self.task.task,
-            job = self.job.id,
-            records = reader.rows(),
-            batches = seq,
-            "fetched all results"
-        );
+        tracing::info!(task = self.task.task, job = self.job.id, records = rows, batches = seq, "fetched all results");
         Ok(())
+    }
+
+    /// The page of records deleted since the flow's last written run, up to the job's creation
+    /// (later deletes are the next run's: this run's results may still hold those records live).
+    /// Empty on a flow's first run, whose results are the whole live set.
+    async fn deleted_page(&self, client: &SalesforceClient, number: u64) -> Result<Page, TaskError> {
+        let empty = Page { number, locator: Some(DELETED_PAGE.into()), next: None, rows: 0, batches: Vec::new() };
+        let Some(run) = self.run else { return Ok(empty) };
+        let flow = self.task.ledger.get_run(run).map_err(ledger_error)?.map(|r| r.flow().to_string());
+        let watermark = match flow {
+            Some(flow) => self.task.ledger.watermark(&flow).map_err(ledger_error)?,
+            None => None,
+        };
+        let Some(since) = watermark.and_then(|w| DateTime::from_timestamp(w, 0)) else { return Ok(empty) };
+        let created = self.job.raw["createdDate"].as_str().and_then(|t| {
+            DateTime::parse_from_rfc3339(t)
+                .or_else(|_| DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f%z"))
+                .ok()
+                .map(|d| d.with_timezone(&Utc))
+        });
+        let until = created.unwrap_or_else(Utc::now);
+        let Some((start, end, clamped)) = deleted::askable(since - DELETED_OVERLAP, until, Utc::now()) else {
+            return Ok(empty);
+        };
+        if clamped {
+            tracing::error!(
+                task = self.task.task,
+                run = %run,
+                object = self.job.object,
+                since = %since,
+                from = %start,
+                "DELETES BEFORE {start} ARE NO LONGER REPORTED BY SALESFORCE: records deleted between the last written run and then stay in the warehouse"
+            );
+        }
+        let found = deleted::get_deleted(client, &self.job.object, start, end).await.map_err(to_task_error)?;
+        let records: Vec<(String, DateTime<Utc>)> = found.records.into_iter().filter(|(_, at)| *at < until).collect();
+        tracing::info!(task = self.task.task, run = %run, object = self.job.object, deleted = records.len(), from = %start, to = %until, "read the deleted records");
+        let rows = records.len() as u64;
+        if records.is_empty() {
+            return Ok(empty);
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("Id", DataType::Utf8, false),
+            Field::new("IsDeleted", DataType::Utf8, false),
+            Field::new("SystemModstamp", DataType::Utf8, true),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(records.iter().map(|(id, _)| id.as_str()))),
+            Arc::new(StringArray::from_iter_values(records.iter().map(|_| "true"))),
+            Arc::new(StringArray::from_iter_values(
+                records.iter().map(|(_, at)| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            )),
+        ];
+        let batch = RecordBatch::try_new(schema, columns)
+            .map_err(|e| TaskError::Fatal(format!("job {}: the deleted records' batch: {e}", self.job.id)))?;
+        Ok(Page { number, locator: Some(DELETED_PAGE.into()), next: None, rows, batches: vec![batch] })
     }
 
     /// Emits the batches of `page` (the first numbered `first`) that `wanted` selects.
