@@ -525,7 +525,10 @@ fn demo_killed_then_restarted(point: &str) {
     let url = std::fs::read_to_string(d.join("warehouse.url")).unwrap().trim().to_string();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     for object in ["account", "contact", "opportunity"] {
-        let (ids, rows, staging) = lake(&d.join("lake/salesforce").join(object));
+        let contents = lake_contents(&d.join("lake/salesforce").join(object));
+        let (ids, rows, staging) = (&contents.ids, contents.rows, &contents.other_files);
+        // The demo's org deletes a few records a minute; the warehouse follows them.
+        let live = ids.difference(&contents.deleted).count();
         assert!(ids.len() >= 2000, "{point}: {object}: {} Ids in the lake", ids.len());
         assert_eq!(rows, ids.len(), "{point}: {object}: no Id twice in the lake");
         assert!(staging.is_empty(), "{point}: {object}: {staging:?}");
@@ -534,7 +537,7 @@ fn demo_killed_then_restarted(point: &str) {
             tokio::spawn(connection);
             client.query_one(&format!(r#"SELECT count(*) FROM salesforce.{object}"#), &[]).await.unwrap().get(0)
         });
-        assert_eq!(count as usize, ids.len(), "{point}: {object}: one warehouse row per Id in the lake");
+        assert_eq!(count as usize, live, "{point}: {object}: one warehouse row per live Id in the lake");
     }
     let stop =
         Command::new(env!("CARGO_BIN_EXE_bulkflow")).arg("demo").arg("--dir").arg(&d).arg("--stop").output().unwrap();

@@ -405,11 +405,11 @@ impl Validator<'_> {
                     }
                     _ => {}
                 }
-                if config.deleted_records && config.operation != Operation::GetResults {
+                if config.deleted_records && !matches!(config.operation, Operation::GetResults | Operation::Create) {
                     self.error(
                         node.mark,
                         format!("{path}.deleted_records"),
-                        "`deleted_records` belongs to `operation: get_results` (it adds the run's deletes to its results)",
+                        "`deleted_records` belongs to `operation: create` (recorded with the run) or `get_results`",
                     );
                     return None;
                 }

@@ -56,6 +56,8 @@ pub struct DemoArgs {
 const OBJECTS: [&str; 3] = ["Account", "Contact", "Opportunity"];
 /// Modifications and inserts per second in the org, so each incremental run finds changes.
 const CHANGE_RATE: f64 = 2.0;
+/// Deletes per second in the simulated org (about five a minute): the demo's flows follow them.
+const DELETE_RATE: f64 = 0.08;
 const GCP_PROJECT: &str = "bulkflow-demo";
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const LEASE_TTL: Duration = Duration::from_secs(15);
@@ -112,7 +114,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let mut sim = SimConfig::new()
         .records(OBJECTS.iter().map(|o| (*o, args.records)))
         .state_dir(layout.sim())
-        .change_rate(CHANGE_RATE);
+        .change_rate(CHANGE_RATE)
+        .delete_rate(DELETE_RATE);
     // The seed's writer flows upsert into BigQuery: the simulator's fake holds one table per object.
     for object in OBJECTS {
         let lower = object.to_lowercase();

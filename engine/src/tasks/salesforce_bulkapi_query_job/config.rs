@@ -38,10 +38,12 @@ pub struct BulkQueryJobConfig {
     pub max_records: Option<NonZeroUsize>,
     /// Overrides the engine's default API version (e.g. `"63.0"`).
     pub api_version: Option<String>,
-    /// `get_results` of a run: after the last page, one more batch of the records Salesforce
-    /// reports deleted since the flow's last written run (an hour of overlap), as tombstones
-    /// (`Id`, `IsDeleted` true, `SystemModstamp` the deletion time) for writers with
-    /// `change_type: auto`. Catches the hard deletes a `queryAll` job cannot see.
+    /// The run's results end with one more batch: the records Salesforce reports deleted since
+    /// the flow's last written run (an hour of overlap), as tombstones (`Id`, `IsDeleted` true,
+    /// `SystemModstamp` the deletion time) for writers with `change_type: auto`. It catches the
+    /// hard deletes a `queryAll` job cannot see. On `create` it is recorded with the run, so
+    /// whichever flow reads the run's results (the seed's listener, unchanged) adds the batch;
+    /// on `get_results` it applies to every run that task reads.
     #[serde(default)]
     pub deleted_records: bool,
 }

@@ -64,6 +64,7 @@ impl Processor for BulkQueryJobProcessor {
                         max_records: self.config.max_records.map(|n| n.get()),
                         ledger: &self.ledger,
                         deleted_records: self.config.deleted_records,
+                        // The run's job-creating task may ask for them (see `deleted_records`).
                     };
                     let job_id = self.job_id(&event)?;
                     reading.run(client, &job_id, event, out).await
@@ -134,8 +135,12 @@ impl BulkQueryJobProcessor {
             return out.emit(with_job(event, &job)).await;
         }
         let operation = request.operation;
+        let deleted_records = self.config.deleted_records;
         let mut record_intent = || {
-            let intent = Checkpoint::new(INTENT_STAGE, json!({"soql": soql, "operation": format!("{operation:?}")}));
+            let intent = Checkpoint::new(
+                INTENT_STAGE,
+                json!({"soql": soql, "operation": format!("{operation:?}"), "deleted_records": deleted_records}),
+            );
             self.ledger
                 .update(&run, &Update::new().checkpoint(intent))
                 .map(|r| r.updated_at())

@@ -18,7 +18,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use super::processor::{ledger_error, run_of, to_task_error};
+use super::processor::{INTENT_STAGE, ledger_error, run_of, to_task_error};
 use crate::event::{Event, EventData};
 use crate::run::{Ledger, PageMark, RunId, RunState, StageProgress};
 use crate::runtime::processor::{Emitter, TaskError};
@@ -179,7 +179,16 @@ impl Stream<'_> {
         progress: &StageProgress,
         out: &mut Emitter,
     ) -> Result<(), TaskError> {
-        let deleted_page = self.task.deleted_records && self.run.is_some();
+        let deleted_page = match self.run {
+            Some(_) if self.task.deleted_records => true,
+            Some(run) => self
+                .task
+                .ledger
+                .checkpoint(run, INTENT_STAGE)
+                .map_err(ledger_error)?
+                .is_some_and(|i| i.input.get("deleted_records").and_then(serde_json::Value::as_bool) == Some(true)),
+            None => false,
+        };
         let mut seq = progress.batches_fetched;
         let mut number = progress.pages_fetched;
         let mut rows = progress.records_fetched;
