@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 #[path = "support/lake.rs"]
 mod lake;
 
-use lake::lake_ids;
+use lake::{lake_contents, lake_ids};
 
 #[path = "support/sim_process.rs"]
 mod sim_process;
@@ -130,7 +130,12 @@ impl Deployment {
 
     /// Opens an on-demand run of the query flow and returns its id.
     fn start_run(&self, since: Option<&str>) -> String {
-        let mut args = vec!["runs", "start", QUERY_FLOW];
+        self.start_run_of(QUERY_FLOW, since)
+    }
+
+    /// Opens an on-demand run of `flow` and returns its id.
+    fn start_run_of(&self, flow: &str, since: Option<&str>) -> String {
+        let mut args = vec!["runs", "start", flow];
         if let Some(s) = since {
             args.extend(["--since", s]);
         }
@@ -462,4 +467,79 @@ fn a_kill_during_a_slow_job_create_adopts_nothing_foreign_and_ticks_never_overla
     assert_eq!(stats["requests"]["job_abort"].as_u64().unwrap_or(0), 0, "nothing was aborted: {stats:#}");
     let text = std::fs::read_to_string(dir.path().join("restarted.log")).unwrap();
     assert!(text.contains(&format!("tick skipped: run {id} is `job_created`")), "{text}");
+}
+
+/// The delete-aware Account flows (`queryAll` on `SystemModstamp`, the run's deleted records,
+/// `change_type: auto`) with the seed's unchanged listener: 100 records deleted in the org leave
+/// the warehouse at the next run and leave tombstones in the lake; 50 more deleted and purged
+/// from the Recycle Bin (which `queryAll` no longer sees) leave at the run after, through
+/// Salesforce's deleted resource; every other row stays as it was.
+#[test]
+fn deletes_leave_the_warehouse_and_stay_in_the_lake_as_tombstones() {
+    const FLOW: &str = "salesforce_bulkapi_deletes_query_account";
+    let dir = tempfile::tempdir().unwrap();
+    let pg = Postgres::start();
+    let warehouse = pg.database("warehouse");
+    let sim = Sim::start(dir.path());
+    let flows = [
+        "workflows/account/salesforce_bulkapi_deletes_query_account.yaml",
+        "workflows/seed/salesforce_bulkapi_job_listener.yaml",
+        "workflows/postgres/salesforce_bulkapi_writer_account_postgres.yaml",
+    ];
+    let d = Deployment::with_flows(dir.path(), &warehouse, None, &flows);
+    let ids = |v: &Value| -> BTreeSet<String> {
+        v["ids"].as_array().unwrap().iter().map(|i| i.as_str().unwrap().to_string()).collect()
+    };
+    let run = |since: Option<&str>, log: &str| {
+        let id = d.start_run_of(FLOW, since);
+        d.run_until_written(log, 1, |_| {});
+        let run = d.run_json(&id);
+        assert_eq!(run["state"], "written", "{run:#}");
+        run["scheduled_at"].as_str().unwrap().to_string()
+    };
+
+    let first = run(None, "run1.log");
+    let before = warehouse_rows(&warehouse);
+    assert_eq!(before.len(), RECORDS);
+    assert!(lake_contents(&d.dir.join("lake")).deleted.is_empty());
+
+    let deleted = ids(&sim.post("/__sim/delete", json!({"object": "Account", "count": 100}).to_string()));
+    assert_eq!(deleted.len(), 100);
+    // Deletes are reported by the second; the job must come after them to count them.
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = run(Some(&first), "run2.log");
+    let rows = warehouse_rows(&warehouse);
+    let mut expected = before.clone();
+    expected.retain(|id, _| !deleted.contains(id));
+    same(&rows, &expected, "exactly the deleted records left the warehouse; the rest is unchanged");
+    let lake = lake_contents(&d.dir.join("lake"));
+    assert_eq!(lake.deleted, deleted, "the lake holds a tombstone of each delete");
+    assert_eq!(lake.ids.len(), RECORDS, "and every row it ever got");
+
+    let purged = ids(&sim.post("/__sim/delete", json!({"object": "Account", "count": 50}).to_string()));
+    sim.post("/__sim/purge", json!({"object": "Account"}).to_string());
+    let in_bin = sim.post("/__sim/query?all=true", "SELECT Id FROM Account WHERE IsDeleted = true".into());
+    assert_eq!(in_bin, json!([]), "the purge emptied the Recycle Bin");
+    std::thread::sleep(Duration::from_millis(1100));
+    run(Some(&second), "run3.log");
+    let rows = warehouse_rows(&warehouse);
+    expected.retain(|id, _| !purged.contains(id));
+    same(&rows, &expected, "the purged records left too, and nothing else");
+    assert_eq!(rows.keys().cloned().collect::<BTreeSet<_>>(), sim.accounts().keys().cloned().collect());
+    let lake = lake_contents(&d.dir.join("lake"));
+    assert_eq!(lake.deleted, deleted.union(&purged).cloned().collect(), "tombstones of the purged records too");
+}
+
+/// Asserts two `Id` → value maps are equal, naming only what differs (thousands of rows).
+fn same(got: &BTreeMap<String, String>, want: &BTreeMap<String, String>, what: &str) {
+    let extra: Vec<&String> = got.keys().filter(|k| !want.contains_key(*k)).take(5).collect();
+    let missing: Vec<&String> = want.keys().filter(|k| !got.contains_key(*k)).take(5).collect();
+    let changed: Vec<&String> =
+        got.iter().filter(|(k, v)| want.get(*k).is_some_and(|w| w != *v)).map(|(k, _)| k).take(5).collect();
+    assert!(
+        extra.is_empty() && missing.is_empty() && changed.is_empty(),
+        "{what}: {} rows, {} expected; extra {extra:?}, missing {missing:?}, changed {changed:?}",
+        got.len(),
+        want.len()
+    );
 }
