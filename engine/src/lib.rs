@@ -5,6 +5,7 @@ pub mod config;
 pub mod credentials;
 pub mod event;
 pub mod fault;
+pub mod file_name;
 pub mod flow;
 pub mod lease;
 pub mod metrics;

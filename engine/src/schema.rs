@@ -4,7 +4,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::compute::{CastOptions, cast_with_options};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit, TimestampMillisecondType};
+use arrow::error::ArrowError;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +142,16 @@ impl TableSchema {
             self.fields.iter().map(|f| Field::new(&f.name, f.ty.arrow(), f.nullable)).collect::<Vec<_>>(),
         ))
     }
+}
+
+/// Text (or dates, or timestamps of any unit) as `Timestamp(ms, "UTC")`. Arrow resolves the zone
+/// name `UTC` only with its chrono-tz feature, so the parse targets "no zone" (offsets in the text
+/// are applied, text without one is read as UTC) and the zone is then attached, which only
+/// relabels the values.
+pub fn utc_millis(array: &dyn Array, safe: bool) -> Result<ArrayRef, ArrowError> {
+    let naive = DataType::Timestamp(TimeUnit::Millisecond, None);
+    let parsed = cast_with_options(array, &naive, &CastOptions { safe, ..Default::default() })?;
+    Ok(Arc::new(parsed.as_primitive::<TimestampMillisecondType>().clone().with_timezone("UTC")))
 }
 
 #[cfg(test)]

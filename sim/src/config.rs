@@ -16,9 +16,13 @@ pub const DEFAULT_MAX_PAGE_RECORDS: usize = 50_000;
 pub const DEFAULT_LIST_PAGE_SIZE: usize = 1_000;
 /// How long terminal jobs and their results live, as on the real API.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-/// The org session timeout's default.
-pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(2 * 3600);
 pub const DEFAULT_JOB_LATENCY: Duration = Duration::from_secs(1);
+/// Salesforce's documented keepalive bound.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(270);
+/// Salesforce closes a stream 60 s after its credit ran out with no new request.
+pub const DEFAULT_IDLE_CLOSE: Duration = Duration::from_secs(60);
+/// The replay window of high-volume platform events.
+pub const DEFAULT_REPLAY_RETENTION: Duration = Duration::from_secs(72 * 3600);
 pub const DEFAULT_SPREAD: Duration = crate::data::DataSpec::DEFAULT_SPREAD;
 
 /// A simulator's settings. Every field has a default ([`SimConfig::default`]); the builder methods
@@ -74,9 +78,9 @@ impl Default for SimConfig {
         SimConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             pubsub_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            pubsub_keepalive: crate::pubsub::DEFAULT_KEEPALIVE,
-            pubsub_idle_close: crate::pubsub::DEFAULT_IDLE_CLOSE,
-            replay_retention: crate::pubsub::DEFAULT_REPLAY_RETENTION,
+            pubsub_keepalive: DEFAULT_KEEPALIVE,
+            pubsub_idle_close: DEFAULT_IDLE_CLOSE,
+            replay_retention: DEFAULT_REPLAY_RETENTION,
             partial_result_events: false,
             records: vec![("Account".to_string(), 10_000)],
             seed: 1,

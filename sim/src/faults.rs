@@ -9,7 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::DEFAULT_TOKEN_TTL;
+/// The org session timeout's default (a fault knob: tests shorten it).
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(2 * 3600);
 
 /// The simulator's fault settings. `POST /__sim/faults` replaces them whole: fields left out take
 /// their defaults (no fault), so a test states everything it wants in one body.

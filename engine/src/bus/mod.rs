@@ -13,6 +13,7 @@ pub mod embedded;
 pub mod nats;
 pub mod registry;
 pub mod spec;
+pub mod stream_config;
 pub mod subject;
 pub mod wire;
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::BusError;
+use super::stream_config::{Discard, Retention, StreamConfig};
 use super::subject::validate_filter;
-use crate::tasks::nats_jetstream_publisher::config::{Discard, Retention, StreamConfig};
 
 /// JetStream's default duplicate window.
 pub const DEFAULT_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);

@@ -28,10 +28,9 @@ use crate::run::{Ledger, RESULTS_STAGE, RunRecord, RunState, Transition};
 use crate::runtime::inject::Injector;
 use crate::salesforce::bulk::CreateJob;
 use crate::salesforce::job_create::{self, CreateGuard};
+use crate::salesforce::options::{ColumnDelimiter, LineEnding, QueryOperation};
 use crate::salesforce::{Clients, SalesforceError, bulk};
-use crate::tasks::salesforce_bulkapi_query_job::config::{
-    BulkQueryJobConfig, ColumnDelimiter, LineEnding, Operation, QueryOperation,
-};
+use crate::tasks::salesforce_bulkapi_query_job::config::{BulkQueryJobConfig, Operation};
 use crate::tasks::salesforce_bulkapi_query_job::processor::INTENT_STAGE;
 
 /// The topic whose events the poller stands in for.

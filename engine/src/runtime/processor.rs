@@ -28,6 +28,14 @@ pub enum TaskError {
     Fatal(String),
 }
 
+/// The state store failing under a task: retrying the event cannot help (the store is local; an
+/// error there is corruption or a full disk, which needs a person).
+impl From<crate::run::LedgerError> for TaskError {
+    fn from(e: crate::run::LedgerError) -> Self {
+        TaskError::Fatal(format!("state store: {e}"))
+    }
+}
+
 impl TaskError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Retryable(_))

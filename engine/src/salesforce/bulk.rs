@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::client::SalesforceClient;
 use super::error::SalesforceError;
-use crate::tasks::salesforce_bulkapi_query_job::config::{ColumnDelimiter, LineEnding, QueryOperation};
+use super::options::{ColumnDelimiter, LineEnding, QueryOperation};
 
 /// What the engine reads from a job's info.
 #[derive(Debug, Clone, PartialEq)]

@@ -140,7 +140,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::tasks::salesforce_bulkapi_query_job::config::{ColumnDelimiter, LineEnding, QueryOperation};
+    use crate::salesforce::options::{ColumnDelimiter, LineEnding, QueryOperation};
 
     const SOQL: &str = "SELECT Id FROM Account WHERE SystemModstamp > 2026-01-01T00:00:00Z";
 

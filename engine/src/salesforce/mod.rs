@@ -8,6 +8,7 @@ pub mod csv_batches;
 pub mod deleted;
 pub mod error;
 pub mod job_create;
+pub mod options;
 pub mod results;
 pub mod secret;
 

@@ -6,7 +6,7 @@ use rsa::PublicKey;
 use rsa::sha2::Sha256;
 use serde::Deserialize;
 
-use super::token::OAuthError;
+use super::error::OAuthError;
 
 #[derive(Deserialize)]
 struct Header {

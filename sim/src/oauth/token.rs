@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -14,6 +14,8 @@ use chrono::Utc;
 use hmac::{Hmac, KeyInit, Mac};
 use rand::Rng;
 use serde_json::json;
+
+use super::error::OAuthError;
 use sha2::Sha256;
 
 use crate::state::{AppState, lock};
@@ -22,26 +24,6 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Audiences a JWT may name besides the simulator's own URL: the real login hosts, because clients
 /// configured for production or a sandbox send those unchanged.
 const REAL_AUDIENCES: [&str; 2] = ["https://login.salesforce.com", "https://test.salesforce.com"];
-
-/// The token endpoint's error body: `{"error", "error_description"}`, unlike the REST array.
-#[derive(Debug)]
-pub struct OAuthError {
-    pub status: StatusCode,
-    pub error: &'static str,
-    pub description: &'static str,
-}
-
-impl OAuthError {
-    pub fn new(error: &'static str, description: &'static str) -> Self {
-        OAuthError { status: StatusCode::BAD_REQUEST, error, description }
-    }
-}
-
-impl IntoResponse for OAuthError {
-    fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": self.error, "error_description": self.description}))).into_response()
-    }
-}
 
 /// Form fields, from the body or (as some samples send them) the query string.
 fn params(uri: &Uri, body: &[u8]) -> HashMap<String, String> {

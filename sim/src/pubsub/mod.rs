@@ -25,13 +25,6 @@ use crate::state::AppState;
 
 pub use subscribe::MAX_CREDIT;
 
-/// Salesforce's documented keepalive bound.
-pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(270);
-/// Salesforce closes a stream 60 s after its credit ran out with no new request.
-pub const DEFAULT_IDLE_CLOSE: Duration = Duration::from_secs(60);
-/// The replay window of high-volume platform events.
-pub const DEFAULT_REPLAY_RETENTION: Duration = Duration::from_secs(72 * 3600);
-
 #[derive(Debug, Clone)]
 pub struct PubSubSettings {
     pub keepalive: Duration,

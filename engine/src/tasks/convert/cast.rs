@@ -12,7 +12,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray, new_null_array};
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::{CastOptions, cast_with_options, filter, nullif};
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
@@ -216,7 +216,7 @@ fn cast_column(field: &FieldSpec, array: &ArrayRef) -> Result<(ArrayRef, BadRows
         let output: ArrayRef = match field.ty {
             FieldType::String => input.clone(),
             FieldType::Boolean => Arc::new(parse_bool(input.as_string::<i32>())),
-            FieldType::Timestamp => utc_millis(&input, true).map_err(arrow_err)?,
+            FieldType::Timestamp => crate::schema::utc_millis(&input, true).map_err(arrow_err)?,
             _ => cast_with_options(&input, &target, &CastOptions { safe: true, ..Default::default() })
                 .map_err(arrow_err)?,
         };
@@ -235,16 +235,6 @@ fn cast_column(field: &FieldSpec, array: &ArrayRef) -> Result<(ArrayRef, BadRows
         bad.extend((0..input.len()).filter(|&i| input.is_null(i)).map(|i| (i, None)));
     }
     Ok((output, bad))
-}
-
-/// Text (or dates, or timestamps of any unit) as `Timestamp(ms, "UTC")`. Arrow resolves the zone
-/// name `UTC` only with its chrono-tz feature, so the parse targets "no zone" (offsets in the text
-/// are applied, text without one is read as UTC) and the zone is then attached, which only
-/// relabels the values.
-pub fn utc_millis(array: &dyn Array, safe: bool) -> Result<ArrayRef, ArrowError> {
-    let naive = DataType::Timestamp(TimeUnit::Millisecond, None);
-    let parsed = cast_with_options(array, &naive, &CastOptions { safe, ..Default::default() })?;
-    Ok(Arc::new(parsed.as_primitive::<TimestampMillisecondType>().clone().with_timezone("UTC")))
 }
 
 /// `true`/`false` in any case, as Salesforce writes checkboxes. Arrow's own boolean cast also takes

@@ -11,7 +11,7 @@ use arrow::record_batch::RecordBatch;
 use serde_json::{Map, Value, json};
 
 use super::cast::RowError;
-use crate::tasks::object_store::name::file_stem;
+use crate::file_name::file_stem;
 
 #[derive(Debug, Clone)]
 pub struct Rejects {

@@ -29,19 +29,18 @@ impl Source for GenerateSource {
     fn run(self: Box<Self>, mut ctx: SourceContext) -> BoxFuture<'static, Result<(), TaskError>> {
         Box::pin(async move {
             ctx.ready();
-            let ledger_err = |e: crate::run::LedgerError| TaskError::Fatal(format!("state store: {e}"));
             // Announcements are taken from before the first look at the ledger, so a run started
             // meanwhile is not missed.
             let mut announced = self.ledger.scheduled_announcements();
             // Runs a crash left at `scheduled` are finished first, under their own ids, so a
             // resumed tick and a new one never overlap.
-            for run in self.pending(&ctx).map_err(ledger_err)? {
+            for run in self.pending(&ctx)? {
                 tracing::info!(flow = ctx.flow, run = %run.id(), "resuming a run interrupted before it finished");
                 if self.fire(&ctx, run.scheduled_at(), false).await?.is_break() {
                     return Ok(());
                 }
             }
-            let last_tick = self.ledger.last_tick(&ctx.flow).map_err(ledger_err)?;
+            let last_tick = self.ledger.last_tick(&ctx.flow)?;
             let failure = std::sync::Mutex::new(None);
             // One run fired at a time, by the schedule or by an announcement.
             let firing = tokio::sync::Mutex::new(());
@@ -73,7 +72,7 @@ impl Source for GenerateSource {
                     let pending = match self.pending(ctx) {
                         Ok(p) => p,
                         Err(e) => {
-                            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(ledger_err(e));
+                            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.into());
                             return;
                         }
                     };
@@ -119,32 +118,31 @@ impl GenerateSource {
         tick: DateTime<Utc>,
         by_schedule: bool,
     ) -> Result<ControlFlow<()>, TaskError> {
-        let ledger_err = |e: crate::run::LedgerError| TaskError::Fatal(format!("state store: {e}"));
         let tick_run = RunId::new(&ctx.flow, tick);
         if by_schedule
-            && self.ledger.get_run(&tick_run).map_err(ledger_err)?.is_none()
-            && let Some(blocking) = self.ledger.unfinished_run(&ctx.flow, &tick_run).map_err(ledger_err)?
+            && self.ledger.get_run(&tick_run)?.is_none()
+            && let Some(blocking) = self.ledger.unfinished_run(&ctx.flow, &tick_run)?
         {
-            let reason = self.ledger.blocking_reason(&blocking).map_err(ledger_err)?;
+            let reason = self.ledger.blocking_reason(&blocking)?;
             tracing::warn!(flow = ctx.flow, %tick, blocked_by = %blocking.id(), "tick skipped: {reason}");
             self.ledger.tick_skipped(&ctx.flow, reason);
             return Ok(ControlFlow::Continue(()));
         }
-        let opened = self.ledger.open_run(&ctx.flow, tick).map_err(ledger_err)?;
+        let opened = self.ledger.open_run(&ctx.flow, tick)?;
         let id = opened.run.id().clone();
         if opened.run.state() != RunState::Scheduled {
             return Ok(ControlFlow::Continue(()));
         }
         // A resumed run replays the event it was opened with: a run started on demand carries
         // its own `last_run_time` (a backfill), not the watermark's.
-        let stored = self.ledger.checkpoint(&id, STAGE).map_err(ledger_err)?;
+        let stored = self.ledger.checkpoint(&id, STAGE)?;
         let event = match stored.and_then(|cp| Event::from_view(&cp.input)) {
             Some(event) => event,
             None => {
-                let watermark = self.ledger.watermark(&ctx.flow).map_err(ledger_err)?;
+                let watermark = self.ledger.watermark(&ctx.flow)?;
                 let event = tick_event(&id, &ctx.flow, tick, watermark);
                 let cp = Checkpoint::new(STAGE, event.template_view());
-                self.ledger.update(&id, &Update::new().checkpoint(cp)).map_err(ledger_err)?;
+                self.ledger.update(&id, &Update::new().checkpoint(cp))?;
                 event
             }
         };
@@ -217,8 +215,7 @@ impl GenerateSource {
         loop {
             let busy = self
                 .ledger
-                .list_runs(&crate::run::RunFilter { flow: Some(ctx.flow.clone()), state: None })
-                .map_err(|e| TaskError::Fatal(format!("state store: {e}")))?
+                .list_runs(&crate::run::RunFilter { flow: Some(ctx.flow.clone()), state: None })?
                 .into_iter()
                 .any(|r| {
                     r.id() != id

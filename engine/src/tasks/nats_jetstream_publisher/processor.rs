@@ -155,7 +155,7 @@ impl Processor for NatsPublisher {
             let messages =
                 wire::encode(&event, &subject, bus.max_payload()).map_err(|e| TaskError::Fatal(e.to_string()))?;
             let parts = messages.len();
-            let batch = self.ledger.batch_of(&event.meta).map_err(|e| TaskError::Fatal(format!("state store: {e}")))?;
+            let batch = self.ledger.batch_of(&event.meta)?;
             let permit = self.in_flight.clone().acquire_owned().await.map_err(|e| TaskError::Fatal(e.to_string()))?;
             if !out.children.is_empty() {
                 let acks = publish_all(&bus, messages, self.ack_timeout).await.map_err(classify)?;

@@ -2,9 +2,9 @@ use std::num::{NonZeroU32, NonZeroUsize};
 
 use serde::Deserialize;
 
+use crate::bus::stream_config::StreamConfig;
 use crate::flow::duration::HumanDuration;
 use crate::flow::template::Template;
-use crate::tasks::nats_jetstream_publisher::config::StreamConfig;
 
 /// A durable pull consumer on a JetStream subject; a message is acked once its event completes.
 ///

@@ -2,10 +2,8 @@
 //! under deterministic names, to local disk, S3, GCS or Azure.
 
 pub mod config;
-pub mod credentials;
 pub mod encode;
 pub mod local;
-pub mod name;
 pub mod partition;
 pub mod processor;
 pub mod store;

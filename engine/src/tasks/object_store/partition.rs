@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use super::config::{HivePartitionOptions, PartitionKey};
 use crate::event::Event;
 use crate::run::RunId;
-use crate::tasks::convert::cast::utc_millis;
+use crate::schema::utc_millis;
 
 /// Hive's name for the partition of rows whose partition value is null.
 pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";

@@ -19,7 +19,7 @@ use object_store::path::Path as ObjectPath;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::credentials::{self, AwsCredentials, AzureCredentials, CredentialsError};
+use crate::credentials::files::{self as credentials, AwsCredentials, AzureCredentials, CredentialsError};
 use crate::flow::template::{Context, Template, TemplateError};
 use crate::runtime::build::EnvLookup;
 

@@ -8,12 +8,12 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use super::config::PostgresWriteConfig;
+use crate::credentials::files as credentials;
 use crate::event::Event;
 use crate::flow::template::{Context, Template};
 use crate::runtime::build::EnvLookup;
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
 use crate::schema::TableSchema;
-use crate::tasks::object_store::credentials;
 use crate::warehouse::postgres::PostgresWarehouse;
 use crate::warehouse::postgres::sql::TableName;
 use crate::warehouse::{ChangeType, DeleteMode, apply_event};

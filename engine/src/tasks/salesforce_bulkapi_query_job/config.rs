@@ -2,6 +2,8 @@ use std::num::NonZeroUsize;
 
 use serde::Deserialize;
 
+pub use crate::salesforce::options::{ColumnDelimiter, ContentType, LineEnding, QueryOperation};
+
 use crate::flow::located::Located;
 use crate::flow::resource::ResourceOrInline;
 use crate::flow::template::Template;
@@ -56,44 +58,4 @@ pub enum Operation {
     GetResults,
     Abort,
     Delete,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum QueryOperation {
-    #[serde(rename = "query")]
-    Query,
-    #[serde(rename = "queryAll", alias = "query_all")]
-    QueryAll,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum ContentType {
-    #[serde(rename = "csv", alias = "CSV")]
-    Csv,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ColumnDelimiter {
-    #[serde(alias = "COMMA")]
-    Comma,
-    #[serde(alias = "TAB")]
-    Tab,
-    #[serde(alias = "PIPE")]
-    Pipe,
-    #[serde(alias = "SEMICOLON")]
-    Semicolon,
-    #[serde(alias = "CARET")]
-    Caret,
-    #[serde(alias = "BACKQUOTE")]
-    Backquote,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LineEnding {
-    #[serde(alias = "LF")]
-    Lf,
-    #[serde(alias = "CRLF")]
-    Crlf,
 }

@@ -35,10 +35,6 @@ pub(super) fn to_task_error(e: SalesforceError) -> TaskError {
     if e.is_retryable() { TaskError::Retryable(e.to_string()) } else { TaskError::Fatal(e.to_string()) }
 }
 
-pub(super) fn ledger_error(e: crate::run::LedgerError) -> TaskError {
-    TaskError::Fatal(format!("state store: {e}"))
-}
-
 impl Processor for BulkQueryJobProcessor {
     fn process<'a>(&'a self, event: Event, out: &'a mut Emitter) -> BoxFuture<'a, Result<(), TaskError>> {
         Box::pin(async move {
@@ -118,19 +114,17 @@ impl BulkQueryJobProcessor {
             return out.emit(with_job(event, &job)).await;
         };
         // A redelivered event for a run that already has its job: never a second job.
-        if let Some(existing) =
-            self.ledger.get_run(&run).map_err(ledger_error)?.and_then(|r| r.job_id().map(str::to_string))
-        {
+        if let Some(existing) = self.ledger.get_run(&run)?.and_then(|r| r.job_id().map(str::to_string)) {
             let job = bulk::get_job(client, &existing).await.map_err(to_task_error)?;
             return out.emit(with_job(event, &job)).await;
         }
         let taken = |job: &str| self.ledger.run_for_job(job).ok().flatten().is_some();
         // A POST made before a crash or a failed attempt may have created the job.
-        if let Some(intent) = self.ledger.checkpoint(&run, INTENT_STAGE).map_err(ledger_error)?
+        if let Some(intent) = self.ledger.checkpoint(&run, INTENT_STAGE)?
             && let Some(job) =
                 job_create::find_own_job(client, intent.updated_at, &request, &taken).await.map_err(to_task_error)?
         {
-            self.ledger.record_job(&run, &job.id).map_err(ledger_error)?;
+            self.ledger.record_job(&run, &job.id)?;
             tracing::info!(run = %run, job = job.id, "adopted the job a create made before a restart");
             return out.emit(with_job(event, &job)).await;
         }
@@ -149,7 +143,7 @@ impl BulkQueryJobProcessor {
         let guard = CreateGuard { taken: &taken, before_post: &mut record_intent };
         let job = job_create::create_job(client, &request, guard).await.map_err(to_task_error)?;
         crate::fault::point("query.job_created");
-        self.ledger.record_job(&run, &job.id).map_err(ledger_error)?;
+        self.ledger.record_job(&run, &job.id)?;
         tracing::info!(task = self.task, job = job.id, object = job.object, run = %run, "created Bulk API query job");
         out.emit(with_job(event, &job)).await
     }

@@ -18,7 +18,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use super::processor::{INTENT_STAGE, ledger_error, run_of, to_task_error};
+use super::processor::{INTENT_STAGE, run_of, to_task_error};
 use crate::event::{Event, EventData};
 use crate::run::{Ledger, PageMark, RunId, RunState, StageProgress};
 use crate::runtime::processor::{Emitter, TaskError};
@@ -50,7 +50,7 @@ impl ResultsTask<'_> {
     ) -> Result<(), TaskError> {
         let run = match run_of(&event) {
             Some(r) => Some(r),
-            None => self.ledger.run_for_job(job_id).map_err(ledger_error)?,
+            None => self.ledger.run_for_job(job_id)?,
         };
         let job = bulk::get_job(&client, job_id).await.map_err(to_task_error)?;
         match job.check_finished() {
@@ -68,13 +68,13 @@ impl ResultsTask<'_> {
         }
         let progress = match &run {
             Some(run) => {
-                let state = self.ledger.get_run(run).map_err(ledger_error)?.map(|r| r.state());
+                let state = self.ledger.get_run(run)?.map(|r| r.state());
                 if state.is_some_and(|s| s.is_terminal()) {
                     tracing::info!(task = self.task, run = %run, job = job_id, "the run is finished; its results are not read again");
                     return Ok(());
                 }
                 crate::fault::point("listener.event_received");
-                self.ledger.results_started(run, event.template_view()).map_err(ledger_error)?.progress
+                self.ledger.results_started(run, event.template_view())?.progress
             }
             None => StageProgress::default(),
         };
@@ -83,7 +83,7 @@ impl ResultsTask<'_> {
         stream.refetch_unpublished(&client, &progress, out).await?;
         if progress.all_pages_fetched() {
             if let Some(run) = &run {
-                self.ledger.settle(run).map_err(ledger_error)?;
+                self.ledger.settle(run)?;
             }
             return Ok(());
         }
@@ -91,11 +91,11 @@ impl ResultsTask<'_> {
     }
 
     fn fail_run(&self, run: &RunId, message: &str) -> Result<(), TaskError> {
-        if let Some(r) = self.ledger.get_run(run).map_err(ledger_error)?
+        if let Some(r) = self.ledger.get_run(run)?
             && !r.state().is_terminal()
             && r.state() != RunState::Failed
         {
-            self.ledger.transition(run, crate::run::Transition::Fail(message.to_owned())).map_err(ledger_error)?;
+            self.ledger.transition(run, crate::run::Transition::Fail(message.to_owned()))?;
         }
         Ok(())
     }
@@ -184,8 +184,7 @@ impl Stream<'_> {
             Some(run) => self
                 .task
                 .ledger
-                .checkpoint(run, INTENT_STAGE)
-                .map_err(ledger_error)?
+                .checkpoint(run, INTENT_STAGE)?
                 .is_some_and(|i| i.input.get("deleted_records").and_then(serde_json::Value::as_bool) == Some(true)),
             None => false,
         };
@@ -208,7 +207,7 @@ impl Stream<'_> {
                 seq += mark.batches;
                 crate::fault::point("results.page_parsed");
                 if let Some(run) = self.run {
-                    self.task.ledger.page_fetched(run, number - 1, mark, next).map_err(ledger_error)?;
+                    self.task.ledger.page_fetched(run, number - 1, mark, next)?;
                 }
             }
             rows = reader.rows();
@@ -221,7 +220,7 @@ impl Stream<'_> {
             self.emit_page(page, seq, Some(seq + mark.batches), |_| true, out).await?;
             seq += mark.batches;
             if let Some(run) = self.run {
-                self.task.ledger.page_fetched(run, number, mark, None).map_err(ledger_error)?;
+                self.task.ledger.page_fetched(run, number, mark, None)?;
             }
         }
         tracing::info!(task = self.task.task, job = self.job.id, records = rows, batches = seq, "fetched all results");
@@ -234,9 +233,9 @@ impl Stream<'_> {
     async fn deleted_page(&self, client: &SalesforceClient, number: u64) -> Result<Page, TaskError> {
         let empty = Page { number, locator: Some(DELETED_PAGE.into()), next: None, rows: 0, batches: Vec::new() };
         let Some(run) = self.run else { return Ok(empty) };
-        let flow = self.task.ledger.get_run(run).map_err(ledger_error)?.map(|r| r.flow().to_string());
+        let flow = self.task.ledger.get_run(run)?.map(|r| r.flow().to_string());
         let watermark = match flow {
-            Some(flow) => self.task.ledger.watermark(&flow).map_err(ledger_error)?,
+            Some(flow) => self.task.ledger.watermark(&flow)?,
             None => None,
         };
         let Some(since) = watermark.and_then(|w| DateTime::from_timestamp(w, 0)) else { return Ok(empty) };

@@ -24,9 +24,9 @@ use crate::salesforce::Clients;
 use crate::salesforce::bulk::CreateJob;
 use crate::salesforce::client::RetryPolicy;
 use crate::salesforce::job_create;
+use crate::salesforce::options::{ColumnDelimiter, LineEnding, QueryOperation};
 use crate::schedule::SystemClock;
 use crate::store::MemoryStore;
-use crate::tasks::salesforce_bulkapi_query_job::config::{ColumnDelimiter, LineEnding, QueryOperation};
 
 const CONSUMER: &str = "listener";
 

@@ -39,7 +39,7 @@ impl fmt::Debug for ServiceAccountKey {
 pub enum AuthError {
     /// The key file is unreadable or malformed: fixing the file is the only cure.
     #[error("{0}")]
-    Credentials(#[from] crate::tasks::object_store::credentials::CredentialsError),
+    Credentials(#[from] crate::credentials::files::CredentialsError),
     #[error("service account key `{}`: `private_key` is not an RSA private key in PEM form", path.display())]
     Key { path: PathBuf },
     /// The token endpoint refused the assertion (a revoked key, a wrong clock): not retryable.
@@ -59,7 +59,7 @@ impl AuthError {
 impl ServiceAccountKey {
     /// Reads and decodes the key file; errors name the file and where it is wrong, never a value.
     pub fn read(path: &Path) -> Result<Self, AuthError> {
-        use crate::tasks::object_store::credentials;
+        use crate::credentials::files as credentials;
         let text = credentials::read(path)?;
         Ok(credentials::decode(path, &text, "a GCP service account key (client_email, private_key, token_uri)")?)
     }

@@ -1,6 +1,8 @@
 //! Where credentials files are read from. The seed's flows name files under `/etc/...`; a
 //! credentials root maps every absolute path P to `ROOT/P`, so the same flows run unchanged in
-//! tests, the demo and unprivileged installs.
+//! tests, the demo and unprivileged installs. `files` reads and decodes them.
+
+pub mod files;
 
 use std::path::{Component, Path, PathBuf};
 

@@ -1,5 +1,6 @@
-//! The credentials files of the three clouds, as the seed's table names them. Values are secrets:
-//! nothing here prints them, and decoding errors report where the file is wrong, never what it says.
+//! Credentials files: the three clouds' (as the seed's table names them) and any JSON a writer
+//! decodes (PostgreSQL's URL, BigQuery's service account). Values are secrets: nothing here prints
+//! them, and decoding errors report where the file is wrong, never what it says.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
