@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::{Headers, MSG_ID_HEADER, Outgoing};
-use crate::event::{Event, EventData};
+use crate::event::{Event, EventData, meta};
 
 pub const CONTENT_TYPE: &str = "Content-Type";
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
@@ -96,10 +96,10 @@ fn base_headers(event: &Event, content_type: &str) -> Result<Headers, WireError>
     // serde_json escapes control characters, so the meta's JSON is one line.
     h.push((META.into(), Value::Object(event.meta.clone()).to_string()));
     let from_meta = [
-        (RUN_ID, &["run_id"][..]),
-        (JOB_ID, &["job_id"]),
-        (BATCH_SEQ, &["batch_seq", "batch_index"]),
-        (TOTAL_BATCHES, &["total_batches"]),
+        (RUN_ID, &[meta::RUN_ID][..]),
+        (JOB_ID, &[meta::JOB_ID]),
+        (BATCH_SEQ, &[meta::BATCH_SEQ, "batch_index"]),
+        (TOTAL_BATCHES, &[meta::TOTAL_BATCHES]),
     ];
     for (header, keys) in from_meta {
         if let Some(value) = keys.iter().find_map(|k| event.meta.get(*k).and_then(text)) {
@@ -126,9 +126,7 @@ pub fn ipc_stream(batch: &RecordBatch) -> Result<Vec<u8>, WireError> {
     Ok(buf)
 }
 
-/// The `meta` key of a batch published again after the bus lost it: its message ids gain the
-/// generation, so a stream that still remembers the first ids does not drop them as duplicates.
-pub const BUS_GENERATION: &str = "bus_generation";
+pub use crate::event::meta::BUS_GENERATION;
 
 /// The message id of `event` (before splitting): its id, with the bus generation past the first.
 fn message_id(event: &Event) -> String {

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use super::Ledger;
 use crate::bus::subject;
+use crate::event::RunTag;
 use crate::run::{
     Checkpoint, LedgerError, PageMark, RESULTS_STAGE, RunId, RunRecord, RunState, StoredBatch, Transition, Update,
 };
@@ -146,17 +147,19 @@ impl Ledger {
     /// (`meta.run_id`, else the run of `meta.job_id`; `meta.batch_seq`), if the run is known here:
     /// `None` for events that are not a run's batches, such as a foreign job's.
     pub fn batch_of(&self, meta: &Map<String, Value>) -> Result<Option<(RunId, u64)>, LedgerError> {
-        let Some(seq) = meta.get("batch_seq").and_then(Value::as_u64) else { return Ok(None) };
-        let text = |k: &str| meta.get(k).and_then(Value::as_str);
-        let run = match text("run_id").and_then(|r| r.parse::<RunId>().ok()) {
-            Some(run) => Some(run),
-            None => match text("job_id") {
-                Some(job) => self.run_for_job(job)?,
-                None => None,
-            },
-        };
-        let Some(run) = run else { return Ok(None) };
+        let tag = RunTag::of(meta);
+        let Some(seq) = tag.batch_seq else { return Ok(None) };
+        let Some(run) = self.run_of_tag(&tag)? else { return Ok(None) };
         Ok(self.checkpoint(&run, RESULTS_STAGE)?.map(|_| (run, seq)))
+    }
+
+    /// The run an event belongs to: its tag's run, else the run that owns its tag's job.
+    pub fn run_of_tag(&self, tag: &RunTag) -> Result<Option<RunId>, LedgerError> {
+        match (&tag.run, &tag.job) {
+            (Some(run), _) => Ok(Some(run.clone())),
+            (None, Some(job)) => self.run_for_job(job),
+            (None, None) => Ok(None),
+        }
     }
 
     /// The batches of a `published` run that some writer flow subscribed to its subjects has not

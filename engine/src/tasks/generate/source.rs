@@ -246,7 +246,7 @@ pub fn tick_event(id: &RunId, flow: &str, tick: DateTime<Utc>, watermark: Option
     system_info.insert("scheduled_time".into(), json!(tick.timestamp()));
     system_info.insert("run_id".into(), json!(id.as_str()));
     let mut meta = Map::new();
-    meta.insert("run_id".into(), json!(id.as_str()));
+    meta.insert(crate::event::meta::RUN_ID.into(), json!(id.as_str()));
     meta.insert("flow".into(), json!(flow));
     Event {
         id: id.as_str().to_string(),

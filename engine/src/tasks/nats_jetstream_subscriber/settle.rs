@@ -10,7 +10,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::source::DEFAULT_BACKOFF;
 use crate::bus::Delivered;
-use crate::run::{Ledger, RunId, Transition};
+use crate::run::{Ledger, Transition};
 use crate::runtime::token::Outcome;
 
 /// One event's ending, with the messages that carried it.
@@ -123,17 +123,12 @@ pub fn is_last_delivery(max_deliver: Option<u32>, delivered: u32) -> bool {
 
 /// Marks the event's run failed (found by `run_id`, else by `job_id`).
 pub fn record_failure(ledger: &Ledger, flow: &str, meta: &Map<String, Value>, event_id: &str, message: String) {
-    let text = |k: &str| meta.get(k).and_then(Value::as_str).map(str::to_string);
-    let run = match text("run_id").and_then(|r| r.parse::<RunId>().ok()) {
-        Some(run) => Some(run),
-        None => match text("job_id").map(|job| ledger.run_for_job(&job)) {
-            Some(Ok(run)) => run,
-            Some(Err(e)) => {
-                tracing::error!(flow, event = event_id, error = %e, "cannot look up the event's run");
-                None
-            }
-            None => None,
-        },
+    let run = match ledger.run_of_tag(&crate::event::RunTag::of(meta)) {
+        Ok(run) => run,
+        Err(e) => {
+            tracing::error!(flow, event = event_id, error = %e, "cannot look up the event's run");
+            None
+        }
     };
     let Some(run) = run else {
         tracing::error!(

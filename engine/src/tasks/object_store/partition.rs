@@ -118,7 +118,12 @@ impl PartitionKey {
 
 fn scheduled_at(event: &Event) -> Result<DateTime<Utc>, PartitionError> {
     let no = |why: &str| PartitionError::NoRunId { event: event.id.clone(), why: why.to_string() };
-    let text = event.meta.get("run_id").ok_or_else(|| no("missing"))?.as_str().ok_or_else(|| no("not a string"))?;
+    let text = event
+        .meta
+        .get(crate::event::meta::RUN_ID)
+        .ok_or_else(|| no("missing"))?
+        .as_str()
+        .ok_or_else(|| no("not a string"))?;
     Ok(RunId::from_str(text).map_err(|e| no(&e.to_string()))?.scheduled_at())
 }
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::config::{BulkQueryJobConfig, ColumnDelimiter, LineEnding, Operation, QueryOperation};
 use super::results::ResultsTask;
@@ -73,12 +73,12 @@ impl Processor for BulkQueryJobProcessor {
 /// The job's info becomes the event's data, and its id goes into `meta.job_id`.
 fn with_job(mut event: Event, job: &JobInfo) -> Event {
     event.data = EventData::Json(job.raw.clone());
-    event.meta.insert("job_id".into(), json!(job.id));
+    event.meta.insert(crate::event::meta::JOB_ID.into(), json!(job.id));
     event
 }
 
 pub(super) fn run_of(event: &Event) -> Option<RunId> {
-    event.meta.get("run_id").and_then(Value::as_str).and_then(|s| s.parse().ok())
+    crate::event::RunTag::of(&event.meta).run
 }
 
 impl BulkQueryJobProcessor {

@@ -16,10 +16,10 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::processor::{INTENT_STAGE, run_of, to_task_error};
-use crate::event::{Event, EventData};
+use crate::event::{Event, EventData, RunTag};
 use crate::run::{Ledger, PageMark, RunId, RunState, StageProgress};
 use crate::runtime::processor::{Emitter, TaskError};
 use crate::salesforce::bulk::{self, JobInfo};
@@ -107,7 +107,7 @@ struct Stream<'a> {
     job: &'a JobInfo,
     run: Option<&'a RunId>,
     event: &'a Event,
-    /// The run's bus generation, which the batches carry to the bus (see `wire::BUS_GENERATION`).
+    /// The run's bus generation, which the batches carry to the bus (see `event::meta::BUS_GENERATION`).
     generation: u32,
 }
 
@@ -298,18 +298,15 @@ impl Stream<'_> {
                 continue;
             }
             let mut meta: Map<String, Value> = self.event.meta.clone();
-            meta.insert("job_id".into(), json!(self.job.id));
-            if let Some(run) = self.run {
-                meta.insert("run_id".into(), json!(run.as_str()));
+            RunTag {
+                run: self.run.cloned(),
+                job: Some(self.job.id.clone()),
+                page: Some(page.number),
+                batch_seq: Some(seq),
+                total_batches: total.filter(|t| seq + 1 == *t),
+                bus_generation: (self.generation > 0).then_some(u64::from(self.generation)),
             }
-            meta.insert("page".into(), json!(page.number));
-            meta.insert("batch_seq".into(), json!(seq));
-            if self.generation > 0 {
-                meta.insert(crate::bus::wire::BUS_GENERATION.into(), json!(self.generation));
-            }
-            if let Some(total) = total.filter(|t| seq + 1 == *t) {
-                meta.insert("total_batches".into(), json!(total));
-            }
+            .write_to(&mut meta);
             let id = format!("{}-p{:05}-b{:04}", self.job.id, page.number, i);
             out.emit(Event { id, subject: None, data: EventData::Arrow(batch), meta, created_at: Utc::now() }).await?;
         }
