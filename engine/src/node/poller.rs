@@ -23,7 +23,7 @@ use serde_json::json;
 use crate::bus::registry::BusRegistry;
 use crate::event::Event;
 use crate::flow::{Flow, TaskKind};
-use crate::run::{Checkpoint, Update};
+use crate::run::{Checkpoint, INTENT_STAGE, Update};
 use crate::run::{Ledger, RESULTS_STAGE, RunRecord, RunState, Transition};
 use crate::runtime::inject::Injector;
 use crate::salesforce::bulk::CreateJob;
@@ -31,7 +31,6 @@ use crate::salesforce::job_create::{self, CreateGuard};
 use crate::salesforce::options::{ColumnDelimiter, LineEnding, QueryOperation};
 use crate::salesforce::{Clients, SalesforceError, bulk};
 use crate::tasks::salesforce_bulkapi_query_job::config::{BulkQueryJobConfig, Operation};
-use crate::tasks::salesforce_bulkapi_query_job::processor::INTENT_STAGE;
 
 /// The topic whose events the poller stands in for.
 pub const JOB_EVENT_TOPIC: &str = "/event/BulkApi2JobEvent";
@@ -305,8 +304,7 @@ impl Poller {
     }
 }
 
-/// Where the intent to replace a vanished job is recorded before the new job's POST.
-pub const RECREATE_STAGE: &str = "job_recreate";
+pub use crate::run::RECREATE_STAGE;
 
 /// A `BulkApi2JobEvent` as Salesforce sends it at a job's end, for the listening flow's script.
 pub fn completion_event(job: &str, state: &str) -> Event {

@@ -163,6 +163,11 @@ impl From<v2::Checkpoint> for Checkpoint {
 /// The checkpoint an export's results stage keeps: pages fetched, and the progress of their
 /// batches through the bus and the sinks. One record per run, so every stage reads one place.
 pub const RESULTS_STAGE: &str = "results";
+/// Where the intent to create a run's job (its SOQL, operation and options) is recorded before
+/// the POST, so a restart adopts the job a lost answer hid instead of making a second.
+pub const INTENT_STAGE: &str = "job_intent";
+/// Where the intent to replace a run's vanished job is recorded before the new job's POST.
+pub const RECREATE_STAGE: &str = "job_recreate";
 
 /// One fetched results page: enough to fetch it again and to know which batches it holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,8 +19,7 @@ use crate::salesforce::{Clients, SalesforceClient, SalesforceError};
 
 /// Rows per Arrow batch when the flow does not say.
 pub const DEFAULT_BATCH_SIZE: usize = 10_000;
-/// Where the intent to create a job is recorded before the POST.
-pub const INTENT_STAGE: &str = "job_intent";
+pub use crate::run::INTENT_STAGE;
 
 pub struct BulkQueryJobProcessor {
     pub task: String,

@@ -18,9 +18,9 @@ use arrow::datatypes::{DataType, Field, Schema};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::processor::{INTENT_STAGE, run_of, to_task_error};
+use super::processor::{run_of, to_task_error};
 use crate::event::{Event, EventData, RunTag};
-use crate::run::{Ledger, PageMark, RunId, RunState, StageProgress};
+use crate::run::{INTENT_STAGE, Ledger, PageMark, RunId, RunState, StageProgress};
 use crate::runtime::processor::{Emitter, TaskError};
 use crate::salesforce::bulk::{self, JobInfo};
 use crate::salesforce::results::{Page, ResultsReader};
