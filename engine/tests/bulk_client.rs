@@ -621,16 +621,14 @@ async fn latency_slows_calls_down_but_changes_nothing_else() {
     assert!(per_locator.values().all(|n| *n == 1), "no page fetched twice: {per_locator:?}");
 }
 
-/// A job that ends `Failed` fails the run it belongs to, with Salesforce's message.
-#[tokio::test]
-async fn a_failed_job_fails_its_run() {
-    use bulkflow_engine::event::Event;
-    use bulkflow_engine::run::{Ledger, RunState};
-    use bulkflow_engine::runtime::token::Outcome;
+/// A run whose job Salesforce failed with `QUERY_TIMEOUT: too slow`, in a fresh ledger.
+async fn failed_job_run(
+    org: &Org,
+) -> (Arc<bulkflow_engine::run::Ledger>, bulkflow_engine::run::RunId, bulkflow_engine::salesforce::bulk::JobInfo) {
+    use bulkflow_engine::run::Ledger;
     use bulkflow_engine::schedule::SystemClock;
     use bulkflow_engine::store::MemoryStore;
 
-    let org = org(10, 20).await;
     let client = org.client("client_credentials");
     org.sim.set_faults(FaultConfig {
         fail_jobs: 1,
@@ -642,6 +640,43 @@ async fn a_failed_job_fails_its_run() {
     let ledger = Arc::new(Ledger::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock)));
     let run = ledger.open_run("q", chrono::Utc::now()).unwrap().run.id().clone();
     ledger.record_job(&run, &job.id).unwrap();
+    (ledger, run, job)
+}
+
+/// A completion poller for flow `q` (its creator reads the org's client-credentials file) that
+/// looks at runs quiet for 300 ms.
+fn poller(
+    org: &Org,
+    ledger: Arc<bulkflow_engine::run::Ledger>,
+    injector: Arc<bulkflow_engine::runtime::inject::Injector>,
+) -> bulkflow_engine::node::poller::Poller {
+    let creator =
+        serde_json::from_value(json!({"operation": "create", "credentials_path": "/etc/sfdc/client_credentials.json"}))
+            .unwrap();
+    bulkflow_engine::node::poller::Poller {
+        ledger,
+        clients: Arc::new(Clients::new(
+            CredentialsRoot::new(Some(org.dir.path().to_path_buf())),
+            "63.0",
+            fast_retries(),
+        )),
+        injector,
+        buses: Arc::new(bulkflow_engine::bus::registry::BusRegistry::new(None, CredentialsRoot::new(None))),
+        quiet_after: Duration::from_millis(300),
+        creators: [("q".to_string(), creator)].into(),
+        listener: true,
+    }
+}
+
+/// A job that ends `Failed` fails the run it belongs to, with Salesforce's message.
+#[tokio::test]
+async fn a_failed_job_fails_its_run() {
+    use bulkflow_engine::event::Event;
+    use bulkflow_engine::run::RunState;
+    use bulkflow_engine::runtime::token::Outcome;
+
+    let org = org(10, 20).await;
+    let (ledger, run, job) = failed_job_run(&org).await;
     let config = json!({
         "operation": "get_results", "credentials_path": "/etc/sfdc/client_credentials.json", "job_id": "{{event.data.id}}"
     });
@@ -657,7 +692,7 @@ async fn a_failed_job_fails_its_run() {
 /// one that recorded no query fails visibly (the next run covers its window).
 #[tokio::test]
 async fn the_completion_poller_stands_in_for_missed_events_and_recreates_vanished_jobs() {
-    use bulkflow_engine::node::poller::{Poller, RECREATE_STAGE};
+    use bulkflow_engine::node::poller::RECREATE_STAGE;
     use bulkflow_engine::run::{Checkpoint, Ledger, RunState, Update};
     use bulkflow_engine::runtime::inject::Injector;
     use bulkflow_engine::schedule::SystemClock;
@@ -696,23 +731,7 @@ async fn the_completion_poller_stands_in_for_missed_events_and_recreates_vanishe
     let made = create(&client, SOQL).await.unwrap();
 
     let injector = Arc::new(Injector::default());
-    let creator = serde_json::from_value(json!({
-        "operation": "create", "credentials_path": "/etc/sfdc/client_credentials.json"
-    }))
-    .unwrap();
-    let poller = Poller {
-        ledger: ledger.clone(),
-        clients: Arc::new(Clients::new(
-            CredentialsRoot::new(Some(org.dir.path().to_path_buf())),
-            "63.0",
-            fast_retries(),
-        )),
-        injector: injector.clone(),
-        buses: Arc::new(bulkflow_engine::bus::registry::BusRegistry::new(None, CredentialsRoot::new(None))),
-        quiet_after: Duration::from_millis(300),
-        creators: [("q".to_string(), creator)].into(),
-        listener: true,
-    };
+    let poller = poller(&org, ledger.clone(), injector.clone());
     let polling = tokio::spawn(poller.run());
     let event = tokio::time::timeout(Duration::from_secs(10), injector.recv()).await.unwrap().unwrap();
     let data = event.template_view()["data"].clone();
@@ -764,41 +783,13 @@ async fn the_completion_poller_stands_in_for_missed_events_and_recreates_vanishe
 /// seed's keeps only `JobComplete`), which left the run at `job_created` for ever.
 #[tokio::test]
 async fn the_completion_poller_fails_a_run_whose_job_failed() {
-    use bulkflow_engine::node::poller::Poller;
-    use bulkflow_engine::run::{Ledger, RunState};
+    use bulkflow_engine::run::RunState;
     use bulkflow_engine::runtime::inject::Injector;
-    use bulkflow_engine::schedule::SystemClock;
-    use bulkflow_engine::store::MemoryStore;
 
     let org = org(10, 100).await;
-    let client = org.client("client_credentials");
-    org.sim.set_faults(FaultConfig {
-        fail_jobs: 1,
-        failed_job_message: Some("QUERY_TIMEOUT: too slow".into()),
-        ..Default::default()
-    });
-    let job = create(&client, SOQL).await.unwrap();
-    completed(&client, &job.id).await.unwrap_err();
-    let ledger = Arc::new(Ledger::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock)));
-    let run = ledger.open_run("q", chrono::Utc::now()).unwrap().run.id().clone();
-    ledger.record_job(&run, &job.id).unwrap();
+    let (ledger, run, _) = failed_job_run(&org).await;
     let injector = Arc::new(Injector::default());
-    let creator =
-        serde_json::from_value(json!({"operation": "create", "credentials_path": "/etc/sfdc/client_credentials.json"}))
-            .unwrap();
-    let poller = Poller {
-        ledger: ledger.clone(),
-        clients: Arc::new(Clients::new(
-            CredentialsRoot::new(Some(org.dir.path().to_path_buf())),
-            "63.0",
-            fast_retries(),
-        )),
-        injector: injector.clone(),
-        buses: Arc::new(bulkflow_engine::bus::registry::BusRegistry::new(None, CredentialsRoot::new(None))),
-        quiet_after: Duration::from_millis(300),
-        creators: [("q".to_string(), creator)].into(),
-        listener: true,
-    };
+    let poller = poller(&org, ledger.clone(), injector.clone());
     let polling = tokio::spawn(poller.run());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let failed = loop {

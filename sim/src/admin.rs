@@ -10,11 +10,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::faults::FaultConfig;
 use crate::state::AppState;
 use crate::stats::StatsSnapshot;
+use crate::store::persist::ChangeRecord;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -87,25 +88,34 @@ fn bad_request(e: impl std::fmt::Display) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response()
 }
 
-/// Applies changes now, as the `--change-rate` ticker would (persisted the same way), so a test
-/// knows exactly when the org changed.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| e.to_string())
+}
+
+/// Applies `change` as the ticker would (persisted the same way) and answers `answer(deleted ids)`.
+async fn apply(app: Arc<AppState>, change: ChangeRecord, answer: impl FnOnce(Vec<String>) -> Value) -> Response {
+    match crate::changes::apply_async(app, change).await {
+        Ok(deleted) => Json(answer(deleted)).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e}))).into_response(),
+    }
+}
+
+/// Applies changes now, as the `--change-rate` ticker would, so a test knows exactly when the org
+/// changed.
 async fn apply_changes(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
-    let changes: Changes = match serde_json::from_slice(&body) {
+    let changes: Changes = match parse(&body) {
         Ok(c) => c,
         Err(e) => return bad_request(e),
     };
-    let change = crate::store::persist::ChangeRecord {
+    let at = chrono::Utc::now();
+    let change = ChangeRecord {
         modifications: changes.modifications,
         inserts: changes.inserts,
         deletes: changes.deletes,
-        at: chrono::Utc::now(),
+        at,
         ..Default::default()
     };
-    let at = change.at;
-    match crate::changes::apply_async(app, change).await {
-        Ok(deleted) => Json(json!({"applied_at": at.to_rfc3339(), "deleted": deleted})).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e}))).into_response(),
-    }
+    apply(app, change, |deleted| json!({"applied_at": at.to_rfc3339(), "deleted": deleted})).await
 }
 
 #[derive(serde::Deserialize)]
@@ -118,23 +128,17 @@ struct Delete {
 /// `POST /__sim/delete` `{"object": "Account", "count": N}`: moves N random live records of the
 /// object to the Recycle Bin now; answers `{"ids": [...]}` (fewer if fewer were live).
 async fn delete(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
-    let request: Delete = match serde_json::from_slice(&body) {
-        Ok(d) => d,
+    let (request, object) = match parse::<Delete>(&body).and_then(|r| known_object(&app, &r.object).map(|o| (r, o))) {
+        Ok(found) => found,
         Err(e) => return bad_request(e),
     };
-    let Some(object) = known_object(&app, &request.object) else {
-        return bad_request(format!("the simulator has no object `{}`", request.object));
-    };
-    let change = crate::store::persist::ChangeRecord {
+    let change = ChangeRecord {
         deletes: request.count,
         delete_object: Some(object),
         at: chrono::Utc::now(),
         ..Default::default()
     };
-    match crate::changes::apply_async(app, change).await {
-        Ok(ids) => Json(json!({"ids": ids})).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e}))).into_response(),
-    }
+    apply(app, change, |ids| json!({"ids": ids})).await
 }
 
 #[derive(serde::Deserialize)]
@@ -146,25 +150,18 @@ struct Purge {
 /// `POST /__sim/purge` `{"object": "Account"}`: empties the object's Recycle Bin (a hard
 /// delete): its records leave `queryAll`; the `deleted` resource still reports them.
 async fn purge(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
-    let request: Purge = match serde_json::from_slice(&body) {
-        Ok(p) => p,
+    let (request, object) = match parse::<Purge>(&body).and_then(|r| known_object(&app, &r.object).map(|o| (r, o))) {
+        Ok(found) => found,
         Err(e) => return bad_request(e),
     };
-    let Some(object) = known_object(&app, &request.object) else {
-        return bad_request(format!("the simulator has no object `{}`", request.object));
-    };
-    let change =
-        crate::store::persist::ChangeRecord { purge: Some(object), at: chrono::Utc::now(), ..Default::default() };
-    match crate::changes::apply_async(app, change).await {
-        Ok(_) => Json(json!({"purged": request.object})).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e}))).into_response(),
-    }
+    let change = ChangeRecord { purge: Some(object), at: chrono::Utc::now(), ..Default::default() };
+    apply(app, change, |_| json!({"purged": request.object})).await
 }
 
-/// The object's canonical name, if the org has it.
-fn known_object(app: &AppState, object: &str) -> Option<String> {
+/// The object's canonical name, or why it is refused.
+fn known_object(app: &AppState, object: &str) -> Result<String, String> {
     let data = app.data.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-    data.schema(object).map(|s| s.name.clone())
+    data.schema(object).map(|s| s.name.clone()).ok_or_else(|| format!("the simulator has no object `{object}`"))
 }
 
 /// Runs a SOQL query against the org directly (no job, no token): what the org holds, for tests
