@@ -24,6 +24,9 @@ use bulkflow_testkit::nats::NatsServer;
 use bulkflow_testkit::postgres::Postgres;
 use serde_json::{Value, json};
 
+#[path = "support/engine_run.rs"]
+mod engine_run;
+
 #[path = "support/lake.rs"]
 mod lake_support;
 #[path = "support/sim_process.rs"]
@@ -178,28 +181,9 @@ impl Setup {
 
     /// `bulkflow run` until its log satisfies `done`, then SIGTERM; its log.
     fn run_until(&self, log: &str, extra: &[&str], done: impl Fn(&str) -> bool) -> String {
-        let path = self.path().join(log);
-        let mut child = self
-            .bulkflow(&[&["run", "--job-poll-after", "2s"], extra].concat())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&path).unwrap())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(120) + Duration::from_millis(records() as u64);
-        loop {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            if done(&text) {
-                break;
-            }
-            if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
-                let _ = child.kill();
-                panic!("the engine did not get there in time; its log:\n{text}");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-        assert!(child.wait().unwrap().success(), "the engine did not stop cleanly");
-        std::fs::read_to_string(&path).unwrap()
+        let within = Duration::from_secs(120) + Duration::from_millis(records() as u64);
+        let engine = self.bulkflow(&[&["run", "--job-poll-after", "2s"], extra].concat());
+        engine_run::run_until(engine, &self.path().join(log), within, done, |_| {})
     }
 
     /// Runs until the query flow has a `written` run and none in flight (asked through the

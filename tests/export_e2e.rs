@@ -15,6 +15,9 @@ use bulkflow_testkit::nats::NatsServer;
 use bulkflow_testkit::postgres::Postgres;
 use serde_json::{Value, json};
 
+#[path = "support/engine_run.rs"]
+mod engine_run;
+
 #[path = "support/lake.rs"]
 mod lake;
 
@@ -151,28 +154,9 @@ impl Deployment {
 
     /// Runs the engine until its log satisfies `done`, then stops it with SIGTERM.
     fn run_until(&self, log: &str, done: impl Fn(&str) -> bool, during: impl FnOnce(&str)) {
-        let path = self.dir.join(log);
-        let mut child = self
-            .bulkflow(&["run", "--job-poll-after", "3s"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&path).unwrap())
-            .spawn()
-            .unwrap();
-        during(path.to_str().unwrap());
-        let deadline = Instant::now() + Duration::from_secs(180);
-        loop {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            if done(&text) {
-                break;
-            }
-            if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
-                let _ = child.kill();
-                panic!("the engine did not get there in time; its log:\n{text}");
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-        assert!(child.wait().unwrap().success());
+        let engine = self.bulkflow(&["run", "--job-poll-after", "3s"]);
+        let log = self.dir.join(log);
+        engine_run::run_until(engine, &log, Duration::from_secs(180), done, |path| during(path.to_str().unwrap()));
     }
 }
 

@@ -188,19 +188,21 @@ impl Poller {
             }
         };
         match bulk::get_job(&client, job).await {
-            Ok(info) if info.check_finished().is_ok_and(|done| !done) => false,
-            // Failed or aborted in Salesforce: the run ends here, with Salesforce's message. Not
-            // handed to the listening flow, whose script may drop events of jobs without results
-            // (the seed's does), which would leave the run at `job_created` for ever.
-            Ok(info) if let Err(e) = info.check_finished() => {
-                self.fail(run, format!("{e}; the next run covers its window"));
-                false
-            }
-            Ok(info) => {
-                tracing::info!(run = %run.id(), job, state = info.state, quiet = ?self.quiet_after, "no completion event for the run's job; standing in for it");
-                self.injector.send(completion_event(job, &info.state));
-                true
-            }
+            Ok(info) => match info.check_finished() {
+                Ok(false) => false,
+                Ok(true) => {
+                    tracing::info!(run = %run.id(), job, state = info.state, quiet = ?self.quiet_after, "no completion event for the run's job; standing in for it");
+                    self.injector.send(completion_event(job, &info.state));
+                    true
+                }
+                // Failed or aborted in Salesforce: the run ends here, with Salesforce's message.
+                // Not handed to the listening flow, whose script may drop events of jobs without
+                // results (the seed's does), which would leave the run at `job_created` for ever.
+                Err(e) => {
+                    self.fail(run, format!("{e}; the next run covers its window"));
+                    false
+                }
+            },
             Err(SalesforceError::Api { status: 404, .. }) => {
                 self.recreate(run, job, creator, &client).await;
                 false

@@ -2,6 +2,7 @@
 //! it (flows read `event.data.object`, `.id`, `.state`), with the few fields the engine needs
 //! read out leniently.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::client::SalesforceClient;
@@ -47,6 +48,11 @@ impl JobInfo {
         self.state == "JobComplete"
     }
 
+    /// When Salesforce created the job (its clock, whole seconds).
+    pub fn created_date(&self) -> Option<DateTime<Utc>> {
+        parse_datetime(self.raw.get("createdDate")?.as_str()?)
+    }
+
     /// Turns a terminal failure into its error; `Ok(false)` while the job is still running.
     pub fn check_finished(&self) -> Result<bool, SalesforceError> {
         match self.state.as_str() {
@@ -59,6 +65,15 @@ impl JobInfo {
             _ => Ok(false),
         }
     }
+}
+
+/// A Salesforce date-time as its APIs write it (`2026-12-07T10:00:03.000+0000`), or RFC 3339
+/// (`...Z`, `...+00:00`), which some answers use [unverified which].
+pub fn parse_datetime(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .or_else(|_| DateTime::parse_from_rfc3339(text))
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 pub fn delimiter_byte(name: &str) -> u8 {

@@ -6,11 +6,11 @@
 //! a minute before `end`; a `start` before `earliestDateAvailable` is refused with
 //! `INVALID_REPLICATION_DATE`.
 
-use chrono::{DateTime, Duration, DurationRound, FixedOffset, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::Value;
 
 use super::SalesforceClient;
-use super::bulk::json_body;
+use super::bulk::{json_body, parse_datetime};
 use super::error::SalesforceError;
 
 /// How far back Salesforce reports deletes; a window reaching further is refused.
@@ -25,14 +25,10 @@ pub struct Deleted {
 }
 
 fn parse_date(what: &str, field: &str, value: &Value) -> Result<DateTime<Utc>, SalesforceError> {
-    let text = value.as_str().unwrap_or_default();
-    DateTime::parse_from_rfc3339(text)
-        .or_else(|_| DateTime::<FixedOffset>::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
-        .map(|d| d.with_timezone(&Utc))
-        .map_err(|_| SalesforceError::Transport {
-            what: what.into(),
-            reason: format!("`{field}` is `{value}`, not an ISO 8601 date-time"),
-        })
+    value.as_str().and_then(parse_datetime).ok_or_else(|| SalesforceError::Transport {
+        what: what.into(),
+        reason: format!("`{field}` is `{value}`, not an ISO 8601 date-time"),
+    })
 }
 
 /// The window Salesforce will answer for `[start, end)`: whole minutes, `start` no earlier than

@@ -95,7 +95,7 @@ pub async fn find_own_job(
         .into_iter()
         .filter(|j| is_own_job(j, &session.user_id, request, posted_at) && !taken(&j.id))
         .collect();
-    matches.sort_by_key(|j| (created_at(j), j.id.clone()));
+    matches.sort_by_key(|j| (j.created_date(), j.id.clone()));
     let mut it = matches.into_iter();
     let found = it.next();
     for extra in it {
@@ -121,18 +121,13 @@ pub fn is_own_job(job: &JobInfo, user_id: &str, request: &CreateJob<'_>, posted_
         && field("contentType").is_some_and(|c| c.eq_ignore_ascii_case("CSV"))
         && field("columnDelimiter") == Some(delimiter_name(request.column_delimiter))
         && field("lineEnding") == Some(line_ending_name(request.line_ending))
-        && created_at(job).is_some_and(|t| window.contains(&t))
+        && job.created_date().is_some_and(|t| window.contains(&t))
 }
 
 /// The sObject a query reads, from its FROM clause.
 pub fn query_object(soql: &str) -> Option<String> {
     let words: Vec<&str> = soql.split_whitespace().collect();
     words.iter().position(|w| w.eq_ignore_ascii_case("from")).and_then(|i| words.get(i + 1)).map(|w| w.to_string())
-}
-
-fn created_at(job: &JobInfo) -> Option<DateTime<Utc>> {
-    let text = job.raw.get("createdDate")?.as_str()?;
-    DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z").ok().map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]

@@ -239,13 +239,7 @@ impl Stream<'_> {
             None => None,
         };
         let Some(since) = watermark.and_then(|w| DateTime::from_timestamp(w, 0)) else { return Ok(empty) };
-        let created = self.job.raw["createdDate"].as_str().and_then(|t| {
-            DateTime::parse_from_rfc3339(t)
-                .or_else(|_| DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f%z"))
-                .ok()
-                .map(|d| d.with_timezone(&Utc))
-        });
-        let until = created.unwrap_or_else(Utc::now);
+        let until = self.job.created_date().unwrap_or_else(Utc::now);
         let Some((start, end, clamped)) = deleted::askable(since - DELETED_OVERLAP, until, Utc::now()) else {
             return Ok(empty);
         };
