@@ -47,6 +47,7 @@ fn main() -> ExitCode {
             Command::Runs(args) => cli::runs::run(args).await,
             Command::Flows(args) => cli::flows::run(args),
             Command::Demo(args) => cli::demo::run(args).await,
+            Command::Export(args) => cli::export::run(args).await,
             Command::Tui(args) => cli::tui::run(args).await,
             Command::Sim(command) => bulkflow_sim::cli::run(command).await.map(|()| ExitCode::SUCCESS),
             Command::Debug(command) => Ok(cli::debug::run(command)),

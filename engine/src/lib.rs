@@ -4,6 +4,7 @@ pub mod bus;
 pub mod config;
 pub mod credentials;
 pub mod event;
+pub mod export;
 pub mod fault;
 pub mod file_name;
 pub mod flow;

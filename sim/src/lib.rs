@@ -15,6 +15,7 @@ mod config;
 mod csv_writer;
 pub mod data;
 mod deleted;
+mod describe;
 mod events;
 mod faults;
 mod gate;

@@ -265,6 +265,7 @@ fn router(app: Arc<AppState>) -> Router {
         .merge(bulk::routes())
         .merge(crate::tooling::routes())
         .merge(crate::deleted::routes())
+        .merge(crate::describe::routes())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             ApiError::new(

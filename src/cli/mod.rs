@@ -3,6 +3,7 @@
 
 pub mod debug;
 pub mod demo;
+pub mod export;
 pub mod flows;
 pub mod logging;
 pub mod run;
@@ -43,6 +44,9 @@ pub enum Command {
     /// Everything at once, on embedded defaults: a simulated org, the seed's flows and more,
     /// Parquet in a local lake and a private PostgreSQL warehouse.
     Demo(demo::DemoArgs),
+    /// One query job's results into Parquet, CSV or Arrow files in a folder or a bucket; run it
+    /// again after an interruption to resume.
+    Export(export::ExportArgs),
     /// The terminal UI: every run and flow of a running engine, live; retry and cancel.
     Tui(tui::TuiArgs),
     /// The Salesforce simulator.

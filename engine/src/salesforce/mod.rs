@@ -6,6 +6,7 @@ pub mod client;
 pub mod credentials;
 pub mod csv_batches;
 pub mod deleted;
+pub mod describe;
 pub mod error;
 pub mod job_create;
 pub mod options;

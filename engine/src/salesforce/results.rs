@@ -91,6 +91,11 @@ impl ResultsReader {
         self.rows
     }
 
+    /// Bytes of the page read last, as they came over the wire.
+    pub fn last_page_bytes(&self) -> u64 {
+        self.last_page_bytes
+    }
+
     /// The next page, or `None` after the last.
     pub async fn next_page(&mut self) -> Result<Option<Page>, SalesforceError> {
         let Some(locator) = self.next_locator.clone() else { return Ok(None) };
