@@ -337,7 +337,7 @@ fn load_jobs(persist: &Persist) -> std::io::Result<HashMap<String, Job>> {
         } else {
             None
         };
-        jobs.insert(record.id.clone(), Job { record, results });
+        jobs.insert(record.id.clone(), Job { record, results, rendered: None });
     }
     Ok(jobs)
 }

@@ -236,17 +236,25 @@ async fn job(client: &SalesforceClient, out: Option<&Out>, cp: &mut Checkpoint) 
     Ok(job)
 }
 
+/// Polls every [`EARLY_POLL`] for the first [`EARLY_PHASE`] (most jobs of a one-shot export are
+/// done in seconds, and each poll is one cheap API call), then backs off to every 5 s.
 async fn wait_complete(client: &SalesforceClient, mut job: JobInfo) -> Result<JobInfo, ExportError> {
-    let mut delay = Duration::from_millis(250);
+    let started = std::time::Instant::now();
+    let mut delay = EARLY_POLL;
     loop {
         if job.check_finished()? {
             return Ok(job);
         }
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        if started.elapsed() > EARLY_PHASE {
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
         job = bulk::get_job(client, &job.id).await?;
     }
 }
+
+const EARLY_POLL: Duration = Duration::from_millis(200);
+const EARLY_PHASE: Duration = Duration::from_secs(10);
 
 enum Message {
     Page(Page),

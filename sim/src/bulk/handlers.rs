@@ -145,7 +145,9 @@ pub async fn create_job(app: &Arc<AppState>, new: NewJob) -> Result<Value, ApiEr
     tracing::info!(job = %record.id, object = %record.object, rows = record.row_count, created_by = %record.created_by_id, "query job created");
     {
         let mut jobs = lock(&app.jobs);
-        jobs.insert(record.id.clone(), Job { record, results: Some(results) });
+        let rendered =
+            super::rendered::Rendered::start(results.clone(), record.format(), app.settings.max_page_records);
+        jobs.insert(record.id.clone(), Job { record, results: Some(results), rendered: Some(rendered) });
         app.persist_jobs(&jobs);
     }
     app.emit(event);
@@ -225,6 +227,7 @@ pub async fn abort(
     job.record.expires_at =
         Some(now + chrono::Duration::from_std(app.settings.retention).unwrap_or(chrono::Duration::MAX));
     job.results = None;
+    job.rendered = None;
     let view = job.record.create_view();
     let event = job.record.event();
     app.persist_jobs(&jobs);

@@ -46,6 +46,8 @@ pub struct Job {
     pub record: JobRecord,
     /// `None` after a restart until loaded, and for jobs whose results were never kept (aborted).
     pub results: Option<Arc<Results>>,
+    /// The default pages, gzipped once (see [`super::rendered`]); `None` for reloaded jobs.
+    pub rendered: Option<Arc<super::rendered::Rendered>>,
 }
 
 /// The job JSON's date format: an offset without a colon, and whole seconds (`.000`) as the real

@@ -3,6 +3,7 @@
 pub mod handlers;
 pub mod job;
 pub mod locator;
+pub mod rendered;
 pub mod results;
 pub mod scheduler;
 pub mod version;

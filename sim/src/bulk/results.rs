@@ -2,6 +2,7 @@
 //!
 //! The page is rendered on a blocking thread in chunks and sent through a small channel, so a
 //! 50,000-row page never sits in memory whole and a client that stops reading stops the rendering.
+//! Default pages a job already rendered (see [`super::rendered`]) go out as they are.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -23,8 +24,6 @@ use crate::oauth::session::Session;
 use crate::state::{AppState, lock};
 use crate::store::results::Results;
 
-/// Uncompressed bytes rendered before a chunk goes out.
-const CHUNK_BYTES: usize = 64 * 1024;
 const CUT_FLUSH_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub async fn results(
@@ -35,7 +34,7 @@ pub async fn results(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let api_version = version::parse(&version)?;
-    let (results, format) = {
+    let (results, format, rendered) = {
         let jobs = lock(&app.jobs);
         let job = jobs.get(&job_id).ok_or_else(ApiError::not_found)?;
         if job.record.api_version != api_version {
@@ -57,7 +56,7 @@ pub async fn results(
                 ),
             ));
         }
-        (job.results.clone().ok_or_else(ApiError::not_found)?, job.record.format())
+        (job.results.clone().ok_or_else(ApiError::not_found)?, job.record.format(), job.rendered.clone())
     };
     let locator_param = params.get("locator").map(String::as_str).filter(|l| !l.is_empty());
     app.stats.results_request(&job_id, locator_param);
@@ -91,8 +90,12 @@ pub async fn results(
     }
     app.stats.page_served(&job_id);
 
-    let page = Page { results, format, offset, rows, gzip, cut_after };
-    let mut response = Response::new(page.into_body());
+    let ready = rendered.filter(|_| gzip && cut_after.is_none()).and_then(|r| r.page(offset, rows));
+    let body = match ready {
+        Some(bytes) => Body::from(bytes),
+        None => Page { results, format, offset, rows, gzip, cut_after }.into_body(),
+    };
+    let mut response = Response::new(body);
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
     h.insert("Sforce-NumberOfRecords", HeaderValue::from(rows));
@@ -144,19 +147,7 @@ impl Page {
             sent: 0,
             cut_after: self.cut_after,
         };
-        let mut buf = Vec::with_capacity(CHUNK_BYTES + 4096);
-        self.format.write_row(&mut buf, self.results.columns().iter().map(|c| Some(c.as_str())));
-        for i in self.offset..self.offset + self.rows {
-            let row = self.results.row(i);
-            self.format.write_row(&mut buf, row.iter().map(Option::as_deref));
-            if buf.len() >= CHUNK_BYTES {
-                if !sink.send(&buf) {
-                    return;
-                }
-                buf.clear();
-            }
-        }
-        if sink.send(&buf) {
+        if super::rendered::write_rows(&self.results, self.format, self.offset, self.rows, |csv| sink.send(csv)) {
             sink.finish();
         }
     }

@@ -54,6 +54,7 @@ pub fn advance(app: &AppState) {
                     r.state = JobState::Failed;
                     r.error_message = message;
                     job.results = None;
+                    job.rendered = None;
                 }
                 None => r.state = JobState::JobComplete,
             }

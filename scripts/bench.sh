@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Benchmarks that need more than `cargo bench`: real processes side by side on one simulator.
+#
+#   scripts/bench.sh export [N]   (N Account rows, default 1000000)
+#
+# `export`: on one `bulkflow sim serve` with the default job latency, runs
+#   1. `bulkflow export` of the seed's 7 Account columns to Parquet,
+#   2. simple-salesforce's Bulk 2.0 download to CSV, then pyarrow CSV -> Parquet (zstd),
+#   3. `bulkflow export --discard`: the download alone, into Arrow batches, no file,
+#   4. simple-salesforce's download alone,
+# and prints wall and CPU time, peak RSS, rows/s and MB/s (of CSV as served) for each, the
+# simulator's CPU during each, and the ratios. Release build; installs simple-salesforce and
+# pyarrow with pip when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bulkflow-target}"
+
+what="${1:-}"
+[ "$what" = export ] || { echo "usage: scripts/bench.sh export [N]" >&2; exit 2; }
+N="${2:-1000000}"
+FIELDS="Id,Name,Type,Industry,AnnualRevenue,CreatedDate,LastModifiedDate"
+SOQL="SELECT Id, Name, Type, Industry, AnnualRevenue, CreatedDate, LastModifiedDate FROM Account"
+
+python3 -c 'import simple_salesforce, pyarrow' 2>/dev/null || python3 -m pip install -q simple-salesforce pyarrow
+cargo build --release -q -p bulkflow
+BIN="$CARGO_TARGET_DIR/release/bulkflow"
+
+work="$(mktemp -d)"
+sim_pid=""
+cleanup() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+"$BIN" sim serve --records "Account=$N" --credentials-out "$work/creds.json" >"$work/sim.out" 2>"$work/sim.log" &
+sim_pid=$!
+for _ in $(seq 1 600); do grep -q '^ready' "$work/sim.out" 2>/dev/null && break; sleep 0.1; done
+grep -q '^ready' "$work/sim.out" || { echo "the simulator did not start: $(cat "$work/sim.log")" >&2; exit 1; }
+
+# The simulator's CPU seconds so far (utime + stime of its process).
+sim_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$sim_pid/stat"; }
+
+results=()
+measure() { # name, command...
+  local name="$1"; shift
+  local before after
+  sync; before="$(sim_cpu)"
+  /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$@" >"$work/$name.out" 2>"$work/$name.err" || {
+    echo "$name failed:" >&2; tail -5 "$work/$name.err" >&2; exit 1; }
+  after="$(sim_cpu)"
+  read -r wall user sys rss <"$work/time"
+  results+=("$name $wall $user $sys $rss $(echo "$after - $before" | bc)")
+}
+
+fields_opt=(--object Account --fields "$FIELDS")
+measure bulkflow_parquet "$BIN" export --credentials "$work/creds.json" "${fields_opt[@]}" --out "$work/bf"
+measure python_parquet python3 scripts/bench/export_python.py "$work/creds.json" "$SOQL" "$work/py"
+measure bulkflow_download "$BIN" export --credentials "$work/creds.json" "${fields_opt[@]}" --discard --out "$work/none"
+measure python_download python3 scripts/bench/export_python.py "$work/creds.json" "$SOQL" "$work/pyd" --download-only
+
+csv_bytes=$(cat "$work"/pyd/csv/*.csv | wc -c)
+echo
+echo "bulkflow bench export: $N Account rows (7 columns, $(echo "scale=1; $csv_bytes / 1000000" | bc) MB of CSV), $(nproc) cores, $(date -u +%F), commit $(git rev-parse --short HEAD)"
+printf '%-18s %8s %8s %8s %9s %10s %8s %8s\n' pipeline wall_s cpu_s rss_MB rows/s MB/s sim_cpu_s share
+for r in "${results[@]}"; do
+  read -r name wall user sys rss simcpu <<<"$r"
+  cpu=$(echo "$user + $sys" | bc)
+  rps=$(echo "$N / $wall" | bc)
+  mbs=$(echo "scale=1; $csv_bytes / 1000000 / $wall" | bc)
+  share=$(echo "scale=0; 100 * $simcpu / ($cpu + $simcpu)" | bc)
+  printf '%-18s %8s %8s %8s %9s %10s %8s %7s%%\n' "$name" "$wall" "$cpu" "$((rss / 1024))" "$rps" "$mbs" "$simcpu" "$share"
+done
+wall_of() { for r in "${results[@]}"; do read -r n w _ <<<"$r"; [ "$n" = "$1" ] && echo "$w"; done; }
+echo "ratio, Parquet pipeline (python / bulkflow): $(echo "scale=2; $(wall_of python_parquet) / $(wall_of bulkflow_parquet)" | bc)x"
+echo "ratio, download alone (python / bulkflow):  $(echo "scale=2; $(wall_of python_download) / $(wall_of bulkflow_download)" | bc)x"
