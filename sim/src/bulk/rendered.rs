@@ -41,7 +41,8 @@ impl Rendered {
 
     /// The gzipped page of `rows` rows at `offset`, if it is one of the default pages and ready.
     pub fn page(&self, offset: usize, rows: usize) -> Option<Bytes> {
-        if offset % self.page_rows != 0 || rows != self.page_rows.min(self.total_rows - offset) {
+        if !offset.is_multiple_of(self.page_rows) || rows != self.page_rows.min(self.total_rows.saturating_sub(offset))
+        {
             return None;
         }
         self.pages.get(offset / self.page_rows)?.get().cloned()
