@@ -90,7 +90,10 @@ pub async fn results(
     }
     app.stats.page_served(&job_id);
 
-    let ready = rendered.filter(|_| gzip && cut_after.is_none()).and_then(|r| r.page(offset, rows));
+    let ready = match rendered.filter(|_| gzip && cut_after.is_none()) {
+        Some(r) => r.page(offset, rows).await,
+        None => None,
+    };
     let body = match ready {
         Some(bytes) => Body::from(bytes),
         None => Page { results, format, offset, rows, gzip, cut_after }.into_body(),
