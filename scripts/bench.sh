@@ -59,15 +59,19 @@ measure python_download python3 scripts/bench/export_python.py "$work/creds.json
 csv_bytes=$(cat "$work"/pyd/csv/*.csv | wc -c)
 echo
 echo "bulkflow bench export: $N Account rows (7 columns, $(echo "scale=1; $csv_bytes / 1000000" | bc) MB of CSV), $(nproc) cores, $(date -u +%F), commit $(git rev-parse --short HEAD)"
-printf '%-18s %8s %8s %8s %9s %10s %8s %8s\n' pipeline wall_s cpu_s rss_MB rows/s MB/s sim_cpu_s share
+printf '%-18s %8s %8s %8s %9s %8s %8s %6s %14s\n' pipeline wall_s cpu_s rss_MB rows/s MB/s sim_cpu_s share read_rows/s
 for r in "${results[@]}"; do
   read -r name wall user sys rss simcpu <<<"$r"
   cpu=$(echo "$user + $sys" | bc)
   rps=$(echo "$N / $wall" | bc)
   mbs=$(echo "scale=1; $csv_bytes / 1000000 / $wall" | bc)
   share=$(echo "scale=0; 100 * $simcpu / ($cpu + $simcpu)" | bc)
-  printf '%-18s %8s %8s %8s %9s %10s %8s %7s%%\n' "$name" "$wall" "$cpu" "$((rss / 1024))" "$rps" "$mbs" "$simcpu" "$share"
+  # bulkflow logs how long reading the results took once the job was complete.
+  read_s=$(grep -o 'read_seconds="*[0-9.]*' "$work/$name.err" | tr -dc '0-9.\n' | tail -1 || true)
+  read_rps=$([ -n "$read_s" ] && echo "$N / $read_s" | bc || echo -)
+  printf '%-18s %8s %8s %8s %9s %8s %8s %5s%% %14s\n' "$name" "$wall" "$cpu" "$((rss / 1024))" "$rps" "$mbs" "$simcpu" "$share" "$read_rps"
 done
+echo "(rows/s and MB/s over the wall time, job included; read_rows/s over the reading once the job was complete)"
 wall_of() { for r in "${results[@]}"; do read -r n w _ <<<"$r"; [ "$n" = "$1" ] && echo "$w"; done; }
 echo "ratio, Parquet pipeline (python / bulkflow): $(echo "scale=2; $(wall_of python_parquet) / $(wall_of bulkflow_parquet)" | bc)x"
 echo "ratio, download alone (python / bulkflow):  $(echo "scale=2; $(wall_of python_download) / $(wall_of bulkflow_download)" | bc)x"

@@ -148,12 +148,23 @@ pub async fn export(req: ExportRequest, progress: Arc<Progress>) -> Result<Summa
     progress.rows.store(cp.rows, Ordering::Relaxed);
     progress.downloading.store(true, Ordering::Relaxed);
     tracing::info!(job = job.id, records = job.records_processed, "the job is complete; reading its results");
+    let reading = std::time::Instant::now();
+    let finished = |rows: u64| {
+        let seconds = reading.elapsed().as_secs_f64();
+        tracing::info!(
+            rows,
+            read_seconds = format!("{seconds:.3}"),
+            rows_per_s = (rows as f64 / seconds) as u64,
+            "results read and written"
+        );
+    };
 
     let Some(out) = out else {
         let mut reader = ResultsReader::new(client, job, BATCH_ROWS, None, None);
         while let Some(page) = reader.next_page().await? {
             count(&progress, &reader, &page);
         }
+        finished(reader.rows());
         return Ok(Summary { rows: reader.rows(), files: 0 });
     };
 
@@ -180,6 +191,7 @@ pub async fn export(req: ExportRequest, progress: Arc<Progress>) -> Result<Summa
         (Ok(()), Err(e)) => return Err(e),
         (Ok(()), Ok(cp)) => cp,
     };
+    finished(cp.rows - before_rows);
     Ok(Summary { rows: cp.rows - before_rows, files: cp.files - before_files })
 }
 
