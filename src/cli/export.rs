@@ -173,20 +173,26 @@ async fn show(progress: Arc<Progress>) {
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_message("waiting for the query job");
     let style = indicatif::ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {bar:30} {human_pos}/{human_len} rows, {msg}, {per_sec}, ETA {eta}",
+        "{spinner} [{elapsed_precise}] {bar:30} {human_pos}/{human_len} rows, {msg}, ETA {eta}",
     )
     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     let mut styled = false;
+    // Rows of an earlier invocation and when reading began, for the rate.
+    let (mut resumed, mut since) = (0, Instant::now());
     loop {
         if progress.downloading.load(Ordering::Relaxed) {
             if !styled {
+                resumed = progress.rows.load(Ordering::Relaxed);
+                since = Instant::now();
                 bar.set_style(style.clone());
                 bar.set_length(progress.total.load(Ordering::Relaxed));
                 bar.reset_eta();
                 styled = true;
             }
-            bar.set_position(progress.rows.load(Ordering::Relaxed));
-            bar.set_message(format!("{:.1} MB", mb(&progress)));
+            let rows = progress.rows.load(Ordering::Relaxed);
+            bar.set_position(rows);
+            let rate = rows.saturating_sub(resumed) as f64 / since.elapsed().as_secs_f64().max(1e-3);
+            bar.set_message(format!("{:.1} MB, {:.0} rows/s", mb(&progress), rate));
         }
         bar.tick();
         tokio::time::sleep(Duration::from_millis(200)).await;
