@@ -394,7 +394,9 @@ fn a_sigkill_mid_export_then_a_second_run_yields_every_record_once_from_the_same
     let checkpoint: Value = serde_json::from_slice(&std::fs::read(out.join("_bulkflow_export.json")).unwrap()).unwrap();
     assert_eq!(checkpoint["done"], false);
     let done_files = checkpoint["files"].as_u64().unwrap();
-    assert!((4..12).contains(&done_files), "killed mid-export: {checkpoint}");
+    // The fourth file may be in place with the checkpoint not yet moved past it: the second run
+    // writes it again under the same name.
+    assert!((3..12).contains(&done_files), "killed mid-export: {checkpoint}");
     let job = checkpoint["job_id"].as_str().unwrap().to_string();
 
     sim.call("POST", "/__sim/faults", "{}".into());

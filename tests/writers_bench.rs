@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use bulkflow_engine::schema::TableSchema;
-use bulkflow_engine::tasks::convert::cast::Caster;
+use bulkflow_engine::schema::cast::Caster;
 use bulkflow_engine::tasks::convert::config::ExtraColumns;
 use bulkflow_engine::tasks::object_store::config::FileFormat;
 use bulkflow_engine::tasks::object_store::encode::encode;

@@ -3,9 +3,11 @@
 pub mod bus;
 pub mod config;
 pub mod credentials;
+pub mod env;
 pub mod event;
 pub mod export;
 pub mod fault;
+pub mod file_format;
 pub mod file_name;
 pub mod flow;
 pub mod lease;

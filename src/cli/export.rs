@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use bulkflow_engine::credentials::CredentialsRoot;
 use bulkflow_engine::export::{self, ExportError, ExportRequest, Progress, QuerySpec};
+use bulkflow_engine::file_format::FileFormat;
 use bulkflow_engine::salesforce::credentials::SalesforceCredentials;
 use bulkflow_engine::schema::TableSchema;
-use bulkflow_engine::tasks::object_store::config::FileFormat;
 use clap::{ArgGroup, Args, ValueEnum};
 
 #[derive(Debug, Args)]

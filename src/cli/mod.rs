@@ -9,6 +9,8 @@ pub mod logging;
 pub mod run;
 pub mod runs;
 pub mod runs_api;
+pub mod runs_args;
+pub mod runs_output;
 pub mod state;
 pub mod tui;
 pub mod validate;
@@ -112,14 +114,7 @@ pub struct GlobalArgs {
 
 /// The flows of the configured workflows folder, read with the process environment.
 pub fn load_flows(config: &EngineConfig) -> anyhow::Result<bulkflow_engine::flow::Loaded> {
-    let credentials = bulkflow_engine::credentials::CredentialsRoot::new(config.credentials_root.clone());
-    let env = |name: &str| std::env::var(name).ok();
-    let ctx = bulkflow_engine::flow::LoadContext {
-        resources_dir: &config.resources_dir,
-        credentials: &credentials,
-        env: &env,
-    };
-    Ok(bulkflow_engine::flow::load_dir(&config.workflows_dir, &ctx)?)
+    Ok(bulkflow_engine::node::operator::load_flows(config)?)
 }
 
 impl GlobalArgs {

@@ -9,7 +9,9 @@ use bulkflow_engine::config::EngineConfig;
 use bulkflow_engine::run::{Checkpoint, RunRecord};
 use tonic::Code;
 
-use super::runs::{self, RunsCommand};
+use super::runs_args::RunsCommand;
+use super::runs_output as runs;
+use bulkflow_engine::node::operator::CANCEL_REASON;
 
 /// The control API of the engine running on `config`'s state directory, if one answers.
 pub async fn engine_client(config: &EngineConfig) -> anyhow::Result<Option<Client>> {
@@ -65,7 +67,7 @@ pub async fn run(mut client: Client, config: &EngineConfig, command: RunsCommand
         }
         RunsCommand::Cancel(args) => {
             let id = runs::parse_id(&args.id)?;
-            let request = pb::CancelRunRequest { id: id.to_string(), reason: runs::CANCEL_REASON.into() };
+            let request = pb::CancelRunRequest { id: id.to_string(), reason: CANCEL_REASON.into() };
             let r = client.cancel_run(request).await.map_err(refused)?.into_inner();
             let abort = r.job_id.map(|job| match (r.job_state, r.abort_error) {
                 (Some(state), _) => (job, Ok(state)),

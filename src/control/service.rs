@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::logs::LogRing;
-use crate::cli::runs::{self, StartRefused};
+use bulkflow_engine::node::operator::{self, OperatorError, StartRefused};
 
 /// How often `WatchRuns` compares the ledger with what it last sent.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
@@ -170,7 +170,10 @@ impl pb::control_server::Control for ControlService {
 
     async fn start_run(&self, request: Request<pb::StartRunRequest>) -> Result<Response<pb::StartRunResponse>, Status> {
         let request = request.into_inner();
-        match runs::start_run(&self.config, &self.ledger, &request.flow, request.since).map_err(internal)? {
+        let flows = operator::load_flows(&self.config).map_err(internal)?.flows;
+        let started =
+            operator::start_run(&flows, &self.config.workflows_dir, &self.ledger, &request.flow, request.since);
+        match started.map_err(internal)? {
             Ok(id) => Ok(Response::new(pb::StartRunResponse { id: id.as_str().to_owned() })),
             Err(e @ StartRefused::NoFlow { .. }) => Err(Status::not_found(e.to_string())),
             Err(e @ StartRefused::NotTriggered(_)) => Err(Status::failed_precondition(e.to_string())),
@@ -196,12 +199,12 @@ impl pb::control_server::Control for ControlService {
         let request = request.into_inner();
         let id = parse_id(&request.id)?;
         let reason = if request.reason.is_empty() { "cancelled through the control API" } else { &request.reason };
-        let cancelled = runs::cancel_run(&self.config, &self.ledger, &id, reason).await.map_err(|e| match e
-            .downcast::<LedgerError>()
-        {
-            Ok(e) => ledger_status(e),
-            Err(e) => internal(format!("{e:#}")),
-        })?;
+        let flows = operator::load_flows(&self.config).map_err(internal)?.flows;
+        let cancelled =
+            operator::cancel_run(&self.config, &flows, &self.ledger, &id, reason).await.map_err(|e| match e {
+                OperatorError::Ledger(e) => ledger_status(e),
+                e => internal(e),
+            })?;
         tracing::info!(run = %id, "run cancelled through the control API");
         let (job_id, job_state, abort_error) = match cancelled.abort {
             None => (None, None, None),

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::error::ExportError;
+use crate::file_format::FileFormat;
 use crate::schema::TableSchema;
-use crate::tasks::object_store::config::FileFormat;
 
 pub const FILE_NAME: &str = "_bulkflow_export.json";
 pub const VERSION: u32 = 1;

@@ -10,7 +10,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use super::error::ExportError;
 use super::out::Sink;
-use crate::tasks::object_store::config::FileFormat;
+use crate::file_format::FileFormat;
 
 /// Rows per Parquet row group: readers parallelise and skip by row group, and the writer buffers
 /// one in memory.

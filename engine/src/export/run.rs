@@ -19,6 +19,7 @@ use super::encoder::Encoder;
 use super::error::ExportError;
 use super::out::Out;
 use super::query::QuerySpec;
+use crate::file_format::FileFormat;
 use crate::salesforce::bulk::{self, CreateJob, JobInfo};
 use crate::salesforce::client::RetryPolicy;
 use crate::salesforce::credentials::SalesforceCredentials;
@@ -27,9 +28,7 @@ use crate::salesforce::options::{ColumnDelimiter, LineEnding, QueryOperation};
 use crate::salesforce::results::{Page, ResultsReader};
 use crate::salesforce::{SalesforceClient, SalesforceError, describe};
 use crate::schema::TableSchema;
-use crate::tasks::convert::cast::Caster;
-use crate::tasks::convert::config::ExtraColumns;
-use crate::tasks::object_store::config::FileFormat;
+use crate::schema::cast::{Caster, ExtraColumns};
 
 /// Rows per parsed batch.
 const BATCH_ROWS: usize = 32 * 1024;

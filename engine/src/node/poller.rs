@@ -23,12 +23,9 @@ use serde_json::json;
 use crate::bus::registry::BusRegistry;
 use crate::event::Event;
 use crate::flow::{Flow, TaskKind};
-use crate::run::{Checkpoint, INTENT_STAGE, Update};
 use crate::run::{Ledger, RESULTS_STAGE, RunRecord, RunState, Transition};
+use crate::run::{Recreated, recreate_job};
 use crate::runtime::inject::Injector;
-use crate::salesforce::bulk::CreateJob;
-use crate::salesforce::job_create::{self, CreateGuard};
-use crate::salesforce::options::{ColumnDelimiter, LineEnding, QueryOperation};
 use crate::salesforce::{Clients, SalesforceError, bulk};
 use crate::tasks::salesforce_bulkapi_query_job::config::{BulkQueryJobConfig, Operation};
 
@@ -204,7 +201,10 @@ impl Poller {
                 }
             },
             Err(SalesforceError::Api { status: 404, .. }) => {
-                self.recreate(run, job, creator, &client).await;
+                let csv = (creator.column_delimiter, creator.line_ending);
+                if let Recreated::NoQuery { why } = recreate_job(&self.ledger, run, job, csv, &client).await {
+                    self.fail(run, why);
+                }
                 false
             }
             Err(e) => {
@@ -216,88 +216,6 @@ impl Poller {
 }
 
 impl Poller {
-    /// Replaces the run's vanished job with a new one for the query its intent recorded; fails
-    /// the run (visibly; the next run covers its window) only if that cannot be done.
-    async fn recreate(
-        &self,
-        run: &RunRecord,
-        job: &str,
-        creator: &BulkQueryJobConfig,
-        client: &crate::salesforce::SalesforceClient,
-    ) {
-        let why = format!("job {job} no longer exists in Salesforce (deleted or expired)");
-        let intent = self.ledger.checkpoint(run.id(), INTENT_STAGE).ok().flatten();
-        let soql = intent.as_ref().and_then(|i| i.input.get("soql")).and_then(|s| s.as_str());
-        let operation = match intent.as_ref().and_then(|i| i.input.get("operation")).and_then(|s| s.as_str()) {
-            Some("QueryAll") => QueryOperation::QueryAll,
-            _ => QueryOperation::Query,
-        };
-        let Some(soql) = soql else {
-            self.fail(
-                run,
-                format!("{why}, and the run kept no query to create it again; the next run covers its window"),
-            );
-            return;
-        };
-        let request = CreateJob {
-            soql,
-            operation,
-            column_delimiter: creator.column_delimiter.unwrap_or(ColumnDelimiter::Comma),
-            line_ending: creator.line_ending.unwrap_or(LineEnding::Lf),
-        };
-        let taken = |id: &str| id == job || self.ledger.run_for_job(id).ok().flatten().is_some();
-        // The new job's intent is recorded before each POST, so a crash between the two is
-        // followed by adopting the job the POST made, not by a second one (as the job-creating
-        // task does).
-        let recreating = self.ledger.checkpoint(run.id(), RECREATE_STAGE).ok().flatten();
-        let adopted = match recreating.filter(|cp| cp.input.get("old_job").and_then(|j| j.as_str()) == Some(job)) {
-            Some(cp) => match job_create::find_own_job(client, cp.updated_at, &request, &taken).await {
-                Ok(found) => found,
-                Err(e) => {
-                    tracing::warn!(run = %run.id(), error = %e, "cannot list jobs to adopt the re-created one; trying again later");
-                    return;
-                }
-            },
-            None => None,
-        };
-        let created = match adopted {
-            Some(found) => {
-                tracing::info!(run = %run.id(), job = found.id, "adopted the job re-created before a restart");
-                Ok(found)
-            }
-            None => {
-                let mut record_intent = || {
-                    let intent = Checkpoint::new(RECREATE_STAGE, json!({ "old_job": job }));
-                    self.ledger
-                        .update(run.id(), &Update::new().checkpoint(intent))
-                        .map(|r| r.updated_at())
-                        .map_err(|e| SalesforceError::State(e.to_string()))
-                };
-                let guard = CreateGuard { taken: &taken, before_post: &mut record_intent };
-                job_create::create_job(client, &request, guard).await
-            }
-        };
-        match created {
-            Ok(new) => match self.ledger.replace_job(
-                run.id(),
-                job,
-                &new.id,
-                &format!("{why}; created job {} in its place", new.id),
-            ) {
-                Ok(_) => {
-                    tracing::warn!(run = %run.id(), old = job, new = new.id, "{why}; created a new job for the run's window")
-                }
-                Err(e) => {
-                    tracing::warn!(run = %run.id(), job = new.id, error = %e, "cannot record the new job; aborting it");
-                    let _ = bulk::abort_job(client, &new.id).await;
-                }
-            },
-            Err(e) => {
-                tracing::warn!(run = %run.id(), error = %e, "{why}; creating a new job failed, trying again later")
-            }
-        }
-    }
-
     fn fail(&self, run: &RunRecord, why: String) {
         tracing::error!(run = %run.id(), "{why}");
         if let Err(e) = self.ledger.transition(run.id(), Transition::Fail(why)) {

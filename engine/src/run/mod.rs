@@ -12,6 +12,7 @@ mod id;
 mod ledger;
 mod marks;
 mod record;
+mod recreate;
 mod state;
 mod transition;
 
@@ -21,5 +22,6 @@ pub use id::{InvalidRunId, RunId};
 pub use ledger::{Consumer, Ledger, OpenedRun, RunFilter, SkippedTicks, Update, WAITING_STAGE, waiting_reason_in};
 pub use marks::{Lease, watermark_after};
 pub use record::{HistoryEntry, RunRecord};
+pub use recreate::{Recreated, recreate_job};
 pub use state::{RunState, UnknownRunState};
 pub use transition::{IllegalTransition, Transition};

@@ -16,8 +16,7 @@ use crate::run::Ledger;
 use crate::schedule::Clock;
 use crate::tasks;
 
-/// Reads an environment variable; tests pass their own instead of mutating the process's.
-pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+pub use crate::env::EnvLookup;
 
 /// What tasks need from the engine.
 #[derive(Clone)]

@@ -10,6 +10,7 @@ pub mod describe;
 pub mod error;
 pub mod job_create;
 pub mod options;
+pub mod pubsub;
 pub mod results;
 pub mod secret;
 

@@ -32,10 +32,4 @@ pub enum TargetFormat {
     Arrow,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExtraColumns {
-    #[default]
-    Drop,
-    Error,
-}
+pub use crate::schema::cast::ExtraColumns;

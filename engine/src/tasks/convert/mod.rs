@@ -1,6 +1,5 @@
 //! The `convert` task: casts the text columns of Bulk API batches to a schema's types.
 
-pub mod cast;
 pub mod config;
 pub mod processor;
 pub mod rejects;

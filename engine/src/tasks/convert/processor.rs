@@ -4,12 +4,12 @@
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use super::cast::{CastError, Caster};
 use super::config::ConvertConfig;
 use super::rejects::Rejects;
 use crate::event::{Event, EventData};
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
 use crate::schema::TableSchema;
+use crate::schema::cast::{CastError, Caster};
 
 pub struct ConvertProcessor {
     flow: String,

@@ -10,8 +10,8 @@ use arrow::array::{Array, AsArray};
 use arrow::record_batch::RecordBatch;
 use serde_json::{Map, Value, json};
 
-use super::cast::RowError;
 use crate::file_name::file_stem;
+use crate::schema::cast::RowError;
 
 #[derive(Debug, Clone)]
 pub struct Rejects {

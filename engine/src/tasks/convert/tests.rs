@@ -12,7 +12,6 @@ use arrow::record_batch::RecordBatch;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::cast::{CastError, Caster};
 use super::config::{ConvertConfig, ExtraColumns, TargetFormat};
 use super::processor::ConvertProcessor;
 use crate::event::{Event, EventData};
@@ -22,6 +21,7 @@ use crate::flow::resource::ResourceRef;
 use crate::runtime::processor::{Emitter, Processor, TaskError};
 use crate::runtime::token::Token;
 use crate::schema::TableSchema;
+use crate::schema::cast::{CastError, Caster};
 
 /// A batch as the Bulk API reader makes it: every column text, `None` for a null.
 fn bulk(columns: &[(&str, Vec<Option<&str>>)]) -> RecordBatch {

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 use super::config::BigQueryWriteConfig;
+use crate::env::EnvLookup;
 use crate::event::Event;
 use crate::flow::template::{Context, Template};
-use crate::runtime::build::EnvLookup;
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
 use crate::warehouse::bigquery::auth::{BIGQUERY_SCOPE, ServiceAccountKey, TokenSource};
 use crate::warehouse::bigquery::{BigQueryWarehouse, TableRef};

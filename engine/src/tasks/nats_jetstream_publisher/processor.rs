@@ -15,10 +15,10 @@ use tokio::sync::{Mutex, Semaphore};
 use super::config::NatsPublisherConfig;
 use crate::bus::registry::BusRegistry;
 use crate::bus::{BusError, Outgoing, PubAck, SharedBus, StreamSpec, wire};
+use crate::env::EnvLookup;
 use crate::event::Event;
 use crate::flow::template::Context;
 use crate::run::{Ledger, RunId, StoredBatch};
-use crate::runtime::build::EnvLookup;
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
 
 /// JetStream's own default wait for a publish ack.

@@ -34,7 +34,7 @@ fn stream() -> serde_json::Value {
            "max_age": "1h", "max_bytes": 2147483648i64, "retention": "limits", "discard": "old"})
 }
 
-fn no_env() -> crate::runtime::build::EnvLookup {
+fn no_env() -> crate::env::EnvLookup {
     Arc::new(|_: &str| None)
 }
 

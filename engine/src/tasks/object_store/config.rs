@@ -52,14 +52,7 @@ pub enum ObjectStoreOperation {
     Write,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FileFormat {
-    #[default]
-    Parquet,
-    Csv,
-    Arrow,
-}
+pub use crate::file_format::FileFormat;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -27,16 +27,6 @@ pub enum EncodeError {
     },
 }
 
-impl FileFormat {
-    pub fn extension(self) -> &'static str {
-        match self {
-            Self::Parquet => "parquet",
-            Self::Csv => "csv",
-            Self::Arrow => "arrow",
-        }
-    }
-}
-
 pub fn encode(batch: &RecordBatch, format: FileFormat) -> Result<Vec<u8>, EncodeError> {
     match format {
         FileFormat::Parquet => parquet(batch),

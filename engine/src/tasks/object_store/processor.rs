@@ -11,10 +11,10 @@ use super::local;
 use super::partition::Partitioner;
 use super::store::StoreFactory;
 use super::upload::{MULTIPART_THRESHOLD, put};
+use crate::env::EnvLookup;
 use crate::event::{Event, EventData};
 use crate::file_name::file_stem;
 use crate::flow::template::{Context, Template};
-use crate::runtime::build::EnvLookup;
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
 
 pub struct ObjectStoreProcessor {

@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::credentials::files::{self as credentials, AwsCredentials, AzureCredentials, CredentialsError};
+use crate::env::EnvLookup;
 use crate::flow::template::{Context, Template, TemplateError};
-use crate::runtime::build::EnvLookup;
 
 /// The variable GCS emulators (fake-gcs-server) and Google's own tools read for their address.
 pub const GCS_EMULATOR_ENV: &str = "STORAGE_EMULATOR_HOST";

@@ -17,9 +17,9 @@ use super::config::{FileFormat, HivePartitionOptions, ObjectStoreConfig, ObjectS
 use super::processor::ObjectStoreProcessor;
 use super::store::StoreFactory;
 use super::upload::put;
+use crate::env::EnvLookup;
 use crate::event::{Event, EventData};
 use crate::flow::template::Template;
-use crate::runtime::build::EnvLookup;
 use crate::runtime::processor::TaskError;
 
 /// Every object under `prefix`, walking "directories" with delimiter listings (object_store's

@@ -9,9 +9,9 @@ use tokio::sync::OnceCell;
 
 use super::config::PostgresWriteConfig;
 use crate::credentials::files as credentials;
+use crate::env::EnvLookup;
 use crate::event::Event;
 use crate::flow::template::{Context, Template};
-use crate::runtime::build::EnvLookup;
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
 use crate::schema::TableSchema;
 use crate::warehouse::postgres::PostgresWarehouse;

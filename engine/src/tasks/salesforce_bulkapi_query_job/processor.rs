@@ -8,10 +8,10 @@ use serde_json::json;
 
 use super::config::{BulkQueryJobConfig, ColumnDelimiter, LineEnding, Operation, QueryOperation};
 use super::results::ResultsTask;
+use crate::env::EnvLookup;
 use crate::event::{Event, EventData};
 use crate::flow::template::{Context, Template};
 use crate::run::{Checkpoint, Ledger, RunId, Update};
-use crate::runtime::build::EnvLookup;
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
 use crate::salesforce::bulk::{self, CreateJob, JobInfo};
 use crate::salesforce::job_create::{self, CreateGuard};

@@ -20,20 +20,17 @@ use std::time::Duration;
 
 use bulkflow_pubsub_proto::pub_sub_client::PubSubClient;
 use bulkflow_pubsub_proto::{
-    CommitReplayRequest, CommitReplayResponse, ConsumerEvent, ERROR_CODE_KEY, FetchRequest, ManagedFetchRequest,
-    ReplayPreset, SchemaRequest, TopicRequest,
+    CommitReplayRequest, CommitReplayResponse, ConsumerEvent, FetchRequest, ManagedFetchRequest, ReplayPreset,
 };
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, stream};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
 use tonic::transport::Channel;
-use tonic::{Request, Status};
 
 use super::config::{self, PubSubSubscriberConfig};
-use super::decode::Schemas;
-use super::endpoint;
 use super::window::CompletionWindow;
 use crate::config::ForeignJobs;
 use crate::event::Event;
@@ -43,6 +40,8 @@ use crate::runtime::processor::{BoxFuture, TaskError};
 use crate::runtime::source::{Source, SourceContext};
 use crate::runtime::token::{Outcome, Token};
 use crate::salesforce::auth::Session;
+use crate::salesforce::pubsub::decode::Schemas;
+use crate::salesforce::pubsub::{self, authed, describe, endpoint, error_code};
 use crate::salesforce::{Clients, SalesforceClient};
 
 /// The Pub/Sub API's cap on outstanding credit, and our default request.
@@ -103,30 +102,6 @@ struct Progress {
     pending: u32,
     /// Whether the current stream got any response: a stream that fails at once backs off.
     answered: bool,
-}
-
-fn error_code(status: &Status) -> &str {
-    status.metadata().get(ERROR_CODE_KEY).and_then(|v| v.to_str().ok()).unwrap_or("")
-}
-
-fn describe(status: &Status) -> String {
-    let code = error_code(status);
-    if code.is_empty() {
-        format!("{:?}: {}", status.code(), status.message())
-    } else {
-        format!("{:?} {code}: {}", status.code(), status.message())
-    }
-}
-
-fn authed<T>(session: &Session, body: T) -> Result<Request<T>, String> {
-    let mut req = Request::new(body);
-    let md = req.metadata_mut();
-    // Values are checked for header syntax only; the token is never part of a message.
-    let token = session.access_token.expose().parse().map_err(|_| "the access token is not a valid header value")?;
-    md.insert("accesstoken", token);
-    md.insert("instanceurl", session.instance_url.parse().map_err(|_| "the instance URL is not a valid header value")?);
-    md.insert("tenantid", session.org_id.parse().map_err(|_| "the org id is not a valid header value")?);
-    Ok(req)
 }
 
 impl PubSubSource {
@@ -240,26 +215,7 @@ impl PubSubSource {
     ) -> Option<Arc<Session>> {
         let mut wait = RETRY_FIRST;
         loop {
-            let attempt = async {
-                let mut session = client.session().await.map_err(|e| e.to_string())?;
-                let topic = match api
-                    .get_topic(authed(&session, TopicRequest { topic_name: self.topic().to_string() })?)
-                    .await
-                {
-                    Err(s) if error_code(&s).ends_with("auth.error") => {
-                        session = client.refresh(&session).await.map_err(|e| e.to_string())?;
-                        api.get_topic(authed(&session, TopicRequest { topic_name: self.topic().to_string() })?).await
-                    }
-                    other => other,
-                }
-                .map_err(|s| format!("GetTopic `{}`: {}", self.topic(), describe(&s)))?
-                .into_inner();
-                if !topic.can_subscribe {
-                    return Err(format!("topic `{}` cannot be subscribed to by this user", self.topic()));
-                }
-                self.load_schema(api, &session, schemas, &topic.schema_id).await?;
-                Ok::<_, String>(session)
-            };
+            let attempt = pubsub::check_topic(client, api, self.topic(), schemas);
             match attempt.await {
                 Ok(session) => return Some(session),
                 Err(e) => {
@@ -271,24 +227,6 @@ impl PubSubSource {
             }
             wait = (wait * 2).min(RETRY_MAX);
         }
-    }
-
-    async fn load_schema(
-        &self,
-        api: &mut PubSubClient<Channel>,
-        session: &Session,
-        schemas: &mut Schemas,
-        id: &str,
-    ) -> Result<(), String> {
-        if schemas.has(id) {
-            return Ok(());
-        }
-        let info = api
-            .get_schema(authed(session, SchemaRequest { schema_id: id.to_string() })?)
-            .await
-            .map_err(|s| format!("GetSchema `{id}`: {}", describe(&s)))?
-            .into_inner();
-        schemas.add(id, &info.schema_json).map_err(|e| e.to_string())
     }
 
     async fn run_inner(self: Box<Self>, mut ctx: SourceContext) -> Result<(), TaskError> {
@@ -543,7 +481,7 @@ impl PubSubSource {
         };
         let replay_hex: String = replay_id.iter().map(|b| format!("{b:02x}")).collect();
         let id = if producer.id.is_empty() { replay_hex.clone() } else { producer.id.clone() };
-        if let Err(e) = self.load_schema(api, session, schemas, &producer.schema_id).await {
+        if let Err(e) = pubsub::load_schema(api, session, schemas, &producer.schema_id).await {
             return Err(Ended::Closed(Some(Status::unavailable(e))));
         }
         let data = match schemas.decode(&id, &producer.schema_id, &producer.payload) {

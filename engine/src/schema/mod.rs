@@ -1,5 +1,8 @@
 //! The table schema format shared by `convert` and warehouse table creation:
-//! `{"fields": [{"name": "Id", "type": "string", "nullable": false}, ...]}`.
+//! `{"fields": [{"name": "Id", "type": "string", "nullable": false}, ...]}`, and casting text
+//! batches to it.
+
+pub mod cast;
 
 use std::fmt;
 use std::sync::Arc;
@@ -160,7 +163,7 @@ mod tests {
 
     #[test]
     fn the_account_schema_parses_to_arrow() {
-        let text = include_str!("../../resources/salesforce/schema_account.json");
+        let text = include_str!("../../../resources/salesforce/schema_account.json");
         let schema = TableSchema::from_json(text).unwrap();
         let arrow = schema.arrow_schema();
         assert_eq!(arrow.field_with_name("Id").unwrap().data_type(), &DataType::Utf8);

@@ -16,8 +16,16 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
-use super::config::ExtraColumns;
-use crate::schema::{FieldSpec, FieldType, TableSchema};
+use super::{FieldSpec, FieldType, TableSchema};
+
+/// What to do with input columns the schema does not name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtraColumns {
+    #[default]
+    Drop,
+    Error,
+}
 
 /// The column that identifies a Salesforce record; errors name the record by it.
 pub const ID_COLUMN: &str = "Id";
