@@ -9,9 +9,8 @@ use serde::Deserialize;
 use super::de::{DeError, from_node};
 use super::diagnostic::{Diagnostic, Mark, did_you_mean};
 use super::located::Located;
-use super::model::{Flow, RetryConfig, SOURCE_TYPES, TASK_TYPES, Task, TaskKind};
+use super::model::{Flow, RetryConfig, Task, TaskKind};
 use super::resource::{ResourceOrInline, ResourceRef};
-use super::script::{Script, ScriptError};
 use super::template::{Template, TemplateError};
 use super::yaml::{self, Node, NodeValue};
 use crate::credentials::CredentialsRoot;
@@ -235,14 +234,14 @@ impl Validator<'_> {
             return None;
         };
         let ty = type_node.as_str().unwrap_or("?").to_string();
-        if !TASK_TYPES.contains(&ty.as_str()) {
-            let hint = did_you_mean(&ty, TASK_TYPES.iter().copied())
+        if !tasks::TYPES.iter().any(|t| t.name == ty) {
+            let hint = did_you_mean(&ty, tasks::TYPES.iter().map(|t| t.name))
                 .map(|s| format!(" (did you mean `{s}`?)"))
                 .unwrap_or_default();
             self.error(
                 type_node.mark,
                 format!("{path}.{ty}"),
-                format!("unknown task type `{ty}`{hint}; known types: {}", TASK_TYPES.join(", ")),
+                format!("unknown task type `{ty}`{hint}; known types: {}", type_names(|_| true)),
             );
             return None;
         }
@@ -307,222 +306,10 @@ impl Validator<'_> {
     }
 
     fn kind(&mut self, ty: &str, node: &Node, path: &str) -> Option<TaskKind> {
-        macro_rules! decode {
-            ($t:ty) => {
-                match from_node::<$t>(node, path) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        self.de_error(node.mark, path, e);
-                        return None;
-                    }
-                }
-            };
-        }
-        Some(match ty {
-            "generate" => {
-                use crate::schedule::{Trigger, TriggerError};
-                let config = decode!(tasks::generate::config::GenerateConfig);
-                let tz = config.timezone.as_ref().map(|t| t.value.as_str());
-                let trigger = match (&config.cron, &config.interval) {
-                    (Some(cron), None) => Trigger::cron(cron, tz),
-                    (None, Some(every)) => match &config.timezone {
-                        Some(t) => {
-                            self.error(t.mark, t.path.clone(), "`timezone` applies to `cron`, not to `interval`");
-                            return None;
-                        }
-                        None => Trigger::interval(every.value.0),
-                    },
-                    _ => {
-                        self.error(node.mark, path, "a `generate` task needs exactly one of `cron` or `interval`");
-                        return None;
-                    }
-                };
-                match trigger {
-                    Ok(trigger) => TaskKind::Generate { config, trigger },
-                    Err(e) => {
-                        let place = match &e {
-                            TriggerError::Cron { .. } => config.cron.as_ref().map(|c| (c.mark, c.path.clone())),
-                            TriggerError::Timezone(_) => config.timezone.as_ref().map(|t| (t.mark, t.path.clone())),
-                            TriggerError::Interval(_) => config.interval.as_ref().map(|i| (i.mark, i.path.clone())),
-                        };
-                        let (mark, key) = place.unwrap_or((node.mark, path.to_string()));
-                        self.error(mark, key, e.to_string());
-                        return None;
-                    }
-                }
-            }
-            "script" => {
-                let config = decode!(tasks::script::config::ScriptConfig);
-                let compiled = match config.max_operations {
-                    Some(limit) => Script::compile_with_limit(&config.code, limit),
-                    None => Script::compile(&config.code),
-                };
-                match compiled {
-                    Ok(script) => TaskKind::Script { config, script },
-                    Err(ScriptError::Syntax { line, message }) => {
-                        // The scalar's mark is its first line of code: a block scalar's (`code: |`)
-                        // content line, an inline one's opening quote.
-                        let mark = Mark {
-                            line: config.code.mark.line + line.saturating_sub(1),
-                            column: config.code.mark.column,
-                        };
-                        self.error(
-                            mark,
-                            config.code.path.clone(),
-                            format!("Rhai syntax error at script line {line}: {message}"),
-                        );
-                        return None;
-                    }
-                    Err(e) => {
-                        self.error(config.code.mark, config.code.path.clone(), e.to_string());
-                        return None;
-                    }
-                }
-            }
-            "salesforce_bulkapi_query_job" => {
-                use tasks::salesforce_bulkapi_query_job::config::{BulkQueryJobConfig, Operation};
-                let config = decode!(BulkQueryJobConfig);
-                let mut query = None;
-                match (config.operation, &config.query) {
-                    (Operation::Create, None) => {
-                        self.error(
-                            node.mark,
-                            format!("{path}.query"),
-                            "`operation: create` needs a `query` (inline SOQL or `resource:`)",
-                        );
-                        return None;
-                    }
-                    (Operation::Create, Some(q)) => query = Some(self.query_template(q)?),
-                    (_, Some(q)) => {
-                        self.warning(
-                            q.mark,
-                            q.path.clone(),
-                            format!(
-                                "`query` is only used by `operation: create`; ignored for `{:?}`",
-                                config.operation
-                            ),
-                        );
-                    }
-                    _ => {}
-                }
-                if config.deleted_records && !matches!(config.operation, Operation::GetResults | Operation::Create) {
-                    self.error(
-                        node.mark,
-                        format!("{path}.deleted_records"),
-                        "`deleted_records` belongs to `operation: create` (recorded with the run) or `get_results`",
-                    );
-                    return None;
-                }
-                if config.operation != Operation::Create && config.job_id.is_none() {
-                    self.error(
-                        node.mark,
-                        format!("{path}.job_id"),
-                        format!("`operation: {}` needs a `job_id`", op_name(config.operation)),
-                    );
-                    return None;
-                }
-                self.credentials_warning(node, path, Some(&config.credentials_path));
-                TaskKind::BulkQueryJob { config, query }
-            }
-            "salesforce_pubsubapi_subscriber" => {
-                let c = decode!(tasks::salesforce_pubsubapi_subscriber::config::PubSubSubscriberConfig);
-                if let Some(n) = c.num_requested
-                    && n.get() > 100
-                {
-                    self.error(
-                        at(node, "num_requested"),
-                        format!("{path}.num_requested"),
-                        "`num_requested` is at most 100 (the Pub/Sub API's cap)",
-                    );
-                    return None;
-                }
-                if !c.topic.name.starts_with("/event/") && !c.topic.name.starts_with("/data/") {
-                    self.error(
-                        node.get("topic").map_or(node.mark, |t| at(t, "name")),
-                        format!("{path}.topic.name"),
-                        format!("topic `{}` must start with `/event/` or `/data/`", c.topic.name),
-                    );
-                    return None;
-                }
-                self.credentials_warning(node, path, Some(&c.credentials_path));
-                TaskKind::PubSubSubscriber(c)
-            }
-            "nats_jetstream_publisher" => {
-                let c = decode!(tasks::nats_jetstream_publisher::config::NatsPublisherConfig);
-                self.credentials_warning(node, path, c.credentials_path.as_deref());
-                TaskKind::NatsPublisher(c)
-            }
-            "nats_jetstream_subscriber" => {
-                let c = decode!(tasks::nats_jetstream_subscriber::config::NatsSubscriberConfig);
-                if let Some(max) = c.max_deliver
-                    && c.backoff.len() > max.get() as usize
-                {
-                    self.error(
-                        at(node, "backoff"),
-                        format!("{path}.backoff"),
-                        format!(
-                            "{} backoff steps but `max_deliver` is {max}: a message is delivered at most {max} times",
-                            c.backoff.len()
-                        ),
-                    );
-                    return None;
-                }
-                self.credentials_warning(node, path, c.credentials_path.as_deref());
-                TaskKind::NatsSubscriber(c)
-            }
-            "convert" => {
-                let config = decode!(tasks::convert::config::ConvertConfig);
-                let schema = self.schema(&config.schema)?;
-                TaskKind::Convert { config, schema }
-            }
-            "object_store" => {
-                let c = decode!(tasks::object_store::config::ObjectStoreConfig);
-                if let Some(h) = &c.hive_partition_options
-                    && h.enabled
-                    && h.partition_keys.is_empty()
-                {
-                    self.error(
-                        at(node, "hive_partition_options"),
-                        format!("{path}.hive_partition_options.partition_keys"),
-                        "Hive partitioning is enabled but no `partition_keys` are given (EventDate, EventHour)",
-                    );
-                    return None;
-                }
-                self.credentials_warning(node, path, c.credentials_path.as_deref());
-                TaskKind::ObjectStore(c)
-            }
-            "gcp_bigquery_storage_write" => {
-                let c = decode!(tasks::gcp_bigquery_storage_write::config::BigQueryWriteConfig);
-                self.credentials_warning(node, path, c.credentials_path.as_deref());
-                TaskKind::BigQueryWrite(c)
-            }
-            "postgres_write" => {
-                let config = decode!(tasks::postgres_write::config::PostgresWriteConfig);
-                if config.url.is_none() && config.credentials_path.is_none() {
-                    self.error(
-                        node.mark,
-                        format!("{path}.url"),
-                        "`postgres_write` needs a `url` or a `credentials_path` holding one",
-                    );
-                    return None;
-                }
-                if config.create_table && config.schema_resource.is_none() {
-                    self.error(
-                        at(node, "create_table"),
-                        format!("{path}.schema_resource"),
-                        "`create_table: true` needs a `schema_resource` to create the table from",
-                    );
-                    return None;
-                }
-                let schema = match &config.schema_resource {
-                    Some(r) => Some(self.schema(r)?),
-                    None => None,
-                };
-                self.credentials_warning(node, path, config.credentials_path.as_deref());
-                TaskKind::PostgresWrite { config, schema }
-            }
-            _ => return None,
-        })
+        let task_type = tasks::TYPES.iter().find(|t| t.name == ty)?;
+        let kind = (task_type.load)(&mut TaskLoader { validator: self, node, path })?;
+        debug_assert_eq!(kind.type_name(), task_type.name, "a task type loads its own kind");
+        Some(kind)
     }
 
     fn read_resource(&mut self, r: &Located<ResourceRef>) -> Option<String> {
@@ -622,14 +409,14 @@ impl Validator<'_> {
                 );
                 continue;
             }
-            let source = SOURCE_TYPES.contains(&p.kind.type_name());
+            let source = tasks::TYPES.iter().any(|t| t.source && t.name == p.kind.type_name());
             if i == 0 && !source {
                 self.error(
                     p.mark,
                     p.path.clone(),
                     format!(
                         "the first task must start the flow ({}); `{}` cannot",
-                        SOURCE_TYPES.join(", "),
+                        type_names(|t| t.source),
                         p.kind.type_name()
                     ),
                 );
@@ -699,6 +486,68 @@ impl Validator<'_> {
     }
 }
 
+/// A task type as flow files know it. Each task folder declares its own (`TYPE` in its `mod.rs`),
+/// and `tasks::TYPES` lists them: loading knows task types only through that table.
+pub struct TaskType {
+    /// As flow files spell it.
+    pub name: &'static str,
+    /// Starts a flow (a trigger or a subscription): only a flow's first task may be one.
+    pub source: bool,
+    /// Decodes a task's settings and checks them, reporting every problem where it is written.
+    pub load: fn(&mut TaskLoader<'_, '_>) -> Option<TaskKind>,
+}
+
+/// What a task type's `load` gets: the task's settings, where they are, and the checks and
+/// reports of the flow being loaded.
+pub struct TaskLoader<'v, 'a> {
+    validator: &'v mut Validator<'a>,
+    /// The task's settings (the map under its type key).
+    pub node: &'v Node,
+    /// Their key path, e.g. `tasks[2].object_store`.
+    pub path: &'v str,
+}
+
+impl TaskLoader<'_, '_> {
+    /// The settings as `T`; a problem is reported and gives `None`.
+    pub fn decode<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
+        match from_node::<T>(self.node, self.path) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.validator.de_error(self.node.mark, self.path, e);
+                None
+            }
+        }
+    }
+
+    pub fn error(&mut self, mark: Mark, key: impl Into<String>, message: impl Into<String>) {
+        self.validator.error(mark, key, message);
+    }
+
+    pub fn warning(&mut self, mark: Mark, key: impl Into<String>, message: impl Into<String>) {
+        self.validator.warning(mark, key, message);
+    }
+
+    /// A schema resource, read and parsed.
+    pub fn schema(&mut self, r: &Located<ResourceRef>) -> Option<TableSchema> {
+        self.validator.schema(r)
+    }
+
+    /// A query, inline or from its resource, as a template.
+    pub fn query_template(&mut self, q: &Located<ResourceOrInline>) -> Option<Template> {
+        self.validator.query_template(q)
+    }
+
+    /// Warns when a credentials file the task names cannot be read.
+    pub fn credentials_warning(&mut self, node: &Node, path: &str, credentials_path: Option<&str>) {
+        self.validator.credentials_warning(node, path, credentials_path);
+    }
+}
+
+/// The names of the task types `keep` keeps, comma-separated.
+fn type_names(keep: impl Fn(&TaskType) -> bool) -> String {
+    tasks::TYPES.iter().filter(|t| keep(t)).map(|t| t.name).collect::<Vec<_>>().join(", ")
+}
+
 struct ParsedTask {
     name: Located<String>,
     depends_on: Option<(Mark, Vec<String>)>,
@@ -727,21 +576,10 @@ impl<'de> Deserialize<'de> for OneOrMany {
 }
 
 /// Where `key` is written in a task's settings, or the task itself when it is not.
-fn at(node: &Node, key: &str) -> Mark {
+pub fn at(node: &Node, key: &str) -> Mark {
     node.get(key).map_or(node.mark, |n| n.mark)
 }
 
 fn valid_flow_name(n: &str) -> bool {
     !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-fn op_name(op: tasks::salesforce_bulkapi_query_job::config::Operation) -> &'static str {
-    use tasks::salesforce_bulkapi_query_job::config::Operation::*;
-    match op {
-        Create => "create",
-        Get => "get",
-        GetResults => "get_results",
-        Abort => "abort",
-        Delete => "delete",
-    }
 }

@@ -15,5 +15,5 @@ pub mod yaml;
 mod seed_tests;
 
 pub use diagnostic::{Diagnostic, Mark, Severity};
-pub use load::{LoadContext, LoadIoError, Loaded, load_dir, load_str};
+pub use load::{LoadContext, LoadIoError, Loaded, TaskLoader, TaskType, load_dir, load_str};
 pub use model::{Flow, Task, TaskKind};

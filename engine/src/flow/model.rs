@@ -62,23 +62,6 @@ pub enum TaskKind {
     },
 }
 
-/// Every task type, as flow files spell it.
-pub const TASK_TYPES: &[&str] = &[
-    "generate",
-    "script",
-    "salesforce_bulkapi_query_job",
-    "salesforce_pubsubapi_subscriber",
-    "nats_jetstream_publisher",
-    "nats_jetstream_subscriber",
-    "convert",
-    "object_store",
-    "gcp_bigquery_storage_write",
-    "postgres_write",
-];
-
-/// Task types that start a flow: a trigger or a subscription. Only the first task may be one.
-pub const SOURCE_TYPES: &[&str] = &["generate", "salesforce_pubsubapi_subscriber", "nats_jetstream_subscriber"];
-
 impl TaskKind {
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -93,10 +76,6 @@ impl TaskKind {
             Self::BigQueryWrite(_) => "gcp_bigquery_storage_write",
             Self::PostgresWrite { .. } => "postgres_write",
         }
-    }
-
-    pub fn is_source(&self) -> bool {
-        SOURCE_TYPES.contains(&self.type_name())
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod encode;
+mod load;
 pub mod local;
 pub mod partition;
 pub mod processor;
@@ -11,3 +12,6 @@ pub mod upload;
 
 #[cfg(test)]
 mod tests;
+
+/// The `object_store` task type.
+pub const TYPE: crate::flow::TaskType = crate::flow::TaskType { name: "object_store", source: false, load: load::load };
