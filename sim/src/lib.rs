@@ -28,6 +28,7 @@ pub mod soql;
 mod state;
 mod stats;
 mod store;
+mod sync;
 mod tooling;
 
 pub use config::{DEFAULT_MAX_PAGE_RECORDS, SimConfig};

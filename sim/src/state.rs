@@ -1,7 +1,7 @@
 //! The state every handler shares.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -38,14 +38,10 @@ pub struct AppState {
     pub events: broadcast::Sender<JobEvent>,
     pub persist: Option<Persist>,
     /// The org's managed event subscriptions and their committed positions.
-    pub managed: crate::pubsub::managed::Registry,
+    pub managed: crate::pubsub::registry::Registry,
 }
 
-/// Locks a mutex, carrying on past poisoning: every critical section here leaves the data
-/// consistent between statements, so a panicking handler must not take the simulator down.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+pub use crate::sync::lock;
 
 impl AppState {
     /// Writes every job's metadata to the state dir, if there is one. Called with the jobs lock

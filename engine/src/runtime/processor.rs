@@ -36,6 +36,14 @@ impl From<crate::run::LedgerError> for TaskError {
     }
 }
 
+/// Salesforce failing under a task: retried when Salesforce says it may pass (the network, a
+/// 5xx, a body cut short), not when the request itself is wrong.
+impl From<crate::salesforce::SalesforceError> for TaskError {
+    fn from(e: crate::salesforce::SalesforceError) -> Self {
+        if e.is_retryable() { TaskError::Retryable(e.to_string()) } else { TaskError::Fatal(e.to_string()) }
+    }
+}
+
 impl TaskError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Retryable(_))

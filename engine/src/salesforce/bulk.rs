@@ -2,6 +2,8 @@
 //! it (flows read `event.data.object`, `.id`, `.state`), with the few fields the engine needs
 //! read out leniently.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -104,6 +106,10 @@ pub(crate) async fn json_body(what: &str, r: reqwest::Response) -> Result<Value,
         .map_err(|e| SalesforceError::Transport { what: what.into(), reason: e.without_url().to_string() })
 }
 
+/// How long one job POST may take. It bounds the window in which the job it made can have been
+/// created, so it is part of the adoption rule.
+pub const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Clone, Copy)]
 pub struct CreateJob<'a> {
     pub soql: &'a str,
@@ -112,7 +118,7 @@ pub struct CreateJob<'a> {
     pub line_ending: LineEnding,
 }
 
-/// One POST of a new job, bounded by [`CREATE_TIMEOUT`](super::job_create::CREATE_TIMEOUT) and
+/// One POST of a new job, bounded by [`CREATE_TIMEOUT`] and
 /// never repeated here: a lost answer may hide a job made, so
 /// [`create_job`](super::job_create::create_job) looks for it before posting again.
 pub async fn post_job(client: &SalesforceClient, job: &CreateJob<'_>) -> Result<JobInfo, SalesforceError> {
@@ -127,7 +133,7 @@ pub async fn post_job(client: &SalesforceClient, job: &CreateJob<'_>) -> Result<
     let r = client
         .send_once("create query job", |http, s| {
             http.post(format!("{}/jobs/query", SalesforceClient::data_url(s, &version)))
-                .timeout(super::job_create::CREATE_TIMEOUT)
+                .timeout(CREATE_TIMEOUT)
                 .json(&body)
         })
         .await?;

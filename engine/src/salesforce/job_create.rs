@@ -12,8 +12,6 @@
 //! [intent − 5 s, intent + [`CREATE_TIMEOUT`] + 5 s]; and no other run owns it. A job failing any
 //! of these is never adopted and never aborted.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -21,9 +19,7 @@ use super::bulk::{self, CreateJob, JobInfo, delimiter_name, line_ending_name, op
 use super::client::SalesforceClient;
 use super::error::SalesforceError;
 
-/// How long one job POST may take. It bounds the window in which the job it made can have been
-/// created, so it is part of the adoption rule.
-pub const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
+pub use super::bulk::CREATE_TIMEOUT;
 
 /// Clock skew allowed between us and Salesforce (`createdDate` is the server's, in whole seconds).
 const CLOCK_SLACK: chrono::Duration = chrono::Duration::seconds(5);

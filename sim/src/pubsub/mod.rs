@@ -6,6 +6,7 @@ pub mod avro;
 pub mod log;
 pub mod managed;
 mod pump;
+pub mod registry;
 mod service;
 mod status;
 mod subscribe;

@@ -8,10 +8,12 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
-use super::source::DEFAULT_BACKOFF;
 use crate::bus::Delivered;
 use crate::run::{Ledger, Transition};
 use crate::runtime::token::Outcome;
+
+/// The nak delay after a failure when the flow sets no `backoff`.
+pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// One event's ending, with the messages that carried it.
 pub struct Settle {

@@ -25,8 +25,6 @@ use crate::runtime::token::{Outcome, Token};
 pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_ACK_PENDING: usize = 256;
 pub const DEFAULT_FETCH_BATCH: usize = 16;
-/// The nak delay after a failure when the flow sets no `backoff`.
-pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
 /// How long one fetch waits for messages before checking for shutdown.
 const FETCH_WAIT: Duration = Duration::from_secs(1);
 /// Waits between attempts to reach the bus at start or after errors.

@@ -11,7 +11,7 @@ use super::results::ResultsTask;
 use crate::env::EnvLookup;
 use crate::event::{Event, EventData};
 use crate::flow::template::{Context, Template};
-use crate::run::{Checkpoint, Ledger, RunId, Update};
+use crate::run::{Checkpoint, Ledger, Update};
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
 use crate::salesforce::bulk::{self, CreateJob, JobInfo};
 use crate::salesforce::job_create::{self, CreateGuard};
@@ -30,26 +30,22 @@ pub struct BulkQueryJobProcessor {
     pub env: EnvLookup,
 }
 
-pub(super) fn to_task_error(e: SalesforceError) -> TaskError {
-    if e.is_retryable() { TaskError::Retryable(e.to_string()) } else { TaskError::Fatal(e.to_string()) }
-}
-
 impl Processor for BulkQueryJobProcessor {
     fn process<'a>(&'a self, event: Event, out: &'a mut Emitter) -> BoxFuture<'a, Result<(), TaskError>> {
         Box::pin(async move {
-            let client = self.clients.get(Path::new(&self.config.credentials_path)).map_err(to_task_error)?;
+            let client = self.clients.get(Path::new(&self.config.credentials_path))?;
             match self.config.operation {
                 Operation::Create => self.create(&client, event, out).await,
                 Operation::Get => {
-                    let job = bulk::get_job(&client, &self.job_id(&event)?).await.map_err(to_task_error)?;
+                    let job = bulk::get_job(&client, &self.job_id(&event)?).await?;
                     out.emit(with_job(event, &job)).await
                 }
                 Operation::Abort => {
-                    let job = bulk::abort_job(&client, &self.job_id(&event)?).await.map_err(to_task_error)?;
+                    let job = bulk::abort_job(&client, &self.job_id(&event)?).await?;
                     out.emit(with_job(event, &job)).await
                 }
                 Operation::Delete => {
-                    bulk::delete_job(&client, &self.job_id(&event)?).await.map_err(to_task_error)?;
+                    bulk::delete_job(&client, &self.job_id(&event)?).await?;
                     out.emit(event).await
                 }
                 Operation::GetResults => {
@@ -74,10 +70,6 @@ fn with_job(mut event: Event, job: &JobInfo) -> Event {
     event.data = EventData::Json(job.raw.clone());
     event.meta.insert(crate::event::meta::JOB_ID.into(), json!(job.id));
     event
-}
-
-pub(super) fn run_of(event: &Event) -> Option<RunId> {
-    crate::event::RunTag::of(&event.meta).run
 }
 
 impl BulkQueryJobProcessor {
@@ -107,21 +99,20 @@ impl BulkQueryJobProcessor {
             column_delimiter: self.config.column_delimiter.unwrap_or(ColumnDelimiter::Comma),
             line_ending: self.config.line_ending.unwrap_or(LineEnding::Lf),
         };
-        let Some(run) = run_of(&event) else {
-            let job = job_create::create_job_unrecorded(client, &request).await.map_err(to_task_error)?;
+        let Some(run) = crate::event::RunTag::of(&event.meta).run else {
+            let job = job_create::create_job_unrecorded(client, &request).await?;
             tracing::info!(task = self.task, job = job.id, object = job.object, "created Bulk API query job");
             return out.emit(with_job(event, &job)).await;
         };
         // A redelivered event for a run that already has its job: never a second job.
         if let Some(existing) = self.ledger.get_run(&run)?.and_then(|r| r.job_id().map(str::to_string)) {
-            let job = bulk::get_job(client, &existing).await.map_err(to_task_error)?;
+            let job = bulk::get_job(client, &existing).await?;
             return out.emit(with_job(event, &job)).await;
         }
         let taken = |job: &str| self.ledger.run_for_job(job).ok().flatten().is_some();
         // A POST made before a crash or a failed attempt may have created the job.
         if let Some(intent) = self.ledger.checkpoint(&run, INTENT_STAGE)?
-            && let Some(job) =
-                job_create::find_own_job(client, intent.updated_at, &request, &taken).await.map_err(to_task_error)?
+            && let Some(job) = job_create::find_own_job(client, intent.updated_at, &request, &taken).await?
         {
             self.ledger.record_job(&run, &job.id)?;
             tracing::info!(run = %run, job = job.id, "adopted the job a create made before a restart");
@@ -140,7 +131,7 @@ impl BulkQueryJobProcessor {
                 .map_err(|e| SalesforceError::State(e.to_string()))
         };
         let guard = CreateGuard { taken: &taken, before_post: &mut record_intent };
-        let job = job_create::create_job(client, &request, guard).await.map_err(to_task_error)?;
+        let job = job_create::create_job(client, &request, guard).await?;
         crate::fault::point("query.job_created");
         self.ledger.record_job(&run, &job.id)?;
         tracing::info!(task = self.task, job = job.id, object = job.object, run = %run, "created Bulk API query job");

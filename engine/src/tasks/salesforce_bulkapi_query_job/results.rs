@@ -18,7 +18,6 @@ use arrow::datatypes::{DataType, Field, Schema};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::processor::{run_of, to_task_error};
 use crate::event::{Event, EventData, RunTag};
 use crate::run::{INTENT_STAGE, Ledger, PageMark, RunId, RunState, StageProgress};
 use crate::runtime::processor::{Emitter, TaskError};
@@ -48,11 +47,11 @@ impl ResultsTask<'_> {
         event: Event,
         out: &mut Emitter,
     ) -> Result<(), TaskError> {
-        let run = match run_of(&event) {
+        let run = match crate::event::RunTag::of(&event.meta).run {
             Some(r) => Some(r),
             None => self.ledger.run_for_job(job_id)?,
         };
-        let job = bulk::get_job(&client, job_id).await.map_err(to_task_error)?;
+        let job = bulk::get_job(&client, job_id).await?;
         match job.check_finished() {
             Ok(true) => {}
             Ok(false) => {
@@ -148,8 +147,7 @@ impl Stream<'_> {
                 .reader(client.clone(), resume)
                 .one_page()
                 .next_page()
-                .await
-                .map_err(to_task_error)?
+                .await?
                 .ok_or_else(|| TaskError::Fatal(format!("job {}: page {number} is gone", self.job.id)))?;
             if page.batches.len() as u64 != mark.batches {
                 return Err(TaskError::Fatal(format!(
@@ -194,7 +192,7 @@ impl Stream<'_> {
         if progress.next_locator.as_deref() != Some(DELETED_PAGE) {
             let resume = progress.next_locator.clone().map(|l| (progress.pages_fetched, l, progress.records_fetched));
             let mut reader = self.reader(client.clone(), resume);
-            while let Some(page) = reader.next_page().await.map_err(to_task_error)? {
+            while let Some(page) = reader.next_page().await? {
                 let mark =
                     PageMark { locator: page.locator.clone(), rows: page.rows, batches: page.batches.len() as u64 };
                 let next = match page.next.clone() {
@@ -253,7 +251,7 @@ impl Stream<'_> {
                 "DELETES BEFORE {start} ARE NO LONGER REPORTED BY SALESFORCE: records deleted between the last written run and then stay in the warehouse"
             );
         }
-        let found = deleted::get_deleted(client, &self.job.object, start, end).await.map_err(to_task_error)?;
+        let found = deleted::get_deleted(client, &self.job.object, start, end).await?;
         let records: Vec<(String, DateTime<Utc>)> = found.records.into_iter().filter(|(_, at)| *at < until).collect();
         tracing::info!(task = self.task.task, run = %run, object = self.job.object, deleted = records.len(), from = %start, to = %until, "read the deleted records");
         let rows = records.len() as u64;
