@@ -181,6 +181,23 @@ async fn every_job_operation() {
 }
 
 #[tokio::test]
+async fn a_job_list_that_pages_for_ever_is_an_error_not_a_hang() {
+    let org = SimConfig::new().records([("Account", 10)]).list_page_size(2).start().await.unwrap();
+    let org = Org { sim: org, dir: tempfile::tempdir().unwrap() };
+    let client = org.client("client_credentials");
+    for _ in 0..5 {
+        create(&client, SOQL).await.unwrap();
+    }
+    assert_eq!(bulk::list_jobs(&client).await.unwrap().len(), 5, "3 pages of 2, followed to the end");
+    org.sim.set_faults(FaultConfig { job_list_loop: true, ..Default::default() });
+    let listed = tokio::time::timeout(Duration::from_secs(30), bulk::list_jobs(&client)).await;
+    let e = listed.expect("the list ends").unwrap_err();
+    assert!(matches!(&e, SalesforceError::Protocol { .. }) && e.to_string().contains("loops"), "{e}");
+    assert!(!e.is_retryable());
+    assert_eq!(org.stats().requests.get("job_list").copied(), Some(3 + 2), "one page, then the same page once");
+}
+
+#[tokio::test]
 async fn a_burst_of_5xx_is_retried() {
     let org = org(60, 20).await;
     let client = org.client("client_credentials");

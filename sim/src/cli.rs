@@ -197,6 +197,7 @@ impl ServeArgs {
                 fail_jobs: self.fault_fail_jobs,
                 failed_job_message: self.fault_failed_message.clone(),
                 non_json_errors: self.fault_non_json_errors,
+                job_list_loop: false,
                 pubsub_drop_streams: false,
                 pubsub_corrupt_replay: self.fault_pubsub_corrupt_replay,
             },

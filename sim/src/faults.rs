@@ -46,6 +46,9 @@ pub struct FaultConfig {
     pub failed_job_message: Option<String>,
     /// Error responses carry an HTML page instead of the JSON error array, as an edge proxy does.
     pub non_json_errors: bool,
+    /// The job list pages for ever: every page says `done: false` and names itself as its
+    /// `nextRecordsUrl`, as a server bug or a hostile proxy could.
+    pub job_list_loop: bool,
     /// One-shot: every open Pub/Sub stream ends with `UNAVAILABLE` (`service.unavailable`). Reads
     /// back as `false` once applied.
     pub pubsub_drop_streams: bool,
@@ -70,6 +73,7 @@ impl Default for FaultConfig {
             fail_jobs: 0,
             failed_job_message: None,
             non_json_errors: false,
+            job_list_loop: false,
             pubsub_drop_streams: false,
             pubsub_corrupt_replay: 0,
         }
@@ -194,6 +198,10 @@ impl Faults {
 
     pub fn non_json_errors(&self) -> bool {
         self.lock().config.non_json_errors
+    }
+
+    pub fn job_list_loop(&self) -> bool {
+        self.lock().config.job_list_loop
     }
 
     /// Whether a token issued at `issued_at` still works now.

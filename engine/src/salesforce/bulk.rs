@@ -185,12 +185,23 @@ pub async fn delete_job(client: &SalesforceClient, job_id: &str) -> Result<(), S
     Ok(())
 }
 
-/// Every query job the org lists, following `nextRecordsUrl`.
+/// Pages of the job list read at most: 1,000 jobs a page (Salesforce's), so a million jobs.
+pub const MAX_JOB_LIST_PAGES: usize = 1_000;
+
+/// Every query job the org lists, following `nextRecordsUrl`, page by page. A `nextRecordsUrl`
+/// seen before, or more than [`MAX_JOB_LIST_PAGES`] pages, is an error, not an endless loop.
 pub async fn list_jobs(client: &SalesforceClient) -> Result<Vec<JobInfo>, SalesforceError> {
     let version = client.api_version().to_string();
     let mut jobs = Vec::new();
     let mut next: Option<String> = None;
+    let mut seen = std::collections::HashSet::new();
     loop {
+        if seen.len() >= MAX_JOB_LIST_PAGES {
+            return Err(SalesforceError::Protocol {
+                what: "list query jobs".into(),
+                reason: format!("the job list goes on past {MAX_JOB_LIST_PAGES} pages; giving up"),
+            });
+        }
         let path = next.clone();
         let r = client
             .send("list query jobs", |http, s| match &path {
@@ -204,8 +215,16 @@ pub async fn list_jobs(client: &SalesforceClient) -> Result<Vec<JobInfo>, Salesf
         }
         let done = page.get("done").and_then(Value::as_bool).unwrap_or(true);
         next = page.get("nextRecordsUrl").and_then(Value::as_str).map(str::to_string);
-        if done || next.is_none() {
-            return Ok(jobs);
+        match &next {
+            _ if done => return Ok(jobs),
+            None => return Ok(jobs),
+            Some(url) if !seen.insert(url.clone()) => {
+                return Err(SalesforceError::Protocol {
+                    what: "list query jobs".into(),
+                    reason: format!("the job list loops: `nextRecordsUrl` {url} came twice"),
+                });
+            }
+            Some(_) => {}
         }
     }
 }

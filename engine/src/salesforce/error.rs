@@ -27,6 +27,9 @@ pub enum SalesforceError {
     Truncated { job_id: String, reason: String },
     #[error("results of job {job_id}, page {page}: {reason}")]
     Csv { job_id: String, page: u64, reason: String },
+    /// An answer that makes no sense and will not by asking again (a job list that loops).
+    #[error("Salesforce's answer to {what} makes no sense: {reason}")]
+    Protocol { what: String, reason: String },
     #[error("{0}")]
     Config(String),
     #[error("state store: {0}")]

@@ -187,10 +187,14 @@ pub async fn list(
     records.sort_by(|a, b| (a.created_date, &a.id).cmp(&(b.created_date, &b.id)));
     let page_size = app.settings.list_page_size;
     let page: Vec<Value> = records.iter().skip(offset).take(page_size).map(|r| r.list_view()).collect();
-    let done = offset + page.len() >= records.len();
-    let next = (!done).then(|| {
-        format!("/services/data/v{api_version}/jobs/query?queryLocator={}", locator::encode(offset + page.len()))
-    });
+    let mut done = offset + page.len() >= records.len();
+    let mut next_offset = offset + page.len();
+    if app.faults.job_list_loop() {
+        app.stats.fault("job_list_loop");
+        (done, next_offset) = (false, offset);
+    }
+    let next = (!done)
+        .then(|| format!("/services/data/v{api_version}/jobs/query?queryLocator={}", locator::encode(next_offset)));
     Ok(Json(json!({"done": done, "records": page, "nextRecordsUrl": next})))
 }
 
