@@ -198,6 +198,25 @@ async fn a_job_list_that_pages_for_ever_is_an_error_not_a_hang() {
 }
 
 #[tokio::test]
+async fn an_error_answer_of_a_gigabyte_is_read_only_to_its_cap() {
+    let org = org(20, 20).await;
+    let client = org.client("client_credentials");
+    let job = create(&client, SOQL).await.unwrap();
+    org.sim.set_faults(FaultConfig {
+        error_5xx: 1,
+        huge_error_body_bytes: 1 << 30,
+        endpoints: vec!["job_get".into()],
+        ..Default::default()
+    });
+    let got = tokio::time::timeout(Duration::from_secs(30), bulk::get_job(&client, &job.id)).await;
+    assert_eq!(got.expect("answered").unwrap().id, job.id, "the 503 was retried");
+    // 64 KiB read, plus what the sockets buffered before the connection was dropped; without
+    // the cap all 16,384 chunks go out.
+    let chunks = org.stats().faults_injected.get("error_body_chunk").copied().unwrap_or_default();
+    assert!((1..512).contains(&chunks), "{chunks} chunks of 64 KiB sent");
+}
+
+#[tokio::test]
 async fn a_burst_of_5xx_is_retried() {
     let org = org(60, 20).await;
     let client = org.client("client_credentials");

@@ -49,6 +49,10 @@ pub struct FaultConfig {
     /// The job list pages for ever: every page says `done: false` and names itself as its
     /// `nextRecordsUrl`, as a server bug or a hostile proxy could.
     pub job_list_loop: bool,
+    /// Error responses (any 4xx or 5xx) carry a body of this many bytes, streamed as it is read,
+    /// as a broken proxy's might; 0 leaves them as they are. Stats count its 64 KiB chunks sent
+    /// (`faults_injected.error_body_chunk`).
+    pub huge_error_body_bytes: u64,
     /// One-shot: every open Pub/Sub stream ends with `UNAVAILABLE` (`service.unavailable`). Reads
     /// back as `false` once applied.
     pub pubsub_drop_streams: bool,
@@ -74,6 +78,7 @@ impl Default for FaultConfig {
             failed_job_message: None,
             non_json_errors: false,
             job_list_loop: false,
+            huge_error_body_bytes: 0,
             pubsub_drop_streams: false,
             pubsub_corrupt_replay: 0,
         }
@@ -198,6 +203,10 @@ impl Faults {
 
     pub fn non_json_errors(&self) -> bool {
         self.lock().config.non_json_errors
+    }
+
+    pub fn huge_error_body_bytes(&self) -> u64 {
+        self.lock().config.huge_error_body_bytes
     }
 
     pub fn job_list_loop(&self) -> bool {

@@ -76,12 +76,38 @@ pub async fn gate(State(app): State<Arc<AppState>>, request: Request, next: Next
         html.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"));
         response = html;
     }
+    let huge = app.faults.huge_error_body_bytes();
+    if (status.is_client_error() || status.is_server_error()) && huge > 0 {
+        app.stats.fault("huge_error_body");
+        response = huge_body(&app, status, huge);
+    }
     if is_rest {
         let usage = format!("api-usage={total}/{DAILY_API_LIMIT}");
         if let Ok(value) = HeaderValue::from_str(&usage) {
             response.headers_mut().insert("Sforce-Limit-Info", value);
         }
     }
+    response
+}
+
+/// An error answer whose body is `bytes` long, made as it is read, one 64 KiB chunk at a time.
+fn huge_body(app: &Arc<AppState>, status: axum::http::StatusCode, bytes: u64) -> Response {
+    const CHUNK: u64 = 64 * 1024;
+    let app = app.clone();
+    let chunks = futures_util::stream::unfold(0u64, move |sent| {
+        let app = app.clone();
+        async move {
+            (sent < bytes).then(|| {
+                app.stats.fault("error_body_chunk");
+                let n = CHUNK.min(bytes - sent);
+                let chunk = bytes::Bytes::from(vec![b' '; usize::try_from(n).unwrap_or(0)]);
+                (Ok::<_, std::io::Error>(chunk), sent + n)
+            })
+        }
+    });
+    let mut response = Response::new(Body::from_stream(chunks));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 

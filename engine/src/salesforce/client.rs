@@ -162,7 +162,7 @@ impl SalesforceClient {
                 Ok(r) if r.status().is_success() => return Ok(r),
                 Ok(r) => {
                     let status = r.status().as_u16();
-                    let body = r.text().await.unwrap_or_default();
+                    let body = error_body(r).await;
                     if status == 401 && body.contains("INVALID_SESSION_ID") && !refreshed {
                         refreshed = true;
                         session = self.refresh(&session).await?;
@@ -182,6 +182,25 @@ impl SalesforceClient {
             return Err(error);
         }
     }
+}
+
+/// Bytes of an error answer read at most: Salesforce's errors are a few hundred bytes, and a
+/// proxy's page a few KiB; the rest of a longer body is not read (the connection is dropped).
+pub const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// An error answer's body, at most [`MAX_ERROR_BODY`] bytes of it, as text.
+async fn error_body(r: reqwest::Response) -> String {
+    use futures_util::StreamExt;
+    let mut body = Vec::new();
+    let mut stream = r.bytes_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        let room = MAX_ERROR_BODY - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_ERROR_BODY {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// The shared clients, keyed by the credentials file they were made from.
