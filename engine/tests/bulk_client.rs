@@ -217,6 +217,18 @@ async fn an_error_answer_of_a_gigabyte_is_read_only_to_its_cap() {
 }
 
 #[tokio::test]
+async fn a_page_holding_fewer_records_than_it_announces_is_fetched_again() {
+    let org = org(60, 20).await;
+    let client = org.client("client_credentials");
+    let job = completed(&client, &create(&client, SOQL).await.unwrap().id).await.unwrap();
+    org.sim.set_faults(FaultConfig { miscount_pages: 1, ..Default::default() });
+    let (ids, pages) = read_all(client, job.clone(), 100).await.unwrap();
+    assert_eq!((ids, pages), (sorted_ids(&org.sim), 3));
+    let per_locator: BTreeMap<String, u64> = org.stats().requests_per_locator[&job.id].clone();
+    assert_eq!(per_locator.get("(first)"), Some(&2), "the miscounted first page read again: {per_locator:?}");
+}
+
+#[tokio::test]
 async fn a_burst_of_5xx_is_retried() {
     let org = org(60, 20).await;
     let client = org.client("client_credentials");

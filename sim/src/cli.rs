@@ -199,6 +199,7 @@ impl ServeArgs {
                 non_json_errors: self.fault_non_json_errors,
                 job_list_loop: false,
                 huge_error_body_bytes: 0,
+                miscount_pages: 0,
                 pubsub_drop_streams: false,
                 pubsub_corrupt_replay: self.fault_pubsub_corrupt_replay,
             },

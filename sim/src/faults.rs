@@ -53,6 +53,9 @@ pub struct FaultConfig {
     /// as a broken proxy's might; 0 leaves them as they are. Stats count its 64 KiB chunks sent
     /// (`faults_injected.error_body_chunk`).
     pub huge_error_body_bytes: u64,
+    /// The next N results pages announce one record more in `Sforce-NumberOfRecords` than they
+    /// hold.
+    pub miscount_pages: u32,
     /// One-shot: every open Pub/Sub stream ends with `UNAVAILABLE` (`service.unavailable`). Reads
     /// back as `false` once applied.
     pub pubsub_drop_streams: bool,
@@ -79,6 +82,7 @@ impl Default for FaultConfig {
             non_json_errors: false,
             job_list_loop: false,
             huge_error_body_bytes: 0,
+            miscount_pages: 0,
             pubsub_drop_streams: false,
             pubsub_corrupt_replay: 0,
         }
@@ -171,6 +175,12 @@ impl Faults {
     }
 
     /// The byte count after which this results body is cut, if a cut is armed.
+    pub fn take_miscount(&self) -> bool {
+        let mut inner = self.lock();
+        let c = &mut inner.config;
+        (c.miscount_pages > 0).then(|| c.miscount_pages -= 1).is_some()
+    }
+
     pub fn take_cut(&self) -> Option<u64> {
         let mut inner = self.lock();
         let c = &mut inner.config;

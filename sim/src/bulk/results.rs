@@ -101,7 +101,13 @@ pub async fn results(
     let mut response = Response::new(body);
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
-    h.insert("Sforce-NumberOfRecords", HeaderValue::from(rows));
+    let announced = if app.faults.take_miscount() {
+        app.stats.fault("miscount_pages");
+        rows + 1
+    } else {
+        rows
+    };
+    h.insert("Sforce-NumberOfRecords", HeaderValue::from(announced));
     h.insert("Sforce-Locator", HeaderValue::from_str(&next).expect("base64 is a valid header value"));
     if gzip {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
