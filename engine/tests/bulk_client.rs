@@ -229,6 +229,20 @@ async fn a_page_holding_fewer_records_than_it_announces_is_fetched_again() {
 }
 
 #[tokio::test]
+async fn a_last_page_before_the_jobs_record_count_is_an_error_not_a_short_export() {
+    let org = org(60, 20).await;
+    let client = org.client("client_credentials");
+    let job = completed(&client, &create(&client, SOQL).await.unwrap().id).await.unwrap();
+    org.sim.set_faults(FaultConfig { drop_locators: 1, ..Default::default() });
+    let e = read_all(client.clone(), job.clone(), 100).await.unwrap_err();
+    assert!(matches!(&e, SalesforceError::Truncated { .. }), "{e}");
+    assert!(e.to_string().contains("after 20 records; the job processed 60"), "{e}");
+    assert!(e.is_retryable(), "reading again from the start (or the checkpoint) may work");
+    let (ids, _) = read_all(client, job, 100).await.unwrap();
+    assert_eq!(ids, sorted_ids(&org.sim));
+}
+
+#[tokio::test]
 async fn a_burst_of_5xx_is_retried() {
     let org = org(60, 20).await;
     let client = org.client("client_credentials");

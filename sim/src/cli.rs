@@ -200,6 +200,7 @@ impl ServeArgs {
                 job_list_loop: false,
                 huge_error_body_bytes: 0,
                 miscount_pages: 0,
+                drop_locators: 0,
                 pubsub_drop_streams: false,
                 pubsub_corrupt_replay: self.fault_pubsub_corrupt_replay,
             },

@@ -56,6 +56,9 @@ pub struct FaultConfig {
     /// The next N results pages announce one record more in `Sforce-NumberOfRecords` than they
     /// hold.
     pub miscount_pages: u32,
+    /// The next N results pages send no `Sforce-Locator` header, so a client takes the page for
+    /// the last one, though records remain.
+    pub drop_locators: u32,
     /// One-shot: every open Pub/Sub stream ends with `UNAVAILABLE` (`service.unavailable`). Reads
     /// back as `false` once applied.
     pub pubsub_drop_streams: bool,
@@ -83,6 +86,7 @@ impl Default for FaultConfig {
             job_list_loop: false,
             huge_error_body_bytes: 0,
             miscount_pages: 0,
+            drop_locators: 0,
             pubsub_drop_streams: false,
             pubsub_corrupt_replay: 0,
         }
@@ -175,6 +179,12 @@ impl Faults {
     }
 
     /// The byte count after which this results body is cut, if a cut is armed.
+    pub fn take_dropped_locator(&self) -> bool {
+        let mut inner = self.lock();
+        let c = &mut inner.config;
+        (c.drop_locators > 0).then(|| c.drop_locators -= 1).is_some()
+    }
+
     pub fn take_miscount(&self) -> bool {
         let mut inner = self.lock();
         let c = &mut inner.config;

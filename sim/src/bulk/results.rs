@@ -108,7 +108,11 @@ pub async fn results(
         rows
     };
     h.insert("Sforce-NumberOfRecords", HeaderValue::from(announced));
-    h.insert("Sforce-Locator", HeaderValue::from_str(&next).expect("base64 is a valid header value"));
+    if app.faults.take_dropped_locator() {
+        app.stats.fault("drop_locators");
+    } else {
+        h.insert("Sforce-Locator", HeaderValue::from_str(&next).expect("base64 is a valid header value"));
+    }
     if gzip {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
