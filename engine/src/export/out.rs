@@ -149,9 +149,7 @@ impl Out {
                 let write = || -> std::io::Result<()> {
                     let mut f = std::fs::File::create(&tmp)?;
                     f.write_all(&cp.to_json())?;
-                    f.sync_all()?;
-                    std::fs::rename(&tmp, &target)?;
-                    std::fs::File::open(dir)?.sync_all()
+                    put_in_place(f, &tmp, &target)
                 };
                 write().map_err(|e| ExportError::output(what, e))
             }
@@ -256,11 +254,7 @@ impl Sink {
             Self::Local { file, tmp, target } => {
                 let shown = target.display().to_string();
                 let file = file.into_inner().map_err(|e| ExportError::output(&shown, e.error()))?;
-                file.sync_all().map_err(|e| ExportError::output(&shown, e))?;
-                drop(file);
-                std::fs::rename(&tmp, &target).map_err(|e| ExportError::output(&shown, e))?;
-                let dir = target.parent().unwrap_or(Path::new("."));
-                std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| ExportError::output(&shown, e))
+                put_in_place(file, &tmp, &target).map_err(|e| ExportError::output(&shown, e))
             }
             Self::Remote { upload, runtime, what } => {
                 runtime.block_on(upload.finish()).map(|_| ()).map_err(|e| ExportError::output(what, e))
@@ -278,4 +272,13 @@ impl Sink {
             Self::Remote { upload, runtime, .. } => runtime.block_on(upload.abort()).unwrap_or_default(),
         }
     }
+}
+
+/// Syncs a file written at `tmp`, renames it to `target` and syncs the folder: once this returns,
+/// `target` survives a crash whole, and until then it is untouched.
+fn put_in_place(file: std::fs::File, tmp: &Path, target: &Path) -> std::io::Result<()> {
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(tmp, target)?;
+    std::fs::File::open(target.parent().unwrap_or(Path::new(".")))?.sync_all()
 }

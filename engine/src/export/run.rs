@@ -144,8 +144,6 @@ pub async fn export(req: ExportRequest, progress: Arc<Progress>) -> Result<Summa
     let job = job(&client, out.as_ref(), &mut cp).await?;
     let job = wait_complete(&client, job).await?;
     progress.total.store(job.records_processed.unwrap_or(0), Ordering::Relaxed);
-    progress.rows.store(cp.rows, Ordering::Relaxed);
-    progress.downloading.store(true, Ordering::Relaxed);
     tracing::info!(job = job.id, records = job.records_processed, "the job is complete; reading its results");
     let reading = std::time::Instant::now();
     let finished = |rows: u64| {
@@ -160,8 +158,9 @@ pub async fn export(req: ExportRequest, progress: Arc<Progress>) -> Result<Summa
 
     let Some(out) = out else {
         let mut reader = ResultsReader::new(client, job, BATCH_ROWS, None, None);
-        while let Some(page) = reader.next_page().await? {
-            count(&progress, &reader, &page);
+        progress.downloading.store(true, Ordering::Relaxed);
+        while reader.next_page().await?.is_some() {
+            count(&progress, &reader);
         }
         finished(reader.rows());
         return Ok(Summary { rows: reader.rows(), files: 0 });
@@ -169,12 +168,14 @@ pub async fn export(req: ExportRequest, progress: Arc<Progress>) -> Result<Summa
 
     let resume = cp.cursor.locator.clone().map(|l| (cp.cursor.page, l, cp.rows - cp.cursor.skip));
     let mut reader = ResultsReader::new(client, job, BATCH_ROWS, None, resume);
+    count(&progress, &reader);
+    progress.downloading.store(true, Ordering::Relaxed);
     let caster = cp.identity.schema.clone().map(|s| Caster::new(s, ExtraColumns::Drop));
     let (tx, rx) = mpsc::channel::<Message>(PAGES_IN_FLIGHT);
     let writer = tokio::task::spawn_blocking(move || write_files(&out, cp, caster.as_ref(), rx));
     let read: Result<(), ExportError> = async {
         while let Some(page) = reader.next_page().await? {
-            count(&progress, &reader, &page);
+            count(&progress, &reader);
             if tx.send(Message::Page(page)).await.is_err() {
                 return Ok(()); // the writer stopped; its error says why
             }
@@ -194,8 +195,10 @@ pub async fn export(req: ExportRequest, progress: Arc<Progress>) -> Result<Summa
     Ok(Summary { rows: cp.rows - before_rows, files: cp.files - before_files })
 }
 
-fn count(progress: &Progress, reader: &ResultsReader, page: &Page) {
-    progress.rows.fetch_add(page.rows, Ordering::Relaxed);
+/// The reader's own count (rows before a resume point included, so a page read again from its
+/// start is not counted twice) and the bytes of the page it read last.
+fn count(progress: &Progress, reader: &ResultsReader) {
+    progress.rows.store(reader.rows(), Ordering::Relaxed);
     progress.bytes.fetch_add(reader.last_page_bytes(), Ordering::Relaxed);
 }
 
