@@ -162,52 +162,39 @@ impl Faults {
         if !applies {
             return RequestFaults::default();
         }
-        let reject = if c.error_5xx > 0 {
-            c.error_5xx -= 1;
+        let reject = if countdown(&mut c.error_5xx) {
             Some(Reject::ServerError(c.error_5xx_status))
-        } else if c.request_limit > 0 {
-            c.request_limit -= 1;
+        } else if countdown(&mut c.request_limit) {
             Some(Reject::RequestLimit)
         } else {
             None
         };
-        let lose_answer = (reject.is_none() && c.lose_answers > 0).then(|| {
-            c.lose_answers -= 1;
-            c.error_5xx_status
-        });
+        let lose_answer = (reject.is_none() && countdown(&mut c.lose_answers)).then_some(c.error_5xx_status);
         RequestFaults { latency: Duration::from_millis(c.latency_ms), reject, lose_answer }
     }
 
-    /// The byte count after which this results body is cut, if a cut is armed.
+    /// Whether this results page is to be sent without `Sforce-Locator` (counts down).
     pub fn take_dropped_locator(&self) -> bool {
-        let mut inner = self.lock();
-        let c = &mut inner.config;
-        (c.drop_locators > 0).then(|| c.drop_locators -= 1).is_some()
+        countdown(&mut self.lock().config.drop_locators)
     }
 
+    /// Whether this results page is to announce one record too many (counts down).
     pub fn take_miscount(&self) -> bool {
-        let mut inner = self.lock();
-        let c = &mut inner.config;
-        (c.miscount_pages > 0).then(|| c.miscount_pages -= 1).is_some()
+        countdown(&mut self.lock().config.miscount_pages)
     }
 
+    /// The byte count after which this results body is cut, if a cut is armed.
     pub fn take_cut(&self) -> Option<u64> {
         let mut inner = self.lock();
         let c = &mut inner.config;
-        (c.cut_results > 0).then(|| {
-            c.cut_results -= 1;
-            c.cut_after_bytes
-        })
+        countdown(&mut c.cut_results).then_some(c.cut_after_bytes)
     }
 
     /// `Some(errorMessage)` when this new job is to end `Failed`.
     pub fn take_job_failure(&self) -> Option<Option<String>> {
         let mut inner = self.lock();
         let c = &mut inner.config;
-        (c.fail_jobs > 0).then(|| {
-            c.fail_jobs -= 1;
-            c.failed_job_message.clone()
-        })
+        countdown(&mut c.fail_jobs).then(|| c.failed_job_message.clone())
     }
 
     pub fn pubsub_drop_generation(&self) -> u64 {
@@ -216,9 +203,7 @@ impl Faults {
 
     /// Whether this resuming subscription is to be refused as corrupted (counts down).
     pub fn take_replay_corruption(&self) -> bool {
-        let mut inner = self.lock();
-        let c = &mut inner.config;
-        (c.pubsub_corrupt_replay > 0).then(|| c.pubsub_corrupt_replay -= 1).is_some()
+        countdown(&mut self.lock().config.pubsub_corrupt_replay)
     }
 
     pub fn non_json_errors(&self) -> bool {
@@ -240,6 +225,15 @@ impl Faults {
         let not_revoked = inner.revoked_before.is_none_or(|cut| issued_at > cut);
         not_revoked && issued_at + ttl > now
     }
+}
+
+/// A counted fault firing: true, one fewer left, while any are left.
+fn countdown(left: &mut u32) -> bool {
+    let armed = *left > 0;
+    if armed {
+        *left -= 1;
+    }
+    armed
 }
 
 #[cfg(test)]
