@@ -15,9 +15,9 @@ use bulkflow_engine::bus::registry::BusRegistry;
 use bulkflow_engine::bus::wire::{self, Part};
 use bulkflow_engine::credentials::CredentialsRoot;
 use bulkflow_engine::event::EventData;
+use bulkflow_engine::salesforce::ClientSettings;
 use bulkflow_engine::salesforce::Clients;
 use bulkflow_engine::salesforce::bulk::CreateJob;
-use bulkflow_engine::salesforce::client::RetryPolicy;
 use bulkflow_engine::salesforce::job_create;
 use bulkflow_engine::tasks::salesforce_bulkapi_query_job::config::{ColumnDelimiter, LineEnding, QueryOperation};
 use serde_json::Value;
@@ -112,7 +112,7 @@ fn stop(child: &mut Child) {
 fn create_job(dir: &Path) -> String {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let clients = Clients::new(CredentialsRoot::new(Some(dir.join("creds"))), "63.0", RetryPolicy::default());
+        let clients = Clients::new(CredentialsRoot::new(Some(dir.join("creds"))), "63.0", ClientSettings::default());
         let client = clients.get(Path::new("/etc/sfdc/credentials.json")).unwrap();
         let job = CreateJob {
             soql: "SELECT Id, Name FROM Account",

@@ -11,9 +11,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bulkflow_engine::credentials::CredentialsRoot;
+use bulkflow_engine::salesforce::ClientSettings;
 use bulkflow_engine::salesforce::Clients;
 use bulkflow_engine::salesforce::bulk::{self, CreateJob};
-use bulkflow_engine::salesforce::client::RetryPolicy;
 use bulkflow_engine::salesforce::job_create;
 use bulkflow_engine::salesforce::results::ResultsReader;
 use bulkflow_engine::tasks::salesforce_bulkapi_query_job::config::{ColumnDelimiter, LineEnding, QueryOperation};
@@ -23,7 +23,7 @@ const SOQL: &str = "SELECT Id, Name, Type, Industry, AnnualRevenue, CreatedDate,
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let creds = std::env::args().nth(1).ok_or("usage: export_rss CREDENTIALS_JSON")?;
-    let clients = Clients::new(CredentialsRoot::default(), "63.0", RetryPolicy::default());
+    let clients = Clients::new(CredentialsRoot::default(), "63.0", ClientSettings::default());
     let client = clients.get(Path::new(&creds))?;
     let job = job_create::create_job_unrecorded(
         &client,

@@ -10,7 +10,9 @@ use serde::Deserialize;
 
 use crate::flow::de::from_node;
 use crate::flow::duration::HumanDuration;
+use crate::flow::size::HumanBytes;
 use crate::flow::{Mark, yaml};
+use crate::salesforce::{ClientSettings, Limits};
 
 /// What to do with completion events of Bulk API jobs that bulkflow did not create.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -53,6 +55,12 @@ pub struct ConfigLayer {
     pub nats_url: Option<String>,
     pub foreign_jobs: Option<ForeignJobs>,
     pub job_poll_after: Option<HumanDuration>,
+    pub salesforce_request_timeout: Option<HumanDuration>,
+    pub salesforce_page_timeout: Option<HumanDuration>,
+    pub salesforce_max_page_size: Option<HumanBytes>,
+    pub salesforce_max_answer_size: Option<HumanBytes>,
+    pub salesforce_max_error_body: Option<HumanBytes>,
+    pub salesforce_max_job_list_pages: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +83,8 @@ pub struct EngineConfig {
     /// A run quiet this long (no completion event, no progress) has its job's state polled, so a
     /// completion event missed while the process was down, or never sent, does not strand it.
     pub job_poll_after: Duration,
+    /// Bounds on what is read from Salesforce (deadlines and sizes).
+    pub salesforce_limits: Limits,
 }
 
 impl Default for EngineConfig {
@@ -92,6 +102,7 @@ impl Default for EngineConfig {
             nats_url: None,
             foreign_jobs: ForeignJobs::Skip,
             job_poll_after: Duration::from_secs(120),
+            salesforce_limits: Limits::default(),
         }
     }
 }
@@ -130,6 +141,11 @@ impl ConfigLayer {
 }
 
 impl EngineConfig {
+    /// The Salesforce clients' settings: the configured bounds, the default retries.
+    pub fn client_settings(&self) -> ClientSettings {
+        ClientSettings { limits: self.salesforce_limits, ..ClientSettings::default() }
+    }
+
     /// Layers in order of precedence, highest first (flags and environment, then the file).
     pub fn resolve(layers: &[&ConfigLayer]) -> Result<Self, ConfigError> {
         let d = Self::default();
@@ -158,6 +174,17 @@ impl EngineConfig {
             nats_url: pick!(nats_url).filter(|u| !u.is_empty()).or(d.nats_url),
             foreign_jobs: pick!(foreign_jobs).unwrap_or(d.foreign_jobs),
             job_poll_after: pick!(job_poll_after).map(|r| r.0).unwrap_or(d.job_poll_after),
+            salesforce_limits: {
+                let l = d.salesforce_limits;
+                Limits {
+                    request_timeout: pick!(salesforce_request_timeout).map_or(l.request_timeout, |t| t.0),
+                    page_timeout: pick!(salesforce_page_timeout).map_or(l.page_timeout, |t| t.0),
+                    max_page_bytes: pick!(salesforce_max_page_size).map_or(l.max_page_bytes, |b| b.0),
+                    max_answer_bytes: pick!(salesforce_max_answer_size).map_or(l.max_answer_bytes, |b| b.0),
+                    max_error_body: pick!(salesforce_max_error_body).map_or(l.max_error_body, |b| b.0),
+                    max_job_list_pages: pick!(salesforce_max_job_list_pages).unwrap_or(l.max_job_list_pages),
+                }
+            },
         })
     }
 }
@@ -194,6 +221,20 @@ mod tests {
         std::fs::write(&file, "retention: forever\n").unwrap();
         let err = ConfigLayer::from_file(&file).unwrap_err().to_string();
         assert!(err.contains(":1:12: key `retention`:"), "{err}");
+    }
+
+    #[test]
+    fn salesforce_limits_come_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bulkflow.yaml");
+        std::fs::write(&file, "salesforce_page_timeout: 5m\nsalesforce_max_page_size: 2GiB\n").unwrap();
+        let c = EngineConfig::resolve(&[&ConfigLayer::from_file(&file).unwrap()]).unwrap();
+        assert_eq!(c.salesforce_limits.page_timeout, Duration::from_secs(300));
+        assert_eq!(c.salesforce_limits.max_page_bytes, 2 << 30);
+        assert_eq!(c.salesforce_limits.max_error_body, Limits::default().max_error_body);
+        std::fs::write(&file, "salesforce_max_error_body: huge\n").unwrap();
+        let err = ConfigLayer::from_file(&file).unwrap_err().to_string();
+        assert!(err.contains("key `salesforce_max_error_body`: `huge` is not a size"), "{err}");
     }
 
     #[test]

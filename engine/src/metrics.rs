@@ -24,6 +24,7 @@ struct Inner {
     page_seconds: BTreeMap<String, Histogram>,
     page_bytes: BTreeMap<String, u64>,
     written_bytes: BTreeMap<(String, String), u64>,
+    events_skipped: BTreeMap<(String, String), u64>,
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +64,16 @@ impl Registry {
         *self.inner().written_bytes.entry((flow.to_owned(), sink.to_owned())).or_default() += bytes;
     }
 
+    /// A Pub/Sub event `flow` could not read and moved past.
+    pub fn event_skipped(&self, flow: &str, reason: &str) {
+        *self.inner().events_skipped.entry((flow.to_owned(), reason.to_owned())).or_default() += 1;
+    }
+
+    /// Events of `flow` skipped for `reason` so far.
+    pub fn events_skipped(&self, flow: &str, reason: &str) -> u64 {
+        self.inner().events_skipped.get(&(flow.to_owned(), reason.to_owned())).copied().unwrap_or_default()
+    }
+
     /// The families in Prometheus text format, appended to `out`.
     pub fn render(&self, out: &mut String) {
         let inner = self.inner();
@@ -99,6 +110,20 @@ impl Registry {
         for ((flow, sink), n) in &inner.written_bytes {
             let _ =
                 writeln!(out, "bulkflow_written_bytes_total{{flow=\"{}\",sink=\"{}\"}} {n}", label(flow), label(sink));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP bulkflow_pubsub_events_skipped_total Pub/Sub events that could not be read (undecodable, or \
+             naming a schema the server cannot resolve) and were moved past, by listener flow.\n\
+             # TYPE bulkflow_pubsub_events_skipped_total counter"
+        );
+        for ((flow, reason), n) in &inner.events_skipped {
+            let _ = writeln!(
+                out,
+                "bulkflow_pubsub_events_skipped_total{{flow=\"{}\",reason=\"{}\"}} {n}",
+                label(flow),
+                label(reason)
+            );
         }
     }
 }

@@ -9,10 +9,9 @@ use std::time::Duration;
 use arrow::array::{Array, StringArray};
 use bulkflow_engine::credentials::CredentialsRoot;
 use bulkflow_engine::salesforce::bulk::{self, CreateJob, JobInfo};
-use bulkflow_engine::salesforce::client::RetryPolicy;
 use bulkflow_engine::salesforce::job_create;
 use bulkflow_engine::salesforce::results::ResultsReader;
-use bulkflow_engine::salesforce::{Clients, SalesforceClient, SalesforceError};
+use bulkflow_engine::salesforce::{ClientSettings, Clients, Limits, RetryPolicy, SalesforceClient, SalesforceError};
 use bulkflow_engine::tasks::salesforce_bulkapi_query_job::config::{ColumnDelimiter, LineEnding, QueryOperation};
 use bulkflow_sim::{FaultConfig, SimConfig, Simulator};
 use serde_json::json;
@@ -35,13 +34,20 @@ async fn org(accounts: usize, page: usize) -> Org {
     Org { sim, dir: tempfile::tempdir().unwrap() }
 }
 
-fn fast_retries() -> RetryPolicy {
-    RetryPolicy { attempts: 4, initial: Duration::from_millis(20), max: Duration::from_millis(100) }
+fn fast_retries() -> ClientSettings {
+    ClientSettings {
+        retry: RetryPolicy { attempts: 4, initial: Duration::from_millis(20), max: Duration::from_millis(100) },
+        limits: Limits::default(),
+    }
 }
 
 impl Org {
     /// A credentials file for one OAuth flow, under a credentials root, as a deployment has it.
     fn client(&self, flow: &str) -> Arc<SalesforceClient> {
+        self.client_with(flow, Limits::default())
+    }
+
+    fn client_with(&self, flow: &str, limits: Limits) -> Arc<SalesforceClient> {
         let c = self.sim.credentials();
         let etc = self.dir.path().join("etc/sfdc");
         std::fs::create_dir_all(&etc).unwrap();
@@ -58,7 +64,8 @@ impl Org {
         };
         let name = format!("/etc/sfdc/{flow}.json");
         std::fs::write(self.dir.path().join(&name[1..]), body.to_string()).unwrap();
-        let clients = Clients::new(CredentialsRoot::new(Some(self.dir.path().to_path_buf())), "63.0", fast_retries());
+        let settings = ClientSettings { limits, ..fast_retries() };
+        let clients = Clients::new(CredentialsRoot::new(Some(self.dir.path().to_path_buf())), "63.0", settings);
         clients.get(Path::new(&name)).unwrap()
     }
 
@@ -195,6 +202,10 @@ async fn a_job_list_that_pages_for_ever_is_an_error_not_a_hang() {
     assert!(matches!(&e, SalesforceError::Protocol { .. }) && e.to_string().contains("loops"), "{e}");
     assert!(!e.is_retryable());
     assert_eq!(org.stats().requests.get("job_list").copied(), Some(3 + 2), "one page, then the same page once");
+    org.sim.set_faults(FaultConfig::default());
+    let capped = org.client_with("client_credentials", Limits { max_job_list_pages: 2, ..Limits::default() });
+    let e = bulk::list_jobs(&capped).await.unwrap_err();
+    assert!(e.to_string().contains("goes on past 2 pages (salesforce_max_job_list_pages)"), "{e}");
 }
 
 #[tokio::test]
@@ -955,4 +966,111 @@ async fn a_create_whose_answer_was_lost_takes_the_job_it_made_instead_of_posting
     assert_eq!(stats.jobs_created["Account"], 1);
     assert_eq!(stats.requests["job_list"], 1);
     assert_eq!(completed(&client, &job.id).await.unwrap().state, "JobComplete");
+}
+
+/// A completed job of `accounts` records in pages of `page`, and a client for it.
+async fn completed_job(accounts: usize, page: usize, limits: Limits) -> (Org, Arc<SalesforceClient>, JobInfo) {
+    let org = org(accounts, page).await;
+    let client = org.client_with("client_credentials", limits);
+    let job = completed(&client, &create(&client, SOQL).await.unwrap().id).await.unwrap();
+    (org, client, job)
+}
+
+fn fetches_per_page(org: &Org, job: &JobInfo) -> BTreeMap<String, u64> {
+    org.stats().requests_per_locator[&job.id].clone()
+}
+
+#[tokio::test]
+async fn an_html_page_answered_with_200_is_refused_and_asked_for_again() {
+    let (org, client, job) = completed_job(60, 20, Limits::default()).await;
+    org.sim.set_faults(FaultConfig { html_pages: 1, ..Default::default() });
+    let (ids, pages) = read_all(client.clone(), job.clone(), 100).await.unwrap();
+    assert_eq!((ids, pages), (sorted_ids(&org.sim), 3));
+    assert_eq!(fetches_per_page(&org, &job).get("(first)"), Some(&2), "the portal's page, then the real one");
+    org.sim.set_faults(FaultConfig { html_pages: 100, ..Default::default() });
+    let e = read_all(client, job, 100).await.unwrap_err();
+    assert!(matches!(&e, SalesforceError::Garbled { .. }), "{e}");
+    assert!(e.to_string().contains("`text/html; charset=UTF-8` where CSV belongs"), "{e}");
+}
+
+#[tokio::test]
+async fn a_truncated_gzip_body_is_fetched_again() {
+    let (org, client, job) = completed_job(300, 100, Limits::default()).await;
+    org.sim.set_faults(FaultConfig { truncated_gzip_pages: 1, ..Default::default() });
+    let (ids, _) = read_all(client.clone(), job.clone(), 100).await.unwrap();
+    assert_eq!(ids, sorted_ids(&org.sim));
+    assert_eq!(fetches_per_page(&org, &job).get("(first)"), Some(&2));
+    org.sim.set_faults(FaultConfig { truncated_gzip_pages: 100, ..Default::default() });
+    let e = read_all(client, job, 100).await.unwrap_err();
+    assert!(matches!(&e, SalesforceError::Truncated { .. }) && e.to_string().contains("page 0 was cut off"), "{e}");
+}
+
+#[tokio::test]
+async fn a_header_that_differs_between_pages_is_an_error() {
+    let (org, client, job) = completed_job(60, 20, Limits::default()).await;
+    org.sim.set_faults(FaultConfig { rename_header_pages: 1, ..Default::default() });
+    let e = read_all(client, job, 100).await.unwrap_err();
+    assert!(matches!(&e, SalesforceError::Csv { page: 1, .. }), "{e}");
+    assert!(e.to_string().contains("\"LastModifiedDate__renamed\"] differs from the first page's"), "{e}");
+}
+
+#[tokio::test]
+async fn an_unterminated_quote_is_an_error_naming_its_record() {
+    let (org, client, job) = completed_job(60, 20, Limits::default()).await;
+    org.sim.set_faults(FaultConfig { unterminated_quote_pages: 1, ..Default::default() });
+    let e = read_all(client, job, 100).await.unwrap_err();
+    assert!(matches!(&e, SalesforceError::Csv { page: 0, .. }), "{e}");
+    // Without the check the page passes, its record count right, the last value ending in "\n".
+    assert!(e.to_string().ends_with("page 0: row 20: a quoted field is never closed (the page ends inside it)"), "{e}");
+}
+
+#[tokio::test]
+async fn invalid_utf8_is_an_error_naming_its_record_and_column() {
+    let (org, client, job) = completed_job(60, 20, Limits::default()).await;
+    org.sim.set_faults(FaultConfig { invalid_utf8_pages: 1, ..Default::default() });
+    let e = read_all(client, job, 100).await.unwrap_err();
+    assert!(e.to_string().contains("page 0: row 1: column 1 is not UTF-8"), "{e}");
+}
+
+#[tokio::test]
+async fn a_page_announcing_5_gb_is_refused_before_its_body_is_read() {
+    let (org, client, job) = completed_job(60, 20, Limits::default()).await;
+    org.sim.set_faults(FaultConfig { huge_pages: 1, ..Default::default() });
+    let got = tokio::time::timeout(Duration::from_secs(30), read_all(client, job, 100)).await;
+    let e = got.expect("refused at once").unwrap_err();
+    assert!(matches!(&e, SalesforceError::Protocol { .. }) && !e.is_retryable(), "{e}");
+    assert!(
+        e.to_string()
+            .contains("announces 5368709120 bytes (Content-Length), more than salesforce_max_page_size (4 GiB)"),
+        "{e}"
+    );
+    // What the sockets buffered before the connection was dropped; 81,920 chunks without the check.
+    let chunks = org.stats().faults_injected.get("page_body_chunk").copied().unwrap_or_default();
+    assert!(chunks < 512, "{chunks} chunks of 64 KiB sent");
+}
+
+#[tokio::test]
+async fn a_page_longer_than_its_cap_is_stopped_as_it_is_read() {
+    let (_org, client, job) = completed_job(60, 20, Limits { max_page_bytes: 512, ..Limits::default() }).await;
+    let e = read_all(client, job, 100).await.unwrap_err();
+    assert!(matches!(&e, SalesforceError::Protocol { .. }), "{e}");
+    assert!(
+        e.to_string().contains("page 0 makes no sense: the page is longer than salesforce_max_page_size (512 bytes)"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_slowloris_page_ends_at_the_page_deadline() {
+    let limits = Limits { page_timeout: Duration::from_secs(1), ..Limits::default() };
+    let (org, client, job) = completed_job(60, 20, limits).await;
+    // About 1.3 KB a page at a byte every 20 ms: half a minute a page without the deadline.
+    org.sim.set_faults(FaultConfig { slow_pages: 100, slow_byte_interval_ms: 20, ..Default::default() });
+    let started = std::time::Instant::now();
+    let got = tokio::time::timeout(Duration::from_secs(25), read_all(client, job.clone(), 100)).await;
+    let e = got.expect("the deadline ends it").unwrap_err();
+    assert!(matches!(&e, SalesforceError::Truncated { .. }), "{e}");
+    assert!(e.to_string().contains("page 0 did not arrive whole within salesforce_page_timeout (1s)"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert_eq!(fetches_per_page(&org, &job).get("(first)"), Some(&4), "each attempt its own deadline");
 }

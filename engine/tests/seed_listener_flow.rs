@@ -19,9 +19,9 @@ use bulkflow_engine::flow::{LoadContext, load_dir};
 use bulkflow_engine::run::{Ledger, RunFilter};
 use bulkflow_engine::runtime::build::{BuildContext, build_flow};
 use bulkflow_engine::runtime::engine::Engine;
+use bulkflow_engine::salesforce::ClientSettings;
 use bulkflow_engine::salesforce::Clients;
 use bulkflow_engine::salesforce::bulk::CreateJob;
-use bulkflow_engine::salesforce::client::RetryPolicy;
 use bulkflow_engine::salesforce::job_create;
 use bulkflow_engine::schedule::ManualClock;
 use bulkflow_engine::store::MemoryStore;
@@ -72,7 +72,7 @@ async fn start(foreign_jobs: ForeignJobs) -> Setup {
     let start = Utc::now().duration_trunc(chrono::Duration::minutes(5)).unwrap();
     let clock = Arc::new(ManualClock::new(start));
     let buses = Arc::new(BusRegistry::new(Some(state.path().to_path_buf()), credentials.clone()));
-    let clients = Arc::new(Clients::new(credentials.clone(), "63.0", RetryPolicy::default()));
+    let clients = Arc::new(Clients::new(credentials.clone(), "63.0", ClientSettings::default()));
     let ledger = Arc::new(Ledger::new(Arc::new(MemoryStore::new()), clock.clone()));
     let build = BuildContext {
         ledger: ledger.clone(),

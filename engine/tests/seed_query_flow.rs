@@ -14,8 +14,8 @@ use bulkflow_engine::flow::{LoadContext, load_dir};
 use bulkflow_engine::run::{Ledger, RunFilter, RunState};
 use bulkflow_engine::runtime::build::{BuildContext, build_flow};
 use bulkflow_engine::runtime::engine::Engine;
+use bulkflow_engine::salesforce::ClientSettings;
 use bulkflow_engine::salesforce::Clients;
-use bulkflow_engine::salesforce::client::RetryPolicy;
 use bulkflow_engine::schedule::ManualClock;
 use bulkflow_engine::store::MemoryStore;
 use bulkflow_sim::SimConfig;
@@ -61,7 +61,7 @@ async fn the_seed_query_flow_creates_jobs_over_the_right_windows() {
         env: Arc::new(|_: &str| None),
         buses: Arc::new(BusRegistry::new(None, credentials.clone())),
         injector: Arc::default(),
-        salesforce: Arc::new(Clients::new(credentials, "63.0", RetryPolicy::default())),
+        salesforce: Arc::new(Clients::new(credentials, "63.0", ClientSettings::default())),
     };
     let parts = loaded.flows.iter().map(|f| build_flow(f, &build).unwrap()).collect();
     let engine = Engine::start(parts).await;

@@ -187,22 +187,16 @@ impl ServeArgs {
                 error_5xx: self.fault_5xx,
                 error_5xx_status: self.fault_5xx_status,
                 request_limit: self.fault_request_limit,
-                lose_answers: 0,
                 latency_ms: self.fault_latency.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 endpoints: self.fault_endpoints.clone(),
                 token_ttl_secs: crate::config::ttl_secs(self.token_ttl),
-                revoke_tokens: false,
                 cut_results: self.fault_cut_results,
                 cut_after_bytes: self.fault_cut_after_bytes,
                 fail_jobs: self.fault_fail_jobs,
                 failed_job_message: self.fault_failed_message.clone(),
                 non_json_errors: self.fault_non_json_errors,
-                job_list_loop: false,
-                huge_error_body_bytes: 0,
-                miscount_pages: 0,
-                drop_locators: 0,
-                pubsub_drop_streams: false,
                 pubsub_corrupt_replay: self.fault_pubsub_corrupt_replay,
+                ..FaultConfig::default()
             },
         }
     }

@@ -59,6 +59,34 @@ pub struct FaultConfig {
     /// The next N results pages send no `Sforce-Locator` header, so a client takes the page for
     /// the last one, though records remain.
     pub drop_locators: u32,
+    /// The next N results pages answer 200 with an HTML page (`text/html`) instead of CSV, as a
+    /// captive portal or a misrouted proxy does.
+    pub html_pages: u32,
+    /// The next N results pages fetched by a locator (not the first) carry a header whose last
+    /// column is renamed.
+    pub rename_header_pages: u32,
+    /// The next N results pages leave the last field of their last record without its closing
+    /// quote.
+    pub unterminated_quote_pages: u32,
+    /// The next N results pages carry a byte that is not UTF-8 in their first record.
+    pub invalid_utf8_pages: u32,
+    /// The next N results bodies end cleanly at half their length: a gzip stream without its end
+    /// (or half a plain body, when gzip was not asked for).
+    pub truncated_gzip_pages: u32,
+    /// The next N results pages are sent uncompressed announcing `huge_page_bytes` in
+    /// `Content-Length`, and that many bytes follow: the page, then its rows over and over. Stats
+    /// count the 64 KiB chunks sent (`faults_injected.page_body_chunk`).
+    pub huge_pages: u32,
+    pub huge_page_bytes: u64,
+    /// The next N results bodies are sent uncompressed a byte at a time, `slow_byte_interval_ms`
+    /// apart (a slowloris).
+    pub slow_pages: u32,
+    pub slow_byte_interval_ms: u64,
+    /// The next N Pub/Sub events published carry a payload cut to its first 4 bytes: Avro that
+    /// does not decode with the schema id it names.
+    pub pubsub_bad_payloads: u32,
+    /// The next N Pub/Sub events published name a schema id `GetSchema` cannot resolve.
+    pub pubsub_unknown_schemas: u32,
     /// One-shot: every open Pub/Sub stream ends with `UNAVAILABLE` (`service.unavailable`). Reads
     /// back as `false` once applied.
     pub pubsub_drop_streams: bool,
@@ -87,6 +115,17 @@ impl Default for FaultConfig {
             huge_error_body_bytes: 0,
             miscount_pages: 0,
             drop_locators: 0,
+            html_pages: 0,
+            rename_header_pages: 0,
+            unterminated_quote_pages: 0,
+            invalid_utf8_pages: 0,
+            truncated_gzip_pages: 0,
+            huge_pages: 0,
+            huge_page_bytes: 5 << 30,
+            slow_pages: 0,
+            slow_byte_interval_ms: 1000,
+            pubsub_bad_payloads: 0,
+            pubsub_unknown_schemas: 0,
             pubsub_drop_streams: false,
             pubsub_corrupt_replay: 0,
         }
@@ -100,6 +139,42 @@ pub struct RequestFaults {
     pub reject: Option<Reject>,
     /// Handle the request, then answer with this status instead.
     pub lose_answer: Option<u16>,
+}
+
+/// A results page sent wrong on purpose, one kind at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageFault {
+    Html,
+    RenameHeader,
+    UnterminatedQuote,
+    InvalidUtf8,
+    TruncatedGzip,
+    /// Announce and send this many bytes.
+    Huge(u64),
+    /// A byte per this interval.
+    Slow(Duration),
+}
+
+impl PageFault {
+    /// The name counted in `faults_injected`: the knob's.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Html => "html_pages",
+            Self::RenameHeader => "rename_header_pages",
+            Self::UnterminatedQuote => "unterminated_quote_pages",
+            Self::InvalidUtf8 => "invalid_utf8_pages",
+            Self::TruncatedGzip => "truncated_gzip_pages",
+            Self::Huge(_) => "huge_pages",
+            Self::Slow(_) => "slow_pages",
+        }
+    }
+}
+
+/// A Pub/Sub event published wrong on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventFault {
+    BadPayload,
+    UnknownSchema,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -178,6 +253,30 @@ impl Faults {
         countdown(&mut self.lock().config.drop_locators)
     }
 
+    /// The fault this results page is to carry, if one is armed (counts it down). `by_locator`:
+    /// the page is not the first.
+    pub fn take_page_fault(&self, by_locator: bool) -> Option<PageFault> {
+        let mut inner = self.lock();
+        let c = &mut inner.config;
+        if countdown(&mut c.html_pages) {
+            Some(PageFault::Html)
+        } else if by_locator && countdown(&mut c.rename_header_pages) {
+            Some(PageFault::RenameHeader)
+        } else if countdown(&mut c.unterminated_quote_pages) {
+            Some(PageFault::UnterminatedQuote)
+        } else if countdown(&mut c.invalid_utf8_pages) {
+            Some(PageFault::InvalidUtf8)
+        } else if countdown(&mut c.truncated_gzip_pages) {
+            Some(PageFault::TruncatedGzip)
+        } else if countdown(&mut c.huge_pages) {
+            Some(PageFault::Huge(c.huge_page_bytes))
+        } else if countdown(&mut c.slow_pages) {
+            Some(PageFault::Slow(Duration::from_millis(c.slow_byte_interval_ms)))
+        } else {
+            None
+        }
+    }
+
     /// Whether this results page is to announce one record too many (counts down).
     pub fn take_miscount(&self) -> bool {
         countdown(&mut self.lock().config.miscount_pages)
@@ -199,6 +298,19 @@ impl Faults {
 
     pub fn pubsub_drop_generation(&self) -> u64 {
         self.lock().drop_generation
+    }
+
+    /// What is to be wrong with this event as published, if anything (counts down).
+    pub fn take_event_fault(&self) -> Option<EventFault> {
+        let mut inner = self.lock();
+        let c = &mut inner.config;
+        if countdown(&mut c.pubsub_bad_payloads) {
+            Some(EventFault::BadPayload)
+        } else if countdown(&mut c.pubsub_unknown_schemas) {
+            Some(EventFault::UnknownSchema)
+        } else {
+            None
+        }
     }
 
     /// Whether this resuming subscription is to be refused as corrupted (counts down).

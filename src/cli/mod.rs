@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use bulkflow_engine::config::{ConfigLayer, EngineConfig, ForeignJobs};
 use bulkflow_engine::flow::duration::HumanDuration;
+use bulkflow_engine::flow::size::HumanBytes;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
@@ -110,6 +111,24 @@ pub struct GlobalArgs {
     /// progress), e.g. 2m.
     #[arg(long, global = true, env = "BULKFLOW_JOB_POLL_AFTER", value_parser = HumanDuration::parse)]
     pub job_poll_after: Option<HumanDuration>,
+    /// Deadline of a whole Salesforce call other than a results page, e.g. 2m.
+    #[arg(long, global = true, env = "BULKFLOW_SALESFORCE_REQUEST_TIMEOUT", value_parser = HumanDuration::parse)]
+    pub salesforce_request_timeout: Option<HumanDuration>,
+    /// Deadline of a whole results page, request to last byte, e.g. 30m.
+    #[arg(long, global = true, env = "BULKFLOW_SALESFORCE_PAGE_TIMEOUT", value_parser = HumanDuration::parse)]
+    pub salesforce_page_timeout: Option<HumanDuration>,
+    /// Largest results page read (inflated), e.g. 4GiB.
+    #[arg(long, global = true, env = "BULKFLOW_SALESFORCE_MAX_PAGE_SIZE", value_parser = HumanBytes::parse)]
+    pub salesforce_max_page_size: Option<HumanBytes>,
+    /// Largest JSON answer read (a job, a page of the job list, a describe), e.g. 64MiB.
+    #[arg(long, global = true, env = "BULKFLOW_SALESFORCE_MAX_ANSWER_SIZE", value_parser = HumanBytes::parse)]
+    pub salesforce_max_answer_size: Option<HumanBytes>,
+    /// Bytes of an error answer read for its message, e.g. 64KiB.
+    #[arg(long, global = true, env = "BULKFLOW_SALESFORCE_MAX_ERROR_BODY", value_parser = HumanBytes::parse)]
+    pub salesforce_max_error_body: Option<HumanBytes>,
+    /// Pages of the job list followed before giving up (1,000 jobs a page).
+    #[arg(long, global = true, env = "BULKFLOW_SALESFORCE_MAX_JOB_LIST_PAGES")]
+    pub salesforce_max_job_list_pages: Option<u32>,
 }
 
 /// The flows of the configured workflows folder, read with the process environment.
@@ -133,6 +152,12 @@ impl GlobalArgs {
             nats_url: self.nats_url.clone(),
             foreign_jobs: self.foreign_jobs,
             job_poll_after: self.job_poll_after,
+            salesforce_request_timeout: self.salesforce_request_timeout,
+            salesforce_page_timeout: self.salesforce_page_timeout,
+            salesforce_max_page_size: self.salesforce_max_page_size,
+            salesforce_max_answer_size: self.salesforce_max_answer_size,
+            salesforce_max_error_body: self.salesforce_max_error_body,
+            salesforce_max_job_list_pages: self.salesforce_max_job_list_pages,
         };
         let file = match &self.config {
             Some(path) => ConfigLayer::from_file(path)?,

@@ -16,8 +16,8 @@ use bulkflow_engine::runtime::build::{BuildContext, EnvLookup, build_graph};
 use bulkflow_engine::runtime::graph::Graph;
 use bulkflow_engine::runtime::processor::Envelope;
 use bulkflow_engine::runtime::token::{Outcome, Token};
+use bulkflow_engine::salesforce::ClientSettings;
 use bulkflow_engine::salesforce::Clients;
-use bulkflow_engine::salesforce::client::RetryPolicy;
 use bulkflow_engine::schedule::SystemClock;
 use bulkflow_engine::store::MemoryStore;
 
@@ -43,7 +43,7 @@ pub fn build_context(credentials: CredentialsRoot, env: EnvLookup, config: Engin
         config: EngineConfig { resources_dir: repo().join("resources"), ..config },
         buses: Arc::new(BusRegistry::new(None, credentials.clone())),
         injector: Arc::default(),
-        salesforce: Arc::new(Clients::new(credentials.clone(), "63.0", RetryPolicy::default())),
+        salesforce: Arc::new(Clients::new(credentials.clone(), "63.0", ClientSettings::default())),
         credentials,
         env,
     }

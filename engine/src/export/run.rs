@@ -20,8 +20,8 @@ use super::error::ExportError;
 use super::out::Out;
 use super::query::QuerySpec;
 use crate::file_format::FileFormat;
+use crate::salesforce::ClientSettings;
 use crate::salesforce::bulk::{self, CreateJob, JobInfo};
-use crate::salesforce::client::RetryPolicy;
 use crate::salesforce::credentials::SalesforceCredentials;
 use crate::salesforce::job_create::{self, CreateGuard};
 use crate::salesforce::options::{ColumnDelimiter, LineEnding, QueryOperation};
@@ -80,7 +80,7 @@ pub async fn export(req: ExportRequest, progress: Arc<Progress>) -> Result<Summa
     if req.max_rows_per_file == 0 {
         return Err(ExportError::input("--max-rows-per-file", "must be at least 1".into()));
     }
-    let client = Arc::new(SalesforceClient::new(credentials, DEFAULT_API_VERSION, RetryPolicy::default())?);
+    let client = Arc::new(SalesforceClient::new(credentials, DEFAULT_API_VERSION, ClientSettings::default())?);
     let out = if req.discard { None } else { Some(Out::open(&req.out)?) };
     let described = match req.query.needs_describe() {
         Some(object) => describe::bulk_fields(&client, object).await.map_err(|e| match e {

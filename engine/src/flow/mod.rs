@@ -8,6 +8,7 @@ pub mod located;
 pub mod model;
 pub mod resource;
 pub mod script;
+pub mod size;
 pub mod template;
 pub mod yaml;
 

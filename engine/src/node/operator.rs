@@ -86,8 +86,11 @@ pub async fn cancel_run(
         let why = format!("flow `{}` is not in {}", run.flow(), config.workflows_dir.display());
         return Ok(Cancelled { run, abort: Some((job, Err(why))) });
     };
-    let clients =
-        Clients::new(CredentialsRoot::new(config.credentials_root.clone()), &config.api_version, Default::default());
+    let clients = Clients::new(
+        CredentialsRoot::new(config.credentials_root.clone()),
+        &config.api_version,
+        config.client_settings(),
+    );
     let client = clients.get(Path::new(&path))?;
     let outcome = bulk::abort_job(&client, &job).await.map(|info| info.state).map_err(|e| e.to_string());
     Ok(Cancelled { run, abort: Some((job, outcome)) })

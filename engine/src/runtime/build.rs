@@ -47,7 +47,7 @@ impl BuildContext {
             salesforce: Arc::new(crate::salesforce::Clients::new(
                 credentials.clone(),
                 &config.api_version,
-                Default::default(),
+                config.client_settings(),
             )),
             injector: Arc::default(),
             credentials,

@@ -7,9 +7,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::client::SalesforceClient;
+use super::client::{Capped, SalesforceClient, read_capped};
 use super::error::SalesforceError;
 use super::options::{ColumnDelimiter, LineEnding, QueryOperation};
+use super::settings::bytes;
 
 /// What the engine reads from a job's info.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,10 +101,27 @@ pub fn delimiter_name(d: ColumnDelimiter) -> &'static str {
     }
 }
 
-pub(crate) async fn json_body(what: &str, r: reqwest::Response) -> Result<Value, SalesforceError> {
-    r.json::<Value>()
-        .await
-        .map_err(|e| SalesforceError::Transport { what: what.into(), reason: e.without_url().to_string() })
+/// A JSON answer's body, read to at most `max_answer_bytes`.
+pub(crate) async fn json_body(
+    client: &SalesforceClient,
+    what: &str,
+    r: reqwest::Response,
+) -> Result<Value, SalesforceError> {
+    let cap = client.limits().max_answer_bytes;
+    let body = match read_capped(r, cap).await {
+        Ok(Capped::Whole(body)) => body,
+        Ok(Capped::Cut(_)) => {
+            return Err(SalesforceError::Protocol {
+                what: what.into(),
+                reason: format!("the answer is longer than salesforce_max_answer_size ({})", bytes(cap)),
+            });
+        }
+        Err(e) => return Err(SalesforceError::Transport { what: what.into(), reason: e.without_url().to_string() }),
+    };
+    serde_json::from_slice(&body).map_err(|e| SalesforceError::Garbled {
+        what: what.into(),
+        reason: format!("not JSON ({e}): {}", String::from_utf8_lossy(&body[..body.len().min(200)])),
+    })
 }
 
 /// How long one job POST may take. It bounds the window in which the job it made can have been
@@ -137,7 +155,7 @@ pub async fn post_job(client: &SalesforceClient, job: &CreateJob<'_>) -> Result<
                 .json(&body)
         })
         .await?;
-    JobInfo::from_json(json_body("create query job", r).await?)
+    JobInfo::from_json(json_body(client, "create query job", r).await?)
 }
 
 pub fn operation_name(operation: QueryOperation) -> &'static str {
@@ -160,7 +178,7 @@ pub async fn get_job(client: &SalesforceClient, job_id: &str) -> Result<JobInfo,
     let r = client
         .send(&what, |http, s| http.get(format!("{}/jobs/query/{job_id}", SalesforceClient::data_url(s, &version))))
         .await?;
-    JobInfo::from_json(json_body(&what, r).await?)
+    JobInfo::from_json(json_body(client, &what, r).await?)
 }
 
 pub async fn abort_job(client: &SalesforceClient, job_id: &str) -> Result<JobInfo, SalesforceError> {
@@ -172,7 +190,7 @@ pub async fn abort_job(client: &SalesforceClient, job_id: &str) -> Result<JobInf
                 .json(&json!({"state": "Aborted"}))
         })
         .await?;
-    JobInfo::from_json(json_body(&what, r).await?)
+    JobInfo::from_json(json_body(client, &what, r).await?)
 }
 
 pub async fn delete_job(client: &SalesforceClient, job_id: &str) -> Result<(), SalesforceError> {
@@ -185,21 +203,21 @@ pub async fn delete_job(client: &SalesforceClient, job_id: &str) -> Result<(), S
     Ok(())
 }
 
-/// Pages of the job list read at most: 1,000 jobs a page (Salesforce's), so a million jobs.
-pub const MAX_JOB_LIST_PAGES: usize = 1_000;
-
 /// Every query job the org lists, following `nextRecordsUrl`, page by page. A `nextRecordsUrl`
-/// seen before, or more than [`MAX_JOB_LIST_PAGES`] pages, is an error, not an endless loop.
+/// seen before, or more than `max_job_list_pages` pages, is an error, not an endless loop.
 pub async fn list_jobs(client: &SalesforceClient) -> Result<Vec<JobInfo>, SalesforceError> {
     let version = client.api_version().to_string();
     let mut jobs = Vec::new();
     let mut next: Option<String> = None;
     let mut seen = std::collections::HashSet::new();
     loop {
-        if seen.len() >= MAX_JOB_LIST_PAGES {
+        let max_pages = client.limits().max_job_list_pages;
+        if seen.len() >= max_pages as usize {
             return Err(SalesforceError::Protocol {
                 what: "list query jobs".into(),
-                reason: format!("the job list goes on past {MAX_JOB_LIST_PAGES} pages; giving up"),
+                reason: format!(
+                    "the job list goes on past {max_pages} pages (salesforce_max_job_list_pages); giving up"
+                ),
             });
         }
         let path = next.clone();
@@ -209,7 +227,7 @@ pub async fn list_jobs(client: &SalesforceClient) -> Result<Vec<JobInfo>, Salesf
                 None => http.get(format!("{}/jobs/query", SalesforceClient::data_url(s, &version))),
             })
             .await?;
-        let page = json_body("list query jobs", r).await?;
+        let page = json_body(client, "list query jobs", r).await?;
         for rec in page.get("records").and_then(Value::as_array).cloned().unwrap_or_default() {
             jobs.push(JobInfo::from_json(rec)?);
         }

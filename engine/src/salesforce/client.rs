@@ -10,39 +10,15 @@ use std::time::Duration;
 use super::auth::{Session, login};
 use super::credentials::SalesforceCredentials;
 use super::error::SalesforceError;
+use super::settings::{ClientSettings, Limits, RetryPolicy};
 use crate::credentials::CredentialsRoot;
-
-/// Retries for one call (a page fetch, a job create).
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    pub attempts: u32,
-    pub initial: Duration,
-    pub max: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self { attempts: 5, initial: Duration::from_millis(500), max: Duration::from_secs(30) }
-    }
-}
-
-impl RetryPolicy {
-    /// Exponential backoff with up to 25% jitter, so clients that failed together do not retry
-    /// together.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let base = self.initial.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1))).min(self.max);
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        base + base.mul_f64(f64::from(nanos % 1000) / 4000.0)
-    }
-}
 
 pub struct SalesforceClient {
     http: reqwest::Client,
     creds: SalesforceCredentials,
     session: tokio::sync::Mutex<Option<Arc<Session>>>,
     api_version: String,
-    retry: RetryPolicy,
+    settings: ClientSettings,
 }
 
 impl std::fmt::Debug for SalesforceClient {
@@ -55,17 +31,19 @@ impl SalesforceClient {
     pub fn new(
         creds: SalesforceCredentials,
         default_api_version: &str,
-        retry: RetryPolicy,
+        settings: ClientSettings,
     ) -> Result<Self, SalesforceError> {
+        // The whole-call deadline; results pages set their own, longer one.
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(300))
+            .timeout(settings.limits.request_timeout)
             .gzip(true)
             .user_agent(concat!("bulkflow/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| SalesforceError::Config(format!("cannot build the HTTP client: {e}")))?;
         let api_version = creds.api_version.clone().unwrap_or_else(|| default_api_version.to_string());
-        Ok(Self { http, creds, session: tokio::sync::Mutex::new(None), api_version, retry })
+        Ok(Self { http, creds, session: tokio::sync::Mutex::new(None), api_version, settings })
     }
 
     pub fn credentials(&self) -> &SalesforceCredentials {
@@ -81,7 +59,11 @@ impl SalesforceClient {
     }
 
     pub fn retry_policy(&self) -> RetryPolicy {
-        self.retry
+        self.settings.retry
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.settings.limits
     }
 
     /// The current session, logging in if there is none.
@@ -113,9 +95,9 @@ impl SalesforceClient {
         let mut attempt = 1;
         loop {
             match login(&self.http, &self.creds).await {
-                Err(e) if e.is_retryable() && attempt < self.retry.attempts => {
+                Err(e) if e.is_retryable() && attempt < self.settings.retry.attempts => {
                     tracing::warn!(error = %e, attempt, "Salesforce login failed; retrying");
-                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                    tokio::time::sleep(self.settings.retry.backoff(attempt)).await;
                     attempt += 1;
                 }
                 other => return other,
@@ -134,7 +116,7 @@ impl SalesforceClient {
         what: &str,
         build: impl Fn(&reqwest::Client, &Session) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, SalesforceError> {
-        self.send_attempts(what, self.retry.attempts, build).await
+        self.send_attempts(what, self.settings.retry.attempts, build).await
     }
 
     /// One attempt (and one more after a new login on 401): for requests that must not be sent
@@ -162,7 +144,7 @@ impl SalesforceClient {
                 Ok(r) if r.status().is_success() => return Ok(r),
                 Ok(r) => {
                     let status = r.status().as_u16();
-                    let body = error_body(r).await;
+                    let body = error_body(r, self.settings.limits.max_error_body).await;
                     if status == 401 && body.contains("INVALID_SESSION_ID") && !refreshed {
                         refreshed = true;
                         session = self.refresh(&session).await?;
@@ -173,7 +155,7 @@ impl SalesforceClient {
                 Err(e) => SalesforceError::Transport { what: what.to_string(), reason: e.without_url().to_string() },
             };
             if error.is_retryable() && attempt < attempts {
-                let wait = self.retry.backoff(attempt);
+                let wait = self.settings.retry.backoff(attempt);
                 tracing::warn!(what, attempt, error = %error, wait = ?wait, "Salesforce call failed; retrying");
                 tokio::time::sleep(wait).await;
                 attempt += 1;
@@ -184,36 +166,57 @@ impl SalesforceClient {
     }
 }
 
-/// Bytes of an error answer read at most: Salesforce's errors are a few hundred bytes, and a
-/// proxy's page a few KiB; the rest of a longer body is not read (the connection is dropped).
-pub const MAX_ERROR_BODY: usize = 64 * 1024;
+/// An error answer's body, at most `cap` bytes of it, as text: Salesforce's errors are a few
+/// hundred bytes and a proxy's page a few KiB; the rest of a longer body is not read (the
+/// connection is dropped).
+async fn error_body(r: reqwest::Response, cap: u64) -> String {
+    let body = match read_capped(r, cap).await {
+        Ok(Capped::Whole(b) | Capped::Cut(b)) => b,
+        Err(_) => Vec::new(),
+    };
+    String::from_utf8_lossy(&body).into_owned()
+}
 
-/// An error answer's body, at most [`MAX_ERROR_BODY`] bytes of it, as text.
-async fn error_body(r: reqwest::Response) -> String {
+/// A body read up to a cap.
+pub enum Capped {
+    Whole(Vec<u8>),
+    /// The first `cap` bytes of a longer body.
+    Cut(Vec<u8>),
+}
+
+/// Reads `r`'s body, stopping at `cap` bytes; a `Content-Length` past the cap stops it before
+/// any byte is read.
+pub async fn read_capped(r: reqwest::Response, cap: u64) -> Result<Capped, reqwest::Error> {
     use futures_util::StreamExt;
+    let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+    if r.content_length().is_some_and(|n| n > cap as u64) {
+        return Ok(Capped::Cut(Vec::new()));
+    }
     let mut body = Vec::new();
     let mut stream = r.bytes_stream();
-    while let Some(Ok(chunk)) = stream.next().await {
-        let room = MAX_ERROR_BODY - body.len();
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= MAX_ERROR_BODY {
-            break;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        let room = cap - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok(Capped::Cut(body));
         }
+        body.extend_from_slice(&chunk);
     }
-    String::from_utf8_lossy(&body).into_owned()
+    Ok(Capped::Whole(body))
 }
 
 /// The shared clients, keyed by the credentials file they were made from.
 pub struct Clients {
     root: CredentialsRoot,
     default_api_version: String,
-    retry: RetryPolicy,
+    settings: ClientSettings,
     clients: Mutex<HashMap<PathBuf, Arc<SalesforceClient>>>,
 }
 
 impl Clients {
-    pub fn new(root: CredentialsRoot, default_api_version: &str, retry: RetryPolicy) -> Self {
-        Self { root, default_api_version: default_api_version.to_string(), retry, clients: Mutex::default() }
+    pub fn new(root: CredentialsRoot, default_api_version: &str, settings: ClientSettings) -> Self {
+        Self { root, default_api_version: default_api_version.to_string(), settings, clients: Mutex::default() }
     }
 
     pub fn get(&self, credentials_path: &Path) -> Result<Arc<SalesforceClient>, SalesforceError> {
@@ -224,7 +227,7 @@ impl Clients {
         }
         let creds = SalesforceCredentials::load(credentials_path, &self.root)
             .map_err(|e| SalesforceError::Config(e.to_string()))?;
-        let client = Arc::new(SalesforceClient::new(creds, &self.default_api_version, self.retry)?);
+        let client = Arc::new(SalesforceClient::new(creds, &self.default_api_version, self.settings)?);
         clients.insert(file, client.clone());
         Ok(client)
     }

@@ -24,6 +24,10 @@ pub struct PageParser {
     batch_size: usize,
     rows: u64,
     ready: Vec<RecordBatch>,
+    /// Whether an odd number of quote bytes has been read: the page is inside a quoted field.
+    /// csv-core ends an open quote at the end of input without a word, which would make the rest
+    /// of a page one field; this is how that is told apart.
+    in_quotes: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,6 +38,8 @@ pub enum CsvError {
     Header { expected: Vec<String>, found: Vec<String> },
     #[error("the page has no header row")]
     NoHeader,
+    #[error("{at}: a quoted field is never closed (the page ends inside it)")]
+    Unterminated { at: String },
 }
 
 impl PageParser {
@@ -52,6 +58,7 @@ impl PageParser {
             batch_size: batch_size.max(1),
             rows: 0,
             ready: Vec::new(),
+            in_quotes: false,
         }
     }
 
@@ -70,6 +77,8 @@ impl PageParser {
     }
 
     pub fn feed(&mut self, chunk: &[u8]) -> Result<(), CsvError> {
+        let quotes = chunk.iter().filter(|&&b| b == b'"').count();
+        self.in_quotes ^= quotes % 2 == 1;
         if chunk.contains(&0) {
             let clean: Vec<u8> = chunk.iter().copied().filter(|&b| b != 0).collect();
             return self.parse(&clean);
@@ -79,6 +88,12 @@ impl PageParser {
 
     /// End of the page: the last record (with or without a final newline) and the last batch.
     pub fn finish(&mut self) -> Result<(), CsvError> {
+        if self.in_quotes {
+            // An open quote swallows every record boundary after it, so the record it opened in
+            // is the one being read.
+            let at = if self.header_seen { format!("row {}", self.rows + 1) } else { "the header row".into() };
+            return Err(CsvError::Unterminated { at });
+        }
         self.parse(&[])?;
         if !self.header_seen {
             return Err(CsvError::NoHeader);
@@ -246,6 +261,15 @@ mod tests {
         assert!(matches!(p.feed(b"Name,Id\n"), Err(CsvError::Header { .. })));
         let mut p = PageParser::new(b',', 10, Some(first[0].schema()));
         assert!(matches!(p.finish(), Err(CsvError::NoHeader)));
+    }
+
+    #[test]
+    fn an_unterminated_quote_is_an_error_naming_its_row() {
+        let err = parse_in_chunks(b"Id,Name\n1,a\n2,\"b\n3,c\n4,d\n", 3, 10).unwrap_err();
+        assert_eq!(err, CsvError::Unterminated { at: "row 2".into() });
+        assert_eq!(err.to_string(), "row 2: a quoted field is never closed (the page ends inside it)");
+        let err = parse_in_chunks(b"Id,\"Name\n1,a\n", 64, 10).unwrap_err();
+        assert_eq!(err, CsvError::Unterminated { at: "the header row".into() });
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub async fn get_deleted(
                 .query(&[("start", start.as_str()), ("end", end.as_str())])
         })
         .await?;
-    let body = json_body(&what, r).await?;
+    let body = json_body(client, &what, r).await?;
     let mut records = Vec::new();
     for record in body["deletedRecords"].as_array().into_iter().flatten() {
         let id = record["id"].as_str().ok_or_else(|| SalesforceError::Transport {

@@ -19,7 +19,7 @@ pub async fn bulk_fields(client: &SalesforceClient, object: &str) -> Result<Vec<
             http.get(format!("{}/sobjects/{object}/describe", SalesforceClient::data_url(s, &version)))
         })
         .await?;
-    let body = json_body(&what, r).await?;
+    let body = json_body(client, &what, r).await?;
     Ok(selectable(&body))
 }
 

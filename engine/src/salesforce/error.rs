@@ -27,6 +27,10 @@ pub enum SalesforceError {
     Truncated { job_id: String, reason: String },
     #[error("results of job {job_id}, page {page}: {reason}")]
     Csv { job_id: String, page: u64, reason: String },
+    /// An answer that is not what was asked for (HTML where CSV or JSON belongs, as from a proxy
+    /// or a captive portal): asking again may reach Salesforce itself.
+    #[error("Salesforce's answer to {what} is not what was asked for: {reason}")]
+    Garbled { what: String, reason: String },
     /// An answer that makes no sense and will not by asking again (a job list that loops).
     #[error("Salesforce's answer to {what} makes no sense: {reason}")]
     Protocol { what: String, reason: String },
@@ -41,7 +45,7 @@ impl SalesforceError {
     /// failed jobs are not.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Transport { .. } | Self::Truncated { .. } => true,
+            Self::Transport { .. } | Self::Truncated { .. } | Self::Garbled { .. } => true,
             Self::Api { status, .. } => *status >= 500 || *status == 429 || *status == 420 || *status == 406,
             _ => false,
         }

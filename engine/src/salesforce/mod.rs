@@ -13,6 +13,8 @@ pub mod options;
 pub mod pubsub;
 pub mod results;
 pub mod secret;
+pub mod settings;
 
 pub use client::{Clients, SalesforceClient};
 pub use error::SalesforceError;
+pub use settings::{ClientSettings, Limits, RetryPolicy};

@@ -18,6 +18,8 @@ use super::bulk::JobInfo;
 use super::client::SalesforceClient;
 use super::csv_batches::PageParser;
 use super::error::SalesforceError;
+use super::settings::{Limits, bytes};
+use crate::flow::duration::HumanDuration;
 
 /// One page, parsed.
 #[derive(Debug)]
@@ -177,9 +179,28 @@ impl ResultsReader {
         let csv = |reason: String| SalesforceError::Csv { job_id: job_id.clone(), page: number, reason };
         self.last_page_bytes = 0;
         while let Some(chunk) = response.body.recv().await {
-            let (chunk, _permit) = chunk.map_err(|reason| SalesforceError::Truncated {
-                job_id: job_id.clone(),
-                reason: format!("page {number} was cut off: {reason}"),
+            let (chunk, _permit) = chunk.map_err(|e| {
+                let limits = self.client.limits();
+                match e {
+                    BodyError::Cut(reason) => SalesforceError::Truncated {
+                        job_id: job_id.clone(),
+                        reason: format!("page {number} was cut off: {reason}"),
+                    },
+                    BodyError::Late => SalesforceError::Truncated {
+                        job_id: job_id.clone(),
+                        reason: format!(
+                            "page {number} did not arrive whole within salesforce_page_timeout ({})",
+                            HumanDuration(limits.page_timeout)
+                        ),
+                    },
+                    BodyError::TooLong => SalesforceError::Protocol {
+                        what: format!("results of job {job_id}, page {number}"),
+                        reason: format!(
+                            "the page is longer than salesforce_max_page_size ({})",
+                            bytes(limits.max_page_bytes)
+                        ),
+                    },
+                }
             })?;
             if self.last_page_bytes == 0 {
                 crate::fault::point("results.mid_page");
@@ -209,6 +230,17 @@ impl ResultsReader {
     }
 }
 
+/// Why a page's body stopped before its end.
+#[derive(Debug)]
+enum BodyError {
+    /// The connection failed or was cut.
+    Cut(String),
+    /// `page_timeout` passed before the last byte.
+    Late,
+    /// More than `max_page_bytes` came.
+    TooLong,
+}
+
 /// Inflated body bytes a page's reader task may hold ahead of the parser.
 pub const READ_AHEAD_BYTES: usize = 32 * 1024 * 1024;
 
@@ -216,7 +248,7 @@ pub const READ_AHEAD_BYTES: usize = 32 * 1024 * 1024;
 /// this is dropped).
 struct Incoming {
     headers: reqwest::header::HeaderMap,
-    body: mpsc::UnboundedReceiver<Result<(Bytes, OwnedSemaphorePermit), String>>,
+    body: mpsc::UnboundedReceiver<Result<(Bytes, OwnedSemaphorePermit), BodyError>>,
     pump: tokio::task::JoinHandle<()>,
 }
 
@@ -228,21 +260,25 @@ impl Drop for Incoming {
 
 /// Reads `response`'s body on a task of its own, holding at most [`READ_AHEAD_BYTES`] (a chunk
 /// goes with the permits for its size, given back when the parser is done with it).
-fn pump(response: reqwest::Response) -> Incoming {
+fn pump(response: reqwest::Response, limits: Limits) -> Incoming {
     let headers = response.headers().clone();
     let (tx, body) = mpsc::unbounded_channel();
     let budget = Arc::new(Semaphore::new(READ_AHEAD_BYTES >> 10));
     let pump = tokio::spawn(async move {
         let mut stream = response.bytes_stream();
+        let mut read = 0u64;
         while let Some(chunk) = stream.next().await {
             let item = match chunk {
-                Ok(bytes) => {
+                Ok(chunk) if read + chunk.len() as u64 > limits.max_page_bytes => Err(BodyError::TooLong),
+                Ok(chunk) => {
+                    read += chunk.len() as u64;
                     let kib =
-                        u32::try_from((bytes.len() >> 10) + 1).unwrap_or(u32::MAX).min((READ_AHEAD_BYTES >> 10) as u32);
+                        u32::try_from((chunk.len() >> 10) + 1).unwrap_or(u32::MAX).min((READ_AHEAD_BYTES >> 10) as u32);
                     let Ok(permit) = budget.clone().acquire_many_owned(kib).await else { return };
-                    Ok((bytes, permit))
+                    Ok((chunk, permit))
                 }
-                Err(e) => Err(e.without_url().to_string()),
+                Err(e) if e.is_timeout() => Err(BodyError::Late),
+                Err(e) => Err(BodyError::Cut(e.without_url().to_string())),
             };
             let failed = item.is_err();
             if tx.send(item).is_err() || failed {
@@ -269,10 +305,38 @@ async fn request(
         query.push(("maxRecords", m.to_string()));
     }
     let what = format!("results of job {}", job.id);
+    let limits = *client.limits();
     let response = client
         .send(&what, |http, s| {
-            http.get(format!("{}/jobs/query/{}/results", SalesforceClient::data_url(s, &version), job.id)).query(&query)
+            http.get(format!("{}/jobs/query/{}/results", SalesforceClient::data_url(s, &version), job.id))
+                .query(&query)
+                .timeout(limits.page_timeout)
         })
         .await?;
-    Ok(pump(response))
+    check_page_answer(&what, &response, &limits)?;
+    Ok(pump(response, limits))
+}
+
+/// A results page is CSV, and no longer than `max_page_bytes`; anything else (a proxy's HTML
+/// page answered with 200, a body announcing gigabytes) is refused before its body is read.
+fn check_page_answer(what: &str, response: &reqwest::Response, limits: &Limits) -> Result<(), SalesforceError> {
+    let content_type = response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if let Some(ct) = content_type {
+        let media = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        if !media.ends_with("/csv") {
+            return Err(SalesforceError::Garbled { what: what.into(), reason: format!("`{ct}` where CSV belongs") });
+        }
+    }
+    if let Some(n) = response.content_length()
+        && n > limits.max_page_bytes
+    {
+        return Err(SalesforceError::Protocol {
+            what: what.into(),
+            reason: format!(
+                "the page announces {n} bytes (Content-Length), more than salesforce_max_page_size ({})",
+                bytes(limits.max_page_bytes)
+            ),
+        });
+    }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! Bulk API 2.0 query jobs under `/services/data/vXX.X/jobs/query`.
 
 pub mod handlers;
+pub mod hostile;
 pub mod job;
 pub mod locator;
 pub mod rendered;

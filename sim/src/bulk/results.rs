@@ -16,7 +16,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use tokio::sync::mpsc;
 
-use super::{locator, version};
+use super::{hostile, locator, version};
 use crate::api_error::ApiError;
 use crate::csv_writer::CsvFormat;
 use crate::events::JobState;
@@ -84,22 +84,47 @@ pub async fn results(
     let rows = page_size.min(total - offset);
     let next = if offset + rows < total { locator::encode(offset + rows) } else { "null".to_string() };
     let gzip = accepts_gzip(&headers);
+    let hostile = app.faults.take_page_fault(locator_param.is_some());
+    if let Some(fault) = hostile {
+        app.stats.fault(fault.name());
+        if let Some(response) = hostile::replacement(fault) {
+            return Ok(response);
+        }
+    }
     let cut_after = app.faults.take_cut();
     if cut_after.is_some() {
         app.stats.fault("cut_results");
     }
     app.stats.page_served(&job_id);
 
-    let ready = match rendered.filter(|_| gzip && cut_after.is_none()) {
+    let ready = match rendered.filter(|_| gzip && cut_after.is_none() && hostile.is_none()) {
         Some(r) => r.page(offset, rows).await,
         None => None,
     };
-    let body = match ready {
-        Some(bytes) => Body::from(bytes),
-        None => Page { results, format, offset, rows, gzip, cut_after }.into_body(),
+    let (body, gzipped, announced_length) = match (ready, hostile) {
+        (Some(bytes), _) => (Body::from(bytes), gzip, None),
+        (None, Some(fault)) => {
+            let csv = tokio::task::spawn_blocking(move || {
+                let mut csv = Vec::new();
+                super::rendered::write_rows(&results, format, offset, rows, |chunk| {
+                    csv.extend_from_slice(chunk);
+                    true
+                });
+                csv
+            })
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN_EXCEPTION", e.to_string()))?;
+            let stats_app = app.clone();
+            let page = hostile::page(fault, csv, gzip, move || stats_app.stats.fault("page_body_chunk"));
+            (page.body, page.gzipped, page.announced_length)
+        }
+        (None, None) => (Page { results, format, offset, rows, gzip, cut_after }.into_body(), gzip, None),
     };
     let mut response = Response::new(body);
     let h = response.headers_mut();
+    if let Some(length) = announced_length {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
     let announced = if app.faults.take_miscount() {
         app.stats.fault("miscount_pages");
@@ -113,7 +138,7 @@ pub async fn results(
     } else {
         h.insert("Sforce-Locator", HeaderValue::from_str(&next).expect("base64 is a valid header value"));
     }
-    if gzip {
+    if gzipped {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     Ok(response)

@@ -10,6 +10,7 @@ use tokio::sync::{broadcast, watch};
 use super::avro::{self, JobEventRecord};
 use super::log::ReplayLog;
 use crate::events::{JobEvent, JobState};
+use crate::faults::EventFault;
 use crate::state::AppState;
 
 pub async fn run(
@@ -27,7 +28,7 @@ pub async fn run(
         match event {
             Ok(event) => {
                 for record in records(&app, &event, partial_results) {
-                    publish(&log, &record);
+                    publish(&app, &log, &record);
                 }
             }
             Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -63,13 +64,30 @@ fn records(app: &AppState, event: &JobEvent, partial_results: bool) -> Vec<JobEv
     out
 }
 
-fn publish(log: &ReplayLog, record: &JobEventRecord) {
+/// What the `pubsub_bad_payloads` fault leaves of a payload: fewer bytes than the schema's fields
+/// need, so no reading of them can succeed.
+const BAD_PAYLOAD_BYTES: usize = 4;
+
+/// The schema id the `pubsub_unknown_schemas` fault names: well formed, known to no one.
+const UNKNOWN_SCHEMA_ID: &str = "UnknownSchemaId0000000";
+
+fn publish(app: &AppState, log: &ReplayLog, record: &JobEventRecord) {
     match record.encode() {
-        Ok(payload) => {
-            let seq = log.append(
-                avro::TOPIC,
-                ProducerEvent { id: record.uuid.clone(), schema_id: avro::schema_id(), payload, headers: vec![] },
-            );
+        Ok(mut payload) => {
+            let mut schema_id = avro::schema_id();
+            match app.faults.take_event_fault() {
+                Some(EventFault::BadPayload) => {
+                    app.stats.fault("pubsub_bad_payloads");
+                    payload.truncate(BAD_PAYLOAD_BYTES);
+                }
+                Some(EventFault::UnknownSchema) => {
+                    app.stats.fault("pubsub_unknown_schemas");
+                    schema_id = UNKNOWN_SCHEMA_ID.to_string();
+                }
+                None => {}
+            }
+            let seq =
+                log.append(avro::TOPIC, ProducerEvent { id: record.uuid.clone(), schema_id, payload, headers: vec![] });
             tracing::debug!(
                 job = record.job_id,
                 kind = record.kind,

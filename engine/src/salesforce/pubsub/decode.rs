@@ -35,10 +35,19 @@ impl Schemas {
     pub fn decode(&self, event: &str, id: &str, payload: &[u8]) -> Result<Value, DecodeError> {
         let err = |reason: String| DecodeError::Payload { event: event.to_string(), id: id.to_string(), reason };
         let schema = self.by_id.get(id).ok_or_else(|| err("the schema is not loaded".into()))?;
+        let mut rest = payload;
         let value = apache_avro::reader::datum::GenericDatumReader::builder(schema)
             .build()
-            .and_then(|r| r.read_value(&mut &payload[..]))
+            .and_then(|r| r.read_value(&mut rest))
             .map_err(|e| err(e.to_string()))?;
+        // A datum written with another schema can read as garbage without an error; that it
+        // does not end where the payload ends is how it shows.
+        if !rest.is_empty() {
+            return Err(err(format!(
+                "{} bytes are left over after the datum: it was written with another schema",
+                rest.len()
+            )));
+        }
         Value::try_from(value).map_err(|e| err(e.to_string()))
     }
 }
@@ -70,6 +79,10 @@ mod tests {
             schemas.decode("e1", "s1", &bytes).unwrap(),
             serde_json::json!({"CreatedDate": 5, "Type": "RESULT"})
         );
+        let mut longer = bytes.clone();
+        longer.push(0);
+        let err = schemas.decode("e4", "s1", &longer).unwrap_err().to_string();
+        assert!(err.contains("1 bytes are left over"), "{err}");
         let err = schemas.decode("e2", "s1", &[0xff]).unwrap_err().to_string();
         assert!(err.contains("event `e2`") && err.contains("schema `s1`"), "{err}");
         assert!(schemas.decode("e3", "nope", &bytes).is_err());

@@ -44,6 +44,17 @@ pub fn authed<T>(session: &Session, body: T) -> Result<Request<T>, String> {
     Ok(req)
 }
 
+/// The deadline of a unary call (`GetTopic`, `GetSchema`): each answers in milliseconds, so one
+/// that does not answer in a minute is not going to.
+const UNARY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `body` with the session's headers and the unary deadline.
+fn unary<T>(session: &Session, body: T) -> Result<Request<T>, String> {
+    let mut request = authed(session, body)?;
+    request.set_timeout(UNARY_TIMEOUT);
+    Ok(request)
+}
+
 /// Logs in (again, once, on an auth error), checks that `topic` exists and may be subscribed to,
 /// and loads its schema; the session to subscribe with.
 pub async fn check_topic(
@@ -53,7 +64,7 @@ pub async fn check_topic(
     schemas: &mut Schemas,
 ) -> Result<Arc<Session>, String> {
     let mut session = client.session().await.map_err(|e| e.to_string())?;
-    let request = |session: &Session| authed(session, TopicRequest { topic_name: topic.to_string() });
+    let request = |session: &Session| unary(session, TopicRequest { topic_name: topic.to_string() });
     let info = match api.get_topic(request(&session)?).await {
         Err(s) if error_code(&s).ends_with("auth.error") => {
             session = client.refresh(&session).await.map_err(|e| e.to_string())?;
@@ -66,8 +77,19 @@ pub async fn check_topic(
     if !info.can_subscribe {
         return Err(format!("topic `{topic}` cannot be subscribed to by this user"));
     }
-    load_schema(api, &session, schemas, &info.schema_id).await?;
+    load_schema(api, &session, schemas, &info.schema_id).await.map_err(|e| e.to_string())?;
     Ok(session)
+}
+
+/// Why a schema could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    /// The server does not know the id, or what it gave is not Avro: asking again will not help.
+    #[error("{0}")]
+    Unresolvable(String),
+    /// The call failed (the network, the session): asking again may.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// Fetches schema `id` unless it is cached.
@@ -76,14 +98,21 @@ pub async fn load_schema(
     session: &Session,
     schemas: &mut Schemas,
     id: &str,
-) -> Result<(), String> {
+) -> Result<(), SchemaError> {
     if schemas.has(id) {
         return Ok(());
     }
+    let request = unary(session, SchemaRequest { schema_id: id.to_string() }).map_err(SchemaError::Unavailable)?;
     let info = api
-        .get_schema(authed(session, SchemaRequest { schema_id: id.to_string() })?)
+        .get_schema(request)
         .await
-        .map_err(|s| format!("GetSchema `{id}`: {}", describe(&s)))?
+        .map_err(|s| {
+            let message = format!("GetSchema `{id}`: {}", describe(&s));
+            match s.code() {
+                tonic::Code::NotFound | tonic::Code::InvalidArgument => SchemaError::Unresolvable(message),
+                _ => SchemaError::Unavailable(message),
+            }
+        })?
         .into_inner();
-    schemas.add(id, &info.schema_json).map_err(|e| e.to_string())
+    schemas.add(id, &info.schema_json).map_err(|e| SchemaError::Unresolvable(e.to_string()))
 }

@@ -40,6 +40,7 @@ use crate::runtime::processor::{BoxFuture, TaskError};
 use crate::runtime::source::{Source, SourceContext};
 use crate::runtime::token::{Outcome, Token};
 use crate::salesforce::auth::Session;
+use crate::salesforce::pubsub::SchemaError;
 use crate::salesforce::pubsub::decode::Schemas;
 use crate::salesforce::pubsub::{self, authed, describe, endpoint, error_code};
 use crate::salesforce::{Clients, SalesforceClient};
@@ -481,13 +482,32 @@ impl PubSubSource {
         };
         let replay_hex: String = replay_id.iter().map(|b| format!("{b:02x}")).collect();
         let id = if producer.id.is_empty() { replay_hex.clone() } else { producer.id.clone() };
-        if let Err(e) = pubsub::load_schema(api, session, schemas, &producer.schema_id).await {
-            return Err(Ended::Closed(Some(Status::unavailable(e))));
+        // An event that cannot be read is skipped, never retried: the same bytes come back on every
+        // resubscription, so retrying would stall the stream for good. The job it was about is not
+        // lost: the completion poller asks Salesforce for every quiet run's job.
+        let skip = |reason: &'static str, error: String| {
+            tracing::error!(
+                flow = self.flow,
+                task = self.task,
+                event = id,
+                error,
+                "{reason}; skipping the event (runs waiting on it are polled)"
+            );
+            crate::metrics::global().event_skipped(&self.flow, reason);
+        };
+        match pubsub::load_schema(api, session, schemas, &producer.schema_id).await {
+            Ok(()) => {}
+            Err(SchemaError::Unresolvable(e)) => {
+                skip("unresolvable schema", e);
+                self.finish(progress, seq, Outcome::Completed);
+                return Ok(());
+            }
+            Err(SchemaError::Unavailable(e)) => return Err(Ended::Closed(Some(Status::unavailable(e)))),
         }
         let data = match schemas.decode(&id, &producer.schema_id, &producer.payload) {
             Ok(d) => d,
             Err(e) => {
-                tracing::error!(flow = self.flow, task = self.task, error = %e, "undecodable event; skipping it");
+                skip("undecodable event", e.to_string());
                 self.finish(progress, seq, Outcome::Completed);
                 return Ok(());
             }

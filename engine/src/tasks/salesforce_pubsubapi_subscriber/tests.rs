@@ -20,9 +20,9 @@ use crate::run::Ledger;
 use crate::runtime::graph::{Graph, NodeSpec};
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
 use crate::runtime::source::{Source, SourceContext};
+use crate::salesforce::ClientSettings;
 use crate::salesforce::Clients;
 use crate::salesforce::bulk::CreateJob;
-use crate::salesforce::client::RetryPolicy;
 use crate::salesforce::job_create;
 use crate::salesforce::options::{ColumnDelimiter, LineEnding, QueryOperation};
 use crate::schedule::SystemClock;
@@ -75,7 +75,7 @@ async fn harness(sim: SimConfig) -> Harness {
     Harness {
         sim,
         _root: root,
-        clients: Arc::new(Clients::new(credentials, "63.0", RetryPolicy::default())),
+        clients: Arc::new(Clients::new(credentials, "63.0", ClientSettings::default())),
         ledger: Arc::new(Ledger::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock))),
         seen: Arc::default(),
         gate: Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)),
@@ -335,4 +335,51 @@ async fn a_managed_subscription_that_does_not_exist_stops_the_flow_naming_it() {
     });
     let err = tokio::time::timeout(Duration::from_secs(20), source.run(ctx)).await.unwrap().unwrap_err().to_string();
     assert!(err.contains("NoSuchSubscription") && err.contains("managed.subscription.not.found"), "{err}");
+}
+
+/// The job's events seen, without the job id.
+fn kinds(seen: Vec<String>) -> Vec<String> {
+    seen.iter().map(|s| s.split_once(':').unwrap().1.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_whose_avro_does_not_match_its_schema_is_skipped_and_the_stream_goes_on() {
+    let mut h = harness(SimConfig::new()).await;
+    h.subscribe(None).await;
+    let before = crate::metrics::global().events_skipped("listener", "undecodable event");
+    h.sim.set_faults(FaultConfig { pubsub_bad_payloads: 2, ..FaultConfig::default() });
+    let first = h.job().await;
+    h.until("the first job's readable events", || h.seen_of(&first).len() >= 2).await;
+    let second = h.job().await;
+    h.expect_job(&second).await;
+    assert_eq!(kinds(h.seen_of(&first)), ["JOB_STATE:JobComplete:-", "RESULT:JobComplete:FINAL"]);
+    assert_eq!(
+        crate::metrics::global().events_skipped("listener", "undecodable event") - before,
+        2,
+        "{:?}",
+        h.seen.lock().unwrap()
+    );
+    assert_eq!(h.sim.pubsub_stats().subscribes, 1, "skipped in the stream, not resubscribed");
+    h.until("the replay id past every event", || {
+        h.ledger.replay_id(CONSUMER).unwrap() == Some(h.sim.latest_replay_id())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_naming_a_schema_the_server_cannot_resolve_is_skipped_not_retried_for_ever() {
+    let mut h = harness(SimConfig::new()).await;
+    h.subscribe(None).await;
+    let before = crate::metrics::global().events_skipped("listener", "unresolvable schema");
+    h.sim.set_faults(FaultConfig { pubsub_unknown_schemas: 1, ..FaultConfig::default() });
+    let first = h.job().await;
+    h.until("the first job's readable events", || h.seen_of(&first).len() >= 3).await;
+    let second = h.job().await;
+    h.expect_job(&second).await;
+    assert_eq!(
+        kinds(h.seen_of(&first)),
+        ["JOB_STATE:InProgress:-", "JOB_STATE:JobComplete:-", "RESULT:JobComplete:FINAL"]
+    );
+    assert_eq!(crate::metrics::global().events_skipped("listener", "unresolvable schema") - before, 1);
+    assert_eq!(h.sim.pubsub_stats().subscribes, 1, "skipped in the stream, not resubscribed");
 }
