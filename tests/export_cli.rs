@@ -487,3 +487,62 @@ fn an_export_to_an_s3_compatible_server_equals_the_orgs_records_and_resumes_ther
     assert_eq!(summary(&cmd.output().unwrap()), (0, 0));
     assert_eq!(sim.jobs_created(), 1);
 }
+
+/// Every file under `dir`, recursively.
+fn every_file(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(every_file(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn at_trace_level_the_password_flow_leaves_no_secret_in_the_output_or_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (secret, password) = ("SeCrEtConsumerSecret4711", "PaSsWoRdOfTheUser0815");
+    let process = SimProcess::start(
+        dir.path(),
+        &["--records", "Account=300", "--job-latency", "200ms", "--client-secret", secret, "--password", password],
+    );
+    // The password flow: the same file without the JWT key.
+    let jwt_creds = dir.path().join("creds/etc/sfdc/credentials.json");
+    let mut creds: Value = serde_json::from_str(&std::fs::read_to_string(&jwt_creds).unwrap()).unwrap();
+    creds.as_object_mut().unwrap().remove("private_key_path");
+    let password_creds = dir.path().join("password.json");
+    std::fs::write(&password_creds, creds.to_string()).unwrap();
+    std::fs::set_permissions(&password_creds, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = dir.path().join("out");
+    let output = Command::new(env!("CARGO_BIN_EXE_bulkflow"))
+        .args(["export", "--object", "Account", "--fields", FIELDS, "--out"])
+        .arg(&out)
+        .arg("--credentials")
+        .arg(&password_creds)
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(summary(&output).0, 300);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(stderr.contains(" TRACE "), "trace logging is on:\n{stderr}");
+    // Left readable by others: one warning, naming the file on its line.
+    let warning = format!("credentials file {} is open to group or others (mode 644)", password_creds.display());
+    assert_eq!(stderr.lines().filter(|l| l.contains(" WARN ") && l.contains(&warning)).count(), 1, "{stderr}");
+    let logged = [output.stdout, output.stderr].concat();
+    // Access tokens are the org id's first 15 characters, `!AQ`, then 94 more.
+    let token_marker = "!AQ";
+    let mut places: Vec<(String, Vec<u8>)> = vec![("stdout and stderr".into(), logged)];
+    places.extend(every_file(&out).into_iter().map(|f| (f.display().to_string(), std::fs::read(&f).unwrap())));
+    for (place, bytes) in &places {
+        let text = String::from_utf8_lossy(bytes);
+        for needle in [secret, password, token_marker] {
+            assert!(!text.contains(needle), "{needle} found in {place}");
+        }
+    }
+    drop(process);
+}

@@ -57,8 +57,10 @@ pub enum CredentialsError {
     Decode { path: PathBuf, expected: &'static str, problem: &'static str, line: usize, column: usize },
 }
 
-/// The file's text, for the GCP service account key the store client parses itself.
+/// The file's text (warning when others can read it), for the GCP service account key the store
+/// client parses itself.
 pub fn read(path: &Path) -> Result<String, CredentialsError> {
+    super::permissions::warn_if_loose(path);
     std::fs::read_to_string(path).map_err(|source| CredentialsError::Read { path: path.to_path_buf(), source })
 }
 

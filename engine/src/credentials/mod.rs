@@ -3,6 +3,7 @@
 //! tests, the demo and unprivileged installs. `files` reads and decodes them.
 
 pub mod files;
+pub mod permissions;
 
 use std::path::{Component, Path, PathBuf};
 

@@ -127,6 +127,7 @@ fn jwt_assertion(creds: &SalesforceCredentials) -> Result<String, SalesforceErro
     }
     let key_path =
         creds.private_key_path.as_ref().ok_or_else(|| SalesforceError::Config("no private_key_path".into()))?;
+    crate::credentials::permissions::warn_if_loose(key_path);
     let pem = std::fs::read(key_path)
         .map_err(|e| SalesforceError::Config(format!("cannot read the JWT private key {}: {e}", key_path.display())))?;
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).map_err(|e| {

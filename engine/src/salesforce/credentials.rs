@@ -59,7 +59,7 @@ impl SalesforceCredentials {
         let file = root.resolve(credentials_path);
         let text =
             std::fs::read_to_string(&file).map_err(|source| CredentialsError::Read { path: file.clone(), source })?;
-        warn_if_readable_by_others(&file);
+        crate::credentials::permissions::warn_if_loose(&file);
         let map: Map<String, Value> = serde_json::from_str(&text)
             .map_err(|e| CredentialsError::Json { path: file.clone(), reason: e.to_string() })?;
         for key in map.keys().filter(|k| !KNOWN.contains(&k.as_str())) {
@@ -127,23 +127,6 @@ impl SalesforceCredentials {
         }
     }
 }
-
-#[cfg(unix)]
-fn warn_if_readable_by_others(file: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(file)
-        && meta.permissions().mode() & 0o077 != 0
-    {
-        tracing::warn!(
-            file = %file.display(),
-            mode = format!("{:o}", meta.permissions().mode() & 0o777),
-            "credentials file is readable by group or others; chmod 600 it"
-        );
-    }
-}
-
-#[cfg(not(unix))]
-fn warn_if_readable_by_others(_file: &Path) {}
 
 #[cfg(test)]
 mod tests {

@@ -75,6 +75,7 @@ impl NatsCredentials {
     /// Reads the file `path` names (through the credentials root).
     pub fn load(root: &CredentialsRoot, path: &str) -> Result<(Self, Auth), CredentialsError> {
         let file = root.resolve(Path::new(path));
+        crate::credentials::permissions::warn_if_loose(&file);
         let text =
             std::fs::read_to_string(&file).map_err(|source| CredentialsError::Read { path: file.clone(), source })?;
         let creds: Self = serde_json::from_str(&text)

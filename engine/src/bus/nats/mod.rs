@@ -66,7 +66,10 @@ pub async fn connect_client(url: &str, auth: &Auth) -> Result<async_nats::Client
         Auth::None => options,
         Auth::NkeySeed(seed) => options.nkey(seed.clone()),
         Auth::CredsFile(path) => options
-            .credentials_file(path)
+            .credentials_file({
+                crate::credentials::permissions::warn_if_loose(path);
+                path
+            })
             .await
             .map_err(|e| BusError::Unsupported(format!("cannot read NATS creds file {}: {e}", path.display())))?,
         Auth::UserPassword { user, password } => options.user_and_password(user.clone(), password.clone()),
