@@ -61,6 +61,7 @@ pub struct ConfigLayer {
     pub salesforce_max_answer_size: Option<HumanBytes>,
     pub salesforce_max_error_body: Option<HumanBytes>,
     pub salesforce_max_job_list_pages: Option<u32>,
+    pub salesforce_stream_silence_timeout: Option<HumanDuration>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -183,6 +184,8 @@ impl EngineConfig {
                     max_answer_bytes: pick!(salesforce_max_answer_size).map_or(l.max_answer_bytes, |b| b.0),
                     max_error_body: pick!(salesforce_max_error_body).map_or(l.max_error_body, |b| b.0),
                     max_job_list_pages: pick!(salesforce_max_job_list_pages).unwrap_or(l.max_job_list_pages),
+                    stream_silence_timeout: pick!(salesforce_stream_silence_timeout)
+                        .map_or(l.stream_silence_timeout, |t| t.0),
                 }
             },
         })

@@ -90,6 +90,10 @@ pub struct FaultConfig {
     /// One-shot: every open Pub/Sub stream ends with `UNAVAILABLE` (`service.unavailable`). Reads
     /// back as `false` once applied.
     pub pubsub_drop_streams: bool,
+    /// One-shot: every open Pub/Sub stream stops sending anything (events and keepalives alike)
+    /// but stays open, as a half-dead connection behind a proxy does. Reads back as `false` once
+    /// applied.
+    pub pubsub_freeze_streams: bool,
     /// The next N Pub/Sub subscriptions resuming from a replay id are refused with
     /// `replayid.corrupted`, as when the id fell out of the retention window.
     pub pubsub_corrupt_replay: u32,
@@ -127,6 +131,7 @@ impl Default for FaultConfig {
             pubsub_bad_payloads: 0,
             pubsub_unknown_schemas: 0,
             pubsub_drop_streams: false,
+            pubsub_freeze_streams: false,
             pubsub_corrupt_replay: 0,
         }
     }
@@ -193,12 +198,19 @@ struct Inner {
     revoked_before: Option<DateTime<Utc>>,
     /// Bumped by each `pubsub_drop_streams`; a stream opened under an older value ends.
     drop_generation: u64,
+    /// Bumped by each `pubsub_freeze_streams`; a stream opened under an older value goes silent.
+    freeze_generation: u64,
 }
 
 impl Faults {
     pub fn new(config: FaultConfig) -> Self {
         let faults = Faults {
-            inner: Mutex::new(Inner { config: FaultConfig::default(), revoked_before: None, drop_generation: 0 }),
+            inner: Mutex::new(Inner {
+                config: FaultConfig::default(),
+                revoked_before: None,
+                drop_generation: 0,
+                freeze_generation: 0,
+            }),
         };
         faults.set(config);
         faults
@@ -217,6 +229,10 @@ impl Faults {
         if config.pubsub_drop_streams {
             inner.drop_generation += 1;
             config.pubsub_drop_streams = false;
+        }
+        if config.pubsub_freeze_streams {
+            inner.freeze_generation += 1;
+            config.pubsub_freeze_streams = false;
         }
         inner.config = config;
     }
@@ -298,6 +314,10 @@ impl Faults {
 
     pub fn pubsub_drop_generation(&self) -> u64 {
         self.lock().drop_generation
+    }
+
+    pub fn pubsub_freeze_generation(&self) -> u64 {
+        self.lock().freeze_generation
     }
 
     /// What is to be wrong with this event as published, if anything (counts down).

@@ -129,6 +129,10 @@ pub struct GlobalArgs {
     /// Pages of the job list followed before giving up (1,000 jobs a page).
     #[arg(long, global = true, env = "BULKFLOW_SALESFORCE_MAX_JOB_LIST_PAGES")]
     pub salesforce_max_job_list_pages: Option<u32>,
+    /// How long a Pub/Sub stream asked for events may stay silent (no event, no keepalive)
+    /// before it is subscribed again, e.g. 10m.
+    #[arg(long, global = true, env = "BULKFLOW_SALESFORCE_STREAM_SILENCE_TIMEOUT", value_parser = HumanDuration::parse)]
+    pub salesforce_stream_silence_timeout: Option<HumanDuration>,
 }
 
 /// The flows of the configured workflows folder, read with the process environment.
@@ -158,6 +162,7 @@ impl GlobalArgs {
             salesforce_max_answer_size: self.salesforce_max_answer_size,
             salesforce_max_error_body: self.salesforce_max_error_body,
             salesforce_max_job_list_pages: self.salesforce_max_job_list_pages,
+            salesforce_stream_silence_timeout: self.salesforce_stream_silence_timeout,
         };
         let file = match &self.config {
             Some(path) => ConfigLayer::from_file(path)?,

@@ -36,11 +36,12 @@ pub const TOKEN_ENV: &str = "BULKFLOW_CONTROL_TOKEN";
 /// The token from `file` (first line, trimmed), else from [`TOKEN_ENV`], else none.
 pub fn load_token(file: Option<&Path>, env: Option<String>) -> Result<Option<Token>, AuthError> {
     let (text, what) = match (file, env) {
-        (Some(path), _) => (
-            std::fs::read_to_string(path)
-                .map_err(|source| AuthError::Read { path: path.display().to_string(), source })?,
-            "file",
-        ),
+        (Some(path), _) => {
+            bulkflow_engine::credentials::permissions::warn_if_loose(path);
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| AuthError::Read { path: path.display().to_string(), source })?;
+            (text, "file")
+        }
         (None, Some(value)) => (value, TOKEN_ENV),
         (None, None) => return Ok(None),
     };

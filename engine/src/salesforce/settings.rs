@@ -56,6 +56,10 @@ pub struct Limits {
     pub max_error_body: u64,
     /// Pages of the job list followed (1,000 jobs a page).
     pub max_job_list_pages: u32,
+    /// How long a Pub/Sub stream that has been asked for events may send nothing at all:
+    /// Salesforce sends a keepalive at least every 270 s, so a stream silent for longer is dead
+    /// (a half-open connection) and is subscribed again.
+    pub stream_silence_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -67,6 +71,7 @@ impl Default for Limits {
             max_answer_bytes: 64 << 20,
             max_error_body: 64 << 10,
             max_job_list_pages: 1_000,
+            stream_silence_timeout: Duration::from_secs(600),
         }
     }
 }

@@ -42,6 +42,7 @@ pub struct PubSubStats {
     pub auth_errors: AtomicU64,
     pub replay_corrupted: AtomicU64,
     pub streams_dropped: AtomicU64,
+    pub streams_frozen: AtomicU64,
     /// The most credit any stream's client asked to have outstanding (before the cap of 100).
     pub max_requested_credit: AtomicU64,
 }
@@ -55,6 +56,7 @@ pub struct PubSubStatsSnapshot {
     pub auth_errors: u64,
     pub replay_corrupted: u64,
     pub streams_dropped: u64,
+    pub streams_frozen: u64,
     pub max_requested_credit: u64,
 }
 
@@ -69,6 +71,7 @@ impl PubSubStats {
             auth_errors: get(&self.auth_errors),
             replay_corrupted: get(&self.replay_corrupted),
             streams_dropped: get(&self.streams_dropped),
+            streams_frozen: get(&self.streams_frozen),
             max_requested_credit: get(&self.max_requested_credit),
         }
     }

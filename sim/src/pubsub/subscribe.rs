@@ -190,6 +190,7 @@ impl<P: Outbound> Stream<P> {
     async fn drive<R: Inbound>(&self, mut inbound: Streaming<R>, opened: Opened) -> End {
         let Opened { topic, mut cursor, mut credit, managed } = opened;
         let drop_generation = self.app.faults.pubsub_drop_generation();
+        let freeze_generation = self.app.faults.pubsub_freeze_generation();
         let mut appended = self.log.watch();
         let mut last_sent = Instant::now();
         let mut last_asked = Instant::now();
@@ -204,6 +205,12 @@ impl<P: Outbound> Stream<P> {
             if self.app.faults.pubsub_drop_generation() != drop_generation {
                 self.stats.streams_dropped.fetch_add(1, Ordering::Relaxed);
                 return End::Error(status::error(Code::Unavailable, status::UNAVAILABLE, "the stream was reset"));
+            }
+            if self.app.faults.pubsub_freeze_generation() != freeze_generation {
+                self.stats.streams_frozen.fetch_add(1, Ordering::Relaxed);
+                // Open, reading, and saying nothing, until the client gives up on it.
+                while let Ok(Some(_)) = inbound.message().await {}
+                return End::Quiet;
             }
             if credit > 0 {
                 let max = usize::try_from(credit).unwrap_or(0);

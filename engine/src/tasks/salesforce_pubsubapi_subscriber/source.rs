@@ -103,6 +103,8 @@ struct Progress {
     pending: u32,
     /// Whether the current stream got any response: a stream that fails at once backs off.
     answered: bool,
+    /// How long a stream with credit pending may send nothing before it is taken for dead.
+    silence_limit: std::time::Duration,
 }
 
 impl PubSubSource {
@@ -242,8 +244,13 @@ impl PubSubSource {
             Some(name) => self.ledger.replay_id(name).map_err(|e| fatal(e.to_string()))?,
             None => None,
         };
-        let mut progress =
-            Progress { window: CompletionWindow::default(), received: stored, pending: 0, answered: false };
+        let mut progress = Progress {
+            window: CompletionWindow::default(),
+            received: stored,
+            pending: 0,
+            answered: false,
+            silence_limit: client.limits().stream_silence_timeout,
+        };
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, Outcome)>();
         tracing::info!(
             flow = self.flow,
@@ -345,9 +352,21 @@ impl PubSubSource {
         // missed, so triggers that create jobs may fire (the first time; later calls do nothing).
         ctx.ready();
         tracing::info!(flow = self.flow, task = self.task, topic = self.topic(), credit = first_credit, "subscribed");
+        // Since the server last said anything, or since credit was asked for after a quiet time.
+        let mut heard = tokio::time::Instant::now();
         loop {
+            let silent_since = heard;
             tokio::select! {
                 () = ctx.shutdown.cancelled() => return Ended::Stopping,
+                () = tokio::time::sleep_until(silent_since + progress.silence_limit), if progress.pending > 0 => {
+                    tracing::warn!(
+                        flow = self.flow,
+                        task = self.task,
+                        silent_for = ?progress.silence_limit,
+                        "the Pub/Sub stream sent nothing, not even a keepalive, while events were asked for; subscribing again (salesforce_stream_silence_timeout)"
+                    );
+                    return Ended::Closed(None);
+                }
                 done = done_rx.recv() => {
                     let Some((seq, outcome)) = done else { return Ended::Stopping };
                     if let Some(replay_id) = self.finish(progress, seq, outcome)
@@ -361,6 +380,9 @@ impl PubSubSource {
                     if room > 0 && (progress.pending == 0 || room >= limit / 4) {
                         if tx.send(Ask::Credit(room)).await.is_err() {
                             return Ended::Closed(None);
+                        }
+                        if progress.pending == 0 {
+                            heard = tokio::time::Instant::now();
                         }
                         progress.pending += room;
                     }
@@ -380,6 +402,7 @@ impl PubSubSource {
                 }
                 message = responses.next() => match message.transpose() {
                     Ok(Some(response)) => {
+                        heard = tokio::time::Instant::now();
                         progress.answered = true;
                         if let Some(commit) = &response.commit
                             && let Some(error) = &commit.error

@@ -383,3 +383,25 @@ async fn an_event_naming_a_schema_the_server_cannot_resolve_is_skipped_not_retri
     assert_eq!(crate::metrics::global().events_skipped("listener", "unresolvable schema") - before, 1);
     assert_eq!(h.sim.pubsub_stats().subscribes, 1, "skipped in the stream, not resubscribed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_goes_silent_is_subscribed_again_and_loses_nothing() {
+    let mut h = harness(SimConfig::new().pubsub_keepalive(Duration::from_millis(200))).await;
+    let root = h._root.path().to_path_buf();
+    let limits = crate::salesforce::Limits { stream_silence_timeout: Duration::from_secs(1), ..Default::default() };
+    h.clients = Arc::new(Clients::new(
+        CredentialsRoot::new(Some(root)),
+        "63.0",
+        ClientSettings { limits, ..ClientSettings::default() },
+    ));
+    h.subscribe(None).await;
+    // A position to resume from (a fresh consumer with none starts at the latest event again).
+    h.until("a keepalive's replay id stored", || h.ledger.replay_id(CONSUMER).unwrap().is_some()).await;
+    h.sim.set_faults(FaultConfig { pubsub_freeze_streams: true, ..FaultConfig::default() });
+    let job = h.job().await;
+    h.expect_job(&job).await;
+    let stats = h.sim.pubsub_stats();
+    assert_eq!(stats.streams_frozen, 1, "{stats:?}");
+    assert_eq!(stats.subscribes, 2, "subscribed again once: {stats:?}");
+    assert_eq!(h.seen_of(&job).len(), 4, "each event once");
+}
