@@ -57,7 +57,13 @@ pub fn load_dir(dir: &Path, ctx: &LoadContext<'_>) -> Result<Loaded, LoadIoError
     let mut loaded = Loaded::default();
     let mut names: Vec<(String, PathBuf)> = Vec::new();
     for file in files {
-        let source = std::fs::read_to_string(&file).map_err(|source| LoadIoError { path: file.clone(), source })?;
+        let source = match read_flow_file(&file)? {
+            Ok(source) => source,
+            Err(diagnostic) => {
+                loaded.diagnostics.push(diagnostic);
+                continue;
+            }
+        };
         let (flow, diags) = load_str(&file, &source, ctx);
         loaded.diagnostics.extend(diags);
         if let Some(flow) = flow {
@@ -75,6 +81,31 @@ pub fn load_dir(dir: &Path, ctx: &LoadContext<'_>) -> Result<Loaded, LoadIoError
         }
     }
     Ok(loaded)
+}
+
+/// Flow files are a few KiB; one far larger is not a flow file, and is not read into memory.
+pub const MAX_FLOW_FILE_BYTES: u64 = 16 << 20;
+
+/// A flow file's text, or the diagnostic saying why it is not text a flow can be read from.
+fn read_flow_file(file: &Path) -> Result<Result<String, Diagnostic>, LoadIoError> {
+    let io = |source| LoadIoError { path: file.to_path_buf(), source };
+    let len = std::fs::metadata(file).map_err(io)?.len();
+    let start = Mark { line: 1, column: 1 };
+    if len > MAX_FLOW_FILE_BYTES {
+        let message = format!("the file is {len} bytes; a flow file is at most {MAX_FLOW_FILE_BYTES}");
+        return Ok(Err(Diagnostic::error(file, start, "", message)));
+    }
+    let bytes = std::fs::read(file).map_err(io)?;
+    Ok(String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        // Valid by construction: the prefix before the first bad byte.
+        let text = std::str::from_utf8(valid).unwrap_or_default();
+        let line = text.matches('\n').count() + 1;
+        let column = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let bad = e.as_bytes()[valid.len()];
+        let message = format!("the file is not UTF-8 text: byte 0x{bad:02x} here is not valid UTF-8");
+        Diagnostic::error(file, Mark { line, column }, "", message)
+    }))
 }
 
 fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadIoError> {

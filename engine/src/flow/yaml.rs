@@ -70,11 +70,18 @@ pub struct SyntaxError {
     pub message: String,
 }
 
-/// Parse one YAML document. An empty document is a null node.
+/// Nodes that aliases may add to a document, all aliases together. A flow file's few anchors
+/// add hundreds; a "billion laughs" document (aliases of aliases) would add billions, and is
+/// refused at the alias that passes the bound instead of being expanded.
+pub const MAX_ALIAS_NODES: usize = 100_000;
+
+/// Parse one YAML document. An empty document is a null node; a byte-order mark (which editors on
+/// Windows write) is not part of it.
 pub fn parse(source: &str) -> Result<Node, SyntaxError> {
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(source);
-    parser.load(&mut builder, false).map_err(|e| SyntaxError {
+    parser.load(&mut builder, true).map_err(|e| SyntaxError {
         mark: mark(e.marker()),
         key: None,
         message: format!("YAML syntax error: {}", e.info()),
@@ -100,15 +107,39 @@ enum Frame {
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    /// Each anchored node, with its size in nodes.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes added by aliases so far.
+    aliased: usize,
+    /// Documents begun; a second is an error, not silently ignored.
+    documents: usize,
     root: Option<Node>,
     error: Option<SyntaxError>,
 }
 
+impl Node {
+    /// Nodes in this tree, itself included.
+    fn size(&self) -> usize {
+        match &self.value {
+            NodeValue::Scalar(_) => 1,
+            NodeValue::Seq(items) => 1 + items.iter().map(Node::size).sum::<usize>(),
+            NodeValue::Map(entries) => 1 + entries.iter().map(|(k, v)| k.size() + v.size()).sum::<usize>(),
+        }
+    }
+}
+
 impl Builder {
+    /// Keeps the first error: later ones are usually its echoes.
+    fn fail(&mut self, mark: Mark, key: Option<String>, message: String) {
+        if self.error.is_none() {
+            self.error = Some(SyntaxError { mark, key, message });
+        }
+    }
+
     fn push(&mut self, node: Node, anchor: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let size = node.size();
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
             Some(Frame::Seq(_, _, items) | Frame::Map(_, _, items)) => items.push(node),
@@ -136,17 +167,13 @@ impl MarkedEventReceiver for Builder {
             Event::MappingEnd => {
                 if let Some(Frame::Map(m, anchor, items)) = self.stack.pop() {
                     let mut entries = Vec::with_capacity(items.len() / 2);
+                    let mut keys = std::collections::HashSet::new();
                     let mut it = items.into_iter();
                     while let (Some(k), Some(v)) = (it.next(), it.next()) {
                         if let Some(key) = k.as_str()
-                            && entries.iter().any(|(e, _): &(Node, Node)| e.as_str() == Some(key))
-                            && self.error.is_none()
+                            && !keys.insert(key.to_string())
                         {
-                            self.error = Some(SyntaxError {
-                                mark: k.mark,
-                                key: Some(key.to_string()),
-                                message: format!("duplicate key `{key}`"),
-                            });
+                            self.fail(k.mark, Some(key.to_string()), format!("duplicate key `{key}`"));
                         }
                         entries.push((k, v));
                     }
@@ -155,17 +182,30 @@ impl MarkedEventReceiver for Builder {
                     self.push(Node { mark: m, value: NodeValue::Map(entries) }, anchor);
                 }
             }
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(mut node) => {
+            Event::Alias(id) => match self.anchors.get(&id) {
+                Some((_, size)) if self.aliased + size > MAX_ALIAS_NODES => self.fail(
+                    at,
+                    None,
+                    format!(
+                        "aliases here expand the document past {MAX_ALIAS_NODES} nodes; \
+                         it is refused rather than expanded (an alias bomb?)"
+                    ),
+                ),
+                Some((node, size)) => {
+                    self.aliased += size;
+                    let mut node = node.clone();
                     node.mark = at;
                     self.push(node, 0);
                 }
-                None if self.error.is_none() => {
-                    self.error = Some(SyntaxError { mark: at, key: None, message: "unknown alias".into() });
-                }
-                None => {}
+                None => self.fail(at, None, "unknown alias".into()),
             },
-            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd => {}
+            Event::DocumentStart => {
+                self.documents += 1;
+                if self.documents > 1 {
+                    self.fail(at, None, "a second YAML document starts here; a flow file holds one".into());
+                }
+            }
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
     }
 }
@@ -201,6 +241,33 @@ mod tests {
         let err = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
         assert_eq!(err.mark, Mark { line: 3, column: 1 });
         assert!(err.message.contains("duplicate key `a`"));
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_not_expanded() {
+        let mut doc = "a: &a [x, x, x, x, x, x, x, x, x, x]\n".to_string();
+        for (p, q) in "abcdefghi".chars().zip("bcdefghij".chars()) {
+            doc.push_str(&format!("{q}: &{q} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"));
+        }
+        let started = std::time::Instant::now();
+        let err = parse(&doc).unwrap_err();
+        assert!(err.message.contains("past 100000 nodes"), "{err:?}");
+        assert_eq!(err.mark.line, 5, "the first alias past the bound (ten of 11,111 nodes each): {err:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_document() {
+        let doc = parse("\u{feff}flow:\n  name: x\n").unwrap();
+        assert_eq!(doc.get("flow").unwrap().get("name").unwrap().mark, Mark { line: 2, column: 9 });
+    }
+
+    #[test]
+    fn a_map_of_many_keys_is_checked_for_duplicates_in_linear_time() {
+        let doc: String = (0..200_000).map(|i| format!("k{i}: {i}\n")).collect();
+        let started = std::time::Instant::now();
+        assert!(parse(&doc).is_ok());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
     }
 
     #[test]
