@@ -10,6 +10,8 @@ pub mod fault;
 pub mod file_format;
 pub mod file_name;
 pub mod flow;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod lease;
 pub mod metrics;
 pub mod node;

@@ -10,7 +10,7 @@ mod checkpoint;
 mod error;
 mod id;
 mod ledger;
-mod marks;
+pub(crate) mod marks;
 mod record;
 mod recreate;
 mod state;
