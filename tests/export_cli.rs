@@ -15,9 +15,12 @@ use bulkflow_testkit::moto::Moto;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 
+#[path = "support/every_file.rs"]
+mod every_file;
 #[path = "support/sim_process.rs"]
 mod sim_process;
 
+use every_file::every_file;
 use sim_process::SimProcess;
 
 /// The seed's Account columns.
@@ -486,20 +489,6 @@ fn an_export_to_an_s3_compatible_server_equals_the_orgs_records_and_resumes_ther
     s3(&mut cmd);
     assert_eq!(summary(&cmd.output().unwrap()), (0, 0));
     assert_eq!(sim.jobs_created(), 1);
-}
-
-/// Every file under `dir`, recursively.
-fn every_file(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(every_file(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[test]

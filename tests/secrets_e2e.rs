@@ -14,9 +14,12 @@ use serde_json::Value;
 
 #[path = "support/engine_run.rs"]
 mod engine_run;
+#[path = "support/every_file.rs"]
+mod every_file;
 #[path = "support/sim_process.rs"]
 mod sim_process;
 
+use every_file::every_file;
 use sim_process::SimProcess;
 
 const CLIENT_SECRET: &str = "SeCrEtConsumerSecret4711";
@@ -34,20 +37,6 @@ const FLOWS: [&str; 3] = [
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn every_file(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(every_file(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 fn http_get(url: &str) -> String {
