@@ -2,7 +2,7 @@
 //! a warning, once per process, that names the file in the message itself: the name is then on
 //! the same line in every log format, and a start with a dozen flows naming one file warns once.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -27,9 +27,8 @@ pub fn warn_if_loose(file: &Path) {
 pub fn warn_if_loose(_file: &Path) {}
 
 fn first_time(file: &Path) -> bool {
-    static WARNED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
-    let mut warned = WARNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    warned.get_or_insert_with(HashSet::new).insert(file.to_path_buf())
+    static WARNED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+    WARNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(file.to_path_buf())
 }
 
 #[cfg(all(test, unix))]

@@ -210,8 +210,8 @@ pub async fn list_jobs(client: &SalesforceClient) -> Result<Vec<JobInfo>, Salesf
     let mut jobs = Vec::new();
     let mut next: Option<String> = None;
     let mut seen = std::collections::HashSet::new();
+    let max_pages = client.limits().max_job_list_pages;
     loop {
-        let max_pages = client.limits().max_job_list_pages;
         if seen.len() >= max_pages as usize {
             return Err(SalesforceError::Protocol {
                 what: "list query jobs".into(),

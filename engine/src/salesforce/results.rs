@@ -179,29 +179,7 @@ impl ResultsReader {
         let csv = |reason: String| SalesforceError::Csv { job_id: job_id.clone(), page: number, reason };
         self.last_page_bytes = 0;
         while let Some(chunk) = response.body.recv().await {
-            let (chunk, _permit) = chunk.map_err(|e| {
-                let limits = self.client.limits();
-                match e {
-                    BodyError::Cut(reason) => SalesforceError::Truncated {
-                        job_id: job_id.clone(),
-                        reason: format!("page {number} was cut off: {reason}"),
-                    },
-                    BodyError::Late => SalesforceError::Truncated {
-                        job_id: job_id.clone(),
-                        reason: format!(
-                            "page {number} did not arrive whole within salesforce_page_timeout ({})",
-                            HumanDuration(limits.page_timeout)
-                        ),
-                    },
-                    BodyError::TooLong => SalesforceError::Protocol {
-                        what: format!("results of job {job_id}, page {number}"),
-                        reason: format!(
-                            "the page is longer than salesforce_max_page_size ({})",
-                            bytes(limits.max_page_bytes)
-                        ),
-                    },
-                }
-            })?;
+            let (chunk, _permit) = chunk.map_err(|e| e.into_error(&job_id, number, self.client.limits()))?;
             if self.last_page_bytes == 0 {
                 crate::fault::point("results.mid_page");
             }
@@ -239,6 +217,23 @@ enum BodyError {
     Late,
     /// More than `max_page_bytes` came.
     TooLong,
+}
+
+impl BodyError {
+    fn into_error(self, job_id: &str, number: u64, limits: &Limits) -> SalesforceError {
+        let truncated = |reason: String| SalesforceError::Truncated { job_id: job_id.to_string(), reason };
+        match self {
+            Self::Cut(reason) => truncated(format!("page {number} was cut off: {reason}")),
+            Self::Late => truncated(format!(
+                "page {number} did not arrive whole within salesforce_page_timeout ({})",
+                HumanDuration(limits.page_timeout)
+            )),
+            Self::TooLong => SalesforceError::Protocol {
+                what: format!("results of job {job_id}, page {number}"),
+                reason: format!("the page is longer than salesforce_max_page_size ({})", bytes(limits.max_page_bytes)),
+            },
+        }
+    }
 }
 
 /// Inflated body bytes a page's reader task may hold ahead of the parser.

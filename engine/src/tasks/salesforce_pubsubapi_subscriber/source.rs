@@ -355,10 +355,9 @@ impl PubSubSource {
         // Since the server last said anything, or since credit was asked for after a quiet time.
         let mut heard = tokio::time::Instant::now();
         loop {
-            let silent_since = heard;
             tokio::select! {
                 () = ctx.shutdown.cancelled() => return Ended::Stopping,
-                () = tokio::time::sleep_until(silent_since + progress.silence_limit), if progress.pending > 0 => {
+                () = tokio::time::sleep_until(heard + progress.silence_limit), if progress.pending > 0 => {
                     tracing::warn!(
                         flow = self.flow,
                         task = self.task,
