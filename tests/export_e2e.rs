@@ -45,9 +45,14 @@ struct Sim(SimProcess);
 
 impl Sim {
     fn start(dir: &Path) -> Sim {
+        Self::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, extra: &[&str]) -> Sim {
         let state = dir.join("sim").display().to_string();
         let records = format!("Account={RECORDS}");
-        Sim(SimProcess::start(dir, &["--records", &records, "--job-latency", "300ms", "--state", &state]))
+        let args = [&["--records", &records, "--job-latency", "300ms", "--state", &state], extra].concat();
+        Sim(SimProcess::start(dir, &args))
     }
 
     fn post(&self, path: &str, body: String) -> Value {
@@ -512,6 +517,57 @@ fn deletes_leave_the_warehouse_and_stay_in_the_lake_as_tombstones() {
     assert_eq!(rows.keys().cloned().collect::<BTreeSet<_>>(), sim.accounts().keys().cloned().collect());
     let lake = lake_contents(&d.dir.join("lake"));
     assert_eq!(lake.deleted, deleted.union(&purged).cloned().collect(), "tombstones of the purged records too");
+}
+
+/// When Salesforce no longer reports deletes as far back as the run's window (here its `deleted`
+/// resource keeps 30 minutes, and the flow looks back an hour), the run reads every live `Id` by a
+/// Bulk job of its own and the warehouse drops the rows outside that set: records deleted and
+/// purged from the Recycle Bin leave, as do those still in the bin (their tombstones come through
+/// `queryAll` too); nothing else changes, the sweep job's own results are never exported as
+/// records, and the lake holds no row of the live-Id set.
+#[test]
+fn deletes_past_what_salesforce_reports_are_reconciled_by_id() {
+    const FLOW: &str = "salesforce_bulkapi_deletes_query_account";
+    let dir = tempfile::tempdir().unwrap();
+    let pg = Postgres::start();
+    let warehouse = pg.database("warehouse");
+    let sim = Sim::start_with(dir.path(), &["--deleted-window", "30m"]);
+    let flows = [
+        "workflows/account/salesforce_bulkapi_deletes_query_account.yaml",
+        "workflows/seed/salesforce_bulkapi_job_listener.yaml",
+        "workflows/postgres/salesforce_bulkapi_writer_account_postgres.yaml",
+    ];
+    let d = Deployment::with_flows(dir.path(), &warehouse, None, &flows);
+    let ids = |v: &Value| -> BTreeSet<String> {
+        v["ids"].as_array().unwrap().iter().map(|i| i.as_str().unwrap().to_string()).collect()
+    };
+    let first = d.start_run_of(FLOW, None);
+    d.run_until_written("run1.log", 1, |_| {});
+    assert_eq!(d.run_json(&first)["state"], "written");
+    let before = warehouse_rows(&warehouse);
+    assert_eq!(before.len(), RECORDS);
+
+    let purged = ids(&sim.post("/__sim/delete", json!({"object": "Account", "count": 60}).to_string()));
+    sim.post("/__sim/purge", json!({"object": "Account"}).to_string());
+    let binned = ids(&sim.post("/__sim/delete", json!({"object": "Account", "count": 40}).to_string()));
+    std::thread::sleep(Duration::from_millis(1100));
+    let scheduled = d.run_json(&first)["scheduled_at"].as_str().unwrap().to_string();
+    let second = d.start_run_of(FLOW, Some(&scheduled));
+    d.run_until_written("run2.log", 1, |_| {});
+    let run = d.run_json(&second);
+    assert_eq!(run["state"], "written", "{run:#}");
+    let log = std::fs::read_to_string(dir.path().join("run2.log")).unwrap();
+    assert!(log.contains("reconciling by Id"), "the run says why it reads every Id:\n{log}");
+    assert!(log.contains("swept the table by its live Ids"), "{log}");
+
+    let rows = warehouse_rows(&warehouse);
+    let mut expected = before.clone();
+    expected.retain(|id, _| !purged.contains(id) && !binned.contains(id));
+    same(&rows, &expected, "the purged and the binned records left; every other row is as it was");
+    assert_eq!(rows.keys().cloned().collect::<BTreeSet<_>>(), sim.accounts().keys().cloned().collect());
+    let lake = lake_contents(&d.dir.join("lake"));
+    assert_eq!(lake.deleted, binned, "tombstones of what queryAll still returned, and no live-Id rows");
+    assert_eq!(lake.ids.len(), RECORDS);
 }
 
 /// Asserts two `Id` → value maps are equal, naming only what differs (thousands of rows).

@@ -18,9 +18,12 @@ mod engine_run;
 mod every_file;
 #[path = "support/sim_process.rs"]
 mod sim_process;
+#[path = "support/tmux.rs"]
+mod tmux;
 
 use every_file::every_file;
 use sim_process::SimProcess;
+use tmux::Tmux;
 
 const CLIENT_SECRET: &str = "SeCrEtConsumerSecret4711";
 const PASSWORD: &str = "PaSsWoRdOfTheUser0815";
@@ -186,6 +189,165 @@ fn no_secret_of_any_oauth_flow_reaches_logs_the_control_api_metrics_or_the_state
     for (place, bytes) in &places {
         let text = String::from_utf8_lossy(bytes);
         for needle in [CLIENT_SECRET, PASSWORD, PG_PASSWORD, CONTROL_TOKEN, TOKEN_MARKER, key_line.as_str()] {
+            assert!(!text.contains(needle), "`{needle}` found in {place}");
+        }
+    }
+}
+
+const NATS_TOKEN: &str = "NaTsToKeNoFtHeBuS31337";
+/// The service-account key's body: the BigQuery writer reads the key file although the emulator
+/// never asks for a signature.
+const GCP_KEY: &str = "GcPpRiVaTeKeYbOdY271828";
+const PROJECT: &str = "bulkflow-secrets";
+
+/// `bulkflow tui` and the bus and warehouse secrets: the seed's flows unchanged, the lake and
+/// BigQuery (its fake) written, records changing, the bus on nats-server first with a token, then
+/// with an nkey. No
+/// secret may appear in the engine's log, the TUI's screens (the runs table and a run's detail),
+/// `runs list --json`, the state directory or the lake.
+#[test]
+fn no_nats_or_gcp_secret_reaches_the_tui_logs_or_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bigquery = format!("127.0.0.1:{}", bulkflow_testkit::free_port());
+    let schema = repo().join("resources/salesforce/schema_account.json");
+    let table = format!("{PROJECT}.salesforce.account={}", schema.display());
+    let _sim = SimProcess::start(
+        d,
+        &[
+            "--records",
+            "Account=300",
+            "--change-rate",
+            "5",
+            "--job-latency",
+            "200ms",
+            "--bigquery-listen",
+            &bigquery,
+            "--bigquery-table",
+            &table,
+        ],
+    );
+    std::fs::create_dir_all(d.join("wf")).unwrap();
+    for flow in [
+        "workflows/seed/salesforce_bulkapi_query_account.yaml",
+        "workflows/seed/salesforce_bulkapi_job_listener.yaml",
+        "workflows/seed/salesforce_bulkapi_writer_account.yaml",
+    ] {
+        std::fs::copy(repo().join(flow), d.join("wf").join(Path::new(flow).file_name().unwrap())).unwrap();
+    }
+    let private = |path: &Path, text: &str| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    };
+    let key = serde_json::json!({
+        "type": "service_account",
+        "project_id": PROJECT,
+        "private_key_id": "0123456789abcdef",
+        "private_key": format!("-----BEGIN PRIVATE KEY-----\n{GCP_KEY}\n-----END PRIVATE KEY-----\n"),
+        "client_email": "bulkflow@bulkflow-secrets.iam.gserviceaccount.com",
+        "token_uri": "https://oauth2.googleapis.com/token"
+    });
+    private(&d.join("creds/etc/gcp/credentials.json"), &key.to_string());
+    let nats_file = d.join("creds/etc/nats/credentials.json");
+
+    let bulkflow = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkflow"));
+        cmd.current_dir(d)
+            .args(args)
+            .args(["--workflows", "wf", "--state", "state"])
+            .arg("--resources")
+            .arg(repo().join("resources"))
+            .arg("--credentials-root")
+            .arg(d.join("creds"))
+            .env("RUST_LOG", "trace")
+            .env_remove("BULKFLOW_CONFIG")
+            .env_remove("BULKFLOW_CONTROL_TOKEN")
+            .env("GCS_BUCKET_PATH", d.join("lake"))
+            .env("GCP_PROJECT_ID", PROJECT)
+            .env("BIGQUERY_EMULATOR_HOST", &bigquery)
+            // Empty: the bus url comes from the NATS credentials file, beside its secret.
+            .env("NATS_URL", "");
+        cmd
+    };
+    let output = |args: &[&str]| {
+        let out = bulkflow(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        [out.stdout, out.stderr].concat()
+    };
+    let all_written = |at_least: usize| {
+        let Ok(out) = bulkflow(&["runs", "list", "--json"]).output() else { return false };
+        let Ok(runs) = serde_json::from_slice::<Value>(&out.stdout) else { return false };
+        let runs = runs.as_array().cloned().unwrap_or_default();
+        runs.len() >= at_least && runs.iter().all(|r| r["state"] == "written")
+    };
+    let mut said: Vec<(String, Vec<u8>)> = Vec::new();
+
+    // A token first.
+    let nats = bulkflow_testkit::nats::NatsServer::start_with(&["--auth", NATS_TOKEN]);
+    private(&nats_file, &serde_json::json!({"url": nats.url(), "token": NATS_TOKEN}).to_string());
+    said.push(("runs start (token)".into(), output(&["runs", "start", "salesforce_bulkapi_query_account"])));
+    let log = d.join("run-token.log");
+    engine_run::run_until(bulkflow(&["run"]), &log, Duration::from_secs(120), |_| all_written(1), |_| {});
+    said.push(("the engine's log (token)".into(), std::fs::read(&log).unwrap()));
+    drop(nats);
+
+    // Then an nkey, with the TUI watching.
+    let user = nkeys::KeyPair::new_user();
+    let seed = user.seed().unwrap();
+    let nats = bulkflow_testkit::nats::NatsServer::start_with_config(&format!(
+        "authorization {{ users = [ {{ nkey: \"{}\" }} ] }}",
+        user.public_key()
+    ));
+    private(&nats_file, &serde_json::json!({"url": nats.url(), "nkey_seed": seed}).to_string());
+    said.push(("runs start (nkey)".into(), output(&["runs", "start", "salesforce_bulkapi_query_account"])));
+    let log = d.join("run-nkey.log");
+    let mut engine =
+        bulkflow(&["run"]).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
+    let tui = Tmux::start(&format!("{} tui --dir {}", env!("CARGO_BIN_EXE_bulkflow"), d.display()), 160, 40);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !all_written(2) {
+        assert!(
+            Instant::now() < deadline && engine.try_wait().unwrap().is_none(),
+            "{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let table = tui.wait_for("two runs written", Duration::from_secs(30), |p| {
+        p.contains(" connected") && p.lines().filter(|l| l.contains(" written")).count() >= 2
+    });
+    tui.send_keys(&["Enter"]);
+    let detail = tui.wait_for("a run's detail", Duration::from_secs(10), |p| p.contains("Run detail"));
+    assert!(detail.contains("window"), "{detail}");
+    said.push(("the TUI's runs table".into(), table.into_bytes()));
+    said.push(("the TUI's run detail".into(), detail.into_bytes()));
+    said.push(("runs list --json (nkey)".into(), output(&["runs", "list", "--json"])));
+    Command::new("kill").args(["-TERM", &engine.id().to_string()]).status().unwrap();
+    assert!(engine.wait().unwrap().success());
+    said.push(("the engine's log (nkey)".into(), std::fs::read(&log).unwrap()));
+
+    // The export went through the bus and into BigQuery.
+    let data = http_get(&format!(
+        "http://{bigquery}/bigquery/v2/projects/{PROJECT}/datasets/salesforce/tables/account/data?maxResults=1"
+    ));
+    let data: Value = serde_json::from_str(&data).unwrap();
+    let rows: u64 = data["totalRows"].as_str().and_then(|n| n.parse().ok()).unwrap_or_default();
+    assert!(rows >= 300, "BigQuery holds the export: {data}");
+    for (what, bytes) in &said {
+        if what.starts_with("the engine's log") {
+            let text = String::from_utf8_lossy(bytes);
+            assert!(text.contains(" TRACE ") && text.contains("nats"), "{what}: trace logging is on, the bus is NATS");
+        }
+    }
+
+    let mut places = said;
+    for file in every_file(&d.join("state")).into_iter().chain(every_file(&d.join("lake"))) {
+        places.push((file.display().to_string(), std::fs::read(&file).unwrap()));
+    }
+    for (place, bytes) in &places {
+        let text = String::from_utf8_lossy(bytes);
+        for needle in [NATS_TOKEN, seed.as_str(), GCP_KEY, TOKEN_MARKER] {
             assert!(!text.contains(needle), "`{needle}` found in {place}");
         }
     }

@@ -8,12 +8,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[path = "support/sim_process.rs"]
 mod sim_process;
+#[path = "support/tmux.rs"]
+mod tmux;
 
 use sim_process::SimProcess;
+use tmux::Tmux;
 
 const FLOWS: [&str; 3] = [
     "workflows/seed/salesforce_bulkapi_query_account.yaml",
@@ -33,44 +36,6 @@ impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// A tmux server of the test's own (`-L`), so the test never touches the user's sessions.
-struct Tmux {
-    bin: PathBuf,
-    socket: String,
-}
-
-impl Tmux {
-    fn cmd(&self) -> Command {
-        let mut cmd = Command::new(&self.bin);
-        cmd.args(["-L", &self.socket]).env("TERM", "xterm-256color");
-        cmd
-    }
-
-    fn capture(&self) -> String {
-        let out = self.cmd().args(["capture-pane", "-p", "-t", "ui"]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Captures until `done` holds for the pane, or fails with the last capture.
-    fn wait_for(&self, what: &str, timeout: Duration, mut done: impl FnMut(&str) -> bool) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let pane = self.capture();
-            if done(&pane) {
-                return pane;
-            }
-            assert!(Instant::now() < deadline, "the pane never showed {what}:\n{pane}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd().arg("kill-server").status();
     }
 }
 
@@ -98,7 +63,6 @@ fn engine(dir: &Path, metrics_port: u16) -> Killed {
 
 #[test]
 fn the_tui_in_tmux_shows_an_export_moving_through_its_states_and_survives_an_engine_restart() {
-    let tmux = bulkflow_testkit::require_binary("tmux", "TMUX_BIN", &[], "apt-get install tmux");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir_all(d.join("wf")).unwrap();
@@ -131,10 +95,7 @@ fn the_tui_in_tmux_shows_an_export_moving_through_its_states_and_survives_an_eng
     let at: chrono::DateTime<chrono::Utc> = id.split_once('@').unwrap().1.parse().unwrap();
     let row_key = at.format("%m-%d %H:%M:%S").to_string();
 
-    let tmux = Tmux { bin: tmux, socket: format!("bulkflow-test-{}", std::process::id()) };
-    let ui = format!("{} tui --dir {}", env!("CARGO_BIN_EXE_bulkflow"), d.display());
-    let started = tmux.cmd().args(["new-session", "-d", "-s", "ui", "-x", "100", "-y", "30", &ui]).status().unwrap();
-    assert!(started.success(), "tmux could not start the UI");
+    let tmux = Tmux::start(&format!("{} tui --dir {}", env!("CARGO_BIN_EXE_bulkflow"), d.display()), 100, 30);
     // No engine yet: the UI says so and keeps trying.
     tmux.wait_for("disconnected", Duration::from_secs(10), |p| p.contains("disconnected"));
 
@@ -179,6 +140,11 @@ fn the_tui_in_tmux_shows_an_export_moving_through_its_states_and_survives_an_eng
         p.contains(" connected") && p.lines().any(|l| l.contains(&row_key) && l.contains("written"))
     });
     assert!(!pane.contains("disconnected"), "{pane}");
+
+    // Enter on the run: its detail, with the window it covered.
+    tmux.send_keys(&["Enter"]);
+    let pane = tmux.wait_for("the run's detail", Duration::from_secs(10), |p| p.contains("Run detail"));
+    assert!(pane.contains(&id) && pane.contains("window") && pane.contains("batches written"), "{pane}");
 }
 
 /// GET /metrics on the engine's metrics port.

@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// How long terminal jobs and their results stay available.
     #[arg(long, default_value = "7days", value_parser = humantime::parse_duration)]
     pub retention: Duration,
+    /// How far back the `deleted` resource reports deletes (Salesforce: 15 days); a request
+    /// starting earlier answers INVALID_REPLICATION_DATE.
+    #[arg(long, default_value = "15days", value_parser = humantime::parse_duration)]
+    pub deleted_window: Duration,
     /// Most rows in one results page (also the page size when a client sends no maxRecords).
     #[arg(long, default_value_t = DEFAULT_MAX_PAGE_RECORDS)]
     pub max_page_records: usize,
@@ -173,6 +177,7 @@ impl ServeArgs {
             delete_rate: self.delete_rate,
             job_latency: self.job_latency,
             retention: self.retention,
+            deleted_window: self.deleted_window,
             max_page_records: self.max_page_records,
             list_page_size: self.list_page_size,
             state_dir: self.state.clone(),
@@ -292,6 +297,7 @@ mod tests {
         assert_eq!(config.spread, defaults.spread);
         assert_eq!(config.job_latency, defaults.job_latency);
         assert_eq!(config.retention, defaults.retention);
+        assert_eq!(config.deleted_window, defaults.deleted_window);
         assert_eq!(config.faults, defaults.faults);
         assert_eq!(config.records, defaults.records);
         assert_eq!(config.listen, defaults.listen);

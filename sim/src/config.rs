@@ -21,6 +21,8 @@ pub const DEFAULT_JOB_LATENCY: Duration = Duration::from_secs(1);
 pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(270);
 /// Salesforce closes a stream 60 s after its credit ran out with no new request.
 pub const DEFAULT_IDLE_CLOSE: Duration = Duration::from_secs(60);
+/// How far back Salesforce's `deleted` resource reports deletes.
+pub const DEFAULT_DELETED_WINDOW: Duration = Duration::from_secs(15 * 24 * 3600);
 /// The replay window of high-volume platform events.
 pub const DEFAULT_REPLAY_RETENTION: Duration = Duration::from_secs(72 * 3600);
 pub const DEFAULT_SPREAD: Duration = crate::data::DataSpec::DEFAULT_SPREAD;
@@ -56,6 +58,9 @@ pub struct SimConfig {
     pub job_latency: Duration,
     /// How long a terminal job and its results stay before the job is gone (404).
     pub retention: Duration,
+    /// How far back the `deleted` resource reports deletes: Salesforce's 15 days; shorter, a test
+    /// reaches past it without waiting (a `start` before it is `INVALID_REPLICATION_DATE`).
+    pub deleted_window: Duration,
     pub max_page_records: usize,
     pub list_page_size: usize,
     /// Persist the org here so a restart is the same org. `None`: everything lives in memory.
@@ -90,6 +95,7 @@ impl Default for SimConfig {
             delete_rate: 0.0,
             job_latency: DEFAULT_JOB_LATENCY,
             retention: DEFAULT_RETENTION,
+            deleted_window: DEFAULT_DELETED_WINDOW,
             max_page_records: DEFAULT_MAX_PAGE_RECORDS,
             list_page_size: DEFAULT_LIST_PAGE_SIZE,
             state_dir: None,
@@ -169,6 +175,10 @@ impl SimConfig {
     }
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
+        self
+    }
+    pub fn deleted_window(mut self, window: Duration) -> Self {
+        self.deleted_window = window;
         self
     }
     pub fn max_page_records(mut self, rows: usize) -> Self {

@@ -3,7 +3,7 @@
 //!
 //! As Salesforce answers it: `start` and `end` are ISO 8601 and lose their seconds (minute
 //! granularity); `start` must precede `end` by more than a minute; a `start` before
-//! `earliestDateAvailable` (15 days back) is `INVALID_REPLICATION_DATE`, after which a caller
+//! `earliestDateAvailable` (15 days back, or the simulator's `deleted_window`) is `INVALID_REPLICATION_DATE`, after which a caller
 //! must reconcile by other means. Which error code the range check answers is [unverified]; the
 //! simulator answers `INVALID_REPLICATION_DATE` for both.
 
@@ -22,9 +22,6 @@ use crate::bulk::job::job_date;
 use crate::bulk::version;
 use crate::oauth::session::Session;
 use crate::state::AppState;
-
-/// How far back deletes are reported.
-pub const WINDOW_DAYS: i64 = 15;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -66,7 +63,8 @@ async fn deleted(
         return Err(invalid("The start date must chronologically precede the end date by more than one minute"));
     }
     let now = Utc::now();
-    let earliest = to_minute(now - Duration::days(WINDOW_DAYS));
+    let window = Duration::from_std(app.settings.deleted_window).unwrap_or(Duration::days(15));
+    let earliest = to_minute(now - window);
     let (start, end) = (to_minute(start), to_minute(end));
     if start < earliest {
         return Err(invalid(format!(

@@ -105,6 +105,7 @@ impl Simulator {
             settings: Settings {
                 job_latency: config.job_latency,
                 retention: config.retention,
+                deleted_window: config.deleted_window,
                 max_page_records: config.max_page_records.max(1),
                 list_page_size: config.list_page_size.max(1),
             },

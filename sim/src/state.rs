@@ -19,6 +19,8 @@ use crate::store::persist::Persist;
 pub struct Settings {
     pub job_latency: Duration,
     pub retention: Duration,
+    /// How far back the `deleted` resource reports deletes (`earliestDateAvailable`).
+    pub deleted_window: Duration,
     pub max_page_records: usize,
     pub list_page_size: usize,
 }

@@ -168,6 +168,9 @@ pub const RESULTS_STAGE: &str = "results";
 pub const INTENT_STAGE: &str = "job_intent";
 /// Where the intent to replace a run's vanished job is recorded before the new job's POST.
 pub const RECREATE_STAGE: &str = "job_recreate";
+/// Names (`input.job`) the Bulk job that reads every live `Id` for the run's sweep (see
+/// `warehouse::sweep`), so a resumed run reads the same job and sends the same parts.
+pub const SWEEP_STAGE: &str = "sweep";
 
 /// One fetched results page: enough to fetch it again and to know which batches it holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

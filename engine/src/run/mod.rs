@@ -16,7 +16,9 @@ mod recreate;
 mod state;
 mod transition;
 
-pub use checkpoint::{Checkpoint, INTENT_STAGE, PageMark, RECREATE_STAGE, RESULTS_STAGE, StageProgress, StoredBatch};
+pub use checkpoint::{
+    Checkpoint, INTENT_STAGE, PageMark, RECREATE_STAGE, RESULTS_STAGE, SWEEP_STAGE, StageProgress, StoredBatch,
+};
 pub use error::LedgerError;
 pub use id::{InvalidRunId, RunId};
 pub use ledger::{Consumer, Ledger, OpenedRun, RunFilter, SkippedTicks, Update, WAITING_STAGE, waiting_reason_in};

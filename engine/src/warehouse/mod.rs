@@ -7,10 +7,12 @@ pub mod bigquery;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod postgres;
+pub mod sweep;
 
 use arrow::array::RecordBatch;
 use serde::Deserialize;
 
+use self::sweep::{SweepOutcome, SweepPart};
 use crate::runtime::processor::BoxFuture;
 
 /// How a warehouse applies a batch's rows, keyed by `Id`.
@@ -70,10 +72,20 @@ pub trait Warehouse: Send + Sync {
     /// Applies `batch` as `change`, all of it or none of it. Idempotent: applying the same batch
     /// again leaves the table as it was.
     fn apply<'a>(&'a self, batch: &'a RecordBatch, change: ChangeType) -> BoxFuture<'a, Result<(), WarehouseError>>;
+
+    /// Takes one part of a sweep (see [`sweep`]): keeps its `Id`s and, once every part is in,
+    /// removes the rows no part names. Idempotent: a part again changes nothing, and a part of a
+    /// sweep already done is ignored.
+    fn sweep<'a>(
+        &'a self,
+        batch: &'a RecordBatch,
+        part: &'a SweepPart,
+    ) -> BoxFuture<'a, Result<SweepOutcome, WarehouseError>>;
 }
 
-/// What a warehouse task does with one event: apply its Arrow batch, and say which failures a
-/// retry can help. Returns the batch's row count. `task_type` names the task in errors.
+/// What a warehouse task does with one event: apply its Arrow batch (or take it as a sweep's
+/// part, when its meta says it is one), and say which failures a retry can help. Returns the
+/// batch's row count. `task_type` names the task in errors.
 pub async fn apply_event(
     warehouse: &dyn Warehouse,
     task_type: &str,
@@ -87,10 +99,36 @@ pub async fn apply_event(
             event.id
         )));
     };
-    warehouse.apply(batch, change).await.map_err(|e| {
+    let failed = |e: WarehouseError| {
         let message = format!("batch `{}`: {e}", event.id);
         if e.is_retryable() { TaskError::Retryable(message) } else { TaskError::Fatal(message) }
-    })?;
+    };
+    if let Some(part) = SweepPart::of(&event.meta) {
+        let part = part.map_err(|e| TaskError::Fatal(format!("batch `{}`: {e}", event.id)))?;
+        let outcome = warehouse.sweep(batch, &part).await.map_err(failed)?;
+        match outcome {
+            SweepOutcome::Unsupported => tracing::error!(
+                task = task_type,
+                sweep = part.sweep,
+                "{task_type} cannot reconcile by Id: records deleted in Salesforce before its deleted resource's \
+                 window stay in this table"
+            ),
+            SweepOutcome::Swept { removed } => {
+                tracing::info!(
+                    task = task_type,
+                    sweep = part.sweep,
+                    parts = part.parts,
+                    removed,
+                    "swept the table by its live Ids"
+                )
+            }
+            other => {
+                tracing::debug!(task = task_type, sweep = part.sweep, part = part.part, ?other, "took a sweep part")
+            }
+        }
+        return Ok(batch.num_rows());
+    }
+    warehouse.apply(batch, change).await.map_err(failed)?;
     Ok(batch.num_rows())
 }
 

@@ -133,6 +133,28 @@ async fn get_deleted_refuses_bad_windows_as_salesforce_does() {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 }
 
+/// `deleted_window` shortens what the resource reports, so a test can reach past it: a start
+/// inside it answers with `earliestDateAvailable` that far back, one before it is refused.
+#[tokio::test]
+async fn a_shorter_deleted_window_moves_the_earliest_date_available() {
+    let org = Org::start(config(5).deleted_window(Duration::from_secs(30 * 60))).await;
+    let now = Utc::now();
+    let inside = org.deleted("Account", &iso(now - chrono::Duration::minutes(20)), &iso(now)).await;
+    assert_eq!(inside.status(), StatusCode::OK);
+    let body: Value = inside.json().await.unwrap();
+    let earliest: chrono::DateTime<Utc> =
+        body["earliestDateAvailable"].as_str().unwrap().parse().unwrap_or_else(|_| {
+            chrono::DateTime::parse_from_str(body["earliestDateAvailable"].as_str().unwrap(), "%Y-%m-%dT%H:%M:%S%.3f%z")
+                .unwrap()
+                .with_timezone(&Utc)
+        });
+    let age = now - earliest;
+    assert!(age >= chrono::Duration::minutes(30) && age < chrono::Duration::minutes(32), "{body}");
+    let before = org.deleted("Account", &iso(now - chrono::Duration::minutes(40)), &iso(now)).await;
+    let message = assert_error(before, StatusCode::BAD_REQUEST, "INVALID_REPLICATION_DATE").await;
+    assert!(message.contains("earliest date available"), "{message}");
+}
+
 #[tokio::test]
 async fn deletes_and_purges_survive_a_restart_and_the_delete_rate_deletes() {
     let dir = tempfile::tempdir().unwrap();

@@ -12,9 +12,12 @@ use serde_json::{Map, Value};
 use super::Ledger;
 use crate::bus::subject;
 use crate::event::RunTag;
+use crate::run::marks::JobRun;
 use crate::run::{
-    Checkpoint, LedgerError, PageMark, RESULTS_STAGE, RunId, RunRecord, RunState, StoredBatch, Transition, Update,
+    Checkpoint, LedgerError, PageMark, RESULTS_STAGE, RunId, RunRecord, RunState, SWEEP_STAGE, StoredBatch, Transition,
+    Update, checkpoint,
 };
+use crate::store::{Tree, record};
 
 /// A writer flow of this engine and the subjects it subscribes to: every run whose batches were
 /// published on a matching subject is `written` only once this flow has written all of them.
@@ -77,6 +80,33 @@ impl Ledger {
             }
         }
         Err(LedgerError::Contention { what: format!("starting the results of run {run}"), attempts: MAX_SETTLE_STEPS })
+    }
+
+    /// Records that run `id` made Bulk job `job_id` to read every live `Id` for its sweep: the
+    /// job is indexed to the run (so its completion event is known as the run's, and left to it)
+    /// and named in the run's sweep checkpoint, atomically.
+    pub fn record_sweep_job(&self, id: &RunId, job_id: &str) -> Result<(), LedgerError> {
+        self.commit_with_retry(
+            || format!("recording sweep job {job_id} on run {id}"),
+            |batch| {
+                let index = record::load::<JobRun>(self.store(), job_id.as_bytes())?;
+                batch.expect(Tree::JobRuns, job_id.as_bytes(), index.map(|i| i.raw));
+                let entry = JobRun { run: id.clone() };
+                batch.put(Tree::JobRuns, job_id.as_bytes(), record::encode(job_id.as_bytes(), &entry)?);
+                let key = checkpoint::key(id, SWEEP_STAGE);
+                let existing = record::load::<Checkpoint>(self.store(), &key)?;
+                batch.expect(Tree::Checkpoints, key.clone(), existing.map(|e| e.raw));
+                let mut cp = Checkpoint::new(SWEEP_STAGE, serde_json::json!({ "job": job_id }));
+                cp.updated_at = self.clock.now();
+                batch.put(Tree::Checkpoints, key.clone(), record::encode(&key, &cp)?);
+                Ok(())
+            },
+        )
+    }
+
+    /// The Bulk job run `id` made for its sweep, if it made one.
+    pub fn sweep_job(&self, id: &RunId) -> Result<Option<String>, LedgerError> {
+        Ok(self.checkpoint(id, SWEEP_STAGE)?.and_then(|cp| cp.input.get("job")?.as_str().map(str::to_owned)))
     }
 
     /// Records results page number `page`; after the last page (`next` is `None`) the run knows

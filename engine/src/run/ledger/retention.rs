@@ -30,7 +30,8 @@ impl Ledger {
             for (key, _) in self.store().scan_prefix(Tree::Checkpoints, &checkpoint::key_prefix(run.id()))? {
                 batch.delete(Tree::Checkpoints, key);
             }
-            if let Some(job) = run.job_id() {
+            let sweep_job = self.sweep_job(run.id())?;
+            for job in run.job_id().into_iter().chain(sweep_job.as_deref()) {
                 let index = record::load::<JobRun>(self.store(), job.as_bytes())?;
                 if let Some(index) = index.filter(|i| &i.value.run == run.id()) {
                     batch.expect(Tree::JobRuns, job.as_bytes(), Some(index.raw));

@@ -16,6 +16,7 @@ use crate::event::{Event, EventData};
 use crate::file_name::file_stem;
 use crate::flow::template::{Context, Template};
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
+use crate::warehouse::sweep::SweepPart;
 
 pub struct ObjectStoreProcessor {
     flow: String,
@@ -56,7 +57,13 @@ impl ObjectStoreProcessor {
     }
 
     /// Writes the event's batch; returns the paths written, relative to nothing (full store paths).
+    /// A sweep's part (live `Id`s, see [`crate::warehouse::sweep`]) is not rows of the object and
+    /// is not written: the lake keeps rows as they came.
     pub async fn write(&self, event: &Event) -> Result<Vec<ObjectPath>, TaskError> {
+        if SweepPart::of(&event.meta).is_some() {
+            tracing::debug!(flow = self.flow, task = self.task, event = event.id, "a sweep part: nothing to write");
+            return Ok(Vec::new());
+        }
         let fatal = |e: &dyn std::fmt::Display| TaskError::Fatal(format!("batch `{}`: {e}", event.id));
         let EventData::Arrow(batch) = &event.data else {
             return Err(fatal(&"not an Arrow batch; object_store writes the batches `convert` produces"));

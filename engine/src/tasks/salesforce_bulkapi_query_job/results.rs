@@ -22,8 +22,11 @@ use crate::event::{Event, EventData, RunTag};
 use crate::run::{INTENT_STAGE, Ledger, PageMark, RunId, RunState, StageProgress};
 use crate::runtime::processor::{Emitter, TaskError};
 use crate::salesforce::bulk::{self, JobInfo};
+use crate::salesforce::error::SalesforceError;
+use crate::salesforce::options::{ColumnDelimiter, LineEnding, QueryOperation};
 use crate::salesforce::results::{Page, ResultsReader};
 use crate::salesforce::{SalesforceClient, deleted};
+use crate::warehouse::sweep::SweepPart;
 
 pub(super) struct ResultsTask<'a> {
     pub task: &'a str,
@@ -31,6 +34,12 @@ pub(super) struct ResultsTask<'a> {
     pub max_records: Option<usize>,
     pub ledger: &'a Ledger,
     pub deleted_records: bool,
+}
+
+/// A run's sweep: its name and when its live `Id`s were read.
+struct Sweep {
+    name: String,
+    before: DateTime<Utc>,
 }
 
 /// The locator of the page of deleted records that ends a run's results (not Salesforce's).
@@ -51,6 +60,14 @@ impl ResultsTask<'_> {
             Some(r) => Some(r),
             None => self.ledger.run_for_job(job_id)?,
         };
+        if let Some(run) = &run
+            && let Some(record) = self.ledger.get_run(run)?
+            && record.job_id().is_some_and(|own| own != job_id)
+        {
+            // The job a run made to read every live Id for its sweep: the run reads it itself.
+            tracing::info!(task = self.task, run = %run, job = job_id, "not the run's export job; its results are not read here");
+            return Ok(());
+        }
         let job = bulk::get_job(&client, job_id).await?;
         match job.check_finished() {
             Ok(true) => {}
@@ -138,8 +155,16 @@ impl Stream<'_> {
                     page = number,
                     "emitting again the deleted records"
                 );
-                let page = self.deleted_page(client, number as u64).await?;
-                self.emit_page(page, first, total, |seq| missing.contains(&seq), out).await?;
+                let (page, sweep) = self.deleted_page(client, number as u64).await?;
+                if page.batches.len() as u64 != mark.batches {
+                    return Err(TaskError::Fatal(format!(
+                        "job {}: the deleted records now make {} batches, {} when first read",
+                        self.job.id,
+                        page.batches.len(),
+                        mark.batches
+                    )));
+                }
+                self.emit_page(page, first, total, sweep.as_ref(), |seq| missing.contains(&seq), out).await?;
                 continue;
             }
             let resume = mark.locator.clone().map(|l| (number as u64, l, rows_before));
@@ -164,7 +189,7 @@ impl Stream<'_> {
                 batches = missing.len(),
                 "emitting again the batches the bus did not acknowledge"
             );
-            self.emit_page(page, first, total, |seq| missing.contains(&seq), out).await?;
+            self.emit_page(page, first, total, None, |seq| missing.contains(&seq), out).await?;
         }
         Ok(())
     }
@@ -201,7 +226,7 @@ impl Stream<'_> {
                 };
                 let total = next.is_none().then_some(seq + mark.batches);
                 number = page.number + 1;
-                self.emit_page(page, seq, total, |_| true, out).await?;
+                self.emit_page(page, seq, total, None, |_| true, out).await?;
                 seq += mark.batches;
                 crate::fault::point("results.page_parsed");
                 if let Some(run) = self.run {
@@ -211,11 +236,11 @@ impl Stream<'_> {
             rows = reader.rows();
         }
         if deleted_page {
-            let page = self.deleted_page(&client, number).await?;
+            let (page, sweep) = self.deleted_page(&client, number).await?;
             let mark =
                 PageMark { locator: Some(DELETED_PAGE.into()), rows: page.rows, batches: page.batches.len() as u64 };
             rows += page.rows;
-            self.emit_page(page, seq, Some(seq + mark.batches), |_| true, out).await?;
+            self.emit_page(page, seq, Some(seq + mark.batches), sweep.as_ref(), |_| true, out).await?;
             seq += mark.batches;
             if let Some(run) = self.run {
                 self.task.ledger.page_fetched(run, number, mark, None)?;
@@ -227,36 +252,55 @@ impl Stream<'_> {
 
     /// The page of records deleted since the flow's last written run, up to the job's creation
     /// (later deletes are the next run's: this run's results may still hold those records live).
-    /// Empty on a flow's first run, whose results are the whole live set.
-    async fn deleted_page(&self, client: &SalesforceClient, number: u64) -> Result<Page, TaskError> {
+    /// Empty on a flow's first run, whose results are the whole live set. When Salesforce no
+    /// longer reports deletes that far back, the page is instead every live `Id`, as the parts of
+    /// a sweep (returned beside the page) that removes the warehouse's other rows.
+    async fn deleted_page(
+        &self,
+        client: &Arc<SalesforceClient>,
+        number: u64,
+    ) -> Result<(Page, Option<Sweep>), TaskError> {
         let empty = Page { number, locator: Some(DELETED_PAGE.into()), next: None, rows: 0, batches: Vec::new() };
-        let Some(run) = self.run else { return Ok(empty) };
+        let Some(run) = self.run else { return Ok((empty, None)) };
+        if self.task.ledger.sweep_job(run)?.is_some() {
+            // A sweep was begun before a restart: read the same job, so the parts are the same.
+            return self.live_ids_page(client, number, run).await.map(|(p, s)| (p, Some(s)));
+        }
         let flow = self.task.ledger.get_run(run)?.map(|r| r.flow().to_string());
         let watermark = match flow {
             Some(flow) => self.task.ledger.watermark(&flow)?,
             None => None,
         };
-        let Some(since) = watermark.and_then(|w| DateTime::from_timestamp(w, 0)) else { return Ok(empty) };
+        let Some(since) = watermark.and_then(|w| DateTime::from_timestamp(w, 0)) else { return Ok((empty, None)) };
         let until = self.job.created_date().unwrap_or_else(Utc::now);
         let Some((start, end, clamped)) = deleted::askable(since - DELETED_OVERLAP, until, Utc::now()) else {
-            return Ok(empty);
+            return Ok((empty, None));
         };
-        if clamped {
-            tracing::error!(
+        let found = if clamped {
+            None
+        } else {
+            match deleted::get_deleted(client, &self.job.object, start, end).await {
+                Ok(found) if found.earliest_available <= start => Some(found),
+                Ok(_) => None,
+                Err(SalesforceError::Api { code, .. }) if code == "INVALID_REPLICATION_DATE" => None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let Some(found) = found else {
+            tracing::warn!(
                 task = self.task.task,
                 run = %run,
                 object = self.job.object,
                 since = %since,
-                from = %start,
-                "DELETES BEFORE {start} ARE NO LONGER REPORTED BY SALESFORCE: records deleted between the last written run and then stay in the warehouse"
+                "Salesforce no longer reports deletes since {since}: reconciling by Id (reading every live Id)"
             );
-        }
-        let found = deleted::get_deleted(client, &self.job.object, start, end).await?;
+            return self.live_ids_page(client, number, run).await.map(|(p, s)| (p, Some(s)));
+        };
         let records: Vec<(String, DateTime<Utc>)> = found.records.into_iter().filter(|(_, at)| *at < until).collect();
         tracing::info!(task = self.task.task, run = %run, object = self.job.object, deleted = records.len(), from = %start, to = %until, "read the deleted records");
         let rows = records.len() as u64;
         if records.is_empty() {
-            return Ok(empty);
+            return Ok((empty, None));
         }
         let schema = Arc::new(Schema::new(vec![
             Field::new("Id", DataType::Utf8, false),
@@ -272,7 +316,64 @@ impl Stream<'_> {
         ];
         let batch = RecordBatch::try_new(schema, columns)
             .map_err(|e| TaskError::Fatal(format!("job {}: the deleted records' batch: {e}", self.job.id)))?;
-        Ok(Page { number, locator: Some(DELETED_PAGE.into()), next: None, rows, batches: vec![batch] })
+        Ok((Page { number, locator: Some(DELETED_PAGE.into()), next: None, rows, batches: vec![batch] }, None))
+    }
+
+    /// Every live `Id` of the object, read by a Bulk job of its own (`SELECT Id`, a `query`: the
+    /// Recycle Bin is not live), made once per run and named in the ledger so a resumed run reads
+    /// the same job. One batch per results batch, at least one (an object with no live record
+    /// still sweeps).
+    async fn live_ids_page(
+        &self,
+        client: &Arc<SalesforceClient>,
+        number: u64,
+        run: &RunId,
+    ) -> Result<(Page, Sweep), TaskError> {
+        let known = match self.task.ledger.sweep_job(run)? {
+            Some(id) => match bulk::get_job(client, &id).await {
+                Ok(job) => Some(job),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e.into()),
+            },
+            None => None,
+        };
+        let mut job = match known {
+            Some(job) => job,
+            None => {
+                let soql = format!("SELECT Id FROM {}", self.job.object);
+                let create = bulk::CreateJob {
+                    soql: &soql,
+                    operation: QueryOperation::Query,
+                    column_delimiter: ColumnDelimiter::Comma,
+                    line_ending: LineEnding::Lf,
+                };
+                let job = bulk::post_job(client, &create).await?;
+                self.task.ledger.record_sweep_job(run, &job.id)?;
+                tracing::info!(task = self.task.task, run = %run, job = job.id, object = self.job.object, "created the job that reads every live Id");
+                job
+            }
+        };
+        let mut wait = std::time::Duration::from_millis(250);
+        while !job.check_finished()? {
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(std::time::Duration::from_secs(10));
+            job = bulk::get_job(client, &job.id).await?;
+        }
+        let before = job.created_date().unwrap_or_else(Utc::now);
+        let job_id = job.id.clone();
+        let mut reader = ResultsReader::new(client.clone(), job, self.task.batch_size, None, None);
+        let mut batches = Vec::new();
+        while let Some(page) = reader.next_page().await? {
+            batches.extend(page.batches);
+        }
+        let rows = reader.rows();
+        if batches.is_empty() {
+            let schema = Arc::new(Schema::new(vec![Field::new("Id", DataType::Utf8, false)]));
+            batches.push(RecordBatch::new_empty(schema));
+        }
+        tracing::info!(task = self.task.task, run = %run, job = job_id, live = rows, parts = batches.len(), "read every live Id");
+        let page = Page { number, locator: Some(DELETED_PAGE.into()), next: None, rows: 0, batches };
+        Ok((page, Sweep { name: run.to_string(), before }))
     }
 
     /// Emits the batches of `page` (the first numbered `first`) that `wanted` selects.
@@ -281,9 +382,11 @@ impl Stream<'_> {
         page: Page,
         first: u64,
         total: Option<u64>,
+        sweep: Option<&Sweep>,
         wanted: impl Fn(u64) -> bool,
         out: &mut Emitter,
     ) -> Result<(), TaskError> {
+        let parts = page.batches.len() as u64;
         for (i, batch) in page.batches.into_iter().enumerate() {
             let seq = first + i as u64;
             if !wanted(seq) {
@@ -299,6 +402,10 @@ impl Stream<'_> {
                 bus_generation: (self.generation > 0).then_some(u64::from(self.generation)),
             }
             .write_to(&mut meta);
+            if let Some(sweep) = sweep {
+                let part = SweepPart { sweep: sweep.name.clone(), part: i as u64, parts, before: sweep.before };
+                part.write_to(&mut meta);
+            }
             let id = format!("{}-p{:05}-b{:04}", self.job.id, page.number, i);
             out.emit(Event { id, subject: None, data: EventData::Arrow(batch), meta, created_at: Utc::now() }).await?;
         }

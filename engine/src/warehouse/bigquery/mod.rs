@@ -28,6 +28,7 @@ use googleapis_tonic_google_cloud_bigquery_storage_v1::google::cloud::bigquery::
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use self::auth::TokenSource;
+use super::sweep::{SweepOutcome, SweepPart};
 use super::{ChangeType, Warehouse, WarehouseError};
 use crate::runtime::processor::BoxFuture;
 
@@ -226,6 +227,16 @@ impl Warehouse for BigQueryWarehouse {
             tracing::debug!(table = %self.table, rows = batch.num_rows(), change = ?change, "applied batch");
             Ok(())
         })
+    }
+
+    /// The Storage Write API appends and deletes by key; removing every row outside a set needs a
+    /// DML job, which this warehouse does not run.
+    fn sweep<'a>(
+        &'a self,
+        _batch: &'a RecordBatch,
+        _part: &'a SweepPart,
+    ) -> BoxFuture<'a, Result<SweepOutcome, WarehouseError>> {
+        Box::pin(async { Ok(SweepOutcome::Unsupported) })
     }
 }
 

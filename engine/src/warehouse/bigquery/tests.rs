@@ -123,3 +123,16 @@ async fn an_unreachable_service_is_retried_then_retryable() {
     assert!(started.elapsed() >= Duration::from_millis(300), "it retried for a while first");
     assert!(err.to_string().contains(TABLE), "{err}");
 }
+
+/// BigQuery's Storage Write API cannot remove the rows outside a set: a sweep part is answered
+/// `Unsupported` (the writer says so loudly) and the table is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_is_unsupported_and_changes_nothing() {
+    use crate::warehouse::sweep::{SweepOutcome, SweepPart};
+    let f = fixture().await;
+    f.warehouse.apply(&conformance::batch(&[("001A", "Acme"), ("001B", "Globex")]), ChangeType::Upsert).await.unwrap();
+    let part = SweepPart { sweep: "run-1".into(), part: 0, parts: 1, before: chrono::Utc::now() };
+    let outcome = f.warehouse.sweep(&conformance::batch(&[("001A", "")]), &part).await.unwrap();
+    assert_eq!(outcome, SweepOutcome::Unsupported);
+    assert_eq!(list(f.fake.addr()).await.len(), 2);
+}

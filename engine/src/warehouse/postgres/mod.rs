@@ -17,6 +17,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::{Client, NoTls};
 
 use self::sql::{TableName, ident};
+use super::sweep::{self, SweepOutcome, SweepPart};
 use super::{ChangeType, DELETED, DELETED_AT, DeleteMode, ID, IS_DELETED, Warehouse, WarehouseError};
 use crate::runtime::processor::BoxFuture;
 use crate::schema::TableSchema;
@@ -265,44 +266,223 @@ impl PostgresWarehouse {
     }
 }
 
+impl PostgresWarehouse {
+    /// Runs `txn` on the task's connection, reconnecting and trying again for up to
+    /// `reconnect_for` while the server is unavailable.
+    async fn run<T: Txn>(&self, txn: T) -> Result<T::Out, WarehouseError> {
+        // One batch at a time per task: the connection is not shared by transactions.
+        let mut slot = self.client.lock().await;
+        let deadline = Instant::now() + self.reconnect_for;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let attempt = async {
+                if slot.as_ref().is_none_or(Client::is_closed) {
+                    *slot = Some(self.connect().await?);
+                }
+                txn.once(self, slot.as_mut().expect("connected above")).await
+            };
+            match attempt.await {
+                Ok(done) => return Ok(done),
+                Err(e) if e.is_retryable() && Instant::now() + backoff < deadline => {
+                    tracing::warn!(table = %self.table, error = %e, "PostgreSQL unavailable; reconnecting");
+                    *slot = None;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    if e.is_retryable() {
+                        *slot = None;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Keeps `part`'s `Id`s in `bulkflow_sweep_ids` and the part in `bulkflow_sweep_parts` (both
+    /// beside the table, created on first use); with every part in, removes or marks the rows no
+    /// part names, records the sweep in `bulkflow_sweeps` and forgets its `Id`s. A lock per table
+    /// makes the parts of one sweep take turns, so exactly one of them sees the set complete.
+    async fn sweep_once(
+        &self,
+        client: &mut Client,
+        batch: &RecordBatch,
+        part: &SweepPart,
+    ) -> Result<SweepOutcome, WarehouseError> {
+        let ids = sweep::ids(batch).map_err(|problem| WarehouseError::Schema {
+            table: self.table.to_string(),
+            column: ID.into(),
+            problem,
+        })?;
+        let tx = client.transaction().await.map_err(|e| self.classify(&e, "starting a transaction"))?;
+        let table_columns = self.columns(&tx).await?;
+        if table_columns.is_empty() {
+            return Err(self.rejected("the table does not exist, so there is nothing to sweep".into()));
+        }
+        let has = |column: &str| table_columns.iter().any(|(c, _)| c == column);
+        let soft = self.deletes == DeleteMode::Soft;
+        if soft && !(has(DELETED) && has(DELETED_AT)) {
+            return Err(self.rejected(format!("`deletes: soft` needs the columns `{DELETED}` and `{DELETED_AT}`")));
+        }
+        let side = |name: &str| match &self.table.schema {
+            Some(schema) => format!("{}.{}", ident(schema), ident(name)),
+            None => ident(name),
+        };
+        let (ids_table, parts_table, sweeps_table) =
+            (side("bulkflow_sweep_ids"), side("bulkflow_sweep_parts"), side("bulkflow_sweeps"));
+        let target = self.table.to_string();
+        let sweep = part.sweep.as_str();
+        let parts = i64::try_from(part.parts).unwrap_or(i64::MAX);
+        let number = i64::try_from(part.part).unwrap_or(i64::MAX);
+        let sql_error = |doing: &'static str| move |e: tokio_postgres::Error| self.classify(&e, doing);
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("bulkflow sweep {target}")])
+            .await
+            .map_err(sql_error("taking the sweep lock"))?;
+        tx.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {ids_table} (target text NOT NULL, sweep text NOT NULL, id text NOT NULL, \
+             PRIMARY KEY (target, sweep, id));
+             CREATE TABLE IF NOT EXISTS {parts_table} (target text NOT NULL, sweep text NOT NULL, part bigint NOT NULL, \
+             parts bigint NOT NULL, PRIMARY KEY (target, sweep, part));
+             CREATE TABLE IF NOT EXISTS {sweeps_table} (target text NOT NULL, sweep text NOT NULL, \
+             swept_at timestamp with time zone NOT NULL, removed bigint NOT NULL, PRIMARY KEY (target, sweep))"
+        ))
+        .await
+        .map_err(sql_error("creating the sweep tables"))?;
+        let done = tx
+            .query_opt(&format!("SELECT 1 FROM {sweeps_table} WHERE target = $1 AND sweep = $2"), &[&target, &sweep])
+            .await
+            .map_err(sql_error("reading the sweeps done"))?;
+        if done.is_some() {
+            tx.commit().await.map_err(sql_error("committing"))?;
+            return Ok(SweepOutcome::AlreadySwept);
+        }
+        tx.execute(
+            &format!(
+                "INSERT INTO {ids_table} (target, sweep, id) SELECT $1, $2, unnest($3::text[]) ON CONFLICT DO NOTHING"
+            ),
+            &[&target, &sweep, &ids],
+        )
+        .await
+        .map_err(sql_error("keeping the part's Ids"))?;
+        tx.execute(
+            &format!(
+                "INSERT INTO {parts_table} (target, sweep, part, parts) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+            ),
+            &[&target, &sweep, &number, &parts],
+        )
+        .await
+        .map_err(sql_error("keeping the part"))?;
+        let have: i64 = tx
+            .query_one(
+                &format!("SELECT count(*) FROM {parts_table} WHERE target = $1 AND sweep = $2 AND part < $3"),
+                &[&target, &sweep, &parts],
+            )
+            .await
+            .map_err(sql_error("counting the parts"))?
+            .get(0);
+        if have < parts {
+            tx.commit().await.map_err(sql_error("committing"))?;
+            return Ok(SweepOutcome::Waiting { have: have as u64 });
+        }
+        let table = self.table.sql();
+        let id = ident(ID);
+        // Rows changed since the live set was read may be records created since: keep them.
+        let changed_since = ["SystemModstamp", "LastModifiedDate"]
+            .into_iter()
+            .find(|c| table_columns.iter().any(|(name, ty)| name == c && ty.starts_with("timestamp")))
+            .map(|c| format!(" AND (t.{0} IS NULL OR t.{0} < $3)", ident(c)))
+            .unwrap_or_default();
+        let gone = format!(
+            "NOT EXISTS (SELECT 1 FROM {ids_table} l WHERE l.target = $1 AND l.sweep = $2 AND l.id = t.{id}){changed_since}"
+        );
+        let statement = if soft {
+            format!(
+                "UPDATE {table} t SET {del} = true, {at} = now() WHERE NOT t.{del} AND {gone}",
+                del = ident(DELETED),
+                at = ident(DELETED_AT)
+            )
+        } else {
+            format!("DELETE FROM {table} t WHERE {gone}")
+        };
+        let with_before: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&target, &sweep, &part.before];
+        let params = if changed_since.is_empty() { &with_before[..2] } else { &with_before[..] };
+        let removed = tx.execute(&statement, params).await.map_err(sql_error("removing the rows no part names"))?;
+        tx.execute(
+            &format!("INSERT INTO {sweeps_table} (target, sweep, swept_at, removed) VALUES ($1, $2, now(), $3)"),
+            &[&target, &sweep, &i64::try_from(removed).unwrap_or(i64::MAX)],
+        )
+        .await
+        .map_err(sql_error("recording the sweep"))?;
+        for forget in [ids_table, parts_table] {
+            tx.execute(&format!("DELETE FROM {forget} WHERE target = $1 AND sweep = $2"), &[&target, &sweep])
+                .await
+                .map_err(sql_error("forgetting the sweep's Ids"))?;
+        }
+        tx.commit().await.map_err(sql_error("committing"))?;
+        Ok(SweepOutcome::Swept { removed })
+    }
+}
+
+/// One transaction's work, which [`PostgresWarehouse::run`] tries again on a new connection.
+trait Txn: Sync {
+    type Out: Send;
+    fn once<'c>(
+        &'c self,
+        warehouse: &'c PostgresWarehouse,
+        client: &'c mut Client,
+    ) -> impl Future<Output = Result<Self::Out, WarehouseError>> + Send + 'c;
+}
+
+struct ApplyTxn<'b> {
+    batch: &'b RecordBatch,
+    change: ChangeType,
+}
+
+impl Txn for ApplyTxn<'_> {
+    type Out = u64;
+    fn once<'c>(
+        &'c self,
+        warehouse: &'c PostgresWarehouse,
+        client: &'c mut Client,
+    ) -> impl Future<Output = Result<u64, WarehouseError>> + Send + 'c {
+        warehouse.apply_once(client, self.batch, self.change)
+    }
+}
+
+struct SweepTxn<'b> {
+    batch: &'b RecordBatch,
+    part: &'b SweepPart,
+}
+
+impl Txn for SweepTxn<'_> {
+    type Out = SweepOutcome;
+    fn once<'c>(
+        &'c self,
+        warehouse: &'c PostgresWarehouse,
+        client: &'c mut Client,
+    ) -> impl Future<Output = Result<SweepOutcome, WarehouseError>> + Send + 'c {
+        warehouse.sweep_once(client, self.batch, self.part)
+    }
+}
+
 impl Warehouse for PostgresWarehouse {
     fn apply<'a>(&'a self, batch: &'a RecordBatch, change: ChangeType) -> BoxFuture<'a, Result<(), WarehouseError>> {
         Box::pin(async move {
             if batch.num_rows() == 0 {
                 return Ok(());
             }
-            // One batch at a time per task: the connection is not shared by transactions.
-            let mut slot = self.client.lock().await;
-            let deadline = Instant::now() + self.reconnect_for;
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                let attempt = async {
-                    if slot.as_ref().is_none_or(Client::is_closed) {
-                        *slot = Some(self.connect().await?);
-                    }
-                    let client = slot.as_mut().expect("connected above");
-                    self.apply_once(client, batch, change).await
-                };
-                match attempt.await {
-                    Ok(rows) => {
-                        tracing::debug!(table = %self.table, rows, change = ?change, "applied batch");
-                        return Ok(());
-                    }
-                    Err(e) if e.is_retryable() && Instant::now() + backoff < deadline => {
-                        tracing::warn!(table = %self.table, error = %e, "PostgreSQL unavailable; reconnecting");
-                        *slot = None;
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                    }
-                    Err(e) => {
-                        if e.is_retryable() {
-                            *slot = None;
-                        }
-                        return Err(e);
-                    }
-                }
-            }
+            let rows = self.run(ApplyTxn { batch, change }).await?;
+            tracing::debug!(table = %self.table, rows, change = ?change, "applied batch");
+            Ok(())
         })
+    }
+
+    fn sweep<'a>(
+        &'a self,
+        batch: &'a RecordBatch,
+        part: &'a SweepPart,
+    ) -> BoxFuture<'a, Result<SweepOutcome, WarehouseError>> {
+        Box::pin(self.run(SweepTxn { batch, part }))
     }
 }
 

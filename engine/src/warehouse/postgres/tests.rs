@@ -233,3 +233,45 @@ async fn writers_creating_tables_in_one_new_schema_at_once_all_get_their_table()
         assert_eq!(n, 1, "{t}");
     }
 }
+
+/// A sweep keeps its parts (a part twice counts once) and, when the last one comes, removes the
+/// rows no part names, except rows changed since the live set was read; a part of a sweep already
+/// done changes nothing. With `deletes: soft` the rows are marked instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_removes_the_rows_no_part_names_once_every_part_is_in() {
+    use crate::warehouse::DeleteMode;
+    use crate::warehouse::sweep::{SweepOutcome, SweepPart};
+    let f = fixture().await;
+    // `LastModifiedDate` is 2025-11-25T09:05:00Z plus the row's index in milliseconds.
+    let rows = [("001A", "Acme"), ("001B", "Globex"), ("001C", "Initech"), ("001D", "Umbrella"), ("001E", "Hooli")];
+    f.warehouse.apply(&conformance::batch(&rows), ChangeType::Upsert).await.unwrap();
+    let base: chrono::DateTime<chrono::Utc> = "2025-11-25T09:05:00Z".parse().unwrap();
+    let part = |sweep: &str, part: u64, parts: u64, before| SweepPart { sweep: sweep.into(), part, parts, before };
+    let ids = |ids: &[&str]| conformance::batch(&ids.iter().map(|id| (*id, "")).collect::<Vec<_>>());
+    let names =
+        || async { select(&f.url, "\"Id\"").await.into_iter().map(|r| r[0].clone().unwrap()).collect::<Vec<_>>() };
+
+    let before = base + chrono::Duration::milliseconds(3);
+    let first = part("run-1", 0, 2, before);
+    assert_eq!(f.warehouse.sweep(&ids(&["001A"]), &first).await.unwrap(), SweepOutcome::Waiting { have: 1 });
+    assert_eq!(f.warehouse.sweep(&ids(&["001A"]), &first).await.unwrap(), SweepOutcome::Waiting { have: 1 });
+    assert_eq!(names().await.len(), 5, "nothing goes before every part is in");
+    let last = part("run-1", 1, 2, before);
+    assert_eq!(f.warehouse.sweep(&ids(&["001B"]), &last).await.unwrap(), SweepOutcome::Swept { removed: 1 });
+    assert_eq!(names().await, ["001A", "001B", "001D", "001E"], "001C went; 001D and 001E changed since");
+    assert_eq!(f.warehouse.sweep(&ids(&["001A"]), &first).await.unwrap(), SweepOutcome::AlreadySwept);
+    assert_eq!(names().await.len(), 4);
+
+    let soft =
+        PostgresWarehouse::new(f.url.clone(), account(), Some(conformance::schema())).with_deletes(DeleteMode::Soft);
+    let after_all = base + chrono::Duration::days(1);
+    let outcome = soft.sweep(&ids(&["001A"]), &part("run-2", 0, 1, after_all)).await.unwrap();
+    assert_eq!(outcome, SweepOutcome::Swept { removed: 3 });
+    let marks = select(&f.url, "\"Id\", \"_deleted\"::text").await;
+    let marked: Vec<_> = marks.iter().map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap())).collect();
+    let want = [("001A", "false"), ("001B", "true"), ("001D", "true"), ("001E", "true")];
+    assert_eq!(marked, want.map(|(a, b)| (a.to_string(), b.to_string())));
+
+    let err = f.warehouse.sweep(&conformance::batch(&[]).project(&[1]).unwrap(), &part("run-3", 0, 1, after_all)).await;
+    assert!(err.unwrap_err().to_string().contains("`Id`"), "a part without Ids is refused");
+}
