@@ -161,3 +161,59 @@ fn a_non_loopback_bind_without_a_token_is_refused_and_so_is_a_request_without_th
     stop(engine);
     assert!(!log.contains("s3cret-token"), "the token is never logged");
 }
+
+/// Limits on what callers can make the engine hold: at most 32 streams (`WatchRuns`, `TailLogs`)
+/// at once, the next one refused with `RESOURCE_EXHAUSTED` until a watcher leaves; a request far
+/// larger than any of ours is refused before it is decoded; the engine serves on afterwards.
+#[test]
+fn streams_and_request_sizes_are_capped() {
+    use bulkflow_control_proto::{StartRunRequest, TailLogsRequest, WatchRunsRequest};
+    const MAX_WATCHERS: usize = 32;
+    let dir = daily::project();
+    let d = dir.path();
+    let engine = spawn_engine(d, &[]);
+    wait_log(d, "control API listening", 1);
+    let address = Address::Unix(d.join("state/control.sock"));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        // Each stream held open on a connection of its own, as many TUIs would.
+        let (mut watching, mut tailing) = (Vec::new(), Vec::new());
+        for i in 0..MAX_WATCHERS {
+            let mut client = connect(&address, None).await.unwrap();
+            if i % 2 == 0 {
+                let stream = client.watch_runs(WatchRunsRequest {}).await.unwrap_or_else(|e| panic!("stream {i}: {e}"));
+                watching.push((client, stream));
+            } else {
+                let stream = client.tail_logs(TailLogsRequest {}).await.unwrap_or_else(|e| panic!("stream {i}: {e}"));
+                tailing.push((client, stream));
+            }
+        }
+        let mut extra = connect(&address, None).await.unwrap();
+        let refused = extra.watch_runs(WatchRunsRequest {}).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted, "{refused}");
+        assert!(refused.message().contains("32 streams"), "{refused}");
+        assert_eq!(extra.tail_logs(TailLogsRequest {}).await.unwrap_err().code(), tonic::Code::ResourceExhausted);
+        // Plain calls are not streams: they go on.
+        extra.list_runs(ListRunsRequest::default()).await.unwrap();
+
+        // A watcher leaves (its connection closes): its place is free again soon.
+        drop(watching.remove(0));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match extra.watch_runs(WatchRunsRequest {}).await {
+                Ok(_) => break,
+                Err(e) if e.code() == tonic::Code::ResourceExhausted && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("a freed place was not given back: {e}"),
+            }
+        }
+
+        let huge = StartRunRequest { flow: "x".repeat(1 << 20), since: None };
+        let refused = extra.start_run(huge).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::OutOfRange, "{refused}");
+        extra.list_runs(ListRunsRequest::default()).await.unwrap();
+        assert_eq!(watching.len() + tailing.len(), MAX_WATCHERS - 1);
+    });
+    stop(engine);
+}

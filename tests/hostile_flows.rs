@@ -30,6 +30,13 @@ fn seed_flow() -> String {
     std::fs::read_to_string(repo().join("workflows/seed/salesforce_bulkapi_query_account.yaml")).unwrap()
 }
 
+/// The seed's listener asking for a billion rows a batch.
+fn huge_batches() -> Vec<u8> {
+    let listener = std::fs::read_to_string(repo().join("workflows/seed/salesforce_bulkapi_job_listener.yaml")).unwrap();
+    assert!(listener.contains("batch_size: 10000"));
+    listener.replace("batch_size: 10000", "batch_size: 1000000000").into_bytes()
+}
+
 /// The hostile files: name, bytes.
 fn hostile() -> Vec<(&'static str, Vec<u8>)> {
     let mut bomb = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n".to_string();
@@ -75,6 +82,7 @@ fn hostile() -> Vec<(&'static str, Vec<u8>)> {
         ("tags.yaml", b"flow: !!binary aGVsbG8=\n".to_vec()),
         ("complex_key.yaml", b"? [a, b]\n: c\n".to_vec()),
         ("over_16_mib.yaml", vec![b'#'; 17 << 20]),
+        ("huge_batch_size.yaml", huge_batches()),
     ]
 }
 
@@ -125,6 +133,11 @@ fn the_reason_is_named_for_the_readers_own_bounds() {
         ("bomb.yaml", hostile()[3].1.clone(), "expand the document past 100000 nodes"),
         ("utf8.yaml", b"flow:\n  name: caf\xe9\n".to_vec(), ":2:12: error: the file is not UTF-8 text: byte 0xe9"),
         ("big.yaml", vec![b'#'; 17 << 20], "a flow file is at most 16777216"),
+        (
+            "batches.yaml",
+            huge_batches(),
+            ":53:21: error: key `flow.tasks[5].salesforce_bulkapi_query_job.batch_size`: `batch_size: 1000000000` is past the limit of 1000000 rows",
+        ),
     ] {
         let file: PathBuf = dir.path().join(name);
         std::fs::write(&file, bytes).unwrap();
@@ -132,4 +145,19 @@ fn the_reason_is_named_for_the_readers_own_bounds() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(expected), "{name}: {stderr}");
     }
+}
+
+/// A directory of more flow files than an engine loads (10,000) is refused as a whole, naming it.
+#[test]
+fn a_directory_of_too_many_flow_files_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..10_001 {
+        std::fs::write(dir.path().join(format!("f{i}.yaml")), "flow: {}\n").unwrap();
+    }
+    let (out, took) = validate(dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let expected = format!("{}:1:1: error: the directory holds 10001 flow files; at most 10000", dir.path().display());
+    assert!(stderr.contains(&expected), "{stderr}");
 }

@@ -63,3 +63,41 @@ async fn postgres_upsert_throughput() {
         );
     }
 }
+
+/// A sweep (reconciling by `Id`): the 500,000-row table, its live set sent as 10 parts of 50,000
+/// `Id`s with 2,000 `Id`s left out of each (records deleted in Salesforce), as the run sends them;
+/// time per part kept, and for the last part, which removes the 10,000 rows no part names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run with --ignored --nocapture"]
+async fn postgres_sweep_throughput() {
+    use bulkflow_engine::warehouse::sweep::{SweepOutcome, SweepPart};
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let url = pg.database("bench");
+    let table = TableName { schema: Some("salesforce".into()), table: "account".into() };
+    let warehouse = PostgresWarehouse::new(url, table, Some(schema()));
+    let pages: Vec<RecordBatch> = (0..PAGES).map(page).collect();
+    for p in &pages {
+        warehouse.apply(p, ChangeType::Upsert).await.unwrap();
+    }
+    let before = chrono::Utc::now();
+    let start = Instant::now();
+    let mut last = None;
+    for (n, p) in pages.iter().enumerate() {
+        let live = p.slice(1_000, ROWS - 1_000);
+        let part = SweepPart { sweep: "bench".into(), part: n as u64, parts: PAGES as u64, before };
+        let t = Instant::now();
+        let outcome = warehouse.sweep(&live, &part).await.unwrap();
+        if n + 1 == PAGES {
+            assert_eq!(outcome, SweepOutcome::Swept { removed: (2_000 * PAGES) as u64 });
+            last = Some(t.elapsed().as_secs_f64());
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let kept = ((ROWS - 2_000) * PAGES) as f64;
+    println!(
+        "sweep: {PAGES} parts, {kept} live Ids, {} rows removed, in {secs:.2} s: {:.0} Ids/s; the last part (the sweep itself) {:.0} ms",
+        2_000 * PAGES,
+        kept / secs,
+        last.unwrap() * 1000.0
+    );
+}

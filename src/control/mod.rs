@@ -19,8 +19,15 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 
 use self::service::ControlService;
+
+/// The largest request the control API reads: its requests are a run id, a flow name and a
+/// reason, so anything near this is not a request of ours.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Calls one connection may have in flight at once; more wait their turn.
+const MAX_CALLS_PER_CONNECTION: usize = 16;
 
 /// The control socket of a state directory.
 pub fn socket_path(state_dir: &Path) -> PathBuf {
@@ -82,13 +89,16 @@ impl Control {
             flows: Arc::new(flows.to_vec()),
             leading,
             logs: logs::LogRing::global().clone(),
+            watchers: Arc::new(tokio::sync::Semaphore::new(service::MAX_WATCHERS)),
         };
         let mut tasks = Vec::new();
 
         let socket = socket_path(&config.state_dir);
         let router = || {
+            let server = ControlServer::new(service.clone()).max_decoding_message_size(MAX_REQUEST_BYTES);
             tonic::transport::Server::builder()
-                .add_service(ControlServer::with_interceptor(service.clone(), auth::interceptor(token.clone())))
+                .concurrency_limit_per_connection(MAX_CALLS_PER_CONNECTION)
+                .add_service(InterceptedService::new(server, auth::interceptor(token.clone())))
         };
         // Without its socket the engine still exports: a path too long for a Unix socket (108
         // bytes) or a read-only state directory costs the local clients, not the exports.

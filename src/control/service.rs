@@ -24,6 +24,10 @@ use bulkflow_engine::node::operator::{self, OperatorError, StartRefused};
 
 /// How often `WatchRuns` compares the ledger with what it last sent.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
+/// Streams (`WatchRuns`, `TailLogs`) served at once: each costs a task and, for `WatchRuns`, a
+/// ledger scan four times a second, so an unbounded number of clients would be an engine's worth
+/// of work. A TUI holds two.
+pub const MAX_WATCHERS: usize = 32;
 
 #[derive(Clone)]
 pub struct ControlService {
@@ -35,6 +39,8 @@ pub struct ControlService {
     pub logs: LogRing,
     /// Ends the streams when the engine stops.
     pub stop: CancellationToken,
+    /// One permit per open stream, [`MAX_WATCHERS`] in all.
+    pub watchers: Arc<tokio::sync::Semaphore>,
 }
 
 type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -49,6 +55,18 @@ fn ledger_status(e: LedgerError) -> Status {
         LedgerError::UnknownRun(_) => Status::not_found(e.to_string()),
         LedgerError::IllegalTransition { .. } => Status::failed_precondition(e.to_string()),
         other => Status::internal(other.to_string()),
+    }
+}
+
+impl ControlService {
+    /// A permit for one more stream, or `RESOURCE_EXHAUSTED` when [`MAX_WATCHERS`] are open.
+    fn watcher(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        self.watchers.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "{MAX_WATCHERS} streams (bulkflow tui, watchers of runs or logs) are open on this engine already; \
+                 close one first"
+            ))
+        })
     }
 }
 
@@ -228,10 +246,12 @@ impl pb::control_server::Control for ControlService {
     type WatchRunsStream = Stream_<pb::RunChanges>;
 
     async fn watch_runs(&self, _: Request<pb::WatchRunsRequest>) -> Result<Response<Self::WatchRunsStream>, Status> {
+        let permit = self.watcher()?;
         let (tx, rx) = mpsc::channel(4);
         let ledger = self.ledger.clone();
         let stop = self.stop.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let mut sent: HashMap<String, pb::Run> = HashMap::new();
             let mut snapshot = true;
             let mut every = tokio::time::interval(WATCH_EVERY);
@@ -239,6 +259,8 @@ impl pb::control_server::Control for ControlService {
                 tokio::select! {
                     _ = every.tick() => {}
                     () = stop.cancelled() => return,
+                    // The client left: its permit goes back now, not at the next change.
+                    () = tx.closed() => return,
                 }
                 let changes = match diff(&ledger, &mut sent, snapshot) {
                     Ok(c) => c,
@@ -262,10 +284,12 @@ impl pb::control_server::Control for ControlService {
     type TailLogsStream = Stream_<pb::LogLine>;
 
     async fn tail_logs(&self, _: Request<pb::TailLogsRequest>) -> Result<Response<Self::TailLogsStream>, Status> {
+        let permit = self.watcher()?;
         let (kept, mut live) = self.logs.subscribe();
         let (tx, rx) = mpsc::channel(64);
         let stop = self.stop.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             for line in kept {
                 if tx.send(Ok(line)).await.is_err() {
                     return;
@@ -275,6 +299,7 @@ impl pb::control_server::Control for ControlService {
                 let received = tokio::select! {
                     r = live.recv() => r,
                     () = stop.cancelled() => return,
+                    () = tx.closed() => return,
                 };
                 match received {
                     Ok(line) => {

@@ -55,6 +55,14 @@ pub fn load_dir(dir: &Path, ctx: &LoadContext<'_>) -> Result<Loaded, LoadIoError
     }
     files.sort();
     let mut loaded = Loaded::default();
+    if files.len() > MAX_FLOW_FILES {
+        let message = format!(
+            "the directory holds {} flow files; at most {MAX_FLOW_FILES} are loaded (is it the right directory?)",
+            files.len()
+        );
+        loaded.diagnostics.push(Diagnostic::error(dir, Mark { line: 1, column: 1 }, "", message));
+        return Ok(loaded);
+    }
     let mut names: Vec<(String, PathBuf)> = Vec::new();
     for file in files {
         let source = match read_flow_file(&file)? {
@@ -82,6 +90,10 @@ pub fn load_dir(dir: &Path, ctx: &LoadContext<'_>) -> Result<Loaded, LoadIoError
     }
     Ok(loaded)
 }
+
+/// Flows one engine loads: each is a task graph with its own workers, so a directory holding
+/// more is a mistake (a home directory, a data lake) rather than a deployment.
+pub const MAX_FLOW_FILES: usize = 10_000;
 
 /// Flow files are a few KiB; one far larger is not a flow file, and is not read into memory.
 pub const MAX_FLOW_FILE_BYTES: u64 = 16 << 20;

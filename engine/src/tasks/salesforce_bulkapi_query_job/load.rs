@@ -5,6 +5,10 @@ use super::config::{BulkQueryJobConfig, Operation};
 use crate::flow::TaskKind;
 use crate::flow::load::TaskLoader;
 
+/// The most rows `batch_size` and `max_records` may ask for: far past what any page or batch
+/// needs, and well short of what would exhaust memory on one page.
+pub const MAX_BATCH_ROWS: usize = 1_000_000;
+
 pub(crate) fn load(l: &mut TaskLoader<'_, '_>) -> Option<TaskKind> {
     let (node, path) = (l.node, l.path);
     let config = l.decode::<BulkQueryJobConfig>()?;
@@ -43,6 +47,20 @@ pub(crate) fn load(l: &mut TaskLoader<'_, '_>) -> Option<TaskKind> {
             format!("`operation: {}` needs a `job_id`", op_name(config.operation)),
         );
         return None;
+    }
+    for (key, value) in [("batch_size", config.batch_size), ("max_records", config.max_records)] {
+        if let Some(n) = value.filter(|n| n.get() > MAX_BATCH_ROWS) {
+            let at = node.get(key).map_or(node.mark, |n| n.mark);
+            l.error(
+                at,
+                format!("{path}.{key}"),
+                format!(
+                    "`{key}: {n}` is past the limit of {MAX_BATCH_ROWS} rows: a batch is held whole in memory and \
+                     travels as one bus message"
+                ),
+            );
+            return None;
+        }
     }
     l.credentials_warning(node, path, Some(&config.credentials_path));
     Some(TaskKind::BulkQueryJob { config, query })
