@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use bulkflow_engine::schema::TableSchema;
 use bulkflow_engine::warehouse::postgres::PostgresWarehouse;
 use bulkflow_engine::warehouse::postgres::sql::TableName;
@@ -37,6 +37,8 @@ fn page(p: usize) -> RecordBatch {
         Arc::new(Float64Array::from_iter((0..ROWS).map(|i| (i % 7 != 0).then_some(i as f64 * 37.5)))),
         ts(1_704_067_200_000),
         ts(1_764_057_600_000),
+        ts(1_764_057_600_000),
+        Arc::new(BooleanArray::from(vec![false; ROWS])),
     ];
     RecordBatch::try_new(schema().arrow_schema(), columns).unwrap()
 }
@@ -83,7 +85,7 @@ async fn postgres_sweep_throughput() {
     let start = Instant::now();
     let mut last = None;
     for (n, p) in pages.iter().enumerate() {
-        let live = p.slice(1_000, ROWS - 1_000);
+        let live = p.slice(1_000, ROWS - 2_000);
         let part = SweepPart { sweep: "bench".into(), part: n as u64, parts: PAGES as u64, before };
         let t = Instant::now();
         let outcome = warehouse.sweep(&live, &part).await.unwrap();
