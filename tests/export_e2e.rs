@@ -465,22 +465,13 @@ fn a_kill_during_a_slow_job_create_adopts_nothing_foreign_and_ticks_never_overla
 /// Salesforce's deleted resource; every other row stays as it was.
 #[test]
 fn deletes_leave_the_warehouse_and_stay_in_the_lake_as_tombstones() {
-    const FLOW: &str = "salesforce_bulkapi_deletes_query_account";
     let dir = tempfile::tempdir().unwrap();
     let pg = Postgres::start();
     let warehouse = pg.database("warehouse");
     let sim = Sim::start(dir.path());
-    let flows = [
-        "workflows/account/salesforce_bulkapi_deletes_query_account.yaml",
-        "workflows/seed/salesforce_bulkapi_job_listener.yaml",
-        "workflows/postgres/salesforce_bulkapi_writer_account_postgres.yaml",
-    ];
-    let d = Deployment::with_flows(dir.path(), &warehouse, None, &flows);
-    let ids = |v: &Value| -> BTreeSet<String> {
-        v["ids"].as_array().unwrap().iter().map(|i| i.as_str().unwrap().to_string()).collect()
-    };
+    let d = Deployment::with_flows(dir.path(), &warehouse, None, &DELETES_FLOWS);
     let run = |since: Option<&str>, log: &str| {
-        let id = d.start_run_of(FLOW, since);
+        let id = d.start_run_of(DELETES_FLOW, since);
         d.run_until_written(log, 1, |_| {});
         let run = d.run_json(&id);
         assert_eq!(run["state"], "written", "{run:#}");
@@ -527,21 +518,12 @@ fn deletes_leave_the_warehouse_and_stay_in_the_lake_as_tombstones() {
 /// records, and the lake holds no row of the live-Id set.
 #[test]
 fn deletes_past_what_salesforce_reports_are_reconciled_by_id() {
-    const FLOW: &str = "salesforce_bulkapi_deletes_query_account";
     let dir = tempfile::tempdir().unwrap();
     let pg = Postgres::start();
     let warehouse = pg.database("warehouse");
     let sim = Sim::start_with(dir.path(), &["--deleted-window", "30m"]);
-    let flows = [
-        "workflows/account/salesforce_bulkapi_deletes_query_account.yaml",
-        "workflows/seed/salesforce_bulkapi_job_listener.yaml",
-        "workflows/postgres/salesforce_bulkapi_writer_account_postgres.yaml",
-    ];
-    let d = Deployment::with_flows(dir.path(), &warehouse, None, &flows);
-    let ids = |v: &Value| -> BTreeSet<String> {
-        v["ids"].as_array().unwrap().iter().map(|i| i.as_str().unwrap().to_string()).collect()
-    };
-    let first = d.start_run_of(FLOW, None);
+    let d = Deployment::with_flows(dir.path(), &warehouse, None, &DELETES_FLOWS);
+    let first = d.start_run_of(DELETES_FLOW, None);
     d.run_until_written("run1.log", 1, |_| {});
     assert_eq!(d.run_json(&first)["state"], "written");
     let before = warehouse_rows(&warehouse);
@@ -552,7 +534,7 @@ fn deletes_past_what_salesforce_reports_are_reconciled_by_id() {
     let binned = ids(&sim.post("/__sim/delete", json!({"object": "Account", "count": 40}).to_string()));
     std::thread::sleep(Duration::from_millis(1100));
     let scheduled = d.run_json(&first)["scheduled_at"].as_str().unwrap().to_string();
-    let second = d.start_run_of(FLOW, Some(&scheduled));
+    let second = d.start_run_of(DELETES_FLOW, Some(&scheduled));
     d.run_until_written("run2.log", 1, |_| {});
     let run = d.run_json(&second);
     assert_eq!(run["state"], "written", "{run:#}");
@@ -568,6 +550,19 @@ fn deletes_past_what_salesforce_reports_are_reconciled_by_id() {
     let lake = lake_contents(&d.dir.join("lake"));
     assert_eq!(lake.deleted, binned, "tombstones of what queryAll still returned, and no live-Id rows");
     assert_eq!(lake.ids.len(), RECORDS);
+}
+
+/// The delete-aware Account query flow, the seed's listener and the PostgreSQL writer.
+const DELETES_FLOW: &str = "salesforce_bulkapi_deletes_query_account";
+const DELETES_FLOWS: [&str; 3] = [
+    "workflows/account/salesforce_bulkapi_deletes_query_account.yaml",
+    "workflows/seed/salesforce_bulkapi_job_listener.yaml",
+    "workflows/postgres/salesforce_bulkapi_writer_account_postgres.yaml",
+];
+
+/// The `ids` of a `/__sim/delete` answer.
+fn ids(answer: &Value) -> BTreeSet<String> {
+    answer["ids"].as_array().unwrap().iter().map(|i| i.as_str().unwrap().to_string()).collect()
 }
 
 /// Asserts two `Id` → value maps are equal, naming only what differs (thousands of rows).
