@@ -33,9 +33,17 @@ fn bulk_csv() {
     run("bulk_csv", fuzz_entry::bulk_csv);
 }
 
+/// On an 8 MiB stack, as the fuzzer runs it: some inputs nest deeply enough (a recursive Avro
+/// schema) to overflow a test thread's 2 MiB. That is an open bug (SECURITY.md, `avro_event`);
+/// its inputs stay in the corpus so the fix is checked here.
 #[test]
 fn avro_event() {
-    run("avro_event", fuzz_entry::avro_event);
+    std::thread::Builder::new()
+        .stack_size(8 << 20)
+        .spawn(|| run("avro_event", fuzz_entry::avro_event))
+        .unwrap()
+        .join()
+        .unwrap();
 }
 
 #[test]
