@@ -262,9 +262,9 @@ impl Stream<'_> {
     ) -> Result<(Page, Option<Sweep>), TaskError> {
         let empty = Page { number, locator: Some(DELETED_PAGE.into()), next: None, rows: 0, batches: Vec::new() };
         let Some(run) = self.run else { return Ok((empty, None)) };
-        if self.task.ledger.sweep_job(run)?.is_some() {
+        if let Some(job) = self.task.ledger.sweep_job(run)? {
             // A sweep was begun before a restart: read the same job, so the parts are the same.
-            return self.live_ids_page(client, number, run).await.map(|(p, s)| (p, Some(s)));
+            return self.live_ids_page(client, number, run, Some(job)).await.map(|(p, s)| (p, Some(s)));
         }
         let flow = self.task.ledger.get_run(run)?.map(|r| r.flow().to_string());
         let watermark = match flow {
@@ -294,7 +294,7 @@ impl Stream<'_> {
                 since = %since,
                 "Salesforce no longer reports deletes since {since}: reconciling by Id (reading every live Id)"
             );
-            return self.live_ids_page(client, number, run).await.map(|(p, s)| (p, Some(s)));
+            return self.live_ids_page(client, number, run, None).await.map(|(p, s)| (p, Some(s)));
         };
         let records: Vec<(String, DateTime<Utc>)> = found.records.into_iter().filter(|(_, at)| *at < until).collect();
         tracing::info!(task = self.task.task, run = %run, object = self.job.object, deleted = records.len(), from = %start, to = %until, "read the deleted records");
@@ -321,15 +321,16 @@ impl Stream<'_> {
 
     /// Every live `Id` of the object, read by a Bulk job of its own (`SELECT Id`, a `query`: the
     /// Recycle Bin is not live), made once per run and named in the ledger so a resumed run reads
-    /// the same job. One batch per results batch, at least one (an object with no live record
-    /// still sweeps).
+    /// the same job (`recorded`, the ledger's). One batch per results batch, at least one (an
+    /// object with no live record still sweeps).
     async fn live_ids_page(
         &self,
         client: &Arc<SalesforceClient>,
         number: u64,
         run: &RunId,
+        recorded: Option<String>,
     ) -> Result<(Page, Sweep), TaskError> {
-        let known = match self.task.ledger.sweep_job(run)? {
+        let known = match recorded {
             Some(id) => match bulk::get_job(client, &id).await {
                 Ok(job) => Some(job),
                 Err(e) if e.is_not_found() => None,

@@ -124,6 +124,24 @@ impl PostgresWarehouse {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    /// The table exists and, with `deletes: soft`, has the columns a soft delete sets: what both
+    /// a batch and a sweep need before they touch it.
+    fn check_table(&self, table_columns: &[(String, String)]) -> Result<(), WarehouseError> {
+        if table_columns.is_empty() {
+            return Err(self.rejected(
+                "the table does not exist (create it, or set `create_table: true` with a `schema_resource`)".into(),
+            ));
+        }
+        let has = |column: &str| table_columns.iter().any(|(c, _)| c == column);
+        if self.deletes == DeleteMode::Soft && !(has(DELETED) && has(DELETED_AT)) {
+            return Err(self.rejected(format!(
+                "`deletes: soft` needs the columns `{DELETED}` (boolean) and `{DELETED_AT}` (timestamp with time \
+                 zone); add them, or set `create_table: true`"
+            )));
+        }
+        Ok(())
+    }
+
     /// The batch columns to write, checked against the table: every one must exist with a type
     /// that takes it, and `Id` must be there. A delete writes only `Id`.
     fn plan<'b>(
@@ -137,21 +155,11 @@ impl PostgresWarehouse {
             column: column.to_string(),
             problem,
         };
-        if table_columns.is_empty() {
-            return Err(self.rejected(
-                "the table does not exist (create it, or set `create_table: true` with a `schema_resource`)".into(),
-            ));
-        }
+        self.check_table(table_columns)?;
         if batch.schema().index_of(ID).is_err() {
             return Err(schema_error(ID, "the batch has no `Id` column to key its rows by".into()));
         }
         let has = |column: &str| table_columns.iter().any(|(c, _)| c == column);
-        if self.deletes == DeleteMode::Soft && !(has(DELETED) && has(DELETED_AT)) {
-            return Err(self.rejected(format!(
-                "`deletes: soft` needs the columns `{DELETED}` (boolean) and `{DELETED_AT}` (timestamp with time \
-                 zone); add them, or set `create_table: true`"
-            )));
-        }
         let mut plan = Vec::new();
         for (i, field) in batch.schema().fields().iter().enumerate() {
             let name = field.name();
@@ -316,18 +324,9 @@ impl PostgresWarehouse {
         })?;
         let tx = client.transaction().await.map_err(|e| self.classify(&e, "starting a transaction"))?;
         let table_columns = self.columns(&tx).await?;
-        if table_columns.is_empty() {
-            return Err(self.rejected("the table does not exist, so there is nothing to sweep".into()));
-        }
-        let has = |column: &str| table_columns.iter().any(|(c, _)| c == column);
+        self.check_table(&table_columns)?;
         let soft = self.deletes == DeleteMode::Soft;
-        if soft && !(has(DELETED) && has(DELETED_AT)) {
-            return Err(self.rejected(format!("`deletes: soft` needs the columns `{DELETED}` and `{DELETED_AT}`")));
-        }
-        let side = |name: &str| match &self.table.schema {
-            Some(schema) => format!("{}.{}", ident(schema), ident(name)),
-            None => ident(name),
-        };
+        let side = |name: &str| TableName { schema: self.table.schema.clone(), table: name.into() }.sql();
         let (ids_table, parts_table, sweeps_table) =
             (side("bulkflow_sweep_ids"), side("bulkflow_sweep_parts"), side("bulkflow_sweeps"));
         let target = self.table.to_string();
