@@ -33,17 +33,11 @@ fn bulk_csv() {
     run("bulk_csv", fuzz_entry::bulk_csv);
 }
 
-/// On an 8 MiB stack, as the fuzzer runs it: some inputs nest deeply enough (a recursive Avro
-/// schema) to overflow a test thread's 2 MiB. That is an open bug (SECURITY.md, `avro_event`);
-/// its inputs stay in the corpus so the fix is checked here.
+/// On a test thread's 2 MiB stack: the corpus holds recursive schemas (a record with a field of
+/// its own type) that once overflowed it; `Schemas::add` now refuses them.
 #[test]
 fn avro_event() {
-    std::thread::Builder::new()
-        .stack_size(8 << 20)
-        .spawn(|| run("avro_event", fuzz_entry::avro_event))
-        .unwrap()
-        .join()
-        .unwrap();
+    run("avro_event", fuzz_entry::avro_event);
 }
 
 #[test]
