@@ -13,6 +13,7 @@ use crate::flow::duration::HumanDuration;
 use crate::flow::size::HumanBytes;
 use crate::flow::{Mark, yaml};
 use crate::salesforce::{ClientSettings, Limits};
+use crate::tls::Trust;
 
 /// What to do with completion events of Bulk API jobs that bulkflow did not create.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -62,6 +63,8 @@ pub struct ConfigLayer {
     pub salesforce_max_error_body: Option<HumanBytes>,
     pub salesforce_max_job_list_pages: Option<u32>,
     pub salesforce_stream_silence_timeout: Option<HumanDuration>,
+    /// CA certificates (PEM) trusted besides the system's, by every outbound TLS connection.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +89,8 @@ pub struct EngineConfig {
     pub job_poll_after: Duration,
     /// Bounds on what is read from Salesforce (deadlines and sizes).
     pub salesforce_limits: Limits,
+    /// What outbound TLS trusts: the system's roots and `tls_ca_file`'s.
+    pub trust: Trust,
 }
 
 impl Default for EngineConfig {
@@ -104,6 +109,7 @@ impl Default for EngineConfig {
             foreign_jobs: ForeignJobs::Skip,
             job_poll_after: Duration::from_secs(120),
             salesforce_limits: Limits::default(),
+            trust: Trust::default(),
         }
     }
 }
@@ -116,6 +122,8 @@ pub enum ConfigError {
     Invalid { path: PathBuf, mark: Mark, key: String, message: String },
     #[error("api_version `{0}` is not a Salesforce API version like `63.0`")]
     ApiVersion(String),
+    #[error("tls_ca_file: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl ConfigLayer {
@@ -144,7 +152,7 @@ impl ConfigLayer {
 impl EngineConfig {
     /// The Salesforce clients' settings: the configured bounds, the default retries.
     pub fn client_settings(&self) -> ClientSettings {
-        ClientSettings { limits: self.salesforce_limits, ..ClientSettings::default() }
+        ClientSettings { limits: self.salesforce_limits, trust: self.trust.clone(), ..ClientSettings::default() }
     }
 
     /// Layers in order of precedence, highest first (flags and environment, then the file).
@@ -188,6 +196,7 @@ impl EngineConfig {
                         .map_or(l.stream_silence_timeout, |t| t.0),
                 }
             },
+            trust: Trust::load(pick!(tls_ca_file).as_deref())?,
         })
     }
 }

@@ -22,4 +22,5 @@ pub mod schedule;
 pub mod schema;
 pub mod store;
 pub mod tasks;
+pub mod tls;
 pub mod warehouse;

@@ -38,6 +38,7 @@ fn fast_retries() -> ClientSettings {
     ClientSettings {
         retry: RetryPolicy { attempts: 4, initial: Duration::from_millis(20), max: Duration::from_millis(100) },
         limits: Limits::default(),
+        ..ClientSettings::default()
     }
 }
 

@@ -135,6 +135,13 @@ pub struct ServeArgs {
     /// Fault: the next N Pub/Sub subscriptions resuming from a replay id get `replayid.corrupted`.
     #[arg(long, default_value_t = 0)]
     pub fault_pubsub_corrupt_replay: u32,
+    /// Serve HTTPS (and the Pub/Sub API over TLS) with this certificate chain (PEM); needs
+    /// --tls-key. Clients trust it through their CA settings (bulkflow: --tls-ca-file).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -188,6 +195,7 @@ impl ServeArgs {
             jwt_private_key_pem: None,
             bigquery_listen: self.bigquery_listen,
             bigquery_tables: self.bigquery_table.clone(),
+            tls: self.tls_cert.clone().zip(self.tls_key.clone()).map(|(cert, key)| crate::tls::TlsFiles { cert, key }),
             faults: FaultConfig {
                 error_5xx: self.fault_5xx,
                 error_5xx_status: self.fault_5xx_status,

@@ -76,6 +76,9 @@ pub struct SimConfig {
     pub bigquery_listen: SocketAddr,
     /// BigQuery tables created at start: `project.dataset.table` and its schema JSON.
     pub bigquery_tables: Vec<(String, String)>,
+    /// Serve the REST API on `https://` and the Pub/Sub API over TLS with this certificate and
+    /// key. `None`: plain HTTP and HTTP/2, as a local tool is served.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl Default for SimConfig {
@@ -107,6 +110,7 @@ impl Default for SimConfig {
             faults: FaultConfig::default(),
             bigquery_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             bigquery_tables: Vec::new(),
+            tls: None,
         }
     }
 }

@@ -29,6 +29,7 @@ mod state;
 mod stats;
 mod store;
 mod sync;
+pub mod tls;
 mod tooling;
 
 pub use config::{DEFAULT_MAX_PAGE_RECORDS, SimConfig};

@@ -38,6 +38,8 @@ pub enum SimError {
     Server(std::io::Error),
     #[error("{0}")]
     BigQuery(#[from] crate::bigquery::TableError),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("a start-up task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -68,7 +70,9 @@ impl Simulator {
             .map_err(|source| SimError::Bind { addr: config.pubsub_listen, source })?;
         let pubsub_addr =
             pubsub_listener.local_addr().map_err(|source| SimError::Bind { addr: config.pubsub_listen, source })?;
-        let url = format!("http://{addr}");
+        let identity_tls = config.tls.as_ref().map(crate::tls::TlsFiles::load).transpose().map_err(SimError::Tls)?;
+        let scheme = if identity_tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{addr}");
         let bigquery_listener = tokio::net::TcpListener::bind(config.bigquery_listen)
             .await
             .map_err(|source| SimError::Bind { addr: config.bigquery_listen, source })?;
@@ -134,8 +138,10 @@ impl Simulator {
             crate::pubsub::PubSubSettings { keepalive: config.pubsub_keepalive, idle_close: config.pubsub_idle_close },
             config.replay_retention,
             config.partial_result_events,
+            identity_tls.as_ref().map(|t| tonic::transport::Identity::from_pem(&t.cert_pem, &t.key_pem)),
             shutdown.subscribe(),
-        );
+        )
+        .map_err(|e| SimError::Tls(format!("Pub/Sub: {e}")))?;
         let bigquery = crate::bigquery::BigQuery::start(bigquery_listener, shutdown.subscribe())
             .map_err(|source| SimError::Bind { addr: config.bigquery_listen, source })?;
         for (id, schema) in &config.bigquery_tables {
@@ -143,20 +149,24 @@ impl Simulator {
         }
         let router = router(app.clone());
         let mut stop = shutdown.subscribe();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
-                })
-                .await
-        });
+        let stopped = async move {
+            let _ = stop.changed().await;
+        };
+        let server = match &identity_tls {
+            None => tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stopped).await }),
+            Some(tls) => {
+                let listener = crate::tls::TlsListener::new(listener, tls.config.clone())
+                    .map_err(|source| SimError::Bind { addr: config.listen, source })?;
+                tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stopped).await })
+            }
+        };
         let credentials = Credentials {
             client_id: app.identity.client_id.clone(),
             client_secret: app.identity.client_secret.clone(),
             username: app.identity.username.clone(),
             password: app.identity.password.clone(),
             login_url: url.clone(),
-            pubsub_url: Some(format!("http://{pubsub_addr}")),
+            pubsub_url: Some(format!("{scheme}://{pubsub_addr}")),
             private_key_path: None,
             private_key_pem: app.identity.private_key_pem.clone(),
             org_id: app.identity.org_id.clone(),
@@ -170,7 +180,7 @@ impl Simulator {
         self.app.managed.find("", developer_name)
     }
 
-    /// `http://HOST:PORT`: the login URL and the instance URL.
+    /// `http://HOST:PORT` (`https://` with TLS): the login URL and the instance URL.
     pub fn url(&self) -> &str {
         &self.url
     }

@@ -14,6 +14,7 @@ use bulkflow_engine::export::{self, ExportError, ExportRequest, Progress, QueryS
 use bulkflow_engine::file_format::FileFormat;
 use bulkflow_engine::salesforce::credentials::SalesforceCredentials;
 use bulkflow_engine::schema::TableSchema;
+use bulkflow_engine::tls::Trust;
 use clap::{ArgGroup, Args, ValueEnum};
 
 #[derive(Debug, Args)]
@@ -59,6 +60,10 @@ pub struct ExportArgs {
     /// Start over: remove an earlier export's files and checkpoint from --out.
     #[arg(long)]
     pub force: bool,
+    /// CA certificates (PEM) trusted besides the system's when calling Salesforce: a proxy that
+    /// re-signs TLS, a private CA.
+    #[arg(long, value_name = "FILE", env = "BULKFLOW_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
     /// Read and parse the results but write nothing (measures the download alone).
     #[arg(long, hide = true)]
     pub discard: bool,
@@ -94,6 +99,8 @@ fn request(args: ExportArgs) -> Result<ExportRequest, ExportError> {
         })
         .transpose()?;
     let since = args.since.as_deref().map(export::query::parse_since).transpose()?;
+    let trust =
+        Trust::load(args.tls_ca_file.as_deref()).map_err(|e| ExportError::input("--tls-ca-file", e.to_string()))?;
     Ok(ExportRequest {
         credentials,
         api_version: args.api_version,
@@ -112,6 +119,7 @@ fn request(args: ExportArgs) -> Result<ExportRequest, ExportError> {
         max_rows_per_file: args.max_rows_per_file,
         force: args.force,
         discard: args.discard,
+        trust,
     })
 }
 

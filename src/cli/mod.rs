@@ -133,6 +133,10 @@ pub struct GlobalArgs {
     /// before it is subscribed again, e.g. 10m.
     #[arg(long, global = true, env = "BULKFLOW_SALESFORCE_STREAM_SILENCE_TIMEOUT", value_parser = HumanDuration::parse)]
     pub salesforce_stream_silence_timeout: Option<HumanDuration>,
+    /// CA certificates (a PEM file) trusted besides the system's by every outbound TLS
+    /// connection: Salesforce, Google, NATS, PostgreSQL (a TLS-inspecting proxy, a private CA).
+    #[arg(long, global = true, env = "BULKFLOW_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// The flows of the configured workflows folder, read with the process environment.
@@ -163,6 +167,7 @@ impl GlobalArgs {
             salesforce_max_error_body: self.salesforce_max_error_body,
             salesforce_max_job_list_pages: self.salesforce_max_job_list_pages,
             salesforce_stream_silence_timeout: self.salesforce_stream_silence_timeout,
+            tls_ca_file: self.tls_ca_file.clone(),
         };
         let file = match &self.config {
             Some(path) => ConfigLayer::from_file(path)?,

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 pub mod moto;
 pub mod postgres;
+pub mod tls;
 
 /// A TCP port that was free a moment ago on 127.0.0.1, and never handed out before in this
 /// process. The kernel may give a port back as soon as it is released, and a server restarted on

@@ -1,6 +1,10 @@
 //! A real PostgreSQL for tests, through the same launcher `bulkflow demo` uses: a cluster in a
 //! temporary directory on a free loopback port, stopped and deleted when dropped.
 
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
 use bulkflow_pgserver::PgServer;
 use tempfile::TempDir;
 
@@ -33,6 +37,30 @@ impl Postgres {
 
     pub fn port(&self) -> u16 {
         self.server().port()
+    }
+
+    /// Restarts the server serving TLS with `cert` and `key` (PEM files), and refusing TCP
+    /// connections that are not TLS: what a client gets is then TLS or nothing.
+    pub fn require_tls(&self, cert: &Path, key: &Path) {
+        let data = self.server().data_dir();
+        let owner = std::fs::metadata(data).expect("the data directory");
+        for (from, name) in [(cert, "server.crt"), (key, "server.key")] {
+            let to = data.join(name);
+            std::fs::copy(from, &to).unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
+            // PostgreSQL refuses a key others may read, and must own what it reads.
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+            std::os::unix::fs::chown(&to, Some(owner.uid()), Some(owner.gid())).expect("chown");
+        }
+        let mut conf =
+            std::fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).expect("postgresql.conf");
+        conf.write_all(b"\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
+            .expect("postgresql.conf");
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+        )
+        .expect("pg_hba.conf");
+        self.restart();
     }
 
     /// Fast shutdown (sessions cut), then a start on the same port and data.

@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 
 use super::embedded::EmbeddedBus;
 use super::nats::NatsBus;
-use super::nats::credentials::{Auth, NatsCredentials};
+use super::nats::credentials::{Auth, ClientTls, NatsCredentials};
 use super::{BusError, SharedBus};
 use crate::credentials::CredentialsRoot;
+use crate::tls::Trust;
 
 /// The url value that selects the embedded bus explicitly.
 pub const EMBEDDED: &str = "embedded";
@@ -23,6 +24,7 @@ pub struct BusRegistry {
     state_dir: Option<PathBuf>,
     embedded: Mutex<Option<EmbeddedBus>>,
     credentials: CredentialsRoot,
+    trust: Trust,
     connections: tokio::sync::Mutex<HashMap<(String, Option<String>), SharedBus>>,
 }
 
@@ -47,8 +49,15 @@ impl BusRegistry {
             state_dir,
             embedded: Mutex::new(None),
             credentials,
+            trust: Trust::default(),
             connections: tokio::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The roots TLS connections to NATS trust besides a credentials file's `tls_ca_file`.
+    pub fn with_trust(mut self, trust: Trust) -> Self {
+        self.trust = trust;
+        self
     }
 
     /// A registry whose embedded bus is `bus` (tests, and processes that opened it already).
@@ -59,14 +68,14 @@ impl BusRegistry {
     }
 
     /// Decides embedded or NATS from the flow's rendered url and the credentials file.
-    pub fn target(&self, url: &str, credentials_path: Option<&str>) -> Result<(Target, Auth), BusError> {
+    pub fn target(&self, url: &str, credentials_path: Option<&str>) -> Result<(Target, Auth, ClientTls), BusError> {
         let url = url.trim();
         if url == EMBEDDED {
-            return Ok((Target::Embedded, Auth::None));
+            return Ok((Target::Embedded, Auth::None, ClientTls::default()));
         }
-        let (file_url, auth) = match credentials_path {
+        let (file_url, auth, tls) = match credentials_path {
             Some(path) => match NatsCredentials::load(&self.credentials, path) {
-                Ok((creds, auth)) => (creds.url, auth),
+                Ok((creds, auth, tls)) => (creds.url, auth, tls),
                 // A missing file is normal on a single node whose flows name the seed's path: it
                 // matters only if the flow also names a server.
                 Err(super::nats::credentials::CredentialsError::Read { path, source })
@@ -75,22 +84,22 @@ impl BusRegistry {
                     if !url.is_empty() {
                         tracing::warn!(path = %path.display(), "NATS credentials file not found; connecting without credentials");
                     }
-                    (None, Auth::None)
+                    (None, Auth::None, ClientTls::default())
                 }
                 Err(e) => return Err(BusError::Unsupported(e.to_string())),
             },
-            None => (None, Auth::None),
+            None => (None, Auth::None, ClientTls::default()),
         };
         let url = if url.is_empty() { file_url.unwrap_or_default() } else { url.to_string() };
         if url.is_empty() || url == EMBEDDED {
-            return Ok((Target::Embedded, Auth::None));
+            return Ok((Target::Embedded, Auth::None, ClientTls::default()));
         }
-        Ok((Target::Nats { url }, auth))
+        Ok((Target::Nats { url }, auth, tls))
     }
 
     /// The bus for `url` (rendered) and `credentials_path`, connecting on first use.
     pub async fn bus(&self, url: &str, credentials_path: Option<&str>) -> Result<SharedBus, BusError> {
-        let (target, auth) = self.target(url, credentials_path)?;
+        let (target, auth, tls) = self.target(url, credentials_path)?;
         match target {
             Target::Embedded => Ok(Arc::new(self.embedded()?)),
             Target::Nats { url } => {
@@ -99,7 +108,7 @@ impl BusRegistry {
                 if let Some(bus) = connections.get(&key) {
                     return Ok(bus.clone());
                 }
-                let bus: SharedBus = Arc::new(NatsBus::connect(&url, &auth).await?);
+                let bus: SharedBus = Arc::new(NatsBus::connect_tls(&url, &auth, &tls, &self.trust).await?);
                 tracing::info!(url, "connected to NATS");
                 connections.insert(key, bus.clone());
                 Ok(bus)
@@ -159,7 +168,7 @@ mod tests {
     fn the_flow_url_wins_over_the_files_and_the_file_fills_in() {
         let (_d, r) = registry_with(Some(r#"{"url": "nats://from-file:4222", "token": "t"}"#));
         assert_eq!(r.target("nats://flow:4222", SEED_PATH).unwrap().0, Target::Nats { url: "nats://flow:4222".into() });
-        let (target, auth) = r.target("", SEED_PATH).unwrap();
+        let (target, auth, _) = r.target("", SEED_PATH).unwrap();
         assert_eq!(target, Target::Nats { url: "nats://from-file:4222".into() });
         assert!(auth == Auth::Token("t".into()));
         assert_eq!(r.target("embedded", SEED_PATH).unwrap().0, Target::Embedded);

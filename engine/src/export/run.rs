@@ -50,6 +50,8 @@ pub struct ExportRequest {
     pub force: bool,
     /// Read and parse the results but write nothing (the download alone, for benchmarks).
     pub discard: bool,
+    /// What TLS to Salesforce trusts.
+    pub trust: crate::tls::Trust,
 }
 
 /// Counters a progress display reads while the export runs.
@@ -80,7 +82,11 @@ pub async fn export(req: ExportRequest, progress: Arc<Progress>) -> Result<Summa
     if req.max_rows_per_file == 0 {
         return Err(ExportError::input("--max-rows-per-file", "must be at least 1".into()));
     }
-    let client = Arc::new(SalesforceClient::new(credentials, DEFAULT_API_VERSION, ClientSettings::default())?);
+    let client = Arc::new(SalesforceClient::new(
+        credentials,
+        DEFAULT_API_VERSION,
+        ClientSettings { trust: req.trust.clone(), ..ClientSettings::default() },
+    )?);
     let out = if req.discard { None } else { Some(Out::open(&req.out)?) };
     let described = match req.query.needs_describe() {
         Some(object) => describe::bulk_fields(&client, object).await.map_err(|e| match e {

@@ -18,7 +18,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::LeaseError;
-use crate::bus::nats::{Auth, connect_client};
+use crate::bus::nats::{Auth, ClientTls, connect_client};
+use crate::tls::Trust;
 
 pub const LEASE_BUCKET: &str = "bulkflow_leases";
 /// One lease for all leader-elected flows: the leader runs all of them, as the seed's query and
@@ -62,8 +63,9 @@ impl NatsLease {
         if ttl < Duration::from_secs(1) {
             return Err(LeaseError::Ttl(ttl));
         }
-        let client =
-            connect_client(url, &Auth::None).await.map_err(|source| LeaseError::Connect { url: url.into(), source })?;
+        let client = connect_client(url, &Auth::None, &ClientTls::default(), &Trust::default())
+            .await
+            .map_err(|source| LeaseError::Connect { url: url.into(), source })?;
         let js = jetstream::new(client);
         let bucket =
             |e: Box<dyn std::error::Error + Send + Sync>| LeaseError::Bucket { bucket: LEASE_BUCKET.into(), source: e };

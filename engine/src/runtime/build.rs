@@ -43,7 +43,9 @@ impl BuildContext {
         Self {
             ledger,
             clock: Arc::new(crate::schedule::SystemClock),
-            buses: Arc::new(BusRegistry::new(Some(config.state_dir.clone()), credentials.clone())),
+            buses: Arc::new(
+                BusRegistry::new(Some(config.state_dir.clone()), credentials.clone()).with_trust(config.trust.clone()),
+            ),
             salesforce: Arc::new(crate::salesforce::Clients::new(
                 credentials.clone(),
                 &config.api_version,
@@ -192,6 +194,7 @@ fn processor(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Arc<dyn Pro
                 schema.clone(),
                 config.credentials_path.as_deref().map(|p| ctx.credentials.resolve(std::path::Path::new(p))),
                 ctx.env.clone(),
+                ctx.config.trust.clone(),
             )))
         }
         TaskKind::BigQueryWrite(config) => {
@@ -201,6 +204,7 @@ fn processor(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Arc<dyn Pro
                 config,
                 config.credentials_path.as_deref().map(|p| ctx.credentials.resolve(std::path::Path::new(p))),
                 ctx.env.clone(),
+                ctx.config.trust.clone(),
             )))
         }
         TaskKind::Generate { .. } | TaskKind::PubSubSubscriber(_) | TaskKind::NatsSubscriber(_) => {

@@ -34,7 +34,9 @@ impl SalesforceClient {
         settings: ClientSettings,
     ) -> Result<Self, SalesforceError> {
         // The whole-call deadline; results pages set their own, longer one.
-        let http = reqwest::Client::builder()
+        let http = settings
+            .trust
+            .reqwest(reqwest::Client::builder())
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(300))
             .timeout(settings.limits.request_timeout)
@@ -60,6 +62,11 @@ impl SalesforceClient {
 
     pub fn retry_policy(&self) -> RetryPolicy {
         self.settings.retry
+    }
+
+    /// What this client's TLS trusts; the Pub/Sub channel to the same org trusts the same.
+    pub fn trust(&self) -> &crate::tls::Trust {
+        &self.settings.trust
     }
 
     pub fn limits(&self) -> &Limits {
@@ -227,7 +234,7 @@ impl Clients {
         }
         let creds = SalesforceCredentials::load(credentials_path, &self.root)
             .map_err(|e| SalesforceError::Config(e.to_string()))?;
-        let client = Arc::new(SalesforceClient::new(creds, &self.default_api_version, self.settings)?);
+        let client = Arc::new(SalesforceClient::new(creds, &self.default_api_version, self.settings.clone())?);
         clients.insert(file, client.clone());
         Ok(client)
     }

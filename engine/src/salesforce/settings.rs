@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
-/// Retries and bounds, one set per client.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Retries, bounds and TLS trust, one set per client.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClientSettings {
     pub retry: RetryPolicy,
     pub limits: Limits,
+    pub trust: crate::tls::Trust,
 }
 
 /// Retries for one call (a page fetch, a job create).

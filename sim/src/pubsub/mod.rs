@@ -93,8 +93,9 @@ pub fn start(
     settings: PubSubSettings,
     retention: Duration,
     partial_results: bool,
+    tls: Option<tonic::transport::Identity>,
     shutdown: watch::Receiver<bool>,
-) -> Started {
+) -> Result<Started, tonic::transport::Error> {
     let log = match app.persist.as_ref().map(|p| ReplayLog::open(retention, &p.replay_dir())) {
         Some(Ok(log)) => log,
         Some(Err(e)) => {
@@ -109,10 +110,14 @@ pub fn start(
     let service =
         service::Service { app, log: log.clone(), settings, stats: stats.clone(), shutdown: shutdown.clone() };
     let mut stop = shutdown;
+    let mut server = tonic::transport::Server::builder();
+    if let Some(identity) = tls {
+        server = server.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+    }
     // Not awaited on shutdown: streams end on the shutdown signal themselves, and a server error
     // is logged rather than taking the REST API down with it.
     tokio::spawn(async move {
-        let served = tonic::transport::Server::builder()
+        let served = server
             .add_service(PubSubServer::new(service))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
                 let _ = stop.changed().await;
@@ -122,5 +127,5 @@ pub fn start(
             tracing::error!(error = %e, "the Pub/Sub server stopped with an error");
         }
     });
-    Started { log, stats }
+    Ok(Started { log, stats })
 }

@@ -8,6 +8,11 @@
 //!
 //! Auth keys (at most one kind): `nkey_seed`; `creds_file` (a `.creds` file with a JWT and seed,
 //! relative to this file or mapped under the credentials root); `user` + `password`; `token`.
+//!
+//! TLS keys (paths found as `creds_file` is): `tls_ca_file`, the server's CA (PEM) when it is not
+//! one the system (or `tls_ca_file` of the engine) trusts; `tls_cert_file` + `tls_key_file`, this
+//! client's certificate for a server that verifies clients. A `tls://` url, or any of these,
+//! makes TLS required: the connection fails rather than fall back to plain TCP.
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +29,24 @@ pub struct NatsCredentials {
     pub user: Option<String>,
     pub password: Option<String>,
     pub token: Option<String>,
+    pub tls_ca_file: Option<PathBuf>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+}
+
+/// TLS for one NATS server, from its credentials file (paths resolved).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientTls {
+    pub ca_file: Option<PathBuf>,
+    /// Certificate chain file and key file.
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+impl ClientTls {
+    /// Whether the credentials ask for TLS (a url's `tls://` asks too).
+    pub fn is_asked(&self) -> bool {
+        self.ca_file.is_some() || self.client.is_some()
+    }
 }
 
 impl std::fmt::Debug for NatsCredentials {
@@ -36,6 +59,9 @@ impl std::fmt::Debug for NatsCredentials {
             .field("user", &self.user)
             .field("password", &redacted(&self.password))
             .field("token", &redacted(&self.token))
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
             .finish()
     }
 }
@@ -73,7 +99,7 @@ pub enum CredentialsError {
 
 impl NatsCredentials {
     /// Reads the file `path` names (through the credentials root).
-    pub fn load(root: &CredentialsRoot, path: &str) -> Result<(Self, Auth), CredentialsError> {
+    pub fn load(root: &CredentialsRoot, path: &str) -> Result<(Self, Auth, ClientTls), CredentialsError> {
         let file = root.resolve(Path::new(path));
         crate::credentials::permissions::warn_if_loose(&file);
         let text =
@@ -81,7 +107,22 @@ impl NatsCredentials {
         let creds: Self = serde_json::from_str(&text)
             .map_err(|e| CredentialsError::Invalid { path: file.clone(), message: redact_serde(&e) })?;
         let auth = creds.auth(root, &file)?;
-        Ok((creds, auth))
+        let tls = creds.tls(root, &file)?;
+        Ok((creds, auth, tls))
+    }
+
+    fn tls(&self, root: &CredentialsRoot, file: &Path) -> Result<ClientTls, CredentialsError> {
+        let client = match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => Some((root.resolve_within(file, cert), root.resolve_within(file, key))),
+            (None, None) => None,
+            _ => {
+                return Err(CredentialsError::Invalid {
+                    path: file.to_path_buf(),
+                    message: "`tls_cert_file` and `tls_key_file` go together".into(),
+                });
+            }
+        };
+        Ok(ClientTls { ca_file: self.tls_ca_file.as_ref().map(|ca| root.resolve_within(file, ca)), client })
     }
 
     fn auth(&self, root: &CredentialsRoot, file: &Path) -> Result<Auth, CredentialsError> {
@@ -131,7 +172,7 @@ fn redact_serde(e: &serde_json::Error) -> String {
 mod tests {
     use super::*;
 
-    fn load(json: &str) -> Result<(NatsCredentials, Auth), CredentialsError> {
+    fn load(json: &str) -> Result<(NatsCredentials, Auth, ClientTls), CredentialsError> {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("etc/nats")).unwrap();
         std::fs::write(dir.path().join("etc/nats/credentials.json"), json).unwrap();
@@ -140,7 +181,7 @@ mod tests {
 
     #[test]
     fn one_auth_kind_at_most_and_secrets_stay_out_of_messages() {
-        let (c, auth) = load(r#"{"url": "nats://x:4222", "user": "u", "password": "s3cr3t"}"#).unwrap();
+        let (c, auth, _) = load(r#"{"url": "nats://x:4222", "user": "u", "password": "s3cr3t"}"#).unwrap();
         assert!(matches!(auth, Auth::UserPassword { .. }));
         assert!(!format!("{c:?}").contains("s3cr3t"));
         let err = load(r#"{"token": "s3cr3t", "nkey_seed": "SUAxx"}"#).unwrap_err().to_string();
@@ -149,14 +190,21 @@ mod tests {
         assert!(err.contains("wrong type"), "{err}");
         let err = load(r#"{"password": "s3cr3t"}"#).unwrap_err().to_string();
         assert!(err.contains("go together") && !err.contains("s3cr3t"), "{err}");
-        let (_, auth) = load(r#"{"url": "nats://x:4222"}"#).unwrap();
+        let (_, auth, _) = load(r#"{"url": "nats://x:4222"}"#).unwrap();
         assert!(auth == Auth::None);
     }
 
     #[test]
     fn a_creds_file_is_found_beside_the_credentials() {
-        let (_, auth) = load(r#"{"creds_file": "bulkflow.creds"}"#).unwrap();
+        let (_, auth, _) = load(r#"{"creds_file": "bulkflow.creds"}"#).unwrap();
         let Auth::CredsFile(path) = auth else { panic!("expected a creds file") };
         assert!(path.ends_with("etc/nats/bulkflow.creds"), "{}", path.display());
+        let (_, _, tls) =
+            load(r#"{"tls_ca_file": "ca.pem", "tls_cert_file": "/etc/pki/c.pem", "tls_key_file": "k.pem"}"#).unwrap();
+        assert!(tls.ca_file.unwrap().ends_with("etc/nats/ca.pem"));
+        let (cert, key) = tls.client.unwrap();
+        assert!(cert.ends_with("etc/pki/c.pem") && key.ends_with("etc/nats/k.pem"), "{cert:?} {key:?}");
+        let err = load(r#"{"tls_cert_file": "c.pem"}"#).unwrap_err().to_string();
+        assert!(err.contains("`tls_cert_file` and `tls_key_file` go together"), "{err}");
     }
 }

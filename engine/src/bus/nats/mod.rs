@@ -11,13 +11,14 @@ use async_nats::jetstream::{self, consumer, stream};
 use async_nats::{ConnectOptions, HeaderMap};
 use futures_util::StreamExt;
 
-pub use credentials::{Auth, NatsCredentials};
+pub use credentials::{Auth, ClientTls, NatsCredentials};
 
 use super::spec::{DiscardPolicy, RetentionPolicy};
 use super::{
     Acker, Bus, BusError, Consumer, ConsumerSpec, Delivered, Headers, MSG_ID_HEADER, Outgoing, PubAck, StreamSpec,
 };
 use crate::runtime::processor::BoxFuture;
+use crate::tls::Trust;
 
 /// How long connecting may take before the attempt fails (the caller retries).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,9 +42,15 @@ impl std::fmt::Debug for NatsBus {
 }
 
 impl NatsBus {
-    /// Connects to `url` with `auth`. The url is not secret; auth material is never logged.
+    /// Connects to `url` with `auth`, over plain TCP unless the server or a `tls://` url asks for
+    /// TLS. The url is not secret; auth material is never logged.
     pub async fn connect(url: &str, auth: &Auth) -> Result<Self, BusError> {
-        let client = connect_client(url, auth).await?;
+        Self::connect_tls(url, auth, &ClientTls::default(), &Trust::default()).await
+    }
+
+    /// Connects with TLS settings too: the credentials file's (`tls`) and the engine's roots.
+    pub async fn connect_tls(url: &str, auth: &Auth, tls: &ClientTls, trust: &Trust) -> Result<Self, BusError> {
+        let client = connect_client(url, auth, tls, trust).await?;
         Ok(Self::from_client(client))
     }
 
@@ -59,9 +66,23 @@ impl NatsBus {
     }
 }
 
-/// A connected client: reconnects on its own after a server restart, forever.
-pub async fn connect_client(url: &str, auth: &Auth) -> Result<async_nats::Client, BusError> {
-    let options = ConnectOptions::new().connection_timeout(CONNECT_TIMEOUT).max_reconnects(None);
+/// A connected client: reconnects on its own after a server restart, forever. Whenever TLS is
+/// used (the url says `tls://`, the credentials name TLS files, or the server requires it) the
+/// server's certificate is verified against the engine's trust and the credentials' CA.
+pub async fn connect_client(
+    url: &str,
+    auth: &Auth,
+    tls: &ClientTls,
+    trust: &Trust,
+) -> Result<async_nats::Client, BusError> {
+    let config = trust
+        .rustls(tls.ca_file.as_deref(), tls.client.as_ref().map(|(c, k)| (c.as_path(), k.as_path())))
+        .map_err(|e| BusError::Unsupported(format!("NATS TLS: {e}")))?;
+    let options = ConnectOptions::new()
+        .connection_timeout(CONNECT_TIMEOUT)
+        .max_reconnects(None)
+        .tls_client_config(config)
+        .require_tls(tls.is_asked() || url.trim_start().starts_with("tls://"));
     let options = match auth {
         Auth::None => options,
         Auth::NkeySeed(seed) => options.nkey(seed.clone()),

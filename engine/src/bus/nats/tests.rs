@@ -103,13 +103,23 @@ async fn a_fetch_the_server_never_answers_returns_and_fetching_resumes() {
 /// Connects through the registry with the credentials file `json` (plus the server's url), as a
 /// flow naming that file would, and proves the connection by creating a stream.
 async fn connect_with(server: &NatsServer, mut json: serde_json::Value) -> Result<(), crate::bus::BusError> {
+    json["url"] = server.url().into();
+    connect_as(json, None).await
+}
+
+/// [`connect_with`] with the url the credentials file names, and the files of `beside` (a
+/// folder) copied next to it, where the file's relative paths find them.
+async fn connect_as(json: serde_json::Value, beside: Option<&std::path::Path>) -> Result<(), crate::bus::BusError> {
     use crate::bus::StreamSpec;
     use crate::bus::registry::BusRegistry;
     use crate::credentials::CredentialsRoot;
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("etc/nats")).unwrap();
-    json["url"] = server.url().into();
+    for entry in beside.map(|b| std::fs::read_dir(b).unwrap()).into_iter().flatten() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join("etc/nats").join(path.file_name().unwrap())).unwrap();
+    }
     std::fs::write(dir.path().join("etc/nats/credentials.json"), json.to_string()).unwrap();
     let registry = BusRegistry::new(None, CredentialsRoot::new(Some(dir.path().into())));
     let bus = registry.bus("", Some("/etc/nats/credentials.json")).await?;
@@ -144,4 +154,43 @@ async fn a_token_user_password_or_nkey_from_the_credentials_file_authenticates()
     let other = nkeys::KeyPair::new_user().seed().unwrap();
     let err = connect_with(&server, json!({"nkey_seed": other})).await.unwrap_err();
     assert!(!err.to_string().contains(&other), "{err}");
+}
+
+/// A server that requires TLS and verifies clients: the credentials file's CA and client
+/// certificate connect; without the certificate, with another CA, or with no TLS settings at all
+/// (the server still asks for TLS, and the system's roots do not know its CA), no connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_client_certificate_from_the_credentials_file() {
+    use serde_json::json;
+
+    let pki = bulkflow_testkit::tls::Pki::new();
+    let config = format!(
+        "tls {{\n cert_file: {:?}\n key_file: {:?}\n ca_file: {:?}\n verify: true\n timeout: 5\n}}\n",
+        pki.server_cert(),
+        pki.server_key(),
+        pki.ca()
+    );
+    let server = tokio::task::spawn_blocking(move || NatsServer::start_with_config(&config)).await.unwrap();
+    let tls_url = format!("tls://127.0.0.1:{}", server.port());
+    let (ca, other, cert, key) = ("ca.pem", "other-ca.pem", "client.pem", "client.key");
+    let connect_as = |json| connect_as(json, Some(pki.dir()));
+
+    connect_as(json!({"url": tls_url, "tls_ca_file": ca, "tls_cert_file": cert, "tls_key_file": key}))
+        .await
+        .expect("the CA and the client certificate connect");
+    // A nats:// url to a server that requires TLS upgrades, with the same checks.
+    connect_as(json!({"url": server.url(), "tls_ca_file": ca, "tls_cert_file": cert, "tls_key_file": key}))
+        .await
+        .expect("nats:// to a TLS server upgrades");
+
+    let err = connect_as(json!({"url": tls_url, "tls_ca_file": ca})).await.unwrap_err().to_string();
+    assert!(err.contains("connecting to NATS"), "no client certificate: {err}");
+    let err = connect_as(json!({"url": tls_url, "tls_ca_file": other, "tls_cert_file": cert, "tls_key_file": key}))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").to_lowercase().contains("certificate"), "another CA: {err:?}");
+    let err = connect_as(json!({"url": server.url()})).await.unwrap_err();
+    assert!(format!("{err:?}").to_lowercase().contains("certificate"), "the system's roots only: {err:?}");
+    let err = connect_as(json!({"url": tls_url, "tls_ca_file": ca, "tls_cert_file": cert})).await.unwrap_err();
+    assert!(err.to_string().contains("go together"), "{err}");
 }

@@ -2,7 +2,7 @@
 //! `pubsub_url`, else Salesforce's. `http://` means plain HTTP/2 (the simulator); anything else
 //! is TLS, as Salesforce serves it.
 
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 
 pub const SALESFORCE: &str = "api.pubsub.salesforce.com:7443";
 
@@ -24,11 +24,11 @@ pub fn uri(configured: Option<&str>, from_credentials: Option<&str>) -> String {
 }
 
 /// A lazily connecting channel: the first RPC dials, and a broken connection is redialled.
-pub fn channel(uri: &str) -> Result<Channel, EndpointError> {
+pub fn channel(uri: &str, trust: &crate::tls::Trust) -> Result<Channel, EndpointError> {
     let err = |reason: String| EndpointError { endpoint: uri.to_string(), reason };
     let mut endpoint = Endpoint::from_shared(uri.to_string()).map_err(|e| err(e.to_string()))?;
     if uri.starts_with("https://") {
-        endpoint = endpoint.tls_config(ClientTlsConfig::new().with_native_roots()).map_err(|e| err(e.to_string()))?;
+        endpoint = endpoint.tls_config(trust.tonic()).map_err(|e| err(e.to_string()))?;
     }
     Ok(endpoint.connect_timeout(std::time::Duration::from_secs(10)).connect_lazy())
 }
@@ -47,7 +47,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_malformed_endpoint_is_a_clear_error() {
-        let err = channel("http://bad host:1").unwrap_err().to_string();
+        let err = channel("http://bad host:1", &crate::tls::Trust::default()).unwrap_err().to_string();
         assert!(err.contains("`http://bad host:1`"), "{err}");
     }
 }

@@ -17,6 +17,7 @@ use crate::env::EnvLookup;
 use crate::event::Event;
 use crate::flow::template::{Context, Template};
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
+use crate::tls::Trust;
 use crate::warehouse::bigquery::auth::{BIGQUERY_SCOPE, ServiceAccountKey, TokenSource};
 use crate::warehouse::bigquery::{BigQueryWarehouse, TableRef};
 use crate::warehouse::{ChangeType, apply_event};
@@ -32,6 +33,7 @@ pub struct BigQueryWriteProcessor {
     credentials: Option<PathBuf>,
     change: ChangeType,
     env: EnvLookup,
+    trust: Trust,
     warehouse: OnceCell<BigQueryWarehouse>,
 }
 
@@ -42,6 +44,7 @@ impl BigQueryWriteProcessor {
         config: &BigQueryWriteConfig,
         credentials: Option<PathBuf>,
         env: EnvLookup,
+        trust: Trust,
     ) -> Self {
         Self {
             flow: flow.to_string(),
@@ -50,6 +53,7 @@ impl BigQueryWriteProcessor {
             credentials,
             change: config.change_type,
             env,
+            trust,
             warehouse: OnceCell::new(),
         }
     }
@@ -88,8 +92,9 @@ impl BigQueryWriteProcessor {
                     )));
                 };
                 let key = ServiceAccountKey::read(path).map_err(|e| self.fatal(e))?;
-                let tokens = Arc::new(TokenSource::new(key, path.clone(), BIGQUERY_SCOPE));
-                BigQueryWarehouse::google(table, tokens).map_err(|e| self.fatal(e))
+                let tokens =
+                    TokenSource::new(key, path.clone(), BIGQUERY_SCOPE, &self.trust).map_err(|e| self.fatal(e))?;
+                BigQueryWarehouse::google(table, Arc::new(tokens), &self.trust).map_err(|e| self.fatal(e))
             })
             .await
     }

@@ -14,6 +14,7 @@ use crate::event::Event;
 use crate::flow::template::{Context, Template};
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
 use crate::schema::TableSchema;
+use crate::tls::Trust;
 use crate::warehouse::postgres::PostgresWarehouse;
 use crate::warehouse::postgres::sql::TableName;
 use crate::warehouse::{ChangeType, DeleteMode, apply_event};
@@ -36,6 +37,7 @@ pub struct PostgresWriteProcessor {
     change: ChangeType,
     deletes: DeleteMode,
     env: EnvLookup,
+    trust: Trust,
     warehouse: OnceCell<PostgresWarehouse>,
 }
 
@@ -49,6 +51,7 @@ impl PostgresWriteProcessor {
         schema: Option<TableSchema>,
         credentials: Option<PathBuf>,
         env: EnvLookup,
+        trust: Trust,
     ) -> Self {
         Self {
             flow: flow.to_string(),
@@ -60,6 +63,7 @@ impl PostgresWriteProcessor {
             change: config.change_type,
             deletes: config.deletes,
             env,
+            trust,
             warehouse: OnceCell::new(),
         }
     }
@@ -88,7 +92,9 @@ impl PostgresWriteProcessor {
         self.warehouse
             .get_or_try_init(|| async {
                 let url = self.url(event).map_err(|e| TaskError::Fatal(format!("task `{}`: {e}", self.task)))?;
-                Ok(PostgresWarehouse::new(url, self.table.clone(), self.create.clone()).with_deletes(self.deletes))
+                Ok(PostgresWarehouse::new(url, self.table.clone(), self.create.clone())
+                    .with_deletes(self.deletes)
+                    .with_trust(self.trust.clone()))
             })
             .await
     }

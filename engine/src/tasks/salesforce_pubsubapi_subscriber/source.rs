@@ -236,7 +236,7 @@ impl PubSubSource {
         let fatal = |e: String| TaskError::Fatal(format!("flow `{}`, task `{}`: {e}", self.flow, self.task));
         let client = self.clients.get(Path::new(&self.config.credentials_path)).map_err(|e| fatal(e.to_string()))?;
         let uri = endpoint::uri(self.config.endpoint.as_deref(), client.credentials().pubsub_url.as_deref());
-        let mut api = PubSubClient::new(endpoint::channel(&uri).map_err(|e| fatal(e.to_string()))?);
+        let mut api = PubSubClient::new(endpoint::channel(&uri, client.trust()).map_err(|e| fatal(e.to_string()))?);
         let mut schemas = Schemas::default();
         let Some(mut session) = self.prepare(&ctx, &client, &mut api, &mut schemas).await else { return Ok(()) };
 

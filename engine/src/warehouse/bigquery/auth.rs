@@ -10,6 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
+use crate::tls::Trust;
+
 /// The scope the Storage Write API asks for.
 pub const BIGQUERY_SCOPE: &str = "https://www.googleapis.com/auth/bigquery";
 const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
@@ -100,9 +102,11 @@ pub struct TokenSource {
 }
 
 impl TokenSource {
-    pub fn new(key: ServiceAccountKey, path: PathBuf, scope: &str) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
-        Self { key, path, scope: scope.to_string(), http, cached: Mutex::new(None) }
+    pub fn new(key: ServiceAccountKey, path: PathBuf, scope: &str, trust: &Trust) -> Result<Self, AuthError> {
+        let http = trust.reqwest(reqwest::Client::builder()).timeout(Duration::from_secs(30)).build().map_err(|e| {
+            AuthError::Unavailable { uri: key.token_uri().to_string(), message: format!("HTTP client setup: {e}") }
+        })?;
+        Ok(Self { key, path, scope: scope.to_string(), http, cached: Mutex::new(None) })
     }
 
     /// A valid access token, from the cache while it has more than a minute left.

@@ -25,7 +25,9 @@ use googleapis_tonic_google_cloud_bigquery_storage_v1::google::cloud::bigquery::
     AppendRowsRequest, ArrowRecordBatch, ArrowSchema, append_rows_request, append_rows_response,
     big_query_write_client::BigQueryWriteClient,
 };
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::tls::Trust;
 
 use self::auth::TokenSource;
 use super::sweep::{SweepOutcome, SweepPart};
@@ -80,9 +82,9 @@ impl BigQueryWarehouse {
     }
 
     /// BigQuery itself over TLS (the system's roots), with the service account's tokens.
-    pub fn google(table: TableRef, tokens: Arc<TokenSource>) -> Result<Self, WarehouseError> {
+    pub fn google(table: TableRef, tokens: Arc<TokenSource>, trust: &Trust) -> Result<Self, WarehouseError> {
         let endpoint = Endpoint::from_static(GOOGLE_ENDPOINT)
-            .tls_config(ClientTlsConfig::new().with_native_roots())
+            .tls_config(trust.tonic())
             .map_err(|e| WarehouseError::Rejected { table: table.to_string(), message: format!("TLS setup: {e}") })?;
         Ok(Self { table, channel: endpoint.connect_lazy(), tokens: Some(tokens), retry_for: RETRY_FOR })
     }

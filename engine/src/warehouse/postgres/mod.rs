@@ -8,6 +8,7 @@ mod copy;
 pub mod sql;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ use super::sweep::{self, SweepOutcome, SweepPart};
 use super::{ChangeType, DELETED, DELETED_AT, DeleteMode, ID, IS_DELETED, Warehouse, WarehouseError};
 use crate::runtime::processor::BoxFuture;
 use crate::schema::TableSchema;
+use crate::tls::Trust;
 
 /// How long a batch keeps trying to reach a server that went away (a restart, a failover) before
 /// the task's own retry takes over.
@@ -39,11 +41,26 @@ pub struct PostgresWarehouse {
     client: Mutex<Option<Client>>,
     reconnect_for: Duration,
     deletes: DeleteMode,
+    trust: Trust,
 }
 
 impl PostgresWarehouse {
     pub fn new(url: String, table: TableName, create: Option<TableSchema>) -> Self {
-        Self { url, table, create, client: Mutex::new(None), reconnect_for: RECONNECT_FOR, deletes: DeleteMode::Hard }
+        Self {
+            url,
+            table,
+            create,
+            client: Mutex::new(None),
+            reconnect_for: RECONNECT_FOR,
+            deletes: DeleteMode::Hard,
+            trust: Trust::default(),
+        }
+    }
+
+    /// The roots a TLS connection (any `sslmode` but `disable`) trusts besides `sslrootcert`'s.
+    pub fn with_trust(mut self, trust: Trust) -> Self {
+        self.trust = trust;
+        self
     }
 
     /// What a delete does: remove the row, or mark it (`_deleted`, `_deleted_at`).
@@ -65,18 +82,31 @@ impl PostgresWarehouse {
     }
 
     async fn connect(&self) -> Result<Client, WarehouseError> {
-        let (client, connection) = tokio_postgres::connect(&self.url, NoTls).await.map_err(|e| {
-            // The URL's password must not leak: the driver's connect errors do not quote the URL.
-            WarehouseError::Unavailable {
-                table: self.table.to_string(),
-                message: format!("connecting: {}", describe(&e)),
+        let prepared = tls::prepare(&self.url, &self.trust).map_err(|m| self.rejected(m))?;
+        if prepared.plain_over_network {
+            tracing::warn!(
+                table = %self.table,
+                "sslmode=disable: this PostgreSQL connection crosses the network without TLS (rows and the password in the clear)"
+            );
+        }
+        // The URL's password must not leak: the driver's connect errors do not quote the URL.
+        let connect_err = |e: tokio_postgres::Error| WarehouseError::Unavailable {
+            table: self.table.to_string(),
+            message: format!("connecting: {}", describe(&e)),
+        };
+        let client = match prepared.tls {
+            None => {
+                let (client, connection) = tokio_postgres::connect(&prepared.url, NoTls).await.map_err(connect_err)?;
+                tokio::spawn(drive(connection));
+                client
             }
-        })?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %describe(&e), "PostgreSQL connection closed");
+            Some(config) => {
+                let tls = tokio_postgres_rustls::MakeRustlsConnect::new(config);
+                let (client, connection) = tokio_postgres::connect(&prepared.url, tls).await.map_err(connect_err)?;
+                tokio::spawn(drive(connection));
+                client
             }
-        });
+        };
         if let Some(schema) = &self.create {
             let mut ddl = sql::create_table(&self.table, schema).map_err(|m| self.rejected(m))?;
             if self.deletes == DeleteMode::Soft {
@@ -497,6 +527,17 @@ fn is_transient(e: &tokio_postgres::Error) -> bool {
 }
 
 /// The server's message (with its detail) or the driver's, never the connection string.
+/// Runs a connection until it closes (its client dropped, or the server gone).
+async fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if let Err(e) = connection.await {
+        tracing::debug!(error = %describe(&e), "PostgreSQL connection closed");
+    }
+}
+
 fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => match db.detail() {

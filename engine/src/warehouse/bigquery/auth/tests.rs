@@ -82,7 +82,7 @@ fn source(private_pem: &str, token_uri: &str) -> TokenSource {
         private_key_id: Some("key-1".into()),
         token_uri: Some(token_uri.into()),
     };
-    TokenSource::new(key, PathBuf::from("/etc/gcp/credentials.json"), BIGQUERY_SCOPE)
+    TokenSource::new(key, PathBuf::from("/etc/gcp/credentials.json"), BIGQUERY_SCOPE, &Trust::default()).unwrap()
 }
 
 #[derive(serde::Deserialize, Debug)]
@@ -165,7 +165,7 @@ fn a_malformed_key_file_names_the_file_and_not_the_key() {
     )
     .unwrap();
     let key = ServiceAccountKey::read(&path).expect("Google's extra keys are accepted");
-    let tokens = TokenSource::new(key, path.clone(), BIGQUERY_SCOPE);
+    let tokens = TokenSource::new(key, path.clone(), BIGQUERY_SCOPE, &Trust::default()).unwrap();
     let text = tokens.assertion().unwrap_err().to_string();
     assert!(
         text.contains("credentials.json") && text.contains("not an RSA private key") && !text.contains("not a key"),

@@ -1,0 +1,167 @@
+//! What outbound TLS trusts: the system's roots, plus the CA certificates of an optional file
+//! (`tls_ca_file`: a proxy that re-signs traffic, a private PostgreSQL or NATS). Every client
+//! takes its trust from here — Salesforce's REST and Pub/Sub calls, Google's token and BigQuery
+//! calls, NATS and PostgreSQL — so a CA file given once applies everywhere.
+//!
+//! There is no switch that turns verification off: a server whose certificate does not chain to
+//! a trusted root, or does not name the host dialled, is refused. A self-signed server is trusted
+//! by naming its certificate (or its CA) in a CA file, not by trusting everything.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {what} {path}: {source}")]
+    Read { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("{what} {path}: {reason}")]
+    Invalid { what: &'static str, path: PathBuf, reason: String },
+    #[error("TLS setup: {0}")]
+    Setup(String),
+}
+
+/// The roots outbound TLS trusts. Cheap to clone; equal when loaded from the same file.
+#[derive(Clone, Default)]
+pub struct Trust {
+    ca_file: Option<PathBuf>,
+    /// The CA file as read (PEM), for clients that take PEM (tonic).
+    pem: Arc<Vec<u8>>,
+    certs: Arc<Vec<CertificateDer<'static>>>,
+}
+
+impl std::fmt::Debug for Trust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trust").field("ca_file", &self.ca_file).field("extra_roots", &self.certs.len()).finish()
+    }
+}
+
+impl PartialEq for Trust {
+    fn eq(&self, other: &Self) -> bool {
+        self.ca_file == other.ca_file
+    }
+}
+
+impl Trust {
+    /// The system's roots, plus those of `ca_file` when given. A file that cannot be read, or
+    /// holds no certificate, is an error naming it: a CA file that silently adds nothing would
+    /// surface much later as an unexplained certificate failure.
+    pub fn load(ca_file: Option<&Path>) -> Result<Self, TlsError> {
+        let Some(path) = ca_file else { return Ok(Self::default()) };
+        let (pem, certs) = read_certs("CA file", path)?;
+        Ok(Self { ca_file: Some(path.to_path_buf()), pem: Arc::new(pem), certs: Arc::new(certs) })
+    }
+
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca_file.as_deref()
+    }
+
+    /// A reqwest client trusting these roots besides the system's.
+    pub fn reqwest(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        if self.certs.is_empty() {
+            return builder;
+        }
+        let certs = self.certs.iter().filter_map(|c| reqwest::Certificate::from_der(c).ok()).collect::<Vec<_>>();
+        builder.tls_certs_merge(certs)
+    }
+
+    /// tonic's TLS settings: the system's roots and these.
+    pub fn tonic(&self) -> tonic::transport::ClientTlsConfig {
+        let config = tonic::transport::ClientTlsConfig::new().with_native_roots();
+        if self.pem.is_empty() {
+            config
+        } else {
+            config.ca_certificate(tonic::transport::Certificate::from_pem(self.pem.as_slice()))
+        }
+    }
+
+    /// A rustls client configuration trusting the system's roots, these, and `extra_ca` (a
+    /// connection's own CA file: NATS's `tls_ca_file`, PostgreSQL's `sslrootcert`), presenting
+    /// `client` (certificate chain file, key file) when the server asks for one.
+    pub fn rustls(
+        &self,
+        extra_ca: Option<&Path>,
+        client: Option<(&Path, &Path)>,
+    ) -> Result<rustls::ClientConfig, TlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        // A system root that does not parse is skipped, as every TLS client does; the ones
+        // bulkflow was given explicitly must all parse.
+        let native = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(native.certs);
+        for cert in self.certs.iter() {
+            roots.add(cert.clone()).map_err(|e| TlsError::Invalid {
+                what: "CA file",
+                path: self.ca_file.clone().unwrap_or_default(),
+                reason: format!("a certificate is not a usable root: {e}"),
+            })?;
+        }
+        if let Some(path) = extra_ca {
+            for cert in read_certs("CA file", path)?.1 {
+                roots.add(cert).map_err(|e| TlsError::Invalid {
+                    what: "CA file",
+                    path: path.to_path_buf(),
+                    reason: format!("a certificate is not a usable root: {e}"),
+                })?;
+            }
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Setup(e.to_string()))?
+            .with_root_certificates(roots);
+        match client {
+            None => Ok(builder.with_no_client_auth()),
+            Some((cert_file, key_file)) => {
+                let chain = read_certs("client certificate", cert_file)?.1;
+                let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| TlsError::Invalid {
+                    what: "client key",
+                    path: key_file.to_path_buf(),
+                    // The key's bytes never reach a message; the parser's error does not hold them.
+                    reason: format!("no PEM private key: {e}"),
+                })?;
+                builder.with_client_auth_cert(chain, key).map_err(|e| TlsError::Invalid {
+                    what: "client certificate",
+                    path: cert_file.to_path_buf(),
+                    reason: format!("does not go with its key: {e}"),
+                })
+            }
+        }
+    }
+}
+
+/// The certificates of a PEM file (the file's bytes too): at least one.
+fn read_certs(what: &'static str, path: &Path) -> Result<(Vec<u8>, Vec<CertificateDer<'static>>), TlsError> {
+    let pem = std::fs::read(path).map_err(|source| TlsError::Read { what, path: path.to_path_buf(), source })?;
+    let invalid = |reason: String| TlsError::Invalid { what, path: path.to_path_buf(), reason };
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(format!("not valid PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(invalid("holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)".into()));
+    }
+    Ok((pem, certs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_must_hold_a_certificate_and_its_errors_name_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let err = Trust::load(Some(&missing)).unwrap_err().to_string();
+        assert!(err.contains("cannot read CA file") && err.contains("missing.pem"), "{err}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = Trust::load(Some(&empty)).unwrap_err().to_string();
+        assert!(err.contains("empty.pem") && err.contains("holds no PEM certificate"), "{err}");
+        let trust = Trust::load(None).unwrap();
+        assert_eq!(trust, Trust::default());
+        trust.rustls(None, None).unwrap();
+        let err = trust.rustls(Some(&empty), None).unwrap_err().to_string();
+        assert!(err.contains("empty.pem"), "{err}");
+    }
+}
