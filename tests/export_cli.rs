@@ -535,3 +535,55 @@ fn at_trace_level_the_password_flow_leaves_no_secret_in_the_output_or_the_files(
     }
     drop(process);
 }
+
+/// `bulkflow sim serve --tls-cert --tls-key` serves HTTPS with a certificate of a CA made for the
+/// test; `bulkflow export --tls-ca-file` trusts that CA and exports, without it the export is
+/// refused (exit 1) with the certificate named and the flag to give, and a CA file that is not
+/// there is bad input (exit 2).
+#[test]
+fn an_export_over_https_trusts_the_ca_file_it_is_given_and_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = bulkflow_testkit::tls::Pki::new();
+    let (cert, key) = (pki.server_cert(), pki.server_key());
+    let process = SimProcess::start(
+        dir.path(),
+        &[
+            "--records",
+            "Account=1500",
+            "--job-latency",
+            "200ms",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(process.url.starts_with("https://127.0.0.1:"), "{}", process.url);
+    let sim = Sim { process, creds: dir.path().join("creds/etc/sfdc/credentials.json") };
+    let ca = pki.ca();
+    let out = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+
+    let trusted = out("trusted");
+    let args = ["--object", "Account", "--fields", FIELDS, "--out", &trusted, "--tls-ca-file", ca.to_str().unwrap()];
+    let (rows, _) = summary(&sim.export(&args).env_remove("BULKFLOW_TLS_CA_FILE").output().unwrap());
+    assert_eq!(rows, 1_500);
+    assert_eq!(parquet_rows(Path::new(&trusted)).len(), 1_500);
+
+    let untrusted = out("untrusted");
+    let refused = sim
+        .export(&["--object", "Account", "--fields", FIELDS, "--out", &untrusted])
+        .env_remove("BULKFLOW_TLS_CA_FILE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("invalid peer certificate: UnknownIssuer") && stderr.contains("--tls-ca-file"), "{stderr}");
+
+    let missing = sim
+        .export(&["--object", "Account", "--out", &untrusted, "--tls-ca-file", "/nonexistent/ca.pem"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--tls-ca-file") && stderr.contains("/nonexistent/ca.pem"), "{stderr}");
+}

@@ -69,6 +69,7 @@ impl Trust {
 
     /// tonic's TLS settings: the system's roots and these.
     pub fn tonic(&self) -> tonic::transport::ClientTlsConfig {
+        install_default_provider();
         let config = tonic::transport::ClientTlsConfig::new().with_native_roots();
         if self.pem.is_empty() {
             config
@@ -131,6 +132,41 @@ impl Trust {
     }
 }
 
+/// Whether `url` (`scheme://host[:port]/...`) names this machine.
+pub fn is_loopback(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else { return false };
+    match parsed.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Says, at every start, that `url` is plain HTTP to another machine: bulkflow has no switch that
+/// turns TLS verification off, but an `http://` URL leaves TLS out altogether, and that must not
+/// go unnoticed (a simulator on this machine is the one quiet case).
+pub fn warn_if_plain(what: &str, url: &str) {
+    if url.trim_start().starts_with("http://") && !is_loopback(url.trim()) {
+        tracing::warn!(
+            what,
+            url,
+            "plain HTTP to another machine: no TLS, so tokens and data cross the network in the clear"
+        );
+    }
+}
+
+/// tonic builds its rustls configurations with the process's default crypto provider, which
+/// rustls cannot pick by itself when, as here, the dependency tree enables both aws-lc-rs and
+/// ring (it panics instead). Installing aws-lc-rs, the provider bulkflow's own configurations use,
+/// settles it; a provider installed earlier by the process stays.
+pub fn install_default_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    });
+}
+
 /// The certificates of a PEM file (the file's bytes too): at least one.
 fn read_certs(what: &'static str, path: &Path) -> Result<(Vec<u8>, Vec<CertificateDer<'static>>), TlsError> {
     let pem = std::fs::read(path).map_err(|source| TlsError::Read { what, path: path.to_path_buf(), source })?;
@@ -163,5 +199,15 @@ mod tests {
         trust.rustls(None, None).unwrap();
         let err = trust.rustls(Some(&empty), None).unwrap_err().to_string();
         assert!(err.contains("empty.pem"), "{err}");
+    }
+
+    #[test]
+    fn loopback_is_this_machine_only() {
+        assert!(
+            is_loopback("http://127.0.0.1:8080/x") && is_loopback("http://localhost") && is_loopback("http://[::1]:1")
+        );
+        assert!(
+            !is_loopback("http://login.salesforce.com") && !is_loopback("http://10.0.0.1") && !is_loopback("nonsense")
+        );
     }
 }

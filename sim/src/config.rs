@@ -212,6 +212,12 @@ impl SimConfig {
         self
     }
     /// Rounded up to whole seconds, so a short TTL never becomes "already expired".
+    /// Serve HTTPS and the Pub/Sub API over TLS with this certificate and key (PEM files).
+    pub fn tls(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls = Some(crate::tls::TlsFiles { cert: cert.into(), key: key.into() });
+        self
+    }
+
     pub fn token_ttl(mut self, ttl: Duration) -> Self {
         self.faults.token_ttl_secs = ttl_secs(ttl);
         self

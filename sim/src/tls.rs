@@ -33,6 +33,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl TlsFiles {
     pub fn load(&self) -> Result<Identity, String> {
+        // tonic's server TLS takes the process's default provider, which rustls cannot choose
+        // when both aws-lc-rs and ring are built in; one installed earlier stays.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
         let (cert_pem, key_pem) = (read(&self.cert)?, read(&self.key)?);
         let chain = CertificateDer::pem_slice_iter(&cert_pem)

@@ -62,8 +62,7 @@ pub async fn login(http: &reqwest::Client, creds: &SalesforceCredentials) -> Res
             ("client_secret", secret(&creds.client_secret)),
         ],
     };
-    let transport =
-        |e: reqwest::Error| SalesforceError::Transport { what: "login".into(), reason: e.without_url().to_string() };
+    let transport = |e: reqwest::Error| SalesforceError::transport("login", e);
     let response = http.post(&url).form(&form).send().await.map_err(transport)?;
     let status = response.status();
     let body = response.text().await.map_err(transport)?;

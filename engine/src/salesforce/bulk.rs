@@ -116,7 +116,7 @@ pub(crate) async fn json_body(
                 reason: format!("the answer is longer than salesforce_max_answer_size ({})", bytes(cap)),
             });
         }
-        Err(e) => return Err(SalesforceError::Transport { what: what.into(), reason: e.without_url().to_string() }),
+        Err(e) => return Err(SalesforceError::transport(what, e)),
     };
     serde_json::from_slice(&body).map_err(|e| SalesforceError::Garbled {
         what: what.into(),

@@ -44,6 +44,10 @@ impl SalesforceClient {
             .user_agent(concat!("bulkflow/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| SalesforceError::Config(format!("cannot build the HTTP client: {e}")))?;
+        crate::tls::warn_if_plain("Salesforce login_url", &creds.login_url);
+        if let Some(pubsub) = &creds.pubsub_url {
+            crate::tls::warn_if_plain("Salesforce pubsub_url", pubsub);
+        }
         let api_version = creds.api_version.clone().unwrap_or_else(|| default_api_version.to_string());
         Ok(Self { http, creds, session: tokio::sync::Mutex::new(None), api_version, settings })
     }
@@ -159,7 +163,7 @@ impl SalesforceClient {
                     }
                     SalesforceError::from_response(what, status, &body)
                 }
-                Err(e) => SalesforceError::Transport { what: what.to_string(), reason: e.without_url().to_string() },
+                Err(e) => SalesforceError::transport(what, e),
             };
             if error.is_retryable() && attempt < attempts {
                 let wait = self.settings.retry.backoff(attempt);

@@ -51,6 +51,29 @@ impl SalesforceError {
         }
     }
 
+    /// A failed call, with its causes: reqwest's own message ("error sending request") names
+    /// none, and the cause is what an operator acts on (a refused connection, a certificate not
+    /// trusted). The URL is left out: a results locator or a query can be in it.
+    pub fn transport(what: &str, e: reqwest::Error) -> Self {
+        let e = e.without_url();
+        let mut reason = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !reason.contains(&text) {
+                reason.push_str(": ");
+                reason.push_str(&text);
+            }
+            source = cause.source();
+        }
+        if reason.contains("certificate") {
+            reason.push_str(
+                " (for a private CA, or a proxy that re-signs TLS, give its CA certificate with --tls-ca-file)",
+            );
+        }
+        Self::Transport { what: what.to_string(), reason }
+    }
+
     /// The job is gone: deleted, expired after 7 days, or a different org.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::Api { status: 404, .. })

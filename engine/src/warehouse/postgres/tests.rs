@@ -275,3 +275,57 @@ async fn a_sweep_removes_the_rows_no_part_names_once_every_part_is_in() {
     let err = f.warehouse.sweep(&conformance::batch(&[]).project(&[1]).unwrap(), &part("run-3", 0, 1, after_all)).await;
     assert!(err.unwrap_err().to_string().contains("`Id`"), "a part without Ids is refused");
 }
+
+/// A server that takes TLS connections only, with a certificate of a CA made for the test: a
+/// writer trusting that CA (through `sslrootcert`, or the engine's `tls_ca_file`) lands its batch
+/// over TLS; one that does not is refused by its own check, whatever `sslmode` says — none turns
+/// verification off — and `disable` is refused by the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_verified_against_sslrootcert_or_the_engines_ca_file() {
+    use crate::tls::Trust;
+
+    let pki = bulkflow_testkit::tls::Pki::new();
+    let f = fixture().await;
+    tokio::task::block_in_place(|| f.pg.require_tls(&pki.server_cert(), &pki.server_key()));
+    let ca = pki.ca().display().to_string();
+    let write = |query: String, trust: Trust, id: &'static str| {
+        let url = format!("{}?{query}", f.url);
+        async move {
+            let mut warehouse = PostgresWarehouse::new(url, account(), Some(conformance::schema())).with_trust(trust);
+            warehouse.reconnect_for = std::time::Duration::from_millis(300);
+            warehouse.apply(&conformance::batch(&[(id, "Acme")]), ChangeType::Upsert).await
+        }
+    };
+
+    write(format!("sslmode=verify-full&sslrootcert={ca}"), Trust::default(), "001A").await.unwrap();
+    let trusting = Trust::load(Some(&pki.ca())).unwrap();
+    write("sslmode=require".into(), trusting.clone(), "001B").await.unwrap();
+
+    for (query, trust) in [
+        ("sslmode=require".to_string(), Trust::default()),
+        (String::new(), Trust::default()),
+        (format!("sslmode=verify-full&sslrootcert={}", pki.other_ca().display()), Trust::default()),
+    ] {
+        let err = write(query.clone(), trust, "001C").await.unwrap_err().to_string();
+        assert!(err.to_lowercase().contains("certificate"), "`{query}` without the CA: {err}");
+    }
+    let err = write("sslmode=disable".into(), trusting.clone(), "001D").await.unwrap_err().to_string();
+    assert!(err.contains("no encryption"), "plain TCP to a TLS-only server: {err}");
+
+    // What landed, read over TLS: the two trusted writes, on encrypted sessions.
+    let prepared = super::tls::prepare(&format!("{}?sslmode=verify-full", f.url), &trusting).unwrap();
+    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(prepared.tls.unwrap());
+    let (client, connection) = tokio_postgres::connect(&prepared.url, tls).await.unwrap();
+    tokio::spawn(connection);
+    let ids: Vec<String> = client
+        .query("SELECT \"Id\" FROM salesforce.account ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, ["001A", "001B"]);
+    let ssl: bool =
+        client.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await.unwrap().get(0);
+    assert!(ssl);
+}
