@@ -59,11 +59,11 @@ pub struct NatsLease {
 
 impl NatsLease {
     /// Connects and opens (creating) the lease bucket. `holder` names this node in the lease.
-    pub async fn connect(url: &str, holder: String, ttl: Duration) -> Result<Self, LeaseError> {
+    pub async fn connect(url: &str, holder: String, ttl: Duration, trust: &Trust) -> Result<Self, LeaseError> {
         if ttl < Duration::from_secs(1) {
             return Err(LeaseError::Ttl(ttl));
         }
-        let client = connect_client(url, &Auth::None, &ClientTls::default(), &Trust::default())
+        let client = connect_client(url, &Auth::None, &ClientTls::default(), trust)
             .await
             .map_err(|source| LeaseError::Connect { url: url.into(), source })?;
         let js = jetstream::new(client);

@@ -73,7 +73,7 @@ impl Node {
         let election = match (&config.nats_url, elected.is_empty()) {
             (Some(url), false) => {
                 let holder = format!("{}-{}", std::process::id(), config.state_dir.display());
-                let lease = NatsLease::connect(url, holder, lease_ttl).await?;
+                let lease = NatsLease::connect(url, holder, lease_ttl, &config.trust).await?;
                 let stop = CancellationToken::new();
                 let (tx, rx) = watch::channel(false);
                 let campaign = tokio::spawn(lease.run(tx, stop.clone()));
