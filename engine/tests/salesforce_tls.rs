@@ -4,12 +4,11 @@
 //! login and the Pub/Sub call are refused by the client's own check.
 
 use std::path::Path;
-use std::time::Duration;
 
 use bulkflow_engine::credentials::CredentialsRoot;
 use bulkflow_engine::salesforce::pubsub::decode::Schemas;
 use bulkflow_engine::salesforce::pubsub::{check_topic, endpoint};
-use bulkflow_engine::salesforce::{ClientSettings, Clients, RetryPolicy, SalesforceClient};
+use bulkflow_engine::salesforce::{ClientSettings, Clients, SalesforceClient, SalesforceError};
 use bulkflow_engine::tls::Trust;
 use bulkflow_pubsub_proto::pub_sub_client::PubSubClient;
 use bulkflow_sim::SimConfig;
@@ -19,9 +18,7 @@ use serde_json::json;
 const TOPIC: &str = "/event/BulkApi2JobEvent";
 
 fn client(root: &Path, trust: Trust) -> std::sync::Arc<SalesforceClient> {
-    // A certificate refused is a transport error, retried like one: quickly here.
-    let retry = RetryPolicy { attempts: 2, initial: Duration::from_millis(10), max: Duration::from_millis(20) };
-    let settings = ClientSettings { trust, retry, ..ClientSettings::default() };
+    let settings = ClientSettings { trust, ..ClientSettings::default() };
     Clients::new(CredentialsRoot::new(Some(root.to_path_buf())), "63.0", settings)
         .get(Path::new("/etc/sfdc/credentials.json"))
         .unwrap()
@@ -58,6 +55,8 @@ async fn login_and_pubsub_over_tls_trust_the_ca_file_and_nothing_else() {
     for trust in [Trust::default(), Trust::load(Some(&pki.other_ca())).unwrap()] {
         let described = format!("{trust:?}");
         let err = client(dir.path(), trust).session().await.unwrap_err();
+        // Not retried: the same certificate would be met again.
+        assert!(matches!(err, SalesforceError::Untrusted { .. }) && !err.is_retryable(), "{err:?}");
         let text = format!("{err} {err:?}").to_lowercase();
         assert!(text.contains("certificate") && text.contains("--tls-ca-file"), "login trusting {described}: {err}");
     }

@@ -19,6 +19,9 @@ pub enum SalesforceError {
     RequestLimit { message: String },
     #[error("cannot reach Salesforce for {what}: {reason}")]
     Transport { what: String, reason: String },
+    /// The server's certificate is not trusted: asking again meets the same certificate.
+    #[error("cannot reach Salesforce for {what}: {reason}")]
+    Untrusted { what: String, reason: String },
     #[error("Salesforce job {job_id} failed: {message}")]
     JobFailed { job_id: String, message: String },
     #[error("Salesforce job {job_id} was aborted")]
@@ -66,10 +69,11 @@ impl SalesforceError {
             }
             source = cause.source();
         }
-        if reason.contains("certificate") {
+        if reason.contains("invalid peer certificate") {
             reason.push_str(
                 " (for a private CA, or a proxy that re-signs TLS, give its CA certificate with --tls-ca-file)",
             );
+            return Self::Untrusted { what: what.to_string(), reason };
         }
         Self::Transport { what: what.to_string(), reason }
     }
