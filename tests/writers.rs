@@ -349,7 +349,14 @@ async fn the_seed_writer_flow_s_convert_and_object_store_tasks_run_unchanged() {
     let convert = ConvertProcessor::new(&flow.name, "cast_schema", config, schema.clone());
     let TaskKind::ObjectStore(config) = &task("write_to_object_store").kind else { panic!("an object_store") };
     let credentials_path = config.credentials_path.as_deref().map(|p| credentials.resolve(Path::new(p)));
-    let write = ObjectStoreProcessor::new(&flow.name, "write_to_object_store", config, credentials_path, env);
+    let write = ObjectStoreProcessor::new(
+        &flow.name,
+        "write_to_object_store",
+        config,
+        credentials_path,
+        env,
+        bulkflow_engine::tls::Trust::default(),
+    );
     let node = |name: &str, processor: Arc<dyn bulkflow_engine::runtime::processor::Processor>, children| NodeSpec {
         name: name.into(),
         processor,

@@ -67,6 +67,15 @@ impl Trust {
         builder.tls_certs_merge(certs)
     }
 
+    /// object_store's client options trusting these roots besides the system's; a flow's
+    /// `client_options` keys go on top of them.
+    pub fn object_store(&self) -> object_store::ClientOptions {
+        self.certs
+            .iter()
+            .filter_map(|c| object_store::Certificate::from_der(c).ok())
+            .fold(object_store::ClientOptions::new(), |options, cert| options.with_root_certificate(cert))
+    }
+
     /// tonic's TLS settings: the system's roots and these.
     pub fn tonic(&self) -> tonic::transport::ClientTlsConfig {
         install_default_provider();

@@ -15,12 +15,26 @@ pub struct Moto {
     child: Child,
     port: u16,
     log: tempfile::NamedTempFile,
+    tls: bool,
 }
 
 impl Moto {
     /// Starts moto and waits until it answers HTTP. Panics (failing the test) when moto is not
     /// installed or does not come up, with its log.
     pub fn start() -> Self {
+        Self::spawn(&[])
+    }
+
+    /// Starts moto serving HTTPS with `cert` and `key` (PEM), ready once it accepts
+    /// connections. Its buckets are made over HTTPS by the test ([`Moto::create_bucket`] speaks
+    /// plain HTTP only).
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Self {
+        let (cert, key) = (cert.to_string_lossy().into_owned(), key.to_string_lossy().into_owned());
+        Self::spawn(&["-c", &cert, "-k", &key])
+    }
+
+    fn spawn(extra: &[&str]) -> Self {
+        let tls = !extra.is_empty();
         let home = std::env::var("HOME").unwrap_or_default();
         let user_bin = format!("{home}/.local/bin");
         let bin = require_binary("moto_server", "BULKFLOW_MOTO_SERVER", &[&user_bin], "pip install 'moto[server]'");
@@ -28,15 +42,21 @@ impl Moto {
         let log = tempfile::NamedTempFile::new().expect("a temp file for moto's log");
         let child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log.reopen().expect("moto log"))
             .stderr(log.reopen().expect("moto log"))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let mut moto = Self { child, port, log };
+        let mut moto = Self { child, port, log, tls };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if moto.request("GET", "/").is_ok_and(|status| status == 200) {
+            let ready = if tls {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+            } else {
+                moto.request("GET", "/").is_ok_and(|status| status == 200)
+            };
+            if ready {
                 return moto;
             }
             if let Ok(Some(status)) = moto.child.try_wait() {
@@ -49,9 +69,9 @@ impl Moto {
         }
     }
 
-    /// `http://127.0.0.1:PORT`: the `endpoint` an S3 client needs.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS): the `endpoint` an S3 client needs.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", if self.tls { "https" } else { "http" }, self.port)
     }
 
     /// Creates a bucket (moto accepts unsigned requests, so no S3 client is needed here).

@@ -185,6 +185,7 @@ fn processor(flow: &Flow, task: &Task, ctx: &BuildContext) -> Result<Arc<dyn Pro
             config,
             config.credentials_path.as_deref().map(|p| ctx.credentials.resolve(std::path::Path::new(p))),
             ctx.env.clone(),
+            ctx.config.trust.clone(),
         ))),
         TaskKind::PostgresWrite { config, schema } => {
             Ok(Arc::new(tasks::postgres_write::processor::PostgresWriteProcessor::new(

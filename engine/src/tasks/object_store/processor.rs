@@ -16,6 +16,7 @@ use crate::event::{Event, EventData};
 use crate::file_name::file_stem;
 use crate::flow::template::{Context, Template};
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
+use crate::tls::Trust;
 use crate::warehouse::sweep::SweepPart;
 
 pub struct ObjectStoreProcessor {
@@ -37,6 +38,7 @@ impl ObjectStoreProcessor {
         config: &ObjectStoreConfig,
         credentials: Option<PathBuf>,
         env: EnvLookup,
+        trust: Trust,
     ) -> Self {
         Self {
             flow: flow.to_string(),
@@ -44,7 +46,7 @@ impl ObjectStoreProcessor {
             path: config.path.clone(),
             format: config.format,
             partitioner: Partitioner::new(config.hive_partition_options.as_ref()),
-            stores: StoreFactory::new(credentials, config.client_options.clone(), env.clone()),
+            stores: StoreFactory::new(credentials, config.client_options.clone(), env.clone()).with_trust(trust),
             env,
             multipart_threshold: MULTIPART_THRESHOLD,
         }

@@ -22,6 +22,7 @@ use url::Url;
 use crate::credentials::files::{self as credentials, AwsCredentials, AzureCredentials, CredentialsError};
 use crate::env::EnvLookup;
 use crate::flow::template::{Context, Template, TemplateError};
+use crate::tls::Trust;
 
 /// The variable GCS emulators (fake-gcs-server) and Google's own tools read for their address.
 pub const GCS_EMULATOR_ENV: &str = "STORAGE_EMULATOR_HOST";
@@ -66,12 +67,19 @@ pub struct StoreFactory {
     credentials: Option<PathBuf>,
     client_options: BTreeMap<String, Template>,
     env: EnvLookup,
+    trust: Trust,
     cache: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
 }
 
 impl StoreFactory {
     pub fn new(credentials: Option<PathBuf>, client_options: BTreeMap<String, Template>, env: EnvLookup) -> Self {
-        Self { credentials, client_options, env, cache: Mutex::default() }
+        Self { credentials, client_options, env, trust: Trust::default(), cache: Mutex::default() }
+    }
+
+    /// The roots HTTPS to the stores trusts besides the system's (`tls_ca_file`).
+    pub fn with_trust(mut self, trust: Trust) -> Self {
+        self.trust = trust;
+        self
     }
 
     /// The store and prefix for a rendered `path`.
@@ -160,7 +168,7 @@ impl StoreFactory {
     }
 
     fn s3(&self, location: &str, bucket: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
-        let mut b = AmazonS3Builder::new().with_bucket_name(bucket);
+        let mut b = AmazonS3Builder::new().with_bucket_name(bucket).with_client_options(self.trust.object_store());
         if let Some((path, text)) = self.credentials_text()? {
             let c: AwsCredentials = credentials::decode(&path, &text, "an AWS access key JSON")?;
             b = b.with_access_key_id(c.access_key_id).with_secret_access_key(c.secret_access_key);
@@ -185,7 +193,8 @@ impl StoreFactory {
     }
 
     fn gcs(&self, location: &str, bucket: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
-        let mut b = GoogleCloudStorageBuilder::new().with_bucket_name(bucket);
+        let mut b =
+            GoogleCloudStorageBuilder::new().with_bucket_name(bucket).with_client_options(self.trust.object_store());
         let emulator = (self.env)(GCS_EMULATOR_ENV).filter(|h| !h.trim().is_empty());
         let key = self.credentials_text()?;
         match (key, emulator) {
@@ -198,7 +207,7 @@ impl StoreFactory {
                 };
                 let base = if host.contains("://") { host } else { format!("http://{host}") };
                 if base.starts_with("http://") {
-                    b = b.with_client_options(object_store::ClientOptions::new().with_allow_http(true));
+                    b = b.with_client_options(self.trust.object_store().with_allow_http(true));
                 }
                 account["gcs_base_url"] = Value::String(base.trim_end_matches('/').to_string());
                 account["disable_oauth"] = Value::Bool(true);
@@ -216,7 +225,8 @@ impl StoreFactory {
     }
 
     fn azure(&self, location: &str, container: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
-        let mut b = MicrosoftAzureBuilder::new().with_container_name(container);
+        let mut b =
+            MicrosoftAzureBuilder::new().with_container_name(container).with_client_options(self.trust.object_store());
         if let Some((path, text)) = self.credentials_text()? {
             let c: AzureCredentials = credentials::decode(&path, &text, "an Azure storage account JSON")?;
             b = b.with_account(c.account_name).with_access_key(c.account_key);

@@ -21,6 +21,7 @@ use crate::env::EnvLookup;
 use crate::event::{Event, EventData};
 use crate::flow::template::Template;
 use crate::runtime::processor::TaskError;
+use crate::tls::Trust;
 
 /// Every object under `prefix`, walking "directories" with delimiter listings (object_store's
 /// plain `list` is a stream, and this saves a stream crate for one helper).
@@ -102,6 +103,7 @@ async fn local_disk_gets_hive_partitions_and_one_file_per_batch() {
         &config(&path, FileFormat::Parquet, vec![PartitionKey::EventDate, PartitionKey::EventHour], &[]),
         None,
         no_env(),
+        Trust::default(),
     );
     let root = ObjectPath::from_absolute_path(dir.path()).unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new());
@@ -122,6 +124,7 @@ async fn file_urls_csv_and_arrow_formats() {
             &config(&url, format, vec![PartitionKey::EventDate], &[]),
             None,
             no_env(),
+            Trust::default(),
         );
         p.write(&batch_event("b/1", 2)).await.unwrap();
         let day = dir.path().join("out/EventDate=2026-11-25");
@@ -150,6 +153,7 @@ async fn an_event_without_a_run_id_is_refused_rather_than_partitioned_by_the_clo
         &config(&dir.path().display().to_string(), FileFormat::Parquet, vec![PartitionKey::EventDate], &[]),
         None,
         no_env(),
+        Trust::default(),
     );
     let mut e = batch_event("b", 1);
     e.meta.clear();
@@ -182,7 +186,7 @@ async fn s3_gets_the_same_files_and_large_files_go_up_in_parts() {
         vec![PartitionKey::EventDate, PartitionKey::EventHour],
         &options,
     );
-    let p = ObjectStoreProcessor::new("w", "write", &cfg, Some(creds.clone()), env.clone());
+    let p = ObjectStoreProcessor::new("w", "write", &cfg, Some(creds.clone()), env.clone(), Trust::default());
     let factory = StoreFactory::new(Some(creds.clone()), cfg.client_options.clone(), env);
     let target = factory.target("s3://exports/salesforce").unwrap();
     writes_deterministic_partitioned_files(&p, &|| (target.store.clone(), target.prefix.clone())).await;
@@ -228,4 +232,37 @@ async fn gcs_and_azure_clients_build_from_their_credentials_files() {
     // With STORAGE_EMULATOR_HOST the GCS client needs no real service account.
     let env: EnvLookup = Arc::new(|k| (k == "STORAGE_EMULATOR_HOST").then(|| "127.0.0.1:4443".to_string()));
     StoreFactory::new(None, BTreeMap::new(), env).target("gs://bucket/x").unwrap();
+}
+
+/// An S3-compatible server on HTTPS with a certificate of a CA made for the test: the task
+/// trusting that CA (the engine's `tls_ca_file`) writes its files; one that does not is refused by
+/// its own certificate check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_over_https_trusts_the_engines_ca_file() {
+    let pki = bulkflow_testkit::tls::Pki::new();
+    let (cert, key) = (pki.server_cert(), pki.server_key());
+    let moto = tokio::task::spawn_blocking(move || Moto::start_tls(&cert, &key)).await.unwrap();
+    let trust = Trust::load(Some(&pki.ca())).unwrap();
+    let endpoint = moto.endpoint();
+    assert!(endpoint.starts_with("https://"), "{endpoint}");
+    let http = trust.reqwest(reqwest::Client::builder()).build().unwrap();
+    let made = http.put(format!("{endpoint}/exports")).send().await.unwrap();
+    assert!(made.status().is_success(), "creating the bucket: {}", made.status());
+
+    let dir = tempfile::tempdir().unwrap();
+    let creds = aws_credentials(dir.path());
+    let options = [("endpoint", endpoint.as_str()), ("aws_region", "us-east-1")];
+    let cfg = config("s3://exports/salesforce", FileFormat::Parquet, vec![], &options);
+    let path = ObjectPath::from("salesforce/probe.bin");
+
+    let trusting = StoreFactory::new(Some(creds.clone()), cfg.client_options.clone(), no_env()).with_trust(trust);
+    let target = trusting.target("s3://exports/salesforce").unwrap();
+    put(target.store.as_ref(), &path, b"over TLS".to_vec(), 5 * 1024 * 1024).await.unwrap();
+    assert_eq!(target.store.get(&path).await.unwrap().bytes().await.unwrap().as_ref(), b"over TLS");
+
+    let untrusting = StoreFactory::new(Some(creds), cfg.client_options.clone(), no_env());
+    let target = untrusting.target("s3://exports/salesforce").unwrap();
+    let err = target.store.head(&path).await.unwrap_err();
+    let text = format!("{err} {err:?}").to_lowercase();
+    assert!(text.contains("certificate"), "{err}");
 }
