@@ -122,8 +122,9 @@ pub enum ConfigError {
     Invalid { path: PathBuf, mark: Mark, key: String, message: String },
     #[error("api_version `{0}` is not a Salesforce API version like `63.0`")]
     ApiVersion(String),
+    /// Not a `source`: its message is already in this one.
     #[error("tls_ca_file: {0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(crate::tls::TlsError),
 }
 
 impl ConfigLayer {
@@ -196,7 +197,7 @@ impl EngineConfig {
                         .map_or(l.stream_silence_timeout, |t| t.0),
                 }
             },
-            trust: Trust::load(pick!(tls_ca_file).as_deref())?,
+            trust: Trust::load(pick!(tls_ca_file).as_deref()).map_err(ConfigError::Tls)?,
         })
     }
 }

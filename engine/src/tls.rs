@@ -15,8 +15,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {what} {path}: {source}")]
-    Read { what: &'static str, path: PathBuf, source: std::io::Error },
+    /// The io error is part of the message, not a `source`: a chain printer would repeat it.
+    #[error("cannot read {what} {path}: {error}")]
+    Read { what: &'static str, path: PathBuf, error: std::io::Error },
     #[error("{what} {path}: {reason}")]
     Invalid { what: &'static str, path: PathBuf, reason: String },
     #[error("TLS setup: {0}")]
@@ -178,7 +179,7 @@ pub fn install_default_provider() {
 
 /// The certificates of a PEM file (the file's bytes too): at least one.
 fn read_certs(what: &'static str, path: &Path) -> Result<(Vec<u8>, Vec<CertificateDer<'static>>), TlsError> {
-    let pem = std::fs::read(path).map_err(|source| TlsError::Read { what, path: path.to_path_buf(), source })?;
+    let pem = std::fs::read(path).map_err(|error| TlsError::Read { what, path: path.to_path_buf(), error })?;
     let invalid = |reason: String| TlsError::Invalid { what, path: path.to_path_buf(), reason };
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
