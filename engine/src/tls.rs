@@ -212,6 +212,17 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_to_another_machine_is_said_and_loopback_is_quiet() {
+        let said = crate::credentials::permissions::tests::warnings_during(|| {
+            warn_if_plain("Salesforce login_url", "http://login.example.com");
+            warn_if_plain("Salesforce login_url", "http://127.0.0.1:8080");
+            warn_if_plain("Salesforce login_url", "https://login.example.com");
+        });
+        assert_eq!(said.lines().count(), 1, "{said}");
+        assert!(said.contains("plain HTTP") && said.contains("http://login.example.com"), "{said}");
+    }
+
+    #[test]
     fn loopback_is_this_machine_only() {
         assert!(
             is_loopback("http://127.0.0.1:8080/x") && is_loopback("http://localhost") && is_loopback("http://[::1]:1")

@@ -32,15 +32,15 @@ fn first_time(file: &Path) -> bool {
 }
 
 #[cfg(all(test, unix))]
-mod tests {
+pub(crate) mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::sync::{Arc, Mutex};
 
     use super::*;
     use crate::credentials::CredentialsRoot;
 
-    /// What `f` logged at warn level and above, on this thread.
-    fn warnings_during(f: impl FnOnce()) -> String {
+    /// What `f` logged at warn level and above, on this thread (other modules' tests use it too).
+    pub(crate) fn warnings_during(f: impl FnOnce()) -> String {
         #[derive(Clone, Default)]
         struct Buffer(Arc<Mutex<Vec<u8>>>);
         impl std::io::Write for Buffer {
