@@ -166,6 +166,15 @@ pub fn warn_if_plain(what: &str, url: &str) {
     }
 }
 
+/// object_store's `allow_invalid_certificates` (under any backend's prefix) set true: the one
+/// option a flow can write that turns verification off. It is allowed, and said at every start.
+pub fn turns_verification_off(key: &str, value: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    let name = ["aws_", "google_", "azure_"].iter().fold(key.as_str(), |k, p| k.strip_prefix(p).unwrap_or(k));
+    name == "allow_invalid_certificates"
+        && matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on")
+}
+
 /// tonic builds its rustls configurations with the process's default crypto provider, which
 /// rustls cannot pick by itself when, as here, the dependency tree enables both aws-lc-rs and
 /// ring (it panics instead). Installing aws-lc-rs, the provider bulkflow's own configurations use,

@@ -53,6 +53,18 @@ impl Out {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(bad("credentials do not belong in the URL; set the cloud's environment variables".into()));
         }
+        // The cloud's environment can turn certificate checks off (object_store reads
+        // `*_ALLOW_INVALID_CERTIFICATES`); that is said, never silent.
+        for name in
+            ["AWS_ALLOW_INVALID_CERTIFICATES", "GOOGLE_ALLOW_INVALID_CERTIFICATES", "AZURE_ALLOW_INVALID_CERTIFICATES"]
+        {
+            if std::env::var(name).is_ok_and(|v| crate::tls::turns_verification_off(name, &v)) {
+                tracing::warn!(
+                    variable = name,
+                    "the environment turns TLS certificate verification off for --out: any server can pose as the bucket"
+                );
+            }
+        }
         let built: Result<Box<dyn ObjectStore>, object_store::Error> = match url.scheme() {
             "s3" | "s3a" => {
                 let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(location);

@@ -156,6 +156,13 @@ impl StoreFactory {
             let value =
                 template.render_string(&ctx).map_err(|source| StoreError::OptionTemplate { key: k.clone(), source })?;
             if !value.is_empty() {
+                if crate::tls::turns_verification_off(k, &value) {
+                    tracing::warn!(
+                        key = k,
+                        scheme,
+                        "client_options turn TLS certificate verification off for this object store: any server can pose as it"
+                    );
+                }
                 out.push((key, value));
             }
         }

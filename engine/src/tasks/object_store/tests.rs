@@ -266,3 +266,22 @@ async fn s3_over_https_trusts_the_engines_ca_file() {
     let text = format!("{err} {err:?}").to_lowercase();
     assert!(text.contains("certificate"), "{err}");
 }
+
+/// The one client option that turns certificate checks off is said when the store is built.
+#[test]
+fn allow_invalid_certificates_is_said_at_start() {
+    let options =
+        [("endpoint", "https://127.0.0.1:9"), ("aws_region", "us-east-1"), ("allow_invalid_certificates", "true")];
+    let cfg = config("s3://b/p", FileFormat::Parquet, vec![], &options);
+    let said = crate::credentials::permissions::tests::warnings_during(|| {
+        StoreFactory::new(None, cfg.client_options.clone(), no_env()).target("s3://b/p").unwrap();
+    });
+    assert!(said.contains("verification off") && said.contains("allow_invalid_certificates"), "{said}");
+    let quiet =
+        [("endpoint", "https://127.0.0.1:9"), ("aws_region", "us-east-1"), ("allow_invalid_certificates", "false")];
+    let cfg = config("s3://b/p", FileFormat::Parquet, vec![], &quiet);
+    let said = crate::credentials::permissions::tests::warnings_during(|| {
+        StoreFactory::new(None, cfg.client_options.clone(), no_env()).target("s3://b/p").unwrap();
+    });
+    assert!(said.is_empty(), "{said}");
+}
