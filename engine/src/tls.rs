@@ -55,10 +55,6 @@ impl Trust {
         Ok(Self { ca_file: Some(path.to_path_buf()), pem: Arc::new(pem), certs: Arc::new(certs) })
     }
 
-    pub fn ca_file(&self) -> Option<&Path> {
-        self.ca_file.as_deref()
-    }
-
     /// A reqwest client trusting these roots besides the system's.
     pub fn reqwest(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
         if self.certs.is_empty() {
@@ -101,21 +97,9 @@ impl Trust {
         // bulkflow was given explicitly must all parse.
         let native = rustls_native_certs::load_native_certs();
         roots.add_parsable_certificates(native.certs);
-        for cert in self.certs.iter() {
-            roots.add(cert.clone()).map_err(|e| TlsError::Invalid {
-                what: "CA file",
-                path: self.ca_file.clone().unwrap_or_default(),
-                reason: format!("a certificate is not a usable root: {e}"),
-            })?;
-        }
+        add_roots(&mut roots, self.certs.iter().cloned(), self.ca_file.as_deref().unwrap_or(Path::new("")))?;
         if let Some(path) = extra_ca {
-            for cert in read_certs("CA file", path)?.1 {
-                roots.add(cert).map_err(|e| TlsError::Invalid {
-                    what: "CA file",
-                    path: path.to_path_buf(),
-                    reason: format!("a certificate is not a usable root: {e}"),
-                })?;
-            }
+            add_roots(&mut roots, read_certs("CA file", path)?.1, path)?;
         }
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider)
@@ -144,13 +128,12 @@ impl Trust {
 
 /// Whether `url` (`scheme://host[:port]/...`) names this machine.
 pub fn is_loopback(url: &str) -> bool {
-    let Ok(parsed) = url::Url::parse(url) else { return false };
-    match parsed.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
+    url::Url::parse(url).ok().and_then(|u| u.host_str().map(is_loopback_host)).unwrap_or(false)
+}
+
+/// Whether `host` (a name, an address, `[::1]` as URLs write it) is this machine.
+pub fn is_loopback_host(host: &str) -> bool {
+    host == "localhost" || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Says, at every start, that `url` is plain HTTP to another machine: bulkflow has no switch that
@@ -184,6 +167,22 @@ pub fn install_default_provider() {
     ONCE.call_once(|| {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     });
+}
+
+/// Adds the certificates of the CA file `path` to `roots`: each must be usable as a root.
+fn add_roots(
+    roots: &mut rustls::RootCertStore,
+    certs: impl IntoIterator<Item = CertificateDer<'static>>,
+    path: &Path,
+) -> Result<(), TlsError> {
+    for cert in certs {
+        roots.add(cert).map_err(|e| TlsError::Invalid {
+            what: "CA file",
+            path: path.to_path_buf(),
+            reason: format!("a certificate is not a usable root: {e}"),
+        })?;
+    }
+    Ok(())
 }
 
 /// The certificates of a PEM file (the file's bytes too): at least one.

@@ -61,12 +61,9 @@ pub fn prepare(url: &str, trust: &Trust) -> Result<Prepared, String> {
         (kept.join(" "), host)
     };
     if params.disabled {
-        let local = host.as_deref().is_none_or(|h| {
-            h.is_empty()
-                || h.starts_with('/')
-                || h == "localhost"
-                || h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        });
+        // No host, or a socket directory, is this machine too.
+        let local =
+            host.as_deref().is_none_or(|h| h.is_empty() || h.starts_with('/') || crate::tls::is_loopback_host(h));
         return Ok(Prepared { url, tls: None, plain_over_network: !local });
     }
     let client = match (&params.cert, &params.key) {
