@@ -70,6 +70,12 @@ struct Setup {
 
 impl Setup {
     fn new(pg: &Postgres, name: &str, bus: BusKind) -> Setup {
+        Setup::with_job_latency(pg, name, bus, "300ms")
+    }
+
+    /// `job_latency`: how long the simulator's jobs take to complete (a fault test needs time to
+    /// act while a job runs).
+    fn with_job_latency(pg: &Postgres, name: &str, bus: BusKind, job_latency: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("wf")).unwrap();
         // The flows unchanged but for the query flow's cron: its first run fires at once on a
@@ -105,7 +111,7 @@ impl Setup {
                 "--max-page-records",
                 &page,
                 "--job-latency",
-                "300ms",
+                job_latency,
                 "--state",
                 &state,
                 "--bigquery-table",
@@ -181,28 +187,57 @@ impl Setup {
 
     /// `bulkflow run` until its log satisfies `done`, then SIGTERM; its log.
     fn run_until(&self, log: &str, extra: &[&str], done: impl Fn(&str) -> bool) -> String {
+        self.run_during(log, extra, done, || {})
+    }
+
+    /// `run_until`, calling `during` once the engine is spawned (it may block: the engine runs on).
+    fn run_during(&self, log: &str, extra: &[&str], done: impl Fn(&str) -> bool, during: impl FnOnce()) -> String {
         let within = Duration::from_secs(120) + Duration::from_millis(records() as u64);
-        let engine = self.bulkflow(&[&["run", "--job-poll-after", "2s"], extra].concat());
-        engine_run::run_until(engine, &self.path().join(log), within, done, |_| {})
+        let poll: &[&str] = if extra.contains(&"--job-poll-after") { &[] } else { &["--job-poll-after", "2s"] };
+        let engine = self.bulkflow(&[&["run"], poll, extra].concat());
+        engine_run::run_until(engine, &self.path().join(log), within, done, |_| during())
     }
 
     /// Runs until the query flow has a `written` run and none in flight (asked through the
     /// running engine's control API, as an operator would).
     fn settle(&self, log: &str, extra: &[&str]) -> String {
-        self.run_until(log, extra, |text| {
+        self.settle_during(log, extra, || {})
+    }
+
+    /// `settle`, calling `during` once the engine is spawned. Runs that `failed` count as settled
+    /// (a fault test makes some fail on purpose; `check` says which may).
+    fn settle_during(&self, log: &str, extra: &[&str], during: impl FnOnce()) -> String {
+        let done = |text: &str| {
             if !text.contains("starting flows") {
                 return false;
             }
-            let Ok(out) = self.bulkflow(&["runs", "list", "--json"]).output() else { return false };
-            let Ok(runs) = serde_json::from_slice::<Value>(&out.stdout) else { return false };
-            let runs: Vec<&Value> = runs.as_array().into_iter().flatten().filter(|r| r["flow"] == QUERY_FLOW).collect();
-            runs.iter().any(|r| r["state"] == "written") && runs.iter().all(|r| r["state"] == "written")
-        })
+            let runs = self.query_runs();
+            runs.iter().any(|r| r["state"] == "written")
+                && runs.iter().all(|r| r["state"] == "written" || r["state"] == "failed")
+        };
+        self.run_during(log, extra, done, during)
+    }
+
+    /// The query flow's runs as `bulkflow runs list --json` shows them (through the running
+    /// engine's control API when one runs); empty when that fails.
+    fn query_runs(&self) -> Vec<Value> {
+        let Ok(out) = self.bulkflow(&["runs", "list", "--json"]).output() else { return Vec::new() };
+        let Ok(Value::Array(runs)) = serde_json::from_slice::<Value>(&out.stdout) else { return Vec::new() };
+        runs.into_iter().filter(|r| r["flow"] == QUERY_FLOW).collect()
     }
 
     fn sim_get(&self, path: &str) -> Value {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async { reqwest::get(format!("{}{path}", self.sim.url)).await.unwrap().json().await.unwrap() })
+    }
+
+    /// `POST /__sim/faults` with `faults` (everything left out is no fault).
+    fn set_faults(&self, faults: Value) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let url = format!("{}/__sim/faults", self.sim.url);
+        let status =
+            rt.block_on(async { reqwest::Client::new().post(url).json(&faults).send().await.unwrap().status() });
+        assert!(status.is_success(), "faults {faults}: {status}");
     }
 
     fn org_ids(&self) -> BTreeSet<String> {
@@ -279,6 +314,13 @@ impl Setup {
 
     /// Every check the matrix makes once the export settled.
     fn check(&self, point: &str) {
+        self.check_runs(point, 0);
+    }
+
+    /// `check`, where the first `failed` runs (by schedule) were failed on purpose and the runs
+    /// after them covered their windows: every check holds for the data, the failed runs say so,
+    /// and the newest run is `written`.
+    fn check_runs(&self, point: &str, failed: usize) {
         let org = self.org_ids();
         assert_eq!(org.len(), records());
         let (lake, rows, staging) = lake(&self.path().join("lake"));
@@ -319,8 +361,14 @@ impl Setup {
                 );
             }
         }
-        let first = runs.iter().min_by_key(|r| r["scheduled_at"].as_str().unwrap().to_string()).unwrap();
-        assert_eq!(first["state"], "written", "{point}: {first:#}");
+        let mut by_schedule = runs.clone();
+        by_schedule.sort_by_key(|r| r["scheduled_at"].as_str().unwrap().to_string());
+        for (i, run) in by_schedule.iter().enumerate() {
+            let want = if i < failed { "failed" } else { "written" };
+            assert_eq!(run["state"], want, "{point}: run {i} of {}: {run:#}", by_schedule.len());
+        }
+        assert!(by_schedule.len() > failed, "{point}: no run after the failed ones: {by_schedule:#?}");
+        let first = by_schedule[0];
         let flows = self.json(&["flows", "status", "--json"]);
         let query = flows.as_array().unwrap().iter().find(|f| f["flow"] == QUERY_FLOW);
         let scheduled = chrono::DateTime::parse_from_rfc3339(first["scheduled_at"].as_str().unwrap()).unwrap();
@@ -432,6 +480,10 @@ matrix! {
     kill_after_the_run_is_written => 14,
     kill_after_the_last_page_is_recorded => 15,
 }
+
+/// Faults that are not crashes, through the whole export: DURABILITY.md's second table.
+#[path = "durability/faults.rs"]
+mod faults;
 
 /// A kill in the middle of retention compaction leaves a store that opens and a watermark that
 /// stays: an export finishes, then a start with a 1 s retention compacts it and dies there.

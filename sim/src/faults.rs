@@ -3,8 +3,9 @@
 //! Counted faults ("the next N requests") count down as they fire, so `GET /__sim/faults` shows
 //! what is still armed and a test can arm exactly the failures it wants to see handled.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,8 +22,15 @@ pub struct FaultConfig {
     pub error_5xx: u32,
     /// Status of those answers (500, 502, 503...).
     pub error_5xx_status: u16,
+    /// The next N requests to each named endpoint answer with `error_5xx_status`, whatever
+    /// `endpoints` says: a burst on several steps of an export at once, each counted on its own.
+    pub error_5xx_by_endpoint: BTreeMap<String, u32>,
     /// The next N matching requests answer 403 `REQUEST_LIMIT_EXCEEDED`.
     pub request_limit: u32,
+    /// Every matching request answers 403 `REQUEST_LIMIT_EXCEEDED` for this many milliseconds
+    /// from when the faults are set: the org's rolling 24-hour allowance spent, then freed as
+    /// old requests leave the window. Reads back as set.
+    pub request_limit_ms: u64,
     /// The next N matching requests are carried out, then answered with `error_5xx_status`
     /// instead of their answer: the server acted (a job was created) but the client never learns
     /// it, as when a proxy times out or the connection drops.
@@ -90,6 +98,10 @@ pub struct FaultConfig {
     /// One-shot: every open Pub/Sub stream ends with `UNAVAILABLE` (`service.unavailable`). Reads
     /// back as `false` once applied.
     pub pubsub_drop_streams: bool,
+    /// The next N times a Pub/Sub stream has events to send, it ends with `UNAVAILABLE` instead
+    /// of sending them: the connection lost with an event in flight. The events stay in the
+    /// topic, for a subscriber resuming from its stored replay id.
+    pub pubsub_drop_on_event: u32,
     /// One-shot: every open Pub/Sub stream stops sending anything (events and keepalives alike)
     /// but stays open, as a half-dead connection behind a proxy does. Reads back as `false` once
     /// applied.
@@ -104,7 +116,9 @@ impl Default for FaultConfig {
         FaultConfig {
             error_5xx: 0,
             error_5xx_status: 503,
+            error_5xx_by_endpoint: BTreeMap::new(),
             request_limit: 0,
+            request_limit_ms: 0,
             lose_answers: 0,
             latency_ms: 0,
             endpoints: Vec::new(),
@@ -131,6 +145,7 @@ impl Default for FaultConfig {
             pubsub_bad_payloads: 0,
             pubsub_unknown_schemas: 0,
             pubsub_drop_streams: false,
+            pubsub_drop_on_event: 0,
             pubsub_freeze_streams: false,
             pubsub_corrupt_replay: 0,
         }
@@ -200,6 +215,8 @@ struct Inner {
     drop_generation: u64,
     /// Bumped by each `pubsub_freeze_streams`; a stream opened under an older value goes silent.
     freeze_generation: u64,
+    /// Until when `request_limit_ms` refuses requests.
+    request_limit_until: Option<Instant>,
 }
 
 impl Faults {
@@ -210,6 +227,7 @@ impl Faults {
                 revoked_before: None,
                 drop_generation: 0,
                 freeze_generation: 0,
+                request_limit_until: None,
             }),
         };
         faults.set(config);
@@ -234,6 +252,8 @@ impl Faults {
             inner.freeze_generation += 1;
             config.pubsub_freeze_streams = false;
         }
+        inner.request_limit_until =
+            (config.request_limit_ms > 0).then(|| Instant::now() + Duration::from_millis(config.request_limit_ms));
         inner.config = config;
     }
 
@@ -244,7 +264,12 @@ impl Faults {
     /// Decides (and counts down) the request-level faults for one request to `endpoint`.
     pub fn on_request(&self, endpoint: &str) -> RequestFaults {
         let mut inner = self.lock();
+        let limited = inner.request_limit_until.is_some_and(|until| Instant::now() < until);
         let c = &mut inner.config;
+        if c.error_5xx_by_endpoint.get_mut(endpoint).is_some_and(countdown) {
+            let latency = Duration::from_millis(c.latency_ms);
+            return RequestFaults { latency, reject: Some(Reject::ServerError(c.error_5xx_status)), lose_answer: None };
+        }
         let applies = if c.endpoints.is_empty() {
             endpoint != crate::stats::endpoint::TOKEN
         } else {
@@ -255,7 +280,7 @@ impl Faults {
         }
         let reject = if countdown(&mut c.error_5xx) {
             Some(Reject::ServerError(c.error_5xx_status))
-        } else if countdown(&mut c.request_limit) {
+        } else if countdown(&mut c.request_limit) || limited {
             Some(Reject::RequestLimit)
         } else {
             None
@@ -333,6 +358,11 @@ impl Faults {
         }
     }
 
+    /// Whether this stream, with events to send, is to end instead (counts down).
+    pub fn take_drop_on_event(&self) -> bool {
+        countdown(&mut self.lock().config.pubsub_drop_on_event)
+    }
+
     /// Whether this resuming subscription is to be refused as corrupted (counts down).
     pub fn take_replay_corruption(&self) -> bool {
         countdown(&mut self.lock().config.pubsub_corrupt_replay)
@@ -393,6 +423,30 @@ mod tests {
         let faults = Faults::new(FaultConfig { lose_answers: 1, ..FaultConfig::default() });
         assert_eq!(faults.on_request("job_create").lose_answer, Some(503));
         assert_eq!(faults.on_request("job_create").lose_answer, None);
+    }
+
+    #[test]
+    fn bursts_by_endpoint_count_each_endpoint_on_its_own() {
+        let by_endpoint = [("job_create".to_string(), 2), ("job_results".to_string(), 1)].into();
+        let faults = Faults::new(FaultConfig {
+            error_5xx_by_endpoint: by_endpoint,
+            endpoints: vec!["job_list".into()],
+            ..FaultConfig::default()
+        });
+        let rejected = |e: &str| matches!(faults.on_request(e).reject, Some(Reject::ServerError(503)));
+        assert!(rejected("job_create") && rejected("job_results") && rejected("job_create"));
+        assert!(!rejected("job_create") && !rejected("job_results") && !rejected("job_get"));
+        assert_eq!(faults.get().error_5xx_by_endpoint.values().sum::<u32>(), 0);
+    }
+
+    #[test]
+    fn a_timed_request_limit_refuses_everything_until_it_ends() {
+        let faults = Faults::new(FaultConfig { request_limit_ms: 150, ..FaultConfig::default() });
+        assert!(matches!(faults.on_request("job_get").reject, Some(Reject::RequestLimit)));
+        assert!(matches!(faults.on_request("job_create").reject, Some(Reject::RequestLimit)));
+        assert!(faults.on_request("oauth_token").reject.is_none(), "logging in is not limited");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(faults.on_request("job_get").reject.is_none());
     }
 
     #[test]

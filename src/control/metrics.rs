@@ -100,9 +100,13 @@ pub fn render(ledger: &Ledger) -> Result<String, LedgerError> {
     let mut written: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut lag: BTreeMap<String, u64> = BTreeMap::new();
     let mut waiting: BTreeMap<String, u64> = BTreeMap::new();
+    let mut without_writer: BTreeMap<String, u64> = BTreeMap::new();
     for run in &runs {
-        if ledger.waiting_reason(run)?.is_some() {
+        if let Some(why) = ledger.waiting_reason(run)? {
             *waiting.entry(run.flow().to_owned()).or_default() += 1;
+            if why.starts_with(bulkflow_engine::run::NO_WRITER) {
+                *without_writer.entry(run.flow().to_owned()).or_default() += 1;
+            }
         }
         *by_state.entry(run.state().as_str()).or_default() += 1;
         retries += u64::from(run.attempts().saturating_sub(1));
@@ -180,6 +184,12 @@ pub fn render(ledger: &Ledger) -> Result<String, LedgerError> {
         "bulkflow_runs_without_writer",
         "gauge",
         "Runs left `published` because no writer flow subscribes to their subjects, by flow.",
+        per_flow(&without_writer),
+    );
+    family(
+        "bulkflow_runs_waiting",
+        "gauge",
+        "Unfinished runs held up, with the reason in `runs show` (no writer flow, Salesforce refusing their calls), by flow.",
         per_flow(&waiting),
     );
     let skipped: BTreeMap<String, u64> = ledger.skipped_ticks().into_iter().map(|(f, s)| (f, s.count)).collect();

@@ -3,9 +3,9 @@
 //!
 //! Events are missed while the process is down, a replay id can expire, and `BulkApi2JobEvent`
 //! is a beta an org may not have enabled. So a run that has been quiet for `job_poll_after`
-//! (no state change, no progress) has its job polled; a finished job is handed to the listening
-//! flow as the completion event Salesforce would have sent, and that flow reads the results from
-//! the run's checkpoint on. A run stuck at `published` whose unwritten batches the bus no longer
+//! (no state change, no progress, its results not being read) has its job polled; a finished job
+//! is handed to the listening flow as the completion event Salesforce would have sent, and that
+//! flow reads the results from the run's checkpoint on. A run stuck at `published` whose unwritten batches the bus no longer
 //! holds (the stream's limits discarded them, or it was purged) has those batches marked
 //! unpublished and is handed over the same way, so they are fetched again by their locators and
 //! republished; batches still in the stream are left to their writer, however slow. A
@@ -93,6 +93,10 @@ impl Poller {
                 }
             };
             for run in runs {
+                // Being read: quiet only because a page is arriving slowly.
+                if self.ledger.is_reading(run.id()) {
+                    continue;
+                }
                 let quiet_since =
                     self.last_activity(&run).max(kicked.get(run.id().as_str()).copied().unwrap_or_default());
                 let quiet = (Utc::now() - quiet_since).to_std().unwrap_or_default();
@@ -151,7 +155,8 @@ impl Poller {
         progress.map_or(run.updated_at(), |p| p.max(run.updated_at()))
     }
 
-    /// Polls one quiet run; true if it was handed to the listening flow.
+    /// Polls one quiet run; true if it was handed to the listening flow, or Salesforce refused to
+    /// answer (either way, the run is left alone for `quiet_after`).
     async fn poll(&self, run: &RunRecord) -> bool {
         let (Some(job), Some(creator)) = (run.job_id(), self.creators.get(run.flow())) else { return false };
         match run.state() {
@@ -207,9 +212,15 @@ impl Poller {
                 }
                 false
             }
+            // Asked and refused (a limit, an outage): asked again once the run has been quiet
+            // for as long again, and the run says why meanwhile.
             Err(e) => {
                 tracing::warn!(run = %run.id(), job, error = %e, "cannot poll the job");
-                false
+                let why = format!("cannot ask Salesforce about job {job}: {e}");
+                if let Err(e) = self.ledger.note_waiting(run.id(), &why) {
+                    tracing::warn!(run = %run.id(), error = %e, "cannot record why the run waits");
+                }
+                true
             }
         }
     }

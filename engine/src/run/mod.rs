@@ -21,7 +21,9 @@ pub use checkpoint::{
 };
 pub use error::LedgerError;
 pub use id::{InvalidRunId, RunId};
-pub use ledger::{Consumer, Ledger, OpenedRun, RunFilter, SkippedTicks, Update, WAITING_STAGE, waiting_reason_in};
+pub use ledger::{
+    Consumer, Ledger, NO_WRITER, OpenedRun, RunFilter, SkippedTicks, Update, WAITING_STAGE, waiting_reason_in,
+};
 pub use marks::{Lease, watermark_after};
 pub use record::{HistoryEntry, RunRecord};
 pub use recreate::{Recreated, recreate_job};

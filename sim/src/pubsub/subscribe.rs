@@ -215,6 +215,11 @@ impl<P: Outbound> Stream<P> {
             if credit > 0 {
                 let max = usize::try_from(credit).unwrap_or(0);
                 let (events, latest) = self.log.read_after(&topic, cursor, max);
+                if !events.is_empty() && self.app.faults.take_drop_on_event() {
+                    self.stats.streams_dropped.fetch_add(1, Ordering::Relaxed);
+                    self.app.stats.fault("pubsub_drop_on_event");
+                    return End::Error(status::error(Code::Unavailable, status::UNAVAILABLE, "the stream was reset"));
+                }
                 if let Some((last, _)) = events.last() {
                     cursor = *last;
                     let n = i32::try_from(events.len()).unwrap_or(MAX_CREDIT);

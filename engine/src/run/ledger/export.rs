@@ -30,9 +30,14 @@ pub struct Consumer {
 /// More state changes than a run has stages means something keeps undoing them.
 const MAX_SETTLE_STEPS: usize = 8;
 
-/// The checkpoint that says why a `published` run cannot become `written` (its `input.reason`),
-/// so `runs show`, the TUI and `/metrics` can say it, with the engine running or not.
+/// The checkpoint that says why an unfinished run is not moving (its `input.reason`): a
+/// `published` run no writer flow subscribes to, a run whose results cannot be read while
+/// Salesforce refuses (an exhausted API limit, an outage). `runs show`, the TUI and `/metrics` say
+/// it, with the engine running or not; the run's next state change removes it.
 pub const WAITING_STAGE: &str = "waiting";
+
+/// How the reason of a `published` run no writer flow subscribes to begins.
+pub const NO_WRITER: &str = "no writer flow subscribes to";
 
 impl Ledger {
     /// Declares that writer flow `flow` consumes the batches published on subjects matching
@@ -256,7 +261,7 @@ impl Ledger {
                     let waiting = self.waiting_reason(&record)?;
                     if sinks.is_empty() && total > 0 {
                         let subjects = progress.subjects.iter().cloned().collect::<Vec<_>>().join(", ");
-                        let reason = format!("no writer flow subscribes to {subjects}");
+                        let reason = format!("{NO_WRITER} {subjects}");
                         if waiting.as_deref() != Some(reason.as_str()) {
                             tracing::warn!(run = %run, subjects, "run stays published: {reason}; the bus holds its batches until a writer flow for them starts (or `bulkflow runs cancel`)");
                             let note = Checkpoint::new(WAITING_STAGE, serde_json::json!({ "reason": reason }));
@@ -289,12 +294,31 @@ impl Ledger {
         Err(LedgerError::Contention { what: format!("settling run {run}"), attempts: MAX_SETTLE_STEPS })
     }
 
-    /// Why a `published` run cannot become `written` (see [`WAITING_STAGE`]), if recorded.
+    /// Why an unfinished run is not moving (see [`WAITING_STAGE`]), if recorded.
     pub fn waiting_reason(&self, run: &RunRecord) -> Result<Option<String>, LedgerError> {
-        if run.state() != RunState::Published {
+        if !is_unfinished(run) {
             return Ok(None);
         }
         Ok(self.checkpoint(run.id(), WAITING_STAGE)?.as_ref().and_then(reason_of).map(str::to_owned))
+    }
+
+    /// Records why `run` is not moving, unless that is already recorded (so asking again and
+    /// failing the same way writes nothing).
+    pub fn note_waiting(&self, run: &RunId, reason: &str) -> Result<(), LedgerError> {
+        let Some(record) = self.get_run(run)? else { return Ok(()) };
+        if !is_unfinished(&record) || self.waiting_reason(&record)?.as_deref() == Some(reason) {
+            return Ok(());
+        }
+        let note = Checkpoint::new(WAITING_STAGE, serde_json::json!({ "reason": reason }));
+        self.update(run, &Update::new().checkpoint(note)).map(drop)
+    }
+
+    /// Removes `run`'s reason to wait, if it has one: what held it up is over.
+    pub fn clear_waiting(&self, run: &RunId) -> Result<(), LedgerError> {
+        if self.checkpoint(run, WAITING_STAGE)?.is_some() {
+            self.update(run, &Update::new().drop_checkpoint(WAITING_STAGE))?;
+        }
+        Ok(())
     }
 
     /// Settles every `published` run: after a start, a writer flow now present may let one move
@@ -309,10 +333,16 @@ impl Ledger {
 
 /// [`Ledger::waiting_reason`] from a run's checkpoints already read (`runs show`).
 pub fn waiting_reason_in<'a>(run: &RunRecord, checkpoints: &'a [Checkpoint]) -> Option<&'a str> {
-    if run.state() != RunState::Published {
+    if !is_unfinished(run) {
         return None;
     }
     checkpoints.iter().find(|c| c.stage == WAITING_STAGE).and_then(reason_of)
+}
+
+/// Runs a reason to wait can hold up: neither finished nor failed (a failed run says why in
+/// `last_error`).
+fn is_unfinished(run: &RunRecord) -> bool {
+    !run.state().is_terminal() && run.state() != RunState::Failed
 }
 
 fn reason_of(waiting: &Checkpoint) -> Option<&str> {
@@ -416,6 +446,36 @@ mod tests {
         let (ledger, id) = reading();
         ledger.page_fetched(&id, 0, page(None, 0), None).unwrap();
         assert_eq!(state(&ledger, &id), RunState::Written);
+    }
+
+    /// A run held up (Salesforce refusing its calls) says why once, however often it is asked
+    /// again; the reason goes when the run moves on or when what held it up is over, and a
+    /// finished run has none.
+    #[test]
+    fn a_run_held_up_says_why_until_it_moves() {
+        let clock = Arc::new(ManualClock::new(at("2026-11-25T09:05:01Z")));
+        let ledger = Ledger::new(Arc::new(MemoryStore::new()), clock.clone());
+        let id = ledger.open_run("q", at("2026-11-25T09:05:00Z")).unwrap().run.id().clone();
+        ledger.record_job(&id, "750A").unwrap();
+        ledger.results_started(&id, json!({"data": {"id": "750A"}})).unwrap();
+        let run = |l: &Ledger| l.get_run(&id).unwrap().unwrap();
+        let why = "reading its results failed: the API limit is exhausted";
+        ledger.note_waiting(&id, why).unwrap();
+        let noted = run(&ledger).updated_at();
+        clock.advance(std::time::Duration::from_secs(60));
+        ledger.note_waiting(&id, why).unwrap();
+        assert_eq!(run(&ledger).updated_at(), noted, "the same reason again writes nothing");
+        assert_eq!(ledger.waiting_reason(&run(&ledger)).unwrap().as_deref(), Some(why));
+        ledger.clear_waiting(&id).unwrap();
+        assert_eq!(ledger.waiting_reason(&run(&ledger)).unwrap(), None);
+        ledger.note_waiting(&id, why).unwrap();
+        ledger.page_fetched(&id, 0, page(None, 1), None).unwrap();
+        assert_eq!(state(&ledger, &id), RunState::ResultsFetched);
+        assert_eq!(ledger.waiting_reason(&run(&ledger)).unwrap(), None, "moving on clears it");
+        assert_eq!(ledger.checkpoint(&id, WAITING_STAGE).unwrap(), None);
+        ledger.transition(&id, Transition::Fail("gave up".into())).unwrap();
+        ledger.note_waiting(&id, why).unwrap();
+        assert_eq!(ledger.checkpoint(&id, WAITING_STAGE).unwrap(), None, "a failed run says why in last_error");
     }
 
     /// A process killed between checkpointing the last page and recording the run's total: the

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-pub use export::{Consumer, WAITING_STAGE, waiting_reason_in};
+pub use export::{Consumer, NO_WRITER, WAITING_STAGE, waiting_reason_in};
 pub use update::Update;
 
 use super::marks::{FlowMarks, JobRun};
@@ -41,6 +41,25 @@ pub struct Ledger {
     scheduled: tokio::sync::broadcast::Sender<String>,
     /// Ticks each flow skipped since this process started, for `/metrics` and the TUI.
     skipped: Arc<std::sync::Mutex<std::collections::BTreeMap<String, SkippedTicks>>>,
+    /// Runs whose results a task of this process is reading now. Not persisted: a read ends with
+    /// its process. The completion poller leaves these alone: a page arriving slowly makes a run
+    /// look quiet, and standing in for its event would only start a second read of the same run.
+    reading: Arc<std::sync::Mutex<std::collections::HashSet<RunId>>>,
+}
+
+/// A read of a run's results in progress ([`Ledger::start_reading`]); the read ends when this
+/// drops, however the reading task ends.
+#[must_use = "the read ends when this is dropped"]
+#[derive(Debug)]
+pub struct Reading {
+    reading: Arc<std::sync::Mutex<std::collections::HashSet<RunId>>>,
+    run: RunId,
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        self.reading.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&self.run);
+    }
 }
 
 /// A flow's ticks skipped because its previous run was unfinished.
@@ -75,7 +94,20 @@ impl Ledger {
             consumers: Arc::default(),
             scheduled: tokio::sync::broadcast::channel(64).0,
             skipped: Arc::default(),
+            reading: Arc::default(),
         }
+    }
+
+    /// Marks `run`'s results as being read by the caller until the returned guard drops; `None`
+    /// when another task of this process reads them already.
+    pub fn start_reading(&self, run: &RunId) -> Option<Reading> {
+        let mut reading = self.reading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        reading.insert(run.clone()).then(|| Reading { reading: self.reading.clone(), run: run.clone() })
+    }
+
+    /// Whether a task of this process is reading `run`'s results now.
+    pub fn is_reading(&self, run: &RunId) -> bool {
+        self.reading.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(run)
     }
 
     /// The flow's run that is not finished yet (anything but `written`, `completed`, `cancelled`

@@ -57,6 +57,8 @@ impl Ledger {
                 if let Some(transition) = &update.transition {
                     run.apply(transition, now)
                         .map_err(|illegal| LedgerError::IllegalTransition { run: id.clone(), illegal })?;
+                    // Whatever held the run up, it moved.
+                    batch.delete(Tree::Checkpoints, checkpoint::key(id, super::WAITING_STAGE));
                     if run.state().is_success() {
                         self.update_marks(batch, run.flow(), |marks| {
                             marks.watermark = watermark_after(marks.watermark, &run);

@@ -60,6 +60,31 @@ impl ResultsTask<'_> {
             Some(r) => Some(r),
             None => self.ledger.run_for_job(job_id)?,
         };
+        let read = self.read(client, job_id, run.clone(), event, out).await;
+        // A read that failed leaves the run where it was until the event comes again or the
+        // completion poller stands in for it: the run says why meanwhile.
+        if let Some(run) = &run {
+            match &read {
+                Ok(()) => self.ledger.clear_waiting(run)?,
+                Err(e) => {
+                    let why = format!(
+                        "reading its results failed: {e}; they are read again once the run has been quiet for job_poll_after"
+                    );
+                    self.ledger.note_waiting(run, &why)?;
+                }
+            }
+        }
+        read
+    }
+
+    async fn read(
+        &self,
+        client: Arc<SalesforceClient>,
+        job_id: &str,
+        run: Option<RunId>,
+        event: Event,
+        out: &mut Emitter,
+    ) -> Result<(), TaskError> {
         if let Some(run) = &run
             && let Some(record) = self.ledger.get_run(run)?
             && record.job_id().is_some_and(|own| own != job_id)
@@ -68,6 +93,18 @@ impl ResultsTask<'_> {
             tracing::info!(task = self.task, run = %run, job = job_id, "not the run's export job; its results are not read here");
             return Ok(());
         }
+        // One read per run at a time: a second event for it (the poller's stand-in, Salesforce
+        // sending it again) while the first is read would only fetch the same pages twice.
+        let _reading = match &run {
+            Some(run) => match self.ledger.start_reading(run) {
+                Some(reading) => Some(reading),
+                None => {
+                    tracing::info!(task = self.task, run = %run, job = job_id, "the run's results are being read already");
+                    return Ok(());
+                }
+            },
+            None => None,
+        };
         let job = bulk::get_job(&client, job_id).await?;
         match job.check_finished() {
             Ok(true) => {}

@@ -1,0 +1,238 @@
+//! The fault matrix: faults that are not crashes, each injected during a real export (the engine,
+//! the simulator, the bus, PostgreSQL and the lake all in their own processes, as the kill matrix
+//! sets them up), then the kill matrix's checks: every `Id` once in the lake and the warehouses, one
+//! Bulk job per run, no page served more than twice, the watermark right. Where a fault is final
+//! (a job that failed or was aborted in Salesforce), the run must end `failed` with Salesforce's
+//! reason in `last_error`, and the next run must cover its window.
+//!
+//! The simulator injects each fault through `POST /__sim/faults`; every test also asserts that its
+//! fault fired (`faults_injected`), so a fault armed too late cannot pass for one survived.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::{BusKind, Postgres, QUERY_FLOW, Setup};
+
+/// Waits until `ready` holds, polling; panics naming `what` after `within`.
+fn wait_for(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Setup {
+    fn faults_injected(&self, kind: &str) -> u64 {
+        self.sim_get("/__sim/stats")["faults_injected"][kind].as_u64().unwrap_or(0)
+    }
+
+    fn requests(&self, endpoint: &str) -> u64 {
+        self.sim_get("/__sim/stats")["requests"][endpoint].as_u64().unwrap_or(0)
+    }
+
+    /// The query flow's run in `state`, once there is one (through the running engine).
+    fn wait_for_run(&self, state: &str) -> Value {
+        let mut found = Value::Null;
+        wait_for(&format!("a run {state}"), Duration::from_secs(60), || {
+            found = self.query_runs().into_iter().find(|r| r["state"] == state).unwrap_or_default();
+            !found.is_null()
+        });
+        found
+    }
+
+    /// A job's state in Salesforce, asked through the Bulk API as any client of the org would;
+    /// `abort` aborts it first (someone else with access to the org, from another client).
+    fn job_state(&self, job: &str, abort: bool) -> String {
+        use bulkflow_engine::credentials::CredentialsRoot;
+        use bulkflow_engine::salesforce::{Clients, bulk};
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let clients = Clients::new(CredentialsRoot::new(Some(self.path().join("creds"))), "63.0", Default::default());
+        let client = clients.get(std::path::Path::new("/etc/sfdc/credentials.json")).unwrap();
+        let info =
+            if abort { rt.block_on(bulk::abort_job(&client, job)) } else { rt.block_on(bulk::get_job(&client, job)) };
+        info.unwrap().state
+    }
+
+    /// `bulkflow runs start` for the query flow, through the running engine: the run after a
+    /// failed one, as an operator (or the next tick) starts it.
+    fn start_next_run(&self) {
+        let out = self.bulkflow(&["runs", "start", QUERY_FLOW]).output().unwrap();
+        assert!(out.status.success(), "runs start: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+fn setup(name: &str, job_latency: &str) -> (Postgres, Setup) {
+    let pg = Postgres::start();
+    let setup = Setup::with_job_latency(&pg, &format!("fault_{name}"), BusKind::Embedded, job_latency);
+    (pg, setup)
+}
+
+/// Runs the export with `faults` armed before the engine starts, then checks it.
+fn survives(name: &str, faults: Value, extra: &[&str]) -> (Postgres, Setup) {
+    let (pg, setup) = setup(name, "300ms");
+    setup.set_faults(faults);
+    setup.settle("settle.log", extra);
+    setup.check(name);
+    (pg, setup)
+}
+
+/// Fault 1: A burst of 503s on job creation, on the job's status and on results pages: each call is
+/// asked again with backoff, and the export goes on as if nothing happened.
+#[test]
+fn bursts_of_503_on_job_creation_status_and_results() {
+    let burst = json!({"error_5xx_by_endpoint": {"job_create": 3, "job_get": 3, "job_results": 3}});
+    let (_pg, setup) = survives("503_bursts", burst, &[]);
+    assert_eq!(setup.faults_injected("error_5xx"), 9, "every 503 of the bursts was answered");
+}
+
+/// Fault 1: A burst longer than one call's retries (5 attempts) on the results: the page fetch gives up,
+/// the step is retried from its checkpoint, and nothing is lost or doubled.
+#[test]
+fn a_503_burst_longer_than_a_calls_retries() {
+    let burst = json!({"error_5xx_by_endpoint": {"job_results": 7}});
+    let (_pg, setup) = survives("503_long_burst", burst, &[]);
+    assert_eq!(setup.faults_injected("error_5xx"), 7);
+}
+
+/// Fault 3: Every access token revoked while the results are read: the client logs in again on the
+/// first `INVALID_SESSION_ID` and goes on.
+#[test]
+fn the_access_token_revoked_mid_export() {
+    let (_pg, setup) = setup("revoked", "300ms");
+    let slow = json!({"latency_ms": 300, "endpoints": ["job_results"]});
+    setup.set_faults(slow.clone());
+    setup.settle_during("settle.log", &[], || {
+        wait_for("the first results page", Duration::from_secs(60), || setup.requests("job_results") >= 1);
+        setup.set_faults(json!({"revoke_tokens": true, "latency_ms": 300, "endpoints": ["job_results"]}));
+    });
+    setup.check("a revoked token");
+    assert!(setup.requests("oauth_token") >= 2, "the engine logged in again: {}", setup.sim_get("/__sim/stats"));
+}
+
+/// Fault 4: A results body cut mid-page (the connection dropped after 4 KiB): the page is fetched again
+/// from its locator.
+#[test]
+fn a_results_body_cut_mid_page() {
+    let (_pg, setup) = survives("cut_page", json!({"cut_results": 1, "cut_after_bytes": 4096}), &[]);
+    assert_eq!(setup.faults_injected("cut_results"), 1);
+}
+
+/// Fault 4: A results page sent a byte a second: the page's deadline (`salesforce_page_timeout`, 30 min
+/// by default, 5 s here) ends it, and the page is fetched again.
+#[test]
+fn a_results_page_sent_a_byte_a_second() {
+    let slow = json!({"slow_pages": 1, "slow_byte_interval_ms": 1000});
+    let (_pg, setup) = survives("slow_page", slow, &["--salesforce-page-timeout", "5s"]);
+    assert_eq!(setup.faults_injected("slow_pages"), 1);
+}
+
+/// Fault 5: The Pub/Sub stream dropped with the completion event in flight: the subscriber resumes
+/// from the last replay id it had and gets the event. The completion poller is kept out of it
+/// (a minute of quiet before it would stand in), so this shows the replay.
+#[test]
+fn the_pubsub_stream_dropped_mid_event() {
+    let (_pg, setup) = survives("pubsub_drop", json!({"pubsub_drop_on_event": 1}), &["--job-poll-after", "60s"]);
+    assert_eq!(setup.faults_injected("pubsub_drop_on_event"), 1);
+}
+
+/// Fault 5: The completion event published while the engine is down (SIGKILLed with its job running):
+/// the engine started again finds the job's completion, by replay or by polling.
+#[test]
+fn the_completion_event_published_while_the_engine_is_down() {
+    let (_pg, setup) = setup("event_while_down", "4s");
+    let log = setup.path().join("first.log");
+    let mut engine = setup
+        .bulkflow(&["run", "--job-poll-after", "2s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let run = setup.wait_for_run("job_created");
+    engine.kill().unwrap(); // SIGKILL
+    engine.wait().unwrap();
+    let job = run["job_id"].as_str().expect("the run names its job").to_owned();
+    assert_ne!(setup.job_state(&job, false), "JobComplete", "the job completed before the engine died");
+    // The job completes (4 s after it was made) with no engine to hear its event.
+    wait_for("the job's completion", Duration::from_secs(30), || setup.job_state(&job, false) == "JobComplete");
+    setup.settle("settle.log", &[]);
+    setup.check("completion while down");
+    assert_eq!(setup.query_runs().len(), 1, "the run that was down is the one written: {run:#}");
+}
+
+/// Fault 6: A job that ends `Failed` in Salesforce: its run fails with Salesforce's message, and the
+/// next run covers its window.
+#[test]
+fn a_job_that_fails_in_salesforce() {
+    let (_pg, setup) = setup("job_failed", "300ms");
+    let message = "InternalServerError: the query could not be completed";
+    setup.set_faults(json!({"fail_jobs": 1, "failed_job_message": message}));
+    setup.settle_during("settle.log", &[], || {
+        let failed = setup.wait_for_run("failed");
+        let error = failed["last_error"].as_str().unwrap_or_default();
+        assert!(error.contains(message), "last_error says Salesforce's reason: {failed:#}");
+        setup.start_next_run();
+    });
+    setup.check_runs("a failed job", 1);
+}
+
+/// Fault 6: A job aborted in Salesforce by someone else while it runs: its run fails saying so, and the
+/// next run covers its window.
+#[test]
+fn a_job_aborted_by_someone_else() {
+    let (_pg, setup) = setup("job_aborted", "10s");
+    setup.settle_during("settle.log", &[], || {
+        let run = setup.wait_for_run("job_created");
+        let job = run["job_id"].as_str().expect("the run names its job").to_owned();
+        assert_eq!(setup.job_state(&job, true), "Aborted");
+        let failed = setup.wait_for_run("failed");
+        let error = failed["last_error"].as_str().unwrap_or_default();
+        assert!(error.contains("aborted") && error.contains(&job), "last_error says the job was aborted: {failed:#}");
+        setup.start_next_run();
+    });
+    setup.check_runs("an aborted job", 1);
+}
+
+/// Fault 2: `REQUEST_LIMIT_EXCEEDED` on every call for a while, from the middle of the results on: the
+/// run keeps its job and waits, saying why; once the limit lifts, the completion poller finds the
+/// job complete and the results are read on from the checkpoint.
+#[test]
+fn the_request_limit_exceeded_mid_export() {
+    let (_pg, setup) = setup("request_limit_mid", "300ms");
+    setup.set_faults(json!({"latency_ms": 300, "endpoints": ["job_results"]}));
+    setup.settle_during("settle.log", &[], || {
+        wait_for("the first results page", Duration::from_secs(60), || setup.requests("job_results") >= 1);
+        setup.set_faults(json!({"request_limit_ms": 15_000}));
+        // Held up, the run says why (`runs show`, the TUI), with the engine running.
+        let id = setup.query_runs()[0]["id"].as_str().unwrap().to_owned();
+        wait_for("the run saying it waits on the limit", Duration::from_secs(14), || {
+            let shown = setup.json(&["runs", "show", &id, "--json"]);
+            shown["waiting"].as_str().is_some_and(|why| why.contains("API limit is exhausted"))
+        });
+    });
+    setup.check("a request limit mid-export");
+    assert!(setup.faults_injected("request_limit") >= 1);
+}
+
+/// Fault 2: `REQUEST_LIMIT_EXCEEDED` on every call for a while, from before the job is created: the
+/// run fails at once saying so (no job, nothing written), and the next run, once the limit is
+/// lifted, covers its window.
+#[test]
+fn the_request_limit_exceeded_at_job_creation() {
+    let (_pg, setup) = setup("request_limit_create", "300ms");
+    let lifted = Instant::now() + Duration::from_secs(10);
+    setup.set_faults(json!({"request_limit_ms": 10_000}));
+    setup.settle_during("settle.log", &[], || {
+        let failed = setup.wait_for_run("failed");
+        let error = failed["last_error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("API limit") && error.contains("REQUEST_LIMIT") || error.contains("Limit exceeded"),
+            "last_error says the limit: {failed:#}"
+        );
+        std::thread::sleep(lifted.saturating_duration_since(Instant::now()));
+        setup.start_next_run();
+    });
+    setup.check_runs("a request limit at job creation", 1);
+    assert!(setup.faults_injected("request_limit") >= 1);
+}
