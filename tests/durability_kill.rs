@@ -65,7 +65,8 @@ struct Setup {
     sim: SimProcess,
     bigquery: String,
     warehouse: String,
-    nats: Option<NatsServer>,
+    /// In a cell: a fault test kills and restarts it while the engine runs.
+    nats: Option<std::cell::RefCell<NatsServer>>,
 }
 
 impl Setup {
@@ -120,12 +121,17 @@ impl Setup {
                 &bigquery,
             ],
         );
-        let nats = matches!(bus, BusKind::Nats).then(NatsServer::start);
+        let nats = matches!(bus, BusKind::Nats).then(|| std::cell::RefCell::new(NatsServer::start()));
         Setup { dir, sim, bigquery, warehouse: pg.database(name), nats }
     }
 
     fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// nats-server's URL, or empty for the embedded bus.
+    fn nats_url(&self) -> String {
+        self.nats.as_ref().map(|n| n.borrow().url()).unwrap_or_default()
     }
 
     fn bulkflow(&self, args: &[&str]) -> Command {
@@ -147,7 +153,7 @@ impl Setup {
             .env("GCP_PROJECT_ID", PROJECT)
             .env("BIGQUERY_EMULATOR_HOST", &self.bigquery)
             .env("WAREHOUSE_URL", &self.warehouse)
-            .env("NATS_URL", self.nats.as_ref().map(NatsServer::url).unwrap_or_default());
+            .env("NATS_URL", self.nats_url());
         cmd
     }
 
@@ -283,7 +289,7 @@ impl Setup {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let registry = BusRegistry::new(Some(self.path().join("state")), CredentialsRoot::new(None));
-            let url = self.nats.as_ref().map(NatsServer::url).unwrap_or_default();
+            let url = self.nats_url();
             let bus = registry.bus(&url, None).await.unwrap();
             let spec = ConsumerSpec {
                 stream: "salesforce_bulkapi".into(),

@@ -110,6 +110,11 @@ impl PgServer {
     /// Stops the server and starts it again on the same port and data.
     pub fn restart(&self) -> Result<(), PgError> {
         self.cluster.stop()?;
+        self.start_again()
+    }
+
+    /// Starts a server [`PgServer::stop`] stopped, on the same port and data.
+    pub fn start_again(&self) -> Result<(), PgError> {
         self.cluster.start(self.port)?;
         if self.cluster.wait_ready(self.port, START_WAIT) {
             Ok(())

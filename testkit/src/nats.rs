@@ -93,7 +93,13 @@ impl NatsServer {
         }
     }
 
-    /// Stops the server without starting it again.
+    /// Starts a server [`NatsServer::kill`] stopped, on the same port and store directory.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "nats-server is running");
+        self.spawn();
+    }
+
+    /// Stops the server (SIGKILL) without starting it again.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

@@ -63,6 +63,16 @@ impl Postgres {
         self.restart();
     }
 
+    /// Fast shutdown (sessions cut); the server stays down until [`Postgres::start_again`].
+    pub fn stop(&self) {
+        self.server().stop().unwrap_or_else(|e| panic!("stopping PostgreSQL: {e}"));
+    }
+
+    /// Starts a stopped server on the same port and data.
+    pub fn start_again(&self) {
+        self.server().start_again().unwrap_or_else(|e| panic!("starting PostgreSQL again: {e}"));
+    }
+
     /// Fast shutdown (sessions cut), then a start on the same port and data.
     pub fn restart(&self) {
         self.server().restart().unwrap_or_else(|e| panic!("restarting PostgreSQL: {e}"));

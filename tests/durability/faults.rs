@@ -32,6 +32,25 @@ impl Setup {
         self.sim_get("/__sim/stats")["requests"][endpoint].as_u64().unwrap_or(0)
     }
 
+    /// Rows in PostgreSQL's table, or 0 when it cannot be asked (no table yet, no server).
+    fn warehouse_rows(&self) -> i64 {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let Ok((client, connection)) = tokio_postgres::connect(&self.warehouse, tokio_postgres::NoTls).await else {
+                return 0;
+            };
+            tokio::spawn(connection);
+            let row = client.query_one(r#"SELECT count(*) FROM salesforce.account"#, &[]).await;
+            row.map_or(0, |r| r.get(0))
+        })
+    }
+
+    /// Rows in the lake's finished Parquet files so far.
+    fn lake_rows(&self) -> usize {
+        let lake = self.path().join("lake");
+        if lake.exists() { super::lake_support::lake_contents(&lake).rows } else { 0 }
+    }
+
     /// The query flow's run in `state`, once there is one (through the running engine).
     fn wait_for_run(&self, state: &str) -> Value {
         let mut found = Value::Null;
@@ -235,4 +254,48 @@ fn the_request_limit_exceeded_at_job_creation() {
     });
     setup.check_runs("a request limit at job creation", 1);
     assert!(setup.faults_injected("request_limit") >= 1);
+}
+
+/// Fault 7: nats-server SIGKILLed and started again on its store seconds later, with batches
+/// being published and consumed: the publisher and the writers reconnect, what the server had
+/// not stored is published again (same message ids), what a writer held unacknowledged comes back
+/// after its ack wait. Three rounds, since what is in flight at the kill differs each time.
+#[test]
+fn nats_server_killed_and_restarted_mid_export() {
+    for round in 0..3 {
+        let pg = Postgres::start();
+        let setup = Setup::with_job_latency(&pg, &format!("fault_nats_{round}"), BusKind::Nats, "300ms");
+        setup.set_faults(json!({"latency_ms": 400, "endpoints": ["job_results"]}));
+        setup.settle_during(&format!("settle{round}.log"), &[], || {
+            wait_for("the first batch in the lake", Duration::from_secs(60), || setup.lake_rows() > 0);
+            let nats = setup.nats.as_ref().expect("the nats bus");
+            nats.borrow_mut().kill();
+            assert!(setup.lake_rows() < super::records(), "round {round}: killed mid-export");
+            std::thread::sleep(Duration::from_secs(2));
+            nats.borrow_mut().start_again();
+        });
+        setup.check(&format!("nats-server killed, round {round}"));
+    }
+}
+
+/// Fault 8: PostgreSQL stopped for a minute with the writes under way: the PostgreSQL writer
+/// reconnects with backoff, the batches it could not write come back from the bus, and the other
+/// writers go on meanwhile.
+#[test]
+fn postgresql_stopped_for_a_minute_mid_write() {
+    let (pg, setup) = setup("pg_stopped", "300ms");
+    setup.set_faults(json!({"latency_ms": 400, "endpoints": ["job_results"]}));
+    setup.settle_during("settle.log", &[], || {
+        let mut rows = 0;
+        wait_for("the first rows in PostgreSQL", Duration::from_secs(60), || {
+            rows = setup.warehouse_rows();
+            rows > 0
+        });
+        pg.stop();
+        assert!(rows < super::records() as i64, "stopped mid-write: {rows} rows in");
+        std::thread::sleep(Duration::from_secs(60));
+        assert!(setup.lake_rows() == super::records(), "the lake writer went on while PostgreSQL was down");
+        pg.start_again();
+    });
+    setup.check("PostgreSQL stopped for a minute");
 }
