@@ -279,8 +279,10 @@ fn nats_server_killed_and_restarted_mid_export() {
 }
 
 /// Fault 8: PostgreSQL stopped for a minute with the writes under way: the PostgreSQL writer
-/// reconnects with backoff, the batches it could not write come back from the bus, and the other
-/// writers go on meanwhile.
+/// reconnects with backoff, the batches it could not write come back from the bus, the other
+/// writers go on meanwhile, and the log says what the writer waits for. (An outage longer than the
+/// writer's reconnecting, 30 s per attempt, also puts it in the run's `waiting`: the subscriber's
+/// tests show that.)
 #[test]
 fn postgresql_stopped_for_a_minute_mid_write() {
     let (pg, setup) = setup("pg_stopped", "300ms");
@@ -292,8 +294,14 @@ fn postgresql_stopped_for_a_minute_mid_write() {
             rows > 0
         });
         pg.stop();
+        let back = Instant::now() + Duration::from_secs(60);
         assert!(rows < super::records() as i64, "stopped mid-write: {rows} rows in");
-        std::thread::sleep(Duration::from_secs(60));
+        // Meanwhile the log says what the writer waits for.
+        wait_for("the writer saying it reconnects", Duration::from_secs(55), || {
+            let log = std::fs::read_to_string(setup.path().join("settle.log")).unwrap_or_default();
+            log.contains("PostgreSQL unavailable; reconnecting")
+        });
+        std::thread::sleep(back.saturating_duration_since(Instant::now()));
         assert!(setup.lake_rows() == super::records(), "the lake writer went on while PostgreSQL was down");
         pg.start_again();
     });

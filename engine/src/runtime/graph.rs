@@ -57,7 +57,7 @@ async fn worker(flow: String, node: NodeSpec, mut rx: mpsc::Receiver<Envelope>, 
         let mut out = Emitter::new(children.clone(), token);
         let mut attempt = 1u32;
         let result = loop {
-            match node.processor.process(event.clone(), &mut out).await {
+            match watched(&flow, &node.name, &event.id, node.processor.process(event.clone(), &mut out)).await {
                 Ok(()) => break Ok(()),
                 Err(e) if e.is_retryable() && attempt < node.retry.max_attempts.get() => {
                     let wait = node.retry.backoff(attempt);
@@ -74,6 +74,25 @@ async fn worker(flow: String, node: NodeSpec, mut rx: mpsc::Receiver<Envelope>, 
             Err(e) => {
                 tracing::error!(flow, task = node.name, event = event.id, attempts = attempt, error = %e, "task failed; giving up on the event");
                 token.fail(&node.name, e.to_string());
+            }
+        }
+    }
+}
+
+/// How long a task may work on one event before the log says so, and again at each multiple: a
+/// call that never returns (a server that accepted a request and went silent) is otherwise
+/// invisible, its event held and every event behind it waiting.
+pub const SLOW_TASK_WARN_AFTER: Duration = Duration::from_secs(60);
+
+/// Awaits `work`, saying in the log every [`SLOW_TASK_WARN_AFTER`] that it is still running.
+async fn watched<T>(flow: &str, task: &str, event: &str, work: impl Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let mut work = std::pin::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            () = tokio::time::sleep(SLOW_TASK_WARN_AFTER) => {
+                tracing::warn!(flow, task, event, running_for = ?started.elapsed(), "a task is still working on one event");
             }
         }
     }

@@ -315,7 +315,13 @@ impl Ledger {
 
     /// Removes `run`'s reason to wait, if it has one: what held it up is over.
     pub fn clear_waiting(&self, run: &RunId) -> Result<(), LedgerError> {
-        if self.checkpoint(run, WAITING_STAGE)?.is_some() {
+        self.clear_waiting_if(run, |_| true)
+    }
+
+    /// Removes `run`'s reason to wait if `is_over` says what it names is over (a writer flow
+    /// clears its own reason, not another's).
+    pub fn clear_waiting_if(&self, run: &RunId, is_over: impl Fn(&str) -> bool) -> Result<(), LedgerError> {
+        if self.checkpoint(run, WAITING_STAGE)?.as_ref().and_then(reason_of).is_some_and(is_over) {
             self.update(run, &Update::new().drop_checkpoint(WAITING_STAGE))?;
         }
         Ok(())

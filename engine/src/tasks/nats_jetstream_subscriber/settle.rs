@@ -90,6 +90,17 @@ impl Settler {
             Outcome::Failed { task, error } => {
                 let delay = self.delay(delivered);
                 tracing::warn!(flow, event = event_id, task, delivery = delivered, error, retry_in = ?delay, "event failed; it will be delivered again");
+                // The run waits for this flow meanwhile (a warehouse down, a full disk): it says so.
+                let why = format!(
+                    "{} task `{task}` failed: {error}; its batches are delivered again with backoff",
+                    self.waiting_prefix()
+                );
+                if let Err(e) = self.ledger.run_of_tag(&crate::event::RunTag::of(&meta)).and_then(|run| match run {
+                    Some(run) => self.ledger.note_waiting(&run, &why),
+                    None => Ok(()),
+                }) {
+                    tracing::warn!(flow, event = event_id, error = %e, "cannot record why the run waits");
+                }
                 for (m, _permit) in messages {
                     if let Err(e) = m.ack.nak(delay).await {
                         tracing::warn!(flow, event = event_id, error = %e, "nak failed; the message will be delivered after the ack wait");
@@ -113,8 +124,15 @@ impl Settler {
         if let Some((run, seq)) = self.ledger.batch_of(meta)? {
             self.ledger.batch_written(&run, &self.flow, seq)?;
             crate::fault::point("writer.recorded");
+            let prefix = self.waiting_prefix();
+            self.ledger.clear_waiting_if(&run, |why| why.starts_with(&prefix))?;
         }
         Ok(())
+    }
+
+    /// How this flow's reasons to wait begin, so it clears its own and no other flow's.
+    fn waiting_prefix(&self) -> String {
+        format!("writer flow `{}`:", self.flow)
     }
 }
 

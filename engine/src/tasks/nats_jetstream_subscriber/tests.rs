@@ -391,6 +391,17 @@ async fn a_failing_batch_is_retried_with_backoff_then_terminated_and_its_run_fai
     );
     let outcomes = publish(registry, url, vec![batch_event(0, 10, run.id().as_str())]).await;
     assert_eq!(outcomes, vec![Outcome::Completed]);
+    // Between deliveries the run says what it waits for.
+    let waiting = || ledger.waiting_reason(&ledger.get_run(run.id()).unwrap().unwrap()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while waiting().is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let why = waiting().unwrap_or_default();
+    assert!(
+        why.starts_with("writer flow `") && why.contains("task `write` failed") && why.contains("warehouse refused"),
+        "{why}"
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while ledger.get_run(run.id()).unwrap().unwrap().state() != RunState::Failed && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;

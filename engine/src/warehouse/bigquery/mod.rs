@@ -38,6 +38,9 @@ use crate::runtime::processor::BoxFuture;
 pub const GOOGLE_ENDPOINT: &str = "https://bigquerystorage.googleapis.com";
 /// How long a batch keeps retrying an unavailable service before the task's own retry takes over.
 const RETRY_FOR: Duration = Duration::from_secs(30);
+/// One `AppendRows` call, from request to answer (Google's own clients allow it a few minutes
+/// for 10 MB; a batch here is at most 8 MiB).
+const APPEND_TIMEOUT: Duration = Duration::from_secs(120);
 /// Appends are kept under this many encoded bytes (the API refuses requests over 10 MB).
 const REQUEST_LIMIT: usize = 8 * 1024 * 1024;
 
@@ -68,6 +71,8 @@ pub struct BigQueryWarehouse {
     /// `None` on an emulator, which takes no credentials.
     tokens: Option<Arc<TokenSource>>,
     retry_for: Duration,
+    /// One call's deadline: [`APPEND_TIMEOUT`] but in tests.
+    append_timeout: Duration,
 }
 
 impl BigQueryWarehouse {
@@ -78,7 +83,13 @@ impl BigQueryWarehouse {
             table: table.to_string(),
             message: format!("BIGQUERY_EMULATOR_HOST `{host}` is not host:port: {e}"),
         })?;
-        Ok(Self { table, channel: endpoint.connect_lazy(), tokens: None, retry_for: RETRY_FOR })
+        Ok(Self {
+            table,
+            channel: endpoint.connect_lazy(),
+            tokens: None,
+            retry_for: RETRY_FOR,
+            append_timeout: APPEND_TIMEOUT,
+        })
     }
 
     /// BigQuery itself over TLS (the system's roots), with the service account's tokens.
@@ -86,7 +97,13 @@ impl BigQueryWarehouse {
         let endpoint = Endpoint::from_static(GOOGLE_ENDPOINT)
             .tls_config(trust.tonic())
             .map_err(|e| WarehouseError::Rejected { table: table.to_string(), message: format!("TLS setup: {e}") })?;
-        Ok(Self { table, channel: endpoint.connect_lazy(), tokens: Some(tokens), retry_for: RETRY_FOR })
+        Ok(Self {
+            table,
+            channel: endpoint.connect_lazy(),
+            tokens: Some(tokens),
+            retry_for: RETRY_FOR,
+            append_timeout: APPEND_TIMEOUT,
+        })
     }
 
     pub fn table(&self) -> &TableRef {
@@ -177,7 +194,13 @@ impl BigQueryWarehouse {
         let deadline = Instant::now() + self.retry_for;
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.append_once(schema, batch).await {
+            // A call the server took and never answers (a half-open connection) must end, or
+            // the batch and every batch behind it wait for ever.
+            let once =
+                tokio::time::timeout(self.append_timeout, self.append_once(schema, batch)).await.unwrap_or_else(|_| {
+                    Err(self.unavailable(format!("no answer to AppendRows within {:?}", self.append_timeout)))
+                });
+            match once {
                 Ok(()) => {
                     crate::fault::point("warehouse.bigquery_appended");
                     return Ok(());
@@ -246,6 +269,11 @@ impl Warehouse for BigQueryWarehouse {
 impl BigQueryWarehouse {
     fn with_retry_for(mut self, retry_for: Duration) -> Self {
         self.retry_for = retry_for;
+        self
+    }
+
+    fn with_append_timeout(mut self, timeout: Duration) -> Self {
+        self.append_timeout = timeout;
         self
     }
 }

@@ -124,6 +124,36 @@ async fn an_unreachable_service_is_retried_then_retryable() {
     assert!(err.to_string().contains(TABLE), "{err}");
 }
 
+/// A server that takes the connection and never answers (a half-open connection, a hung proxy):
+/// each call ends at its deadline as retryable, instead of holding the batch, and every batch
+/// behind it, for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_ends_each_call_at_its_deadline() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = listener.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let warehouse = BigQueryWarehouse::emulator(&silent.to_string(), account())
+        .unwrap()
+        .with_retry_for(Duration::from_millis(500))
+        .with_append_timeout(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        warehouse.apply(&conformance::batch(&[("001A", "Acme")]), ChangeType::Upsert),
+    )
+    .await
+    .expect("the append ends");
+    let err = answer.unwrap_err();
+    assert!(err.is_retryable() && err.to_string().contains("no answer to AppendRows within"), "{err}");
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+    held.abort();
+}
+
 /// BigQuery's Storage Write API cannot remove the rows outside a set: a sweep part is answered
 /// `Unsupported` (the writer says so loudly) and the table is left as it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
