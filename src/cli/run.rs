@@ -62,7 +62,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    let control = match Control::start(&config, ledger, &loaded.flows, node.leading()).await {
+    let control = match Control::start(&config, ledger, &loaded.flows, node.leading(), node.waits()).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("not starting: {e}");

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bulkflow_engine::metrics::label;
 use bulkflow_engine::run::{Ledger, LedgerError, RESULTS_STAGE, RunFilter, RunState};
+use bulkflow_engine::runtime::source::Waits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -19,16 +20,33 @@ use tokio::task::JoinHandle;
 const MAX_HEAD: usize = 8 * 1024;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Whether the engine is serving: set once its flows and control API started, cleared on stop.
-#[derive(Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+/// Whether the engine is serving: its flows and control API started (cleared on stop), and no
+/// source waits for something it needs (a bus not up yet).
+#[derive(Clone)]
+pub struct Readiness {
+    started: Arc<AtomicBool>,
+    waits: Waits,
+}
 
 impl Readiness {
-    pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::SeqCst);
+    pub fn new(waits: Waits) -> Self {
+        Self { started: Arc::default(), waits }
     }
-    fn get(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+
+    pub fn set(&self, ready: bool) {
+        self.started.store(ready, Ordering::SeqCst);
+    }
+
+    /// `Ok` when ready, else why not, a line per reason.
+    fn check(&self) -> Result<(), String> {
+        if !self.started.load(Ordering::SeqCst) {
+            return Err("not ready: starting or stopping\n".into());
+        }
+        let waits = self.waits.list();
+        if waits.is_empty() {
+            return Ok(());
+        }
+        Err(waits.iter().map(|(flow, why)| format!("not ready: flow `{flow}` waits: {why}\n")).collect())
     }
 }
 
@@ -71,8 +89,10 @@ async fn answer(mut stream: tokio::net::TcpStream, ledger: &Ledger, ready: &Read
     let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     let (status, content_type, body) = match (method, path) {
         ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_owned()),
-        ("GET", "/readyz") if ready.get() => ("200 OK", "text/plain", "ready\n".to_owned()),
-        ("GET", "/readyz") => ("503 Service Unavailable", "text/plain", "not ready\n".to_owned()),
+        ("GET", "/readyz") => match ready.check() {
+            Ok(()) => ("200 OK", "text/plain", "ready\n".to_owned()),
+            Err(why) => ("503 Service Unavailable", "text/plain", why),
+        },
         ("GET", "/metrics") => match render(ledger) {
             Ok(text) => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", text),
             Err(e) => ("500 Internal Server Error", "text/plain", format!("{e}\n")),

@@ -65,13 +65,14 @@ impl Control {
         ledger: Arc<Ledger>,
         flows: &[Flow],
         leading: Option<watch::Receiver<bool>>,
+        waits: bulkflow_engine::runtime::source::Waits,
     ) -> Result<Control, ServeError> {
         let token = auth::load_token(config.control_token_file.as_deref(), std::env::var(auth::TOKEN_ENV).ok())?;
         if let Some(addr) = config.control_listen {
             auth::check_bind(addr, token.as_ref())?;
         }
         let stop = CancellationToken::new();
-        let ready = metrics::Readiness::default();
+        let ready = metrics::Readiness::new(waits);
         let metrics = match config.metrics_listen {
             Some(addr) if !addr.ip().is_loopback() => return Err(ServeError::MetricsNotLoopback(addr)),
             Some(addr) => {

@@ -307,3 +307,55 @@ fn postgresql_stopped_for_a_minute_mid_write() {
     });
     setup.check("PostgreSQL stopped for a minute");
 }
+
+/// `GET path` on the engine's metrics listener: the status code and the body.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return (0, String::new()) };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    if stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: bulkflow\r\nConnection: close\r\n\r\n").as_bytes())
+        .is_err()
+    {
+        return (0, String::new());
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, answer.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default())
+}
+
+/// Fault 11: nats-server and PostgreSQL both down when the engine starts (a start order gone
+/// wrong): the engine waits 30 s for its subscriptions, then starts anyway; its writers keep
+/// trying to subscribe with backoff, the log and `/readyz` (503, naming each waiting flow and why)
+/// say so, and once both are up the export goes on and `/readyz` answers ready.
+#[test]
+fn the_bus_and_the_warehouse_down_when_the_engine_starts() {
+    let pg = Postgres::start();
+    let setup = Setup::with_job_latency(&pg, "fault_down_at_start", BusKind::Nats, "300ms");
+    let nats = setup.nats.as_ref().expect("the nats bus");
+    nats.borrow_mut().kill();
+    pg.stop();
+    let metrics = format!("127.0.0.1:{}", bulkflow_testkit::free_port());
+    setup.settle_during("settle.log", &["--metrics-listen", &metrics], || {
+        let (mut status, mut body) = (0, String::new());
+        // The engine waits for its sources up to 30 s (READY_WAIT) before it serves /readyz.
+        let deadline = Instant::now() + Duration::from_secs(45);
+        while !(status == 503 && body.contains("flow `salesforce_bulkapi_writer_account` waits: cannot subscribe to")) {
+            let log = || std::fs::read_to_string(setup.path().join("settle.log")).unwrap_or_default();
+            assert!(Instant::now() < deadline, "/readyz answered {status}: {body}\nthe log:\n{}", log());
+            std::thread::sleep(Duration::from_millis(100));
+            (status, body) = http_get(&metrics, "/readyz");
+        }
+        assert!(body.contains("salesforce_bulkapi_writer_account_postgres"), "{body}");
+        let log = std::fs::read_to_string(setup.path().join("settle.log")).unwrap_or_default();
+        assert!(log.contains("cannot subscribe yet"), "the log says so:\n{log}");
+        std::thread::sleep(Duration::from_secs(3));
+        nats.borrow_mut().start_again();
+        pg.start_again();
+        wait_for("/readyz ready once the bus is up", Duration::from_secs(60), || {
+            http_get(&metrics, "/readyz").0 == 200
+        });
+    });
+    setup.check("the bus and the warehouse down at start");
+}

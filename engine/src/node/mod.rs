@@ -98,6 +98,11 @@ impl Node {
 
     /// Whether this node leads its leader-elected flows now; `None` when it has none (or no
     /// `nats_url`), i.e. it runs every flow it has.
+    /// What the flows that cannot listen yet wait for (a bus down at start).
+    pub fn waits(&self) -> crate::runtime::source::Waits {
+        self.engine.waits()
+    }
+
     pub fn leading(&self) -> Option<watch::Receiver<bool>> {
         self.election.as_ref().map(|e| e.leading.clone())
     }

@@ -29,19 +29,28 @@ pub struct Engine {
     shutdown: CancellationToken,
     sources: JoinSet<(String, Result<(), super::processor::TaskError>)>,
     workers: JoinSet<()>,
+    waits: super::source::Waits,
 }
 
 impl Engine {
     pub async fn start(parts: Vec<FlowParts>) -> Self {
         let shutdown = CancellationToken::new();
-        let mut engine = Self { shutdown: shutdown.clone(), sources: JoinSet::new(), workers: JoinSet::new() };
+        let mut engine = Self {
+            shutdown: shutdown.clone(),
+            sources: JoinSet::new(),
+            workers: JoinSet::new(),
+            waits: super::source::Waits::default(),
+        };
         let (triggers, subscriptions): (Vec<_>, Vec<_>) = parts.into_iter().partition(|p| p.is_trigger);
         let mut ready = Vec::new();
         for p in subscriptions {
             ready.push((p.flow.clone(), engine.start_flow(p)));
         }
+        // One deadline for all: N sources waiting on one missing bus hold the start READY_WAIT,
+        // not N times it.
+        let deadline = tokio::time::Instant::now() + READY_WAIT;
         for (flow, rx) in ready {
-            match tokio::time::timeout(READY_WAIT, rx).await {
+            match tokio::time::timeout_at(deadline, rx).await {
                 Ok(Ok(())) => tracing::debug!(flow, "source ready"),
                 Ok(Err(_)) => tracing::warn!(flow, "source stopped before it was ready"),
                 Err(_) => {
@@ -64,6 +73,7 @@ impl Engine {
             shutdown: self.shutdown.child_token(),
             outputs: running.inputs,
             ready: Some(ready_tx),
+            waits: self.waits.clone(),
         };
         let flow = p.flow;
         let source = p.source;
@@ -82,6 +92,11 @@ impl Engine {
             }
             None => None,
         }
+    }
+
+    /// What the sources that cannot listen yet wait for.
+    pub fn waits(&self) -> super::source::Waits {
+        self.waits.clone()
     }
 
     pub fn shutdown_token(&self) -> CancellationToken {

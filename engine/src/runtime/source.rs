@@ -20,6 +20,24 @@ pub struct SourceContext {
     pub shutdown: CancellationToken,
     pub(crate) outputs: Vec<mpsc::Sender<Envelope>>,
     pub(crate) ready: Option<oneshot::Sender<()>>,
+    pub(crate) waits: Waits,
+}
+
+/// What each source that cannot listen yet waits for (a bus not up, a server not reachable), by
+/// flow: `/readyz` answers "not ready" with these while any is left, so a supervisor or an
+/// operator sees a start order gone wrong instead of an engine that looks up and does nothing.
+#[derive(Clone, Debug, Default)]
+pub struct Waits(std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>);
+
+impl Waits {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, String>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Each waiting flow with what it waits for.
+    pub fn list(&self) -> Vec<(String, String)> {
+        self.lock().iter().map(|(f, w)| (f.clone(), w.clone())).collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,8 +58,19 @@ impl SourceContext {
     }
 
     pub fn ready(&mut self) {
+        self.listening();
         if let Some(tx) = self.ready.take() {
             let _ = tx.send(());
         }
+    }
+
+    /// Says what this source waits for before it can listen (until [`SourceContext::listening`]).
+    pub fn waiting(&self, why: String) {
+        self.waits.lock().insert(self.flow.clone(), why);
+    }
+
+    /// The source listens (again): it waits for nothing.
+    pub fn listening(&self) {
+        self.waits.lock().remove(&self.flow);
     }
 }

@@ -162,7 +162,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     let build = BuildContext::new(config.clone(), ledger.clone(), env);
     let mut node = Node::start(&flows, build, LEASE_TTL, SHUTDOWN_GRACE).await?;
-    let control = crate::control::Control::start(&config, ledger.clone(), &flows, node.leading()).await?;
+    let control = crate::control::Control::start(&config, ledger.clone(), &flows, node.leading(), node.waits()).await?;
     let mut every = tokio::time::interval(Duration::from_secs(1));
     let mut last_lines = Vec::new();
     let ui = async {

@@ -90,12 +90,17 @@ impl NatsSubscriberSource {
         let mut wait = RETRY_FIRST;
         loop {
             match self.connect().await {
-                Ok(c) => return Some(c),
+                Ok(c) => {
+                    ctx.listening();
+                    return Some(c);
+                }
                 Err(e) if e.is_transient() || matches!(e, BusError::NoStream(_) | BusError::NoStreamForSubject(_)) => {
                     tracing::warn!(flow = self.flow, task = self.task, error = %e, retry_in = ?wait, "cannot subscribe yet");
+                    ctx.waiting(format!("cannot subscribe to `{}` yet ({e}); trying again", self.config.subject));
                 }
                 Err(e) => {
                     tracing::error!(flow = self.flow, task = self.task, error = %e, retry_in = ?wait, "cannot subscribe");
+                    ctx.waiting(format!("cannot subscribe to `{}` ({e}); trying again", self.config.subject));
                 }
             }
             tokio::select! {

@@ -94,6 +94,7 @@ fn subscribe(
         shutdown: stop.clone(),
         outputs: running.inputs,
         ready: None,
+        waits: Default::default(),
     };
     let source = Box::new(NatsSubscriberSource {
         flow: "writer".into(),

@@ -111,6 +111,7 @@ impl Harness {
             shutdown: self.stop.clone(),
             outputs: running.inputs,
             ready: Some(ready_tx),
+            waits: Default::default(),
         };
         let source = Box::new(PubSubSource {
             flow: "listener".into(),
@@ -323,6 +324,7 @@ async fn a_managed_subscription_that_does_not_exist_stops_the_flow_naming_it() {
         shutdown: h.stop.clone(),
         outputs: running.inputs,
         ready: None,
+        waits: Default::default(),
     };
     let source = Box::new(PubSubSource {
         flow: "listener".into(),
