@@ -54,6 +54,7 @@ impl Settler {
     async fn settle(&self, s: Settle) {
         let Settle { outcome, messages, delivered, event_id, meta } = s;
         let flow = &self.flow;
+        tracing::debug!(flow, event = event_id, delivery = delivered, ?outcome, messages = messages.len(), "settling");
         match outcome {
             Outcome::Completed => {
                 // Durable before the ack: once acked, the bus never delivers the batch again.
@@ -116,7 +117,17 @@ impl Settler {
                 }
             }
             // The engine stopped mid-way: leave it to the bus to deliver again after the ack wait.
-            Outcome::Abandoned => drop(messages),
+            // (Said, since a copy dropped unfinished while the engine runs would otherwise make
+            // the event come back after every ack wait without a word.)
+            Outcome::Abandoned => {
+                tracing::info!(
+                    flow,
+                    event = event_id,
+                    delivery = delivered,
+                    "event abandoned unfinished; the bus delivers it again after the ack wait"
+                );
+                drop(messages)
+            }
         }
     }
 

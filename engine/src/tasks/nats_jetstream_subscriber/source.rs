@@ -173,6 +173,15 @@ impl NatsSubscriberSource {
                         continue;
                     }
                 };
+                tracing::debug!(
+                    flow = self.flow,
+                    event = part.event_id,
+                    part = part.index,
+                    parts = part.count,
+                    seq = message.stream_sequence,
+                    delivery = message.delivered,
+                    "received"
+                );
                 let Some(parts) = assembler.add(Held { part, message, permit }) else { continue };
                 let max_deliver = self.config.max_deliver.map(|n| n.get());
                 if emit_parts(&ctx, parts, &settle_tx, &self.flow, &self.ledger, max_deliver).await.is_err() {
