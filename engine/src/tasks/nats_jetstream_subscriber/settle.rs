@@ -8,12 +8,26 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
-use crate::bus::Delivered;
+use crate::bus::{BusError, Delivered};
 use crate::run::{Ledger, Transition};
+use crate::runtime::processor::BoxFuture;
 use crate::runtime::token::Outcome;
 
 /// The nak delay after a failure when the flow sets no `backoff`.
 pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// How long one ack, nak or term may take. async-nats waits for the server's confirmation with a
+/// timeout of its own, yet an ack sent as nats-server was SIGKILLed was seen waiting for ever; the
+/// settler settles a flow's events one after another, so every event behind it waited too, its
+/// batch written again at each redelivery and never recorded, without a word in the log. Past
+/// this, the settle has failed: the bus delivers the message again, and a batch already recorded
+/// written is then acknowledged and dropped.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `settle` (an ack, nak or term), failed with [`BusError::Timeout`] past `limit`.
+pub async fn bounded(limit: Duration, settle: BoxFuture<'static, Result<(), BusError>>) -> Result<(), BusError> {
+    tokio::time::timeout(limit, settle).await.unwrap_or(Err(BusError::Timeout(limit)))
+}
 
 /// One event's ending, with the messages that carried it.
 pub struct Settle {
@@ -30,6 +44,8 @@ pub struct Settler {
     pub max_deliver: Option<u32>,
     pub backoff: Vec<Duration>,
     pub ledger: Arc<Ledger>,
+    /// [`SETTLE_TIMEOUT`] but in tests.
+    pub settle_timeout: Duration,
 }
 
 impl Settler {
@@ -64,14 +80,14 @@ impl Settler {
                     return;
                 }
                 for (m, _permit) in messages {
-                    if let Err(e) = m.ack.ack().await {
+                    if let Err(e) = bounded(self.settle_timeout, m.ack.ack()).await {
                         tracing::warn!(flow, event = event_id, error = %e, "ack failed; the message will be delivered again");
                     }
                 }
             }
             Outcome::Failed { task, error } if self.is_last(delivered) => {
                 for (m, _permit) in messages {
-                    if let Err(e) = m.ack.term().await {
+                    if let Err(e) = bounded(self.settle_timeout, m.ack.term()).await {
                         tracing::warn!(flow, event = event_id, error = %e, "terminating failed");
                     }
                 }
@@ -103,7 +119,7 @@ impl Settler {
                     tracing::warn!(flow, event = event_id, error = %e, "cannot record why the run waits");
                 }
                 for (m, _permit) in messages {
-                    if let Err(e) = m.ack.nak(delay).await {
+                    if let Err(e) = bounded(self.settle_timeout, m.ack.nak(delay)).await {
                         tracing::warn!(flow, event = event_id, error = %e, "nak failed; the message will be delivered after the ack wait");
                     }
                 }
@@ -113,7 +129,7 @@ impl Settler {
             // says so to the bus at once instead of after the ack wait.
             Outcome::Abandoned if self.is_last(delivered) => {
                 for (m, _permit) in messages {
-                    let _ = m.ack.term().await;
+                    let _ = bounded(self.settle_timeout, m.ack.term()).await;
                 }
             }
             // The engine stopped mid-way: leave it to the bus to deliver again after the ack wait.
@@ -190,6 +206,7 @@ mod tests {
                 .map(|d| crate::flow::duration::HumanDuration::parse(d).unwrap().0)
                 .collect(),
             ledger: Arc::new(Ledger::new(store, Arc::new(crate::schedule::SystemClock))),
+            settle_timeout: SETTLE_TIMEOUT,
         };
         assert_eq!(s.delay(1), Duration::from_secs(5));
         assert_eq!(s.delay(2), Duration::from_secs(30));
@@ -197,5 +214,70 @@ mod tests {
         assert_eq!(s.delay(9), Duration::from_secs(300));
         let none = Settler { backoff: vec![], ..s };
         assert_eq!(none.delay(1), DEFAULT_BACKOFF);
+    }
+
+    /// An acker whose answer never comes, or one that counts its acks.
+    enum TestAck {
+        Hung,
+        Counted(Arc<std::sync::atomic::AtomicUsize>),
+    }
+
+    impl crate::bus::Acker for TestAck {
+        fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), BusError>> {
+            Box::pin(async move {
+                match *self {
+                    TestAck::Hung => std::future::pending().await,
+                    TestAck::Counted(n) => {
+                        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        Ok(())
+                    }
+                }
+            })
+        }
+        fn nak(self: Box<Self>, _delay: Duration) -> BoxFuture<'static, Result<(), BusError>> {
+            self.ack()
+        }
+        fn term(self: Box<Self>) -> BoxFuture<'static, Result<(), BusError>> {
+            self.ack()
+        }
+    }
+
+    /// An ack that never answers ends at the settle timeout, and the events behind it are settled.
+    #[tokio::test]
+    async fn an_ack_that_never_answers_does_not_hold_the_events_behind_it() {
+        let store = Arc::new(crate::store::MemoryStore::new());
+        let settler = Settler {
+            flow: "f".into(),
+            max_deliver: None,
+            backoff: vec![],
+            ledger: Arc::new(Ledger::new(store, Arc::new(crate::schedule::SystemClock))),
+            settle_timeout: Duration::from_millis(100),
+        };
+        let permits = Arc::new(tokio::sync::Semaphore::new(2));
+        let acked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (tx, rx) = mpsc::unbounded_channel();
+        for ack in [TestAck::Hung, TestAck::Counted(acked.clone())] {
+            let message = Delivered {
+                subject: "s".into(),
+                headers: Default::default(),
+                payload: Default::default(),
+                stream_sequence: 1,
+                delivered: 1,
+                ack: Box::new(ack),
+            };
+            let permit = permits.clone().acquire_owned().await.unwrap();
+            let settle = Settle {
+                outcome: Outcome::Completed,
+                messages: vec![(message, permit)],
+                delivered: 1,
+                event_id: "e".into(),
+                meta: Map::new(),
+            };
+            tx.send(settle).unwrap();
+        }
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(5), settler.run(rx)).await.expect("the settler is not held");
+        assert_eq!(acked.load(std::sync::atomic::Ordering::SeqCst), 1, "the event behind the hung ack was acked");
+        assert_eq!(permits.available_permits(), 2, "both messages were let go");
     }
 }

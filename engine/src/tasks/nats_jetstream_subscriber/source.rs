@@ -10,7 +10,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use super::assemble::{Assembler, Held};
 use super::config::NatsSubscriberConfig;
-use super::settle::{Settle, Settler, is_last_delivery, record_failure};
+use super::settle::{SETTLE_TIMEOUT, Settle, Settler, bounded, is_last_delivery, record_failure};
 use crate::bus::registry::BusRegistry;
 use crate::bus::wire::{self, Part};
 use crate::bus::{BusError, Consumer, ConsumerSpec, SharedBus, StreamSpec};
@@ -123,6 +123,7 @@ impl NatsSubscriberSource {
             max_deliver: self.config.max_deliver.map(|n| n.get()),
             backoff: self.config.backoff.iter().map(|d| d.0).collect(),
             ledger: self.ledger.clone(),
+            settle_timeout: SETTLE_TIMEOUT,
         };
         tokio::spawn(settler.run(settle_rx));
         let mut assembler = Assembler::default();
@@ -169,7 +170,7 @@ impl NatsSubscriberSource {
                     Ok(p) => p,
                     Err(e) => {
                         tracing::error!(flow = self.flow, subject = message.subject, error = %e, "undecodable message; terminating it");
-                        let _ = message.ack.term().await;
+                        let _ = bounded(SETTLE_TIMEOUT, message.ack.term()).await;
                         continue;
                     }
                 };
@@ -223,7 +224,7 @@ async fn emit_parts(
         Err(e) => {
             tracing::error!(flow, subject, error = %e, "undecodable event; terminating its messages");
             for (m, _) in held {
-                let _ = m.ack.term().await;
+                let _ = bounded(SETTLE_TIMEOUT, m.ack.term()).await;
             }
             return Ok(());
         }
@@ -234,7 +235,7 @@ async fn emit_parts(
     {
         tracing::debug!(flow, run = %run, batch = seq, "batch already written; dropping the redelivery");
         for (m, _) in held {
-            let _ = m.ack.ack().await;
+            let _ = bounded(SETTLE_TIMEOUT, m.ack.ack()).await;
         }
         return Ok(());
     }
