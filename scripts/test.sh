@@ -49,4 +49,6 @@ cargo clippy -p bulkflow --all-targets --locked --features failpoints -- -D warn
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== the SIGKILL matrix (fault points built in: DURABILITY.md)"
-cargo test -p bulkflow --locked --features failpoints --test durability_kill
+cargo test -p bulkflow --locked --features failpoints --test durability_kill -- --skip faults::
+echo "== the fault matrix (DURABILITY.md): mostly waiting on outages, so four at a time"
+cargo test -p bulkflow --locked --features failpoints --test durability_kill faults:: -- --test-threads=4

@@ -564,6 +564,12 @@ fn demo_killed_then_restarted(point: &str) {
         String::from_utf8_lossy(&finished.stderr),
         &log[log.len().saturating_sub(6000)..]
     );
+    check_demo(&d, point, 2000);
+}
+
+/// What a finished demo in `d` must hold: every object's `records` Ids in the lake once each, no
+/// staging file, and one warehouse row per live Id; then the demo's warehouse is stopped.
+fn check_demo(d: &Path, point: &str, records: usize) {
     let url = std::fs::read_to_string(d.join("warehouse.url")).unwrap().trim().to_string();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     for object in ["account", "contact", "opportunity"] {
@@ -571,7 +577,7 @@ fn demo_killed_then_restarted(point: &str) {
         let (ids, rows, staging) = (&contents.ids, contents.rows, &contents.other_files);
         // The demo's org deletes a few records a minute; the warehouse follows them.
         let live = ids.difference(&contents.deleted).count();
-        assert!(ids.len() >= 2000, "{point}: {object}: {} Ids in the lake", ids.len());
+        assert!(ids.len() >= records, "{point}: {object}: {} Ids in the lake", ids.len());
         assert_eq!(rows, ids.len(), "{point}: {object}: no Id twice in the lake");
         assert!(staging.is_empty(), "{point}: {object}: {staging:?}");
         let count: i64 = rt.block_on(async {
@@ -582,7 +588,7 @@ fn demo_killed_then_restarted(point: &str) {
         assert_eq!(count as usize, live, "{point}: {object}: one warehouse row per live Id in the lake");
     }
     let stop =
-        Command::new(env!("CARGO_BIN_EXE_bulkflow")).arg("demo").arg("--dir").arg(&d).arg("--stop").output().unwrap();
+        Command::new(env!("CARGO_BIN_EXE_bulkflow")).arg("demo").arg("--dir").arg(d).arg("--stop").output().unwrap();
     assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
 }
 
