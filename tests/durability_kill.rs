@@ -598,37 +598,16 @@ fn check_demo(d: &Path, point: &str, records: usize) {
 }
 
 /// Live rows and their distinct `Id`s per export job under `dir` (a lake file's name starts with
-/// its job's id).
+/// its job's id). Tombstones are left out: a deleted record can come both in the job's results and
+/// on the run's deleted-records page.
 fn lake_rows_by_job(dir: &Path) -> BTreeMap<String, (usize, BTreeSet<String>)> {
-    use arrow::array::{Array, BooleanArray, StringArray};
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let mut by_job: BTreeMap<String, (usize, BTreeSet<String>)> = BTreeMap::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                dirs.push(p);
-                continue;
-            }
-            if p.extension().is_none_or(|e| e != "parquet") {
-                continue;
-            }
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            let job = name.split("-p").next().unwrap().to_owned();
-            let entry = by_job.entry(job).or_default();
-            let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&p).unwrap()).unwrap();
-            for batch in reader.build().unwrap() {
-                let batch = batch.unwrap();
-                let ids = batch.column_by_name("Id").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
-                // Tombstones are left out: a deleted record can come both in the job's results
-                // and on the run's deleted-records page.
-                let deleted = batch.column_by_name("IsDeleted").and_then(|c| c.as_any().downcast_ref::<BooleanArray>());
-                let live: Vec<usize> =
-                    (0..ids.len()).filter(|&i| !deleted.is_some_and(|d| d.is_valid(i) && d.value(i))).collect();
-                entry.0 += live.len();
-                entry.1.extend(live.into_iter().map(|i| ids.value(i).to_owned()));
-            }
+    for file in lake_support::files(dir).into_iter().filter(|f| lake_support::is_parquet(f)) {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let entry = by_job.entry(name.split("-p").next().unwrap().to_owned()).or_default();
+        for (id, _) in lake_support::parquet_rows(&file).into_iter().filter(|(_, deleted)| !deleted) {
+            entry.0 += 1;
+            entry.1.insert(id);
         }
     }
     by_job

@@ -47,8 +47,7 @@ impl Setup {
 
     /// Rows in the lake's finished Parquet files so far.
     fn lake_rows(&self) -> usize {
-        let lake = self.path().join("lake");
-        if lake.exists() { super::lake_support::lake_contents(&lake).rows } else { 0 }
+        super::lake_support::lake_contents(&self.path().join("lake")).rows
     }
 
     /// The query flow's run in `state`, once there is one (through the running engine).
@@ -308,21 +307,16 @@ fn postgresql_stopped_for_a_minute_mid_write() {
     setup.check("PostgreSQL stopped for a minute");
 }
 
-/// `GET path` on the engine's metrics listener: the status code and the body.
+/// `GET path` on the engine's metrics listener: the status code (0 while nothing listens) and the
+/// body.
 fn http_get(addr: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return (0, String::new()) };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    if stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: bulkflow\r\nConnection: close\r\n\r\n").as_bytes())
-        .is_err()
-    {
-        return (0, String::new());
-    }
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, answer.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default())
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        match reqwest::get(format!("http://{addr}{path}")).await {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(_) => (0, String::new()),
+        }
+    })
 }
 
 /// Fault 11: nats-server and PostgreSQL both down when the engine starts (a start order gone
@@ -386,7 +380,7 @@ fn the_demo_on_nats_lives_through_a_nats_server_restart() {
             .spawn()
             .unwrap();
         let lake = d.join("lake");
-        let has_parquet = || walk(&lake).iter().any(|p| p.extension().is_some_and(|e| e == "parquet"));
+        let has_parquet = || super::lake_support::files(&lake).iter().any(|f| super::lake_support::is_parquet(f));
         wait_for("the first Parquet file", Duration::from_secs(90), has_parquet);
         nats.kill();
         std::thread::sleep(Duration::from_secs(2));
@@ -410,18 +404,4 @@ fn the_demo_on_nats_lives_through_a_nats_server_restart() {
         assert!(status.success(), "round {round}: {status}");
         super::check_demo(&d, &format!("nats-server killed mid-demo, round {round}"), RECORDS);
     }
-}
-
-/// Every file under `dir` (none when it does not exist yet).
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() { dirs.push(p) } else { files.push(p) }
-        }
-    }
-    files
 }

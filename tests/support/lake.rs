@@ -2,7 +2,7 @@
 //! `#[path = "support/lake.rs"] mod lake;`.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, BooleanArray, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -19,36 +19,54 @@ pub struct LakeContents {
     /// The `Id`s with a row whose `IsDeleted` is true: a tombstone of a deleted record.
     pub deleted: BTreeSet<String>,
     pub rows: usize,
-    pub other_files: Vec<std::path::PathBuf>,
+    pub other_files: Vec<PathBuf>,
 }
 
 pub fn lake_contents(dir: &Path) -> LakeContents {
     let mut lake = LakeContents { ids: BTreeSet::new(), deleted: BTreeSet::new(), rows: 0, other_files: Vec::new() };
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|e| e == "parquet") {
-                let file = std::fs::File::open(&p).unwrap();
-                let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
-                for batch in reader {
-                    let batch = batch.unwrap();
-                    let col = batch.column_by_name("Id").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
-                    lake.rows += col.len();
-                    lake.ids.extend((0..col.len()).map(|i| col.value(i).to_string()));
-                    if let Some(flags) =
-                        batch.column_by_name("IsDeleted").and_then(|c| c.as_any().downcast_ref::<BooleanArray>())
-                    {
-                        let gone = (0..col.len()).filter(|&i| flags.is_valid(i) && flags.value(i));
-                        lake.deleted.extend(gone.map(|i| col.value(i).to_string()));
-                    }
-                }
-            } else {
-                lake.other_files.push(p);
+    for p in files(dir) {
+        if !is_parquet(&p) {
+            lake.other_files.push(p);
+            continue;
+        }
+        for (id, deleted) in parquet_rows(&p) {
+            lake.rows += 1;
+            if deleted {
+                lake.deleted.insert(id.clone());
             }
+            lake.ids.insert(id);
         }
     }
     lake
+}
+
+/// Every file anywhere under `dir`; none when `dir` does not exist (yet).
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for p in entries.map(|e| e.unwrap().path()) {
+            if p.is_dir() { dirs.push(p) } else { files.push(p) }
+        }
+    }
+    files
+}
+
+pub fn is_parquet(file: &Path) -> bool {
+    file.extension().is_some_and(|e| e == "parquet")
+}
+
+/// Each row of a Parquet file: its `Id`, and whether `IsDeleted` marks it a tombstone.
+pub fn parquet_rows(file: &Path) -> Vec<(String, bool)> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap()).unwrap();
+    let mut rows = Vec::new();
+    for batch in reader.build().unwrap() {
+        let batch = batch.unwrap();
+        let ids = batch.column_by_name("Id").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+        let flags = batch.column_by_name("IsDeleted").and_then(|c| c.as_any().downcast_ref::<BooleanArray>());
+        let deleted = |i: usize| flags.is_some_and(|f| f.is_valid(i) && f.value(i));
+        rows.extend((0..ids.len()).map(|i| (ids.value(i).to_string(), deleted(i))));
+    }
+    rows
 }

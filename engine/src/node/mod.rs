@@ -96,13 +96,13 @@ impl Node {
         Ok(Node { engine, election, background: vec![compactor, poller] })
     }
 
-    /// Whether this node leads its leader-elected flows now; `None` when it has none (or no
-    /// `nats_url`), i.e. it runs every flow it has.
     /// What the flows that cannot listen yet wait for (a bus down at start).
     pub fn waits(&self) -> crate::runtime::source::Waits {
         self.engine.waits()
     }
 
+    /// Whether this node leads its leader-elected flows now; `None` when it has none (or no
+    /// `nats_url`), i.e. it runs every flow it has.
     pub fn leading(&self) -> Option<watch::Receiver<bool>> {
         self.election.as_ref().map(|e| e.leading.clone())
     }

@@ -5,12 +5,13 @@
 //! is a beta an org may not have enabled. So a run that has been quiet for `job_poll_after`
 //! (no state change, no progress, its results not being read) has its job polled; a finished job
 //! is handed to the listening flow as the completion event Salesforce would have sent, and that
-//! flow reads the results from the run's checkpoint on. A run stuck at `published` whose unwritten batches the bus no longer
-//! holds (the stream's limits discarded them, or it was purged) has those batches marked
-//! unpublished and is handed over the same way, so they are fetched again by their locators and
-//! republished; batches still in the stream are left to their writer, however slow. A
-//! run whose job vanished in Salesforce (404: deleted, expired after 7 days, a refreshed org) gets
-//! a new job for the same query, recorded in its place, and goes on from `job_created`.
+//! flow reads the results from the run's checkpoint on. A run stuck at `published` whose
+//! unwritten batches the bus no longer holds (the stream's limits discarded them, or it was
+//! purged) has those batches marked unpublished and is handed over the same way, so they are
+//! fetched again by their locators and republished; batches still in the stream are left to their
+//! writer, however slow. A run whose job vanished in Salesforce (404: deleted, expired after 7
+//! days, a refreshed org) gets a new job for the same query, recorded in its place, and goes on
+//! from `job_created`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
