@@ -1,5 +1,5 @@
-//! Job state changes, broadcast for whoever listens: the Pub/Sub server, which turns them into
-//! `BulkApi2JobEvent`s on its replay log, and tests and in-process callers.
+//! Job state changes: appended by the Pub/Sub server's publisher to its replay log as
+//! `BulkApi2JobEvent`s, and broadcast for tests and in-process callers.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use axum::Router;
 use axum::routing::post;
@@ -122,6 +122,7 @@ impl Simulator {
             faults: Faults::new(config.faults.clone()),
             stats: Stats::default(),
             events,
+            publisher: OnceLock::new(),
             managed: crate::pubsub::managed::Registry::open(persist.clone()).map_err(state_err)?,
             persist,
         });

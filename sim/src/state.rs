@@ -1,7 +1,7 @@
 //! The state every handler shares.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -25,6 +25,9 @@ pub struct Settings {
     pub list_page_size: usize,
 }
 
+/// What the Pub/Sub server does with a job event: given the org, as the org holds it.
+pub type Publisher = Box<dyn Fn(&AppState, &JobEvent) + Send + Sync>;
+
 pub struct AppState {
     pub settings: Settings,
     pub identity: OrgIdentity,
@@ -38,6 +41,10 @@ pub struct AppState {
     pub faults: Faults,
     pub stats: Stats,
     pub events: broadcast::Sender<JobEvent>,
+    /// Appends each job event to the Pub/Sub replay log, in the caller's thread, before `emit`
+    /// returns: set once by the Pub/Sub server. Synchronous so that a caller which emits before
+    /// persisting the change it announces knows the event is in the log (see `emit`).
+    pub publisher: OnceLock<Publisher>,
     pub persist: Option<Persist>,
     /// The org's managed event subscriptions and their committed positions.
     pub managed: crate::pubsub::registry::Registry,
@@ -65,7 +72,14 @@ impl AppState {
         }
     }
 
+    /// Publishes a job's state change: on the replay log at once (when the Pub/Sub server runs)
+    /// and to in-process listeners. A transition calls this before persisting itself, so a
+    /// restarted org can replay a transition whose event it published (a duplicate event, which
+    /// Salesforce's at-least-once delivery allows) but never holds one whose event it lost.
     pub fn emit(&self, event: JobEvent) {
+        if let Some(publish) = self.publisher.get() {
+            publish(self, &event);
+        }
         // No receiver is not an error: nobody is listening yet.
         let _ = self.events.send(event);
     }

@@ -233,13 +233,13 @@ pub async fn abort(
     job.results = None;
     job.rendered = None;
     let view = job.record.create_view();
-    let event = job.record.event();
+    // Published before persisted (see `AppState::emit`).
+    app.emit(job.record.event());
     app.persist_jobs(&jobs);
     drop(jobs);
     if let Some(persist) = &app.persist {
         let _ = persist.delete_results(&job_id);
     }
-    app.emit(event);
     Ok(Json(view))
 }
 

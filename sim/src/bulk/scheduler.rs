@@ -67,14 +67,16 @@ pub fn advance(app: &AppState) {
     for id in &expired {
         jobs.remove(id);
     }
+    // Published before persisted (see `AppState::emit`), under the jobs lock so that no other
+    // change is persisted in between.
+    for event in &events {
+        tracing::info!(job = %event.job_id, state = ?event.state, "job state changed");
+        app.emit(event.clone());
+    }
     if !events.is_empty() || !expired.is_empty() {
         app.persist_jobs(&jobs);
     }
     drop(jobs);
-    for event in events {
-        tracing::info!(job = %event.job_id, state = ?event.state, "job state changed");
-        app.emit(event);
-    }
     if let Some(persist) = &app.persist {
         for id in expired {
             let _ = persist.delete_results(&id);

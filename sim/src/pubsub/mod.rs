@@ -106,7 +106,12 @@ pub fn start(
     };
     let log = Arc::new(log);
     let stats = Arc::new(PubSubStats::default());
-    tokio::spawn(pump::run(app.clone(), log.clone(), app.events.subscribe(), partial_results, shutdown.clone()));
+    let pump_log = log.clone();
+    let publisher: crate::state::Publisher =
+        Box::new(move |app, event| pump::publish_event(app, &pump_log, event, partial_results));
+    if app.publisher.set(publisher).is_err() {
+        tracing::warn!("a Pub/Sub server already publishes this org's job events; this one serves the same log");
+    }
     let service =
         service::Service { app, log: log.clone(), settings, stats: stats.clone(), shutdown: shutdown.clone() };
     let mut stop = shutdown;

@@ -2,10 +2,7 @@
 //! every change, `RESULT`/`PARTIAL` per full results page when enabled, `RESULT`/`FINAL` when a job
 //! completes.
 
-use std::sync::Arc;
-
 use bulkflow_pubsub_proto::ProducerEvent;
-use tokio::sync::{broadcast, watch};
 
 use super::avro::{self, JobEventRecord};
 use super::log::ReplayLog;
@@ -13,29 +10,10 @@ use crate::events::{JobEvent, JobState};
 use crate::faults::EventFault;
 use crate::state::AppState;
 
-pub async fn run(
-    app: Arc<AppState>,
-    log: Arc<ReplayLog>,
-    mut events: broadcast::Receiver<JobEvent>,
-    partial_results: bool,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let event = tokio::select! {
-            e = events.recv() => e,
-            _ = shutdown.changed() => return,
-        };
-        match event {
-            Ok(event) => {
-                for record in records(&app, &event, partial_results) {
-                    publish(&app, &log, &record);
-                }
-            }
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::error!(missed = n, "the Pub/Sub server fell behind the job events; {n} were not published");
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        }
+/// Appends `event`'s records to `log`: what the org's publisher does for every job event.
+pub fn publish_event(app: &AppState, log: &ReplayLog, event: &JobEvent, partial_results: bool) {
+    for record in records(app, event, partial_results) {
+        publish(app, log, &record);
     }
 }
 

@@ -126,3 +126,59 @@ async fn a_job_keeps_its_snapshot_while_the_data_changes() {
     let newer = org.create_ok("SELECT Id FROM Account").await;
     assert!(org.wait(&newer).await["numberRecordsProcessed"].as_u64().unwrap() > count);
 }
+
+/// The bodies of the events in a persisted replay log (`replay/events.log`: sequence, time, topic
+/// and event, each length-prefixed), up to the first incomplete record.
+fn logged_events(dir: &std::path::Path) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(dir.join("replay/events.log")).unwrap_or_default();
+    let mut rest = bytes.as_slice();
+    let mut take = |n: usize| -> Option<Vec<u8>> {
+        let (head, tail) = rest.split_at_checked(n)?;
+        rest = tail;
+        Some(head.to_vec())
+    };
+    let mut out = Vec::new();
+    while let Some(_seq_and_time) = take(16) {
+        let Some(len) = take(4) else { break };
+        let Some(_topic) = take(u32::from_be_bytes(len.try_into().unwrap()) as usize) else { break };
+        let Some(len) = take(4) else { break };
+        let Some(body) = take(u32::from_be_bytes(len.try_into().unwrap()) as usize) else { break };
+        out.push(body);
+    }
+    out
+}
+
+/// A job's completion is in the replay log before the org persists the job as complete, so a
+/// process killed between the two cannot come back with a `JobComplete` job whose completion
+/// event never exists (a client relying on the event would wait for it for ever). Checked by
+/// reading both files while jobs complete: whenever `jobs.json` says `JobComplete`, the log,
+/// read after it, holds the job's `JobComplete` event (on two threads, so the reads can fall
+/// between the org's two writes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persisted_completion_always_has_its_event_in_the_replay_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::start(config(3).job_latency(Duration::from_millis(30)).state_dir(dir.path())).await;
+    let mut pending = Vec::new();
+    for _ in 0..20 {
+        pending.push(org.create_ok("SELECT Id FROM Account").await);
+    }
+    let contains = |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !pending.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "jobs never completed: {pending:?}");
+        let jobs: Vec<Value> = std::fs::read(dir.path().join("jobs.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let events = logged_events(dir.path());
+        for job in jobs.iter().filter(|j| j["state"] == "JobComplete") {
+            let id = job["id"].as_str().unwrap();
+            assert!(
+                events.iter().any(|e| contains(e, id) && contains(e, "JobComplete")),
+                "job {id} is persisted complete but its completion event is not in the log"
+            );
+            pending.retain(|p| p != id);
+        }
+        tokio::task::yield_now().await;
+    }
+}
