@@ -20,6 +20,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    match bulkflow_engine::fault::arm_errors_from_env() {
+        Ok(points) => {
+            for point in points {
+                eprintln!("bulkflow: error point {point} armed: it fails while its file exists");
+            }
+        }
+        Err(e) => {
+            eprintln!("bulkflow: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let logs = match &cli.command {
         // The demo's terminal shows progress; its logs go to a file in its directory.
         Command::Demo(args) => cli::logging::init_file(cli.log_format, &cli::demo::log_file(args)),

@@ -31,6 +31,8 @@ mod engine_run;
 mod lake_support;
 #[path = "support/sim_process.rs"]
 mod sim_process;
+#[path = "support/tmux.rs"]
+mod tmux;
 
 use lake_support::{lake_contents, lake_ids};
 
@@ -67,6 +69,8 @@ struct Setup {
     warehouse: String,
     /// In a cell: a fault test kills and restarts it while the engine runs.
     nats: Option<std::cell::RefCell<NatsServer>>,
+    /// `BULKFLOW_FAIL_WHILE` for every command: error points a fault test turns on and off.
+    fail_while: Option<String>,
 }
 
 impl Setup {
@@ -122,7 +126,7 @@ impl Setup {
             ],
         );
         let nats = matches!(bus, BusKind::Nats).then(|| std::cell::RefCell::new(NatsServer::start()));
-        Setup { dir, sim, bigquery, warehouse: pg.database(name), nats }
+        Setup { dir, sim, bigquery, warehouse: pg.database(name), nats, fail_while: None }
     }
 
     fn path(&self) -> &Path {
@@ -154,6 +158,10 @@ impl Setup {
             .env("BIGQUERY_EMULATOR_HOST", &self.bigquery)
             .env("WAREHOUSE_URL", &self.warehouse)
             .env("NATS_URL", self.nats_url());
+        match &self.fail_while {
+            Some(spec) => cmd.env("BULKFLOW_FAIL_WHILE", spec),
+            None => cmd.env_remove("BULKFLOW_FAIL_WHILE"),
+        };
         cmd
     }
 

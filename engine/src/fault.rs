@@ -6,6 +6,12 @@
 //! inline function. With it, `BULKFLOW_CRASH_AT=<point>[@<n>]` makes the process SIGKILL itself
 //! the n-th time (default the first) it reaches `<point>`: no destructor, no flush, no goodbye,
 //! as a power cut or the OOM killer would end it.
+//!
+//! Error points are the other kind: places where the machine, not the process, fails (a disk
+//! full, a file system gone read-only), which root cannot provoke with `chmod` and a test cannot
+//! provoke on a real disk without filling it. `BULKFLOW_FAIL_WHILE=<point>:<file>[,...]` makes
+//! [`error_point`] answer the point's operating-system error while `<file>` exists, so a test turns
+//! the fault on and off from outside by creating and removing the file.
 
 /// The environment variable that arms a point.
 pub const CRASH_AT_ENV: &str = "BULKFLOW_CRASH_AT";
@@ -31,6 +37,67 @@ pub const POINTS: &[(&str, &str)] = &[
     ("retention.mid_compaction", "compaction removed a finished run; others may remain"),
 ];
 
+/// The environment variable that arms error points.
+pub const FAIL_WHILE_ENV: &str = "BULKFLOW_FAIL_WHILE";
+
+/// Every error point, with the errno it answers and where it sits.
+pub const ERROR_POINTS: &[(&str, i32, &str)] = &[
+    ("store.commit", 28, "every state store commit answers ENOSPC (no space left on device); nothing is written"),
+    ("lake.write", 30, "every local lake file write answers EROFS (read-only file system); nothing is written"),
+];
+
+/// Marks an error point: `Err` with the point's operating-system error while it is armed and its
+/// file exists, else `Ok`. `name` must be one of [`ERROR_POINTS`].
+#[inline(always)]
+pub fn error_point(name: &'static str) -> std::io::Result<()> {
+    debug_assert!(ERROR_POINTS.iter().any(|(p, ..)| *p == name), "unknown error point {name}");
+    #[cfg(feature = "failpoints")]
+    if let Some((_, errno, file)) = FAILING.get().and_then(|armed| armed.iter().find(|(p, ..)| *p == name))
+        && file.exists()
+    {
+        return Err(std::io::Error::from_raw_os_error(*errno));
+    }
+    let _ = name;
+    Ok(())
+}
+
+/// The armed error points: name, errno, the file whose existence turns the point on.
+#[cfg(feature = "failpoints")]
+static FAILING: std::sync::OnceLock<Vec<(&'static str, i32, std::path::PathBuf)>> = std::sync::OnceLock::new();
+
+/// The error points `spec` (`point:file[,point:file]`) arms, with their errno.
+pub fn parse_fail_while(spec: &str) -> Result<Vec<(&'static str, i32, std::path::PathBuf)>, ArmError> {
+    spec.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|one| {
+            let (name, file) =
+                one.trim().split_once(':').filter(|(_, f)| !f.is_empty()).ok_or(ArmError::BadFailWhile(one.into()))?;
+            let (name, errno, _) = ERROR_POINTS
+                .iter()
+                .find(|(p, ..)| *p == name)
+                .ok_or_else(|| ArmError::UnknownErrorPoint(name.into()))?;
+            Ok((*name, *errno, std::path::PathBuf::from(file)))
+        })
+        .collect()
+}
+
+/// Arms the error points `BULKFLOW_FAIL_WHILE` names, if set; returns their names.
+pub fn arm_errors_from_env() -> Result<Vec<&'static str>, ArmError> {
+    let Some(spec) = std::env::var(FAIL_WHILE_ENV).ok().filter(|s| !s.trim().is_empty()) else { return Ok(vec![]) };
+    let armed = parse_fail_while(&spec)?;
+    let names: Vec<&'static str> = armed.iter().map(|(n, ..)| *n).collect();
+    #[cfg(feature = "failpoints")]
+    {
+        let _ = FAILING.set(armed);
+        Ok(names)
+    }
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = (armed, names);
+        Err(ArmError::NotBuiltIn)
+    }
+}
+
 /// Marks a fault point. `name` must be one of [`POINTS`] (checked in tests and debug builds).
 #[inline(always)]
 pub fn point(name: &'static str) {
@@ -43,12 +110,18 @@ pub fn point(name: &'static str) {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ArmError {
-    #[error("{CRASH_AT_ENV} is set, but this build has no fault points (build with `--features failpoints`)")]
+    #[error(
+        "{CRASH_AT_ENV} or {FAIL_WHILE_ENV} is set, but this build has no fault points (build with `--features failpoints`)"
+    )]
     NotBuiltIn,
     #[error("{CRASH_AT_ENV}=`{0}`: no such fault point (`bulkflow debug failpoints` lists them)")]
     Unknown(String),
     #[error("{CRASH_AT_ENV}=`{0}`: the hit count after `@` must be a whole number from 1")]
     BadCount(String),
+    #[error("{FAIL_WHILE_ENV}: `{0}` is not `<error point>:<file>`")]
+    BadFailWhile(String),
+    #[error("{FAIL_WHILE_ENV}: no such error point `{0}` (there are: store.commit, lake.write)")]
+    UnknownErrorPoint(String),
 }
 
 /// The point and hit count `spec` (`name` or `name@n`) names.
@@ -115,5 +188,16 @@ mod tests {
         assert_eq!(parse("lake.staged@0"), Err(ArmError::BadCount("lake.staged@0".into())));
         assert_eq!(parse("lake.staged@x"), Err(ArmError::BadCount("lake.staged@x".into())));
         assert_eq!(parse("lake.nowhere"), Err(ArmError::Unknown("lake.nowhere".into())));
+    }
+
+    #[test]
+    fn fail_while_names_error_points_and_files() {
+        let armed = parse_fail_while("store.commit:/tmp/full, lake.write:/tmp/ro").unwrap();
+        assert_eq!(armed, [("store.commit", 28, "/tmp/full".into()), ("lake.write", 30, "/tmp/ro".into())]);
+        assert_eq!(parse_fail_while("store.commit"), Err(ArmError::BadFailWhile("store.commit".into())));
+        assert_eq!(parse_fail_while("store.commit:"), Err(ArmError::BadFailWhile("store.commit:".into())));
+        assert_eq!(parse_fail_while("disk.melt:/x"), Err(ArmError::UnknownErrorPoint("disk.melt".into())));
+        // Unarmed (and in a build without fault points) an error point never fails.
+        assert!(error_point("store.commit").is_ok());
     }
 }

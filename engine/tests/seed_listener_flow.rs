@@ -85,7 +85,7 @@ async fn start(foreign_jobs: ForeignJobs) -> Setup {
         injector: Arc::default(),
     };
     let parts = flows.iter().map(|f| build_flow(f, &build).unwrap()).collect();
-    let engine = Engine::start(parts).await;
+    let engine = Engine::start(parts, Default::default()).await;
     Setup { sim, _root: root, _state: state, buses, engine, clients, ledger }
 }
 

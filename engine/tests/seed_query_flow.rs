@@ -64,7 +64,7 @@ async fn the_seed_query_flow_creates_jobs_over_the_right_windows() {
         salesforce: Arc::new(Clients::new(credentials, "63.0", ClientSettings::default())),
     };
     let parts = loaded.flows.iter().map(|f| build_flow(f, &build).unwrap()).collect();
-    let engine = Engine::start(parts).await;
+    let engine = Engine::start(parts, Default::default()).await;
 
     let runs_with_jobs = |n: usize| {
         let ledger = ledger.clone();

@@ -128,7 +128,6 @@ impl Simulator {
         });
 
         let (shutdown, _) = watch::channel(false);
-        tokio::spawn(bulk::scheduler::run(app.clone(), shutdown.subscribe()));
         if config.change_rate > 0.0 || config.delete_rate > 0.0 {
             let rates = crate::changes::Rates { change: config.change_rate, delete: config.delete_rate };
             tokio::spawn(crate::changes::run(app.clone(), rates, shutdown.subscribe()));
@@ -143,6 +142,10 @@ impl Simulator {
             shutdown.subscribe(),
         )
         .map_err(|e| SimError::Tls(format!("Pub/Sub: {e}")))?;
+        // Jobs move only once their events have somewhere to go: a restarted org's jobs in flight
+        // complete at the clock's first tick, and an event emitted before the Pub/Sub server's
+        // publisher is in place would reach no replay log (so the clock needs `publishing`).
+        tokio::spawn(bulk::scheduler::run(app.clone(), shutdown.subscribe(), pubsub.publishing()));
         let bigquery = crate::bigquery::BigQuery::start(bigquery_listener, shutdown.subscribe())
             .map_err(|source| SimError::Bind { addr: config.bigquery_listen, source })?;
         for (id, schema) in &config.bigquery_tables {

@@ -26,11 +26,12 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Readiness {
     started: Arc<AtomicBool>,
     waits: Waits,
+    store: bulkflow_engine::store::StoreHealth,
 }
 
 impl Readiness {
-    pub fn new(waits: Waits) -> Self {
-        Self { started: Arc::default(), waits }
+    pub fn new(waits: Waits, store: bulkflow_engine::store::StoreHealth) -> Self {
+        Self { started: Arc::default(), waits, store }
     }
 
     pub fn set(&self, ready: bool) {
@@ -43,10 +44,13 @@ impl Readiness {
             return Err("not ready: starting or stopping\n".into());
         }
         let waits = self.waits.list();
-        if waits.is_empty() {
+        let store = self.store.failing();
+        if waits.is_empty() && store.is_none() {
             return Ok(());
         }
-        Err(waits.iter().map(|(flow, why)| format!("not ready: flow `{flow}` waits: {why}\n")).collect())
+        let mut why: String = store.map(|s| format!("not ready: {s}\n")).unwrap_or_default();
+        why.extend(waits.iter().map(|(flow, why)| format!("not ready: flow `{flow}` waits: {why}\n")));
+        Err(why)
     }
 }
 

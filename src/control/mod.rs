@@ -72,7 +72,7 @@ impl Control {
             auth::check_bind(addr, token.as_ref())?;
         }
         let stop = CancellationToken::new();
-        let ready = metrics::Readiness::new(waits);
+        let ready = metrics::Readiness::new(waits.clone(), ledger.store_health());
         let metrics = match config.metrics_listen {
             Some(addr) if !addr.ip().is_loopback() => return Err(ServeError::MetricsNotLoopback(addr)),
             Some(addr) => {
@@ -91,6 +91,7 @@ impl Control {
             leading,
             logs: logs::LogRing::global().clone(),
             watchers: Arc::new(tokio::sync::Semaphore::new(service::MAX_WATCHERS)),
+            waits,
         };
         let mut tasks = Vec::new();
 

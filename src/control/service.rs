@@ -41,6 +41,8 @@ pub struct ControlService {
     pub stop: CancellationToken,
     /// One permit per open stream, [`MAX_WATCHERS`] in all.
     pub watchers: Arc<tokio::sync::Semaphore>,
+    /// What each source that cannot listen or take work waits for.
+    pub waits: bulkflow_engine::runtime::source::Waits,
 }
 
 type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -153,6 +155,7 @@ impl ControlService {
             object,
             ticks_skipped: skipped.as_ref().map_or(0, |s| s.count),
             skip_reason: skipped.map(|s| s.last_reason),
+            waiting: self.waits.list().into_iter().find(|(f, _)| *f == flow.name).map(|(_, why)| why),
         })
     }
 }
@@ -240,7 +243,7 @@ impl pb::control_server::Control for ControlService {
     async fn list_flows(&self, _: Request<pb::ListFlowsRequest>) -> Result<Response<pb::ListFlowsResponse>, Status> {
         let runs = self.ledger.list_runs(&RunFilter::default()).map_err(ledger_status)?;
         let flows = self.flows.iter().map(|f| self.flow_message(f, &runs)).collect::<Result<_, _>>()?;
-        Ok(Response::new(pb::ListFlowsResponse { flows }))
+        Ok(Response::new(pb::ListFlowsResponse { flows, store_error: self.ledger.store_health().failing() }))
     }
 
     type WatchRunsStream = Stream_<pb::RunChanges>;

@@ -24,6 +24,12 @@ fn wait_for(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
 }
 
 impl Setup {
+    /// `bulkflow tui` on this setup's state directory, in a tmux pane of its own, 200 × 60.
+    fn tui(&self) -> super::tmux::Tmux {
+        let state = self.path().join("state");
+        super::tmux::Tmux::start(&format!("{} tui --dir {}", env!("CARGO_BIN_EXE_bulkflow"), state.display()), 200, 60)
+    }
+
     fn faults_injected(&self, kind: &str) -> u64 {
         self.sim_get("/__sim/stats")["faults_injected"][kind].as_u64().unwrap_or(0)
     }
@@ -307,6 +313,77 @@ fn postgresql_stopped_for_a_minute_mid_write() {
     setup.check("PostgreSQL stopped for a minute");
 }
 
+/// Waits for the log `log` of the running engine to contain `text`.
+fn wait_for_log(setup: &Setup, log: &str, text: &str, within: Duration) {
+    let read = || std::fs::read_to_string(setup.path().join(log)).unwrap_or_default();
+    let deadline = Instant::now() + within;
+    while !read().contains(text) {
+        assert!(Instant::now() < deadline, "the log never said {text:?} in {within:?}:\n{}", read());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Fault 9: The lake's file system read-only for the export's first 20 s (the error point
+/// `lake.write` answers EROFS while its flag file exists; `chmod` does not stop root): the lake
+/// writer's attempts fail and its messages are asked again with the flow's backoff, nothing reaches
+/// the lake meanwhile, and once it takes writes again every batch lands there once.
+#[test]
+fn the_lake_read_only_for_a_while() {
+    let (_pg, mut setup) = setup("lake_read_only", "300ms");
+    let flag = setup.path().join("lake-read-only");
+    setup.fail_while = Some(format!("lake.write:{}", flag.display()));
+    std::fs::write(&flag, "").unwrap();
+    let back = Instant::now() + Duration::from_secs(20);
+    setup.settle_during("settle.log", &[], || {
+        wait_for_log(&setup, "settle.log", "Read-only file system (os error 30)", Duration::from_secs(60));
+        std::thread::sleep(back.saturating_duration_since(Instant::now()));
+        assert_eq!(setup.lake_rows(), 0, "nothing reached the lake while it was read-only");
+        std::fs::remove_file(&flag).unwrap();
+    });
+    setup.check("the lake read-only for a while");
+}
+
+/// Fault 10: The state directory's disk full (the error point `store.commit` answers ENOSPC while
+/// its flag file exists) for 20 s while the run's job runs: the engine says so (an error in the
+/// log, `/readyz` 503 naming it) and takes no new work (the job's completion event waits), and
+/// nothing in the store moves; once space returns, the run goes on and every check holds.
+#[test]
+fn the_state_disk_full_for_a_while() {
+    // Jobs take 3 s: the disk fills while the run's job runs in Salesforce.
+    let (_pg, mut setup) = setup("state_disk_full", "3s");
+    let flag = setup.path().join("state-disk-full");
+    setup.fail_while = Some(format!("store.commit:{}", flag.display()));
+    let metrics = format!("127.0.0.1:{}", bulkflow_testkit::free_port());
+    setup.settle_during("settle.log", &["--metrics-listen", &metrics], || {
+        setup.wait_for_run("job_created");
+        std::fs::write(&flag, "").unwrap();
+        wait_for_log(&setup, "settle.log", "the state store cannot write", Duration::from_secs(60));
+        let log = std::fs::read_to_string(setup.path().join("settle.log")).unwrap_or_default();
+        assert!(log.contains("No space left on device (os error 28)"), "the error names the cause:\n{log}");
+        let (status, body) = http_get(&metrics, "/readyz");
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("the state store cannot write"), "{body}");
+        let tui = setup.tui();
+        tui.wait_for("the store's error in the title", Duration::from_secs(15), |p| {
+            let title = p.lines().next().unwrap_or_default();
+            title.contains("the state store cannot write") && title.contains("No space left on device")
+        });
+        let runs = setup.query_runs();
+        std::thread::sleep(Duration::from_secs(20));
+        assert_eq!(setup.query_runs(), runs, "the ledger did not move while the disk was full");
+        assert!(runs.iter().all(|r| r["state"] == "job_created"), "the fault came too late: {runs:?}");
+        assert_eq!(setup.lake_rows(), 0, "no new work was taken: {runs:?}");
+        std::fs::remove_file(&flag).unwrap();
+        wait_for_log(&setup, "settle.log", "the state store writes again", Duration::from_secs(30));
+        wait_for("/readyz ready once the store writes", Duration::from_secs(30), || {
+            http_get(&metrics, "/readyz").0 == 200
+        });
+        tui.wait_for("the title without the store's error", Duration::from_secs(15), |p| !p.contains("cannot write"));
+        tui.send_keys(&["q"]);
+    });
+    setup.check("the state disk full for a while");
+}
+
 /// `GET path` on the engine's metrics listener: the status code (0 while nothing listens) and the
 /// body.
 fn http_get(addr: &str, path: &str) -> (u16, String) {
@@ -344,6 +421,12 @@ fn the_bus_and_the_warehouse_down_when_the_engine_starts() {
         assert!(body.contains("salesforce_bulkapi_writer_account_postgres"), "{body}");
         let log = std::fs::read_to_string(setup.path().join("settle.log")).unwrap_or_default();
         assert!(log.contains("cannot subscribe yet"), "the log says so:\n{log}");
+        // The TUI's flows pane too: each waiting writer says what it waits for.
+        let tui = setup.tui();
+        tui.wait_for("a writer waiting for the bus", Duration::from_secs(15), |p| {
+            p.contains("salesforce_bulkapi_writer_account") && p.contains("(waits: cannot subscribe to")
+        });
+        tui.send_keys(&["q"]);
         std::thread::sleep(Duration::from_secs(3));
         nats.borrow_mut().start_again();
         pg.start_again();

@@ -15,7 +15,10 @@ impl Tmux {
     /// missing, the test fails with how to install it.
     pub fn start(program: &str, width: u16, height: u16) -> Tmux {
         let bin = bulkflow_testkit::require_binary("tmux", "TMUX_BIN", &[], "apt-get install tmux");
-        let tmux = Tmux { bin, socket: format!("bulkflow-test-{}", std::process::id()) };
+        // A server per pane: tests of one binary run in parallel, each with its own session.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmux = Tmux { bin, socket: format!("bulkflow-test-{}-{n}", std::process::id()) };
         let started = tmux
             .cmd()
             .args(["new-session", "-d", "-s", "ui", "-x", &width.to_string(), "-y", &height.to_string(), program])

@@ -73,6 +73,8 @@ pub struct App {
     pub mode: Mode,
     pub runs: HashMap<String, RunView>,
     pub flows: Vec<pb::Flow>,
+    /// Why the engine's state store cannot write, while it cannot (it takes no new work then).
+    pub store_error: Option<String>,
     pub logs: VecDeque<pb::LogLine>,
     pub detail: Option<DetailView>,
     pub filter: String,
@@ -100,6 +102,7 @@ impl App {
             mode: Mode::Table,
             runs: HashMap::new(),
             flows: Vec::new(),
+            store_error: None,
             logs: VecDeque::new(),
             detail: None,
             filter: String::new(),

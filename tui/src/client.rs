@@ -26,7 +26,7 @@ enum Msg {
     Connected(Box<Client>),
     Disconnected(String),
     Changes(pb::RunChanges),
-    Flows(Vec<pb::Flow>),
+    Flows(pb::ListFlowsResponse),
     Log(pb::LogLine),
     Detail(Box<DetailView>),
     Note(String),
@@ -121,7 +121,10 @@ pub async fn run(address: Address, token: Option<String>, read_only: bool) -> Re
                         app.message = Some(e.to_string());
                     }
                 }
-                Msg::Flows(f) => app.flows = f,
+                Msg::Flows(f) => {
+                    app.flows = f.flows;
+                    app.store_error = f.store_error;
+                }
                 Msg::Log(l) => app.push_log(l),
                 Msg::Detail(d) => app.set_detail(*d),
                 Msg::Note(n) => app.message = Some(n),
@@ -202,7 +205,7 @@ async fn session(mut client: Client, tx: &mpsc::Sender<Msg>) -> String {
                 None => { logs = None; continue }
             },
             _ = flows_every.tick() => match client.list_flows(pb::ListFlowsRequest {}).await {
-                Ok(f) => Msg::Flows(f.into_inner().flows),
+                Ok(f) => Msg::Flows(f.into_inner()),
                 Err(s) => return s.message().to_owned(),
             },
         };

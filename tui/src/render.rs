@@ -94,6 +94,9 @@ fn render_title(frame: &mut Frame, app: &App, area: Rect) {
     if app.read_only {
         spans.push(Span::styled("  read-only", Style::new().fg(Color::Magenta)));
     }
+    if let Some(why) = &app.store_error {
+        spans.push(Span::styled(format!("  {why}"), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)));
+    }
     frame.render_widget(Line::from(spans), area);
 }
 
@@ -290,9 +293,15 @@ fn render_flows(frame: &mut Frame, app: &App, area: Rect) {
             Cell::from(at(f.watermark)),
             Cell::from(at(f.last_success)),
             Cell::from(f.catch_up_runs.to_string()),
-            Cell::from(match &f.skip_reason {
-                Some(why) => Span::styled(format!("{} ({why})", f.ticks_skipped), Style::new().fg(Color::Yellow)),
-                None => Span::raw(f.ticks_skipped.to_string()),
+            // What the flow waits for comes first: it explains the skipped ticks that follow.
+            Cell::from(match (&f.waiting, &f.skip_reason) {
+                (Some(why), _) => {
+                    Span::styled(format!("{} (waits: {why})", f.ticks_skipped), Style::new().fg(Color::Red))
+                }
+                (None, Some(why)) => {
+                    Span::styled(format!("{} ({why})", f.ticks_skipped), Style::new().fg(Color::Yellow))
+                }
+                (None, None) => Span::raw(f.ticks_skipped.to_string()),
             }),
         ])
     });

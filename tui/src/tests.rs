@@ -42,6 +42,7 @@ fn app() -> App {
         object: None,
         ticks_skipped: 2,
         skip_reason: Some("run salesforce_bulkapi_query_contact@2026-11-25T09:30:00Z is `job_created`".into()),
+        waiting: None,
     }];
     app.push_log(pb::LogLine {
         at: at("2026-11-25T09:00:07Z").timestamp_millis(),
@@ -100,6 +101,23 @@ fn a_wide_terminal_adds_the_window_the_object_and_each_sink() {
     // Between 80 and 150 columns the narrow table is used, its flow column wider.
     let text = screen(&crate::tests::app(), 130, 32);
     assert!(!text.contains("WINDOW") && text.contains("salesforce_bulkapi_query_contact"), "{text}");
+}
+
+/// A flow whose source cannot listen (a bus down at start) says what it waits for in the flows
+/// pane, and a state store that cannot write says so in the title line.
+#[test]
+fn what_a_flow_and_the_store_wait_for_is_on_screen() {
+    let mut app = app();
+    app.flows[0].waiting = Some("cannot subscribe to `salesforce_bulkapi.query_jobs.account` yet".into());
+    app.store_error = Some("the state store cannot write: No space left on device (os error 28)".into());
+    let text = screen(&app, 200, 32);
+    assert!(text.contains("2 (waits: cannot subscribe to `salesforce_bulkapi.query_jobs.account` yet)"), "{text}");
+    let title = text.lines().next().unwrap();
+    assert!(title.contains("the state store cannot write: No space left on device"), "{title}");
+    app.flows[0].waiting = None;
+    app.store_error = None;
+    let text = screen(&app, 200, 32);
+    assert!(!text.contains("waits:") && !text.contains("cannot write"), "{text}");
 }
 
 #[test]

@@ -69,7 +69,7 @@ impl Node {
             tracing::warn!(error = %e, "cannot settle the runs left published");
         }
         tracing::info!(flows = parts.len(), leader_elected = elected.len(), state = %config.state_dir.display(), "starting");
-        let engine = Engine::start(parts).await;
+        let engine = Engine::start(parts, build.ledger.store_health()).await;
         let election = match (&config.nats_url, elected.is_empty()) {
             (Some(url), false) => {
                 let holder = format!("{}-{}", std::process::id(), config.state_dir.display());
@@ -93,12 +93,18 @@ impl Node {
             config.job_poll_after,
         );
         let poller = tokio::spawn(poller.run());
-        Ok(Node { engine, election, background: vec![compactor, poller] })
+        let probe = tokio::spawn(probe_store(build.ledger.clone()));
+        Ok(Node { engine, election, background: vec![compactor, poller, probe] })
     }
 
     /// What the flows that cannot listen yet wait for (a bus down at start).
     pub fn waits(&self) -> crate::runtime::source::Waits {
         self.engine.waits()
+    }
+
+    /// Whether the state store takes writes (`/readyz` says so while it does not).
+    pub fn store_health(&self) -> crate::store::StoreHealth {
+        self.engine.store_health()
     }
 
     /// Whether this node leads its leader-elected flows now; `None` when it has none (or no
@@ -169,7 +175,7 @@ async fn lead(
             }
         };
         tracing::info!(flows = parts.len(), "leading: starting the leader-elected flows");
-        let engine = Engine::start(parts).await;
+        let engine = Engine::start(parts, build.ledger.store_health()).await;
         tokio::select! {
             () = stop.cancelled() => {}
             _ = leading.wait_for(|l| !*l) => {}
@@ -178,6 +184,23 @@ async fn lead(
         engine.stop(grace).await;
         if stop.is_cancelled() {
             return;
+        }
+    }
+}
+
+/// How often a store that stopped taking writes is tried again.
+const STORE_PROBE_EVERY: Duration = Duration::from_secs(2);
+
+/// Tries a write every [`STORE_PROBE_EVERY`] while the store does not take writes, so the node
+/// takes work again soon after space returns, even when nothing else writes meanwhile.
+async fn probe_store(ledger: Arc<Ledger>) {
+    let health = ledger.store_health();
+    loop {
+        tokio::time::sleep(STORE_PROBE_EVERY).await;
+        if health.failing().is_some()
+            && let Err(e) = ledger.probe_store()
+        {
+            tracing::debug!(error = %e, "the state store still cannot write");
         }
     }
 }

@@ -30,16 +30,19 @@ pub struct Engine {
     sources: JoinSet<(String, Result<(), super::processor::TaskError>)>,
     workers: JoinSet<()>,
     waits: super::source::Waits,
+    health: crate::store::StoreHealth,
 }
 
 impl Engine {
-    pub async fn start(parts: Vec<FlowParts>) -> Self {
+    /// Starts `parts`; their sources take no new work while `health` says the store cannot write.
+    pub async fn start(parts: Vec<FlowParts>, health: crate::store::StoreHealth) -> Self {
         let shutdown = CancellationToken::new();
         let mut engine = Self {
             shutdown: shutdown.clone(),
             sources: JoinSet::new(),
             workers: JoinSet::new(),
             waits: super::source::Waits::default(),
+            health,
         };
         let (triggers, subscriptions): (Vec<_>, Vec<_>) = parts.into_iter().partition(|p| p.is_trigger);
         let mut ready = Vec::new();
@@ -74,6 +77,7 @@ impl Engine {
             outputs: running.inputs,
             ready: Some(ready_tx),
             waits: self.waits.clone(),
+            health: self.health.clone(),
         };
         let flow = p.flow;
         let source = p.source;
@@ -92,6 +96,11 @@ impl Engine {
             }
             None => None,
         }
+    }
+
+    /// Whether the state store takes writes.
+    pub fn store_health(&self) -> crate::store::StoreHealth {
+        self.health.clone()
     }
 
     /// What the sources that cannot listen yet wait for.

@@ -21,6 +21,8 @@ pub struct SourceContext {
     pub(crate) outputs: Vec<mpsc::Sender<Envelope>>,
     pub(crate) ready: Option<oneshot::Sender<()>>,
     pub(crate) waits: Waits,
+    /// Whether the state store takes writes: no event enters the flow while it does not.
+    pub(crate) health: crate::store::StoreHealth,
 }
 
 /// What each source that cannot listen yet waits for (a bus not up, a server not reachable), by
@@ -45,8 +47,12 @@ impl Waits {
 pub struct Stopping(pub String);
 
 impl SourceContext {
-    /// Hand an event to the flow. Waits while the first tasks' queues are full.
+    /// Hand an event to the flow. Waits while the first tasks' queues are full, and while the
+    /// state store cannot write (the event's work could not be recorded).
     pub async fn emit(&self, event: Event, token: Token) -> Result<(), Stopping> {
+        if !self.store_writable().await {
+            return Err(Stopping(self.flow.clone()));
+        }
         for out in &self.outputs {
             let env = Envelope { event: event.clone(), token: token.fork() };
             if out.send(env).await.is_err() {
@@ -67,6 +73,15 @@ impl SourceContext {
     /// Says what this source waits for before it can listen (until [`SourceContext::listening`]).
     pub fn waiting(&self, why: String) {
         self.waits.lock().insert(self.flow.clone(), why);
+    }
+
+    /// Waits, saying why, while the state store cannot write; false if the flow stops meanwhile.
+    pub async fn store_writable(&self) -> bool {
+        let Some(why) = self.health.failing() else { return true };
+        self.waiting(why);
+        let writable = self.health.writable(&self.shutdown).await;
+        self.listening();
+        writable
     }
 
     /// The source listens (again): it waits for nothing.

@@ -278,10 +278,13 @@ async fn triggers_start_only_after_subscriptions_are_ready() {
         graph: Graph { flow: name.into(), nodes: vec![], roots: vec![] },
     };
     // The trigger is listed first: order in the list must not matter.
-    let engine = Engine::start(vec![
-        flow("query", Box::new(Trigger(ready.clone(), saw.clone())), true),
-        flow("listener", Box::new(SlowSubscription(ready.clone())), false),
-    ])
+    let engine = Engine::start(
+        vec![
+            flow("query", Box::new(Trigger(ready.clone(), saw.clone())), true),
+            flow("listener", Box::new(SlowSubscription(ready.clone())), false),
+        ],
+        Default::default(),
+    )
     .await;
     for _ in 0..100 {
         if saw.lock().unwrap().is_some() {

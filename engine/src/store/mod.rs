@@ -19,6 +19,7 @@ mod batch;
 #[cfg(test)]
 mod conformance;
 mod error;
+mod health;
 mod memory;
 pub mod record;
 mod sled_store;
@@ -29,6 +30,7 @@ use std::fmt;
 
 pub use batch::{Batch, Commit};
 pub use error::StoreError;
+pub use health::StoreHealth;
 pub use memory::MemoryStore;
 pub use record::Record;
 pub use sled_store::SledStore;

@@ -146,6 +146,7 @@ impl StateStore for SledStore {
     }
 
     fn commit(&self, batch: Batch) -> Result<Commit, StoreError> {
+        crate::fault::error_point("store.commit").map_err(|e| StoreError::Commit { source: sled::Error::Io(e) })?;
         if batch.is_empty() {
             return Ok(Commit::Applied);
         }

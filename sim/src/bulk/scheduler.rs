@@ -16,7 +16,8 @@ use crate::state::{AppState, lock};
 /// How often the clock looks at the jobs: fine enough that a 1 s latency is met within a few percent.
 const TICK: Duration = Duration::from_millis(20);
 
-pub async fn run(app: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+/// Runs the clock; `_publishing` says the Pub/Sub server publishes the events it causes.
+pub async fn run(app: Arc<AppState>, mut shutdown: watch::Receiver<bool>, _publishing: crate::pubsub::Publishing) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

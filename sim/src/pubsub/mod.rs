@@ -86,6 +86,17 @@ pub struct Started {
     pub stats: Arc<PubSubStats>,
 }
 
+/// Proof that job events reach the replay log from now on: what the job clock needs before it
+/// moves a job, since an event emitted before the publisher is in place is lost to subscribers.
+#[derive(Clone, Copy, Debug)]
+pub struct Publishing(());
+
+impl Started {
+    pub fn publishing(&self) -> Publishing {
+        Publishing(())
+    }
+}
+
 /// Starts publishing job events to the log and serving the API on `listener`.
 pub fn start(
     app: Arc<AppState>,

@@ -182,3 +182,31 @@ async fn a_persisted_completion_always_has_its_event_in_the_replay_log() {
         tokio::task::yield_now().await;
     }
 }
+
+/// A job that completed while its org was down completes at the restarted org's first clock tick;
+/// its completion event must reach the replay log all the same (the clock used to start before
+/// the Pub/Sub server's publisher, and such events were lost: a client waiting for the event
+/// waited for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_completed_while_the_org_was_down_has_its_event_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let quick = || config(5).job_latency(Duration::from_millis(300)).state_dir(dir.path());
+    let org = Org::start(quick()).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(org.create_ok("SELECT Id FROM Account").await);
+    }
+    org.sim.shutdown().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let sim = Simulator::start(quick()).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let contains = |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
+    for id in &ids {
+        while !logged_events(dir.path()).iter().any(|e| contains(e, id) && contains(e, "JobComplete")) {
+            assert!(std::time::Instant::now() < deadline, "no completion event for job {id} after the restart");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    sim.shutdown().await.unwrap();
+}

@@ -20,7 +20,7 @@ impl Ledger {
         let mut batch = crate::store::Batch::new();
         batch.put(Tree::ReplayIds, key, record::encode(key, &ReplayId(replay_id.to_vec()))?);
         // An unconditional batch cannot conflict.
-        let _ = self.store.commit(batch)?;
+        let _ = self.commit(batch)?;
         Ok(())
     }
 

@@ -23,11 +23,14 @@ pub use update::Update;
 use super::marks::{FlowMarks, JobRun};
 use super::{LedgerError, RunId, RunRecord, RunState};
 use crate::schedule::Clock;
-use crate::store::{Batch, Commit, StateStore, Tree, record};
+use crate::store::{Batch, Commit, StateStore, StoreError, StoreHealth, Tree, record};
 
 /// Conflicts come only from concurrent writers in this process, each a short critical section;
 /// this many in a row means something is spinning, and it is better reported than looped on.
 const MAX_ATTEMPTS: usize = 64;
+
+/// The lease-tree key [`Ledger::probe_store`] writes: an expired lease held by no one.
+const PROBE_KEY: &str = "bulkflow.store-probe";
 
 #[derive(Clone, Debug)]
 pub struct Ledger {
@@ -45,6 +48,8 @@ pub struct Ledger {
     /// its process. The completion poller leaves these alone: a page arriving slowly makes a run
     /// look quiet, and standing in for its event would only start a second read of the same run.
     reading: Arc<std::sync::Mutex<std::collections::HashSet<RunId>>>,
+    /// Whether the store takes writes, from every commit's outcome.
+    health: StoreHealth,
 }
 
 /// A read of a run's results in progress ([`Ledger::start_reading`]); the read ends when this
@@ -95,7 +100,33 @@ impl Ledger {
             scheduled: tokio::sync::broadcast::channel(64).0,
             skipped: Arc::default(),
             reading: Arc::default(),
+            health: StoreHealth::default(),
         }
+    }
+
+    /// Whether the store takes writes: what sources wait on before taking new work.
+    pub fn store_health(&self) -> StoreHealth {
+        self.health.clone()
+    }
+
+    /// Commits `batch`, noting whether the store took it.
+    fn commit(&self, batch: Batch) -> Result<Commit, StoreError> {
+        let outcome = self.store.commit(batch);
+        self.health.observe(&outcome);
+        outcome
+    }
+
+    /// Tries a write that changes nothing anyone reads (a record of when the store was last
+    /// probed), so that a store which stopped taking writes is noticed taking them again even
+    /// while no work runs.
+    pub fn probe_store(&self) -> Result<(), LedgerError> {
+        let mut batch = Batch::new();
+        let key = PROBE_KEY.as_bytes();
+        let probe = super::marks::Lease { holder: String::new(), expires_at: self.clock.now() };
+        batch.put(Tree::Leases, key, record::encode(key, &probe)?);
+        // An unconditional batch cannot conflict.
+        let _ = self.commit(batch)?;
+        Ok(())
     }
 
     /// Marks `run`'s results as being read by the caller until the returned guard drops; `None`
@@ -167,7 +198,7 @@ impl Ledger {
         for _ in 0..MAX_ATTEMPTS {
             let mut batch = Batch::new();
             let outcome = plan(&mut batch)?;
-            match self.store.commit(batch)? {
+            match self.commit(batch)? {
                 Commit::Applied => return Ok(outcome),
                 Commit::Conflict { tree, key } => {
                     tracing::debug!(%tree, key = %String::from_utf8_lossy(&key), "ledger write conflicted; retrying");

@@ -38,7 +38,7 @@ impl Ledger {
                     batch.delete(Tree::JobRuns, job.as_bytes());
                 }
             }
-            if let Commit::Conflict { .. } = self.store.commit(batch)? {
+            if let Commit::Conflict { .. } = self.commit(batch)? {
                 tracing::warn!(run = %run.id(), "finished run changed during compaction; kept");
                 continue;
             }

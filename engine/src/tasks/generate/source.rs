@@ -49,11 +49,21 @@ impl Source for GenerateSource {
                 let (this, failure, firing) = (&self, &failure, &firing);
                 async move {
                     let _one = firing.lock().await;
-                    match this.fire(ctx, tick, by_schedule).await {
-                        Ok(flow) => flow,
-                        Err(e) => {
-                            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                            ControlFlow::Break(())
+                    loop {
+                        // A tick while the store cannot write waits for it rather than failing.
+                        if !ctx.store_writable().await {
+                            return ControlFlow::Break(());
+                        }
+                        match this.fire(ctx, tick, by_schedule).await {
+                            Ok(flow) => return flow,
+                            // The store stopped taking writes mid-tick: the tick again once it does.
+                            Err(e) if this.ledger.store_health().failing().is_some() => {
+                                tracing::warn!(flow = ctx.flow, %tick, error = %e, "the tick waits for the state store");
+                            }
+                            Err(e) => {
+                                *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                                return ControlFlow::Break(());
+                            }
                         }
                     }
                 }
@@ -353,7 +363,7 @@ mod tests {
                 roots: vec![0],
             },
         };
-        let engine = Engine::start(vec![parts]).await;
+        let engine = Engine::start(vec![parts], Default::default()).await;
         let wait_for = |n: usize| {
             let seen = seen.clone();
             async move {

@@ -95,6 +95,7 @@ fn subscribe(
         outputs: running.inputs,
         ready: None,
         waits: Default::default(),
+        health: Default::default(),
     };
     let source = Box::new(NatsSubscriberSource {
         flow: "writer".into(),

@@ -28,6 +28,7 @@ pub async fn put(root: &Path, relative: &Path, bytes: Vec<u8>) -> std::io::Resul
 }
 
 fn put_blocking(root: &Path, relative: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    crate::fault::error_point("lake.write")?;
     let staging = root.join(STAGING_DIR);
     clear_once(&staging)?;
     std::fs::create_dir_all(&staging)?;

@@ -112,6 +112,7 @@ impl Harness {
             outputs: running.inputs,
             ready: Some(ready_tx),
             waits: Default::default(),
+            health: Default::default(),
         };
         let source = Box::new(PubSubSource {
             flow: "listener".into(),
@@ -325,6 +326,7 @@ async fn a_managed_subscription_that_does_not_exist_stops_the_flow_naming_it() {
         outputs: running.inputs,
         ready: None,
         waits: Default::default(),
+        health: Default::default(),
     };
     let source = Box::new(PubSubSource {
         flow: "listener".into(),
