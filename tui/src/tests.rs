@@ -108,10 +108,10 @@ fn a_wide_terminal_adds_the_window_the_object_and_each_sink() {
 #[test]
 fn what_a_flow_and_the_store_wait_for_is_on_screen() {
     let mut app = app();
-    app.flows[0].waiting = Some("cannot subscribe to `salesforce_bulkapi.query_jobs.account` yet".into());
+    app.flows[0].waiting = Some("the bus is down".into());
     app.store_error = Some("the state store cannot write: No space left on device (os error 28)".into());
     let text = screen(&app, 200, 32);
-    assert!(text.contains("2 (waits: cannot subscribe to `salesforce_bulkapi.query_jobs.account` yet)"), "{text}");
+    assert!(text.contains("2 (waits: the bus is down)"), "{text}");
     let title = text.lines().next().unwrap();
     assert!(title.contains("the state store cannot write: No space left on device"), "{title}");
     app.flows[0].waiting = None;
