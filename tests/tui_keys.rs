@@ -62,7 +62,7 @@ async fn filter_open_detail_and_retry_with_confirmation_reach_the_engine() {
     let mut app = App::new(address.to_string(), false);
     app.set_connected(true, None);
     let mut watch = client.watch_runs(WatchRunsRequest {}).await.unwrap().into_inner();
-    while app.runs.get(&bad).is_none_or(|r| r.state().as_str() != "failed") {
+    while app.runs.get(&bad).is_none_or(|r| r.state() != "failed") {
         let changes = tokio::time::timeout(Duration::from_secs(30), watch.message()).await.unwrap().unwrap().unwrap();
         app.apply(changes).unwrap();
     }
@@ -95,13 +95,19 @@ async fn filter_open_detail_and_retry_with_confirmation_reach_the_engine() {
     assert_eq!(outcome.note, format!("{bad} retried (attempt 2)"));
 
     let detail = client.get_run(RunRef { id: bad.clone() }).await.unwrap().into_inner();
-    let record: serde_json::Value = serde_json::from_str(&detail.run.unwrap().record_json).unwrap();
+    let run = detail.run.unwrap();
+    // The typed fields (what the UI reads) and `record_json` (kept for older clients) agree.
+    let record: serde_json::Value = serde_json::from_str(&run.record_json).unwrap();
     assert_eq!(record["attempts"], 2);
+    assert_eq!(run.attempts, 2);
     let history = record["history"].as_array().unwrap();
     assert!(history.iter().any(|h| h["from"] == "failed" && h["to"] == "scheduled"), "{record:#}");
+    assert!(run.history.iter().any(|h| h.from == "failed" && h.to == "scheduled"), "{:?}", run.history);
+    assert_eq!(record["state"].as_str(), Some(run.state.as_str()));
+    assert_eq!(record["id"].as_str(), Some(run.id.as_str()));
     // And the watch stream brings the change back to the UI: the engine fired the retried run at
     // once, and its window (before 2000) failed again.
-    while app.runs[&bad].record.attempts() != 2 || app.runs[&bad].state().as_str() != "failed" {
+    while app.runs[&bad].attempts != 2 || app.runs[&bad].state() != "failed" {
         let changes = tokio::time::timeout(Duration::from_secs(10), watch.message()).await.unwrap().unwrap().unwrap();
         app.apply(changes).unwrap();
     }

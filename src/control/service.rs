@@ -90,7 +90,37 @@ pub fn run_message(ledger: &Ledger, run: &RunRecord) -> Result<pb::Run, Status> 
         window_start,
         object: results.as_ref().and_then(|c| find_object(&c.input, 0)),
         waiting: ledger.waiting_reason(run).map_err(ledger_status)?,
+        id: run.id().as_str().to_owned(),
+        flow: run.flow().to_owned(),
+        state: run.state().as_str().to_owned(),
+        failed_in: run.failed_in().map(|s| s.as_str().to_owned()),
+        scheduled_at: run.scheduled_at().timestamp(),
+        job_id: run.job_id().map(str::to_owned),
+        attempts: run.attempts(),
+        last_error: run.last_error().map(str::to_owned),
+        total_batches: run.total_batches(),
+        created_at_ms: run.created_at().timestamp_millis(),
+        updated_at_ms: run.updated_at().timestamp_millis(),
+        history: run
+            .history()
+            .iter()
+            .map(|h| pb::StateChange {
+                from: h.from.as_str().to_owned(),
+                to: h.to.as_str().to_owned(),
+                at_ms: h.at.timestamp_millis(),
+                error: h.error.clone(),
+            })
+            .collect(),
     })
+}
+
+fn checkpoint_message(c: &Checkpoint) -> pb::Checkpoint {
+    pb::Checkpoint {
+        stage: c.stage.clone(),
+        updated_at_ms: c.updated_at.timestamp_millis(),
+        pages_fetched: c.progress.pages_fetched,
+        records_fetched: c.progress.records_fetched,
+    }
 }
 
 /// The `object` a Bulk API job reports (`"object": "Account"`), wherever the event carries it.
@@ -186,6 +216,7 @@ impl pb::control_server::Control for ControlService {
                 .map(serde_json::to_string)
                 .collect::<Result<_, _>>()
                 .map_err(internal)?,
+            checkpoints: checkpoints.iter().map(checkpoint_message).collect(),
         }))
     }
 

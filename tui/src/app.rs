@@ -7,7 +7,7 @@ use bulkflow_control_proto as pb;
 use chrono::{DateTime, Utc};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use crate::view::{DetailView, RunView};
+use crate::view::{DetailView, RunView, state_rank};
 
 /// Log lines kept for the log pane.
 const LOG_LINES: usize = 100;
@@ -165,13 +165,13 @@ impl App {
         let now = self.now;
         rows.sort_by(|a, b| {
             let order = match self.sort {
-                Column::Run => a.record.scheduled_at().cmp(&b.record.scheduled_at()),
-                Column::Flow => a.record.flow().cmp(b.record.flow()),
+                Column::Run => a.scheduled_at.cmp(&b.scheduled_at),
+                Column::Flow => a.flow.cmp(&b.flow),
                 Column::Object => a.object.cmp(&b.object),
-                Column::State => a.state().cmp(&b.state()),
+                Column::State => state_rank(a.state()).cmp(&state_rank(b.state())),
                 Column::Progress => a.progress.records.cmp(&b.progress.records),
-                Column::Age => (now - a.record.created_at()).cmp(&(now - b.record.created_at())),
-                Column::Attempts => a.record.attempts().cmp(&b.record.attempts()),
+                Column::Age => (now - a.created_at).cmp(&(now - b.created_at)),
+                Column::Attempts => a.attempts.cmp(&b.attempts),
             };
             // Ties by id, so rows never swap places between frames.
             let order = order.then_with(|| a.id().cmp(b.id()));
@@ -346,14 +346,14 @@ impl Filter {
         self.terms.iter().all(|(key, value)| {
             let has = |s: &str| s.to_lowercase().contains(value.as_str());
             match key.as_deref() {
-                Some("flow") => has(run.record.flow()),
+                Some("flow") => has(&run.flow),
                 Some("object") => run.object.as_deref().is_some_and(has),
-                Some("state") => has(run.state().as_str()),
+                Some("state") => has(run.state()),
                 _ => {
                     has(run.id())
-                        || has(run.state().as_str())
+                        || has(run.state())
                         || run.object.as_deref().is_some_and(has)
-                        || run.record.last_error().is_some_and(has)
+                        || run.last_error.as_deref().is_some_and(has)
                 }
             }
         })

@@ -46,7 +46,7 @@ pub async fn perform(client: &mut Client, action: &Action) -> Result<Outcome, to
     match action {
         Action::Retry(id) => {
             let run = client.retry_run(pb::RunRef { id: id.clone() }).await?.into_inner();
-            let attempts = crate::view::RunView::decode(run).map(|r| r.record.attempts()).unwrap_or_default();
+            let attempts = crate::view::RunView::decode(run).map(|r| r.attempts).unwrap_or_default();
             Ok(note(format!("{id} retried (attempt {attempts})")))
         }
         Action::Cancel(id) => {

@@ -1,7 +1,6 @@
 //! Drawing the [`App`]: a pure function of the state, so a frame is cheap (only the rows on
 //! screen are built) and tests render it to a `TestBackend`.
 
-use bulkflow_engine::run::RunState;
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
@@ -35,12 +34,12 @@ pub const KEYS: [(&str, &str); 13] = [
     ("Ctrl-C", "quit"),
 ];
 
-pub fn state_style(state: RunState) -> Style {
+pub fn state_style(state: &str) -> Style {
     let color = match state {
-        RunState::Failed => Color::Red,
-        RunState::Cancelled => Color::DarkGray,
-        RunState::Written | RunState::Completed => Color::Green,
-        RunState::Scheduled => Color::Blue,
+        "failed" => Color::Red,
+        "cancelled" => Color::DarkGray,
+        "written" | "completed" => Color::Green,
+        "scheduled" => Color::Blue,
         _ => Color::Yellow,
     };
     Style::new().fg(color)
@@ -125,13 +124,13 @@ fn tail(text: &str, width: usize) -> String {
 }
 
 fn cell(run: &RunView, column: Column, wide: bool, now: DateTime<Utc>, flow_width: usize) -> Cell<'static> {
-    let at = run.record.scheduled_at();
+    let at = run.scheduled_at;
     match column {
         Column::Run if wide => Cell::from(time(at)),
         Column::Run => Cell::from(at.format("%m-%d %H:%M:%S").to_string()),
-        Column::Flow => Cell::from(tail(run.record.flow(), flow_width)),
+        Column::Flow => Cell::from(tail(&run.flow, flow_width)),
         Column::Object => Cell::from(run.object.clone().unwrap_or_else(|| "-".into())),
-        Column::State => Cell::from(Span::styled(run.state().as_str(), state_style(run.state()))),
+        Column::State => Cell::from(Span::styled(run.state.clone(), state_style(&run.state))),
         Column::Progress if wide => {
             let mut text = run.progress_text();
             if run.progress.batches_written.len() > 1 {
@@ -144,8 +143,8 @@ fn cell(run: &RunView, column: Column, wide: bool, now: DateTime<Utc>, flow_widt
             Cell::from(text)
         }
         Column::Progress => Cell::from(run.progress_text()),
-        Column::Age => Cell::from(age(run.record.created_at(), now)),
-        Column::Attempts => Cell::from(run.record.attempts().to_string()),
+        Column::Age => Cell::from(age(run.created_at, now)),
+        Column::Attempts => Cell::from(run.attempts.to_string()),
     }
 }
 
@@ -211,14 +210,14 @@ fn render_runs(frame: &mut Frame, app: &App, area: Rect) {
 fn render_detail(frame: &mut Frame, app: &App, area: Rect) {
     let Some(detail) = &app.detail else { return };
     let run = &detail.run;
-    let r = &run.record;
+    let r = run;
     let label = |l: &str| Span::styled(format!("{l:<11}"), Style::new().add_modifier(Modifier::BOLD));
     let mut lines = vec![
-        Line::from(vec![label("run"), Span::raw(r.id().as_str().to_owned())]),
+        Line::from(vec![label("run"), Span::raw(r.id.clone())]),
         Line::from(vec![
             label("state"),
-            Span::styled(r.state().as_str(), state_style(r.state())),
-            Span::raw(format!("   attempt {}   job {}", r.attempts(), r.job_id().unwrap_or("-"))),
+            Span::styled(r.state.clone(), state_style(&r.state)),
+            Span::raw(format!("   attempt {}   job {}", r.attempts, r.job_id.as_deref().unwrap_or("-"))),
         ]),
         Line::from(vec![
             label("window"),
@@ -232,23 +231,23 @@ fn render_detail(frame: &mut Frame, app: &App, area: Rect) {
     for (sink, n) in sinks {
         lines.push(Line::from(vec![label(""), Span::raw(format!("{sink}: {n} batches written"))]));
     }
-    if r.state() == RunState::Failed {
+    if r.state == "failed" {
         lines
             .push(Line::from(vec![label("next retry"), Span::raw("manual: press r (runs stay failed until retried)")]));
     }
     if let Some(why) = &run.waiting {
         lines.push(Line::from(vec![label("waiting"), Span::styled(why.clone(), Style::new().fg(Color::Yellow))]));
     }
-    if let Some(e) = r.last_error() {
-        lines.push(Line::from(vec![label("last error"), Span::styled(e.to_owned(), Style::new().fg(Color::Red))]));
+    if let Some(e) = &r.last_error {
+        lines.push(Line::from(vec![label("last error"), Span::styled(e.clone(), Style::new().fg(Color::Red))]));
     }
     lines.push(Line::from(label("timeline")));
-    lines.push(Line::from(vec![label(""), Span::raw(format!("{}  opened", time(r.created_at())))]));
-    for h in r.history() {
+    lines.push(Line::from(vec![label(""), Span::raw(format!("{}  opened", time(r.created_at)))]));
+    for h in &r.history {
         let mut spans = vec![
             label(""),
             Span::raw(format!("{}  {} → ", time(h.at), h.from)),
-            Span::styled(h.to.as_str(), state_style(h.to)),
+            Span::styled(h.to.clone(), state_style(&h.to)),
         ];
         if let Some(e) = &h.error {
             spans.push(Span::raw(format!("  ({e})")));
@@ -256,16 +255,10 @@ fn render_detail(frame: &mut Frame, app: &App, area: Rect) {
         lines.push(Line::from(spans));
     }
     for c in &detail.checkpoints {
-        let p = &c.progress;
+        let at = DateTime::from_timestamp_millis(c.updated_at_ms).map_or_else(|| "?".into(), time);
         lines.push(Line::from(vec![
             label("checkpoint"),
-            Span::raw(format!(
-                "{} at {}  pages {} records {}",
-                c.stage,
-                time(c.updated_at),
-                p.pages_fetched,
-                p.records_fetched
-            )),
+            Span::raw(format!("{} at {at}  pages {} records {}", c.stage, c.pages_fetched, c.records_fetched)),
         ]));
     }
     let block = Block::bordered().title(" Run detail (Esc: back, ↑↓: scroll) ");

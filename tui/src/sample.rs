@@ -1,49 +1,48 @@
-//! Runs as the engine would send them, for tests and the render bench (a real engine's records,
-//! in the ledger's own JSON shape, without running an export).
+//! Runs as the engine would send them, for tests and the render bench (the control API's typed
+//! run fields, without running an export).
 
 use bulkflow_control_proto as pb;
-use bulkflow_engine::run::RunState;
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::json;
+use chrono::{DateTime, Utc};
+
+use crate::view::STATES;
 
 /// A run of `flow` scheduled at `at`, now in `state` (through `failed` with `error` if given).
-pub fn run(flow: &str, at: DateTime<Utc>, state: RunState, error: Option<&str>) -> pb::Run {
-    let ts = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
-    let id = format!("{flow}@{}", at.to_rfc3339_opts(SecondsFormat::Secs, true));
-    let failed = state == RunState::Failed;
-    let history = if state == RunState::Scheduled {
+pub fn run(flow: &str, at: DateTime<Utc>, state: &str, error: Option<&str>) -> pb::Run {
+    let id = format!("{flow}@{}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let scheduled = state == "scheduled";
+    let changed = (at + chrono::Duration::seconds(5)).timestamp_millis();
+    let history = if scheduled {
         vec![]
     } else {
-        vec![
-            json!({"from": "scheduled", "to": state.as_str(), "at": ts(at + chrono::Duration::seconds(5)), "error": error}),
-        ]
+        vec![pb::StateChange {
+            from: "scheduled".into(),
+            to: state.into(),
+            at_ms: changed,
+            error: error.map(str::to_owned),
+        }]
     };
-    let record = json!({
-        "id": id,
-        "flow": flow,
-        "state": state.as_str(),
-        "failed_in": if failed { Some("scheduled") } else { None },
-        "scheduled_at": ts(at),
-        "job_id": (state != RunState::Scheduled).then(|| format!("750{:012}", at.timestamp())),
-        "attempts": 1,
-        "last_error": error,
-        "total_batches": null,
-        "created_at": ts(at),
-        "updated_at": ts(at + chrono::Duration::seconds(5)),
-        "history": history,
-    });
-    let progress = (state != RunState::Scheduled).then(|| pb::Progress {
+    let progress = (!scheduled).then(|| pb::Progress {
         pages_fetched: 3,
         records: 41_234,
         batches_published: 12,
         batches_written: [("lake".to_owned(), 12), ("warehouse".to_owned(), 11)].into(),
     });
     pb::Run {
-        record_json: record.to_string(),
         progress,
         window_start: Some(at.timestamp() - 3600),
         object: Some("Account".into()),
-        waiting: None,
+        id,
+        flow: flow.into(),
+        state: state.into(),
+        failed_in: (state == "failed").then(|| "scheduled".into()),
+        scheduled_at: at.timestamp(),
+        job_id: (!scheduled).then(|| format!("750{:012}", at.timestamp())),
+        attempts: 1,
+        last_error: error.map(str::to_owned),
+        created_at_ms: at.timestamp_millis(),
+        updated_at_ms: changed,
+        history,
+        ..Default::default()
     }
 }
 
@@ -56,8 +55,8 @@ pub fn many(n: usize, end: DateTime<Utc>) -> pb::RunChanges {
     ];
     let upserts = (0..n)
         .map(|i| {
-            let state = RunState::ALL[i % RunState::ALL.len()];
-            let error = (state == RunState::Failed).then_some("Bulk API job failed: InvalidBatch");
+            let state = STATES[i % STATES.len()];
+            let error = (state == "failed").then_some("Bulk API job failed: InvalidBatch");
             run(flows[i % flows.len()], end - chrono::Duration::hours(i as i64), state, error)
         })
         .collect();

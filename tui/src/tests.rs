@@ -1,7 +1,6 @@
 //! The UI rendered to ratatui's `TestBackend`, at 80×24 and 160×48, in each of its modes.
 
 use bulkflow_control_proto as pb;
-use bulkflow_engine::run::RunState;
 use chrono::{DateTime, Utc};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -24,11 +23,11 @@ fn app() -> App {
         sample::run(
             "salesforce_bulkapi_query_account",
             at("2026-11-25T09:00:00Z"),
-            RunState::Failed,
+            "failed",
             Some("INVALID_FIELD: No such column 'Foo' on entity 'Account'"),
         ),
-        sample::run("salesforce_bulkapi_query_account", at("2026-11-25T08:00:00Z"), RunState::Written, None),
-        sample::run("salesforce_bulkapi_query_contact", at("2026-11-25T09:30:00Z"), RunState::JobCreated, None),
+        sample::run("salesforce_bulkapi_query_account", at("2026-11-25T08:00:00Z"), "written", None),
+        sample::run("salesforce_bulkapi_query_contact", at("2026-11-25T09:30:00Z"), "job_created", None),
     ];
     app.apply(pb::RunChanges { snapshot: true, upserts, removed: vec![] }).unwrap();
     app.flows = vec![pb::Flow {
@@ -88,8 +87,7 @@ fn a_wide_terminal_adds_the_window_the_object_and_each_sink() {
     assert!(text.contains("WINDOW") && text.contains("OBJECT") && text.contains("Account"), "{text}");
     assert!(text.contains("11-25 08:00 → 11-25 09:00"), "{text}");
     let mut app = app();
-    let backfill =
-        sample::run("salesforce_bulkapi_query_account", at("2026-11-25T07:00:00Z"), RunState::Scheduled, None);
+    let backfill = sample::run("salesforce_bulkapi_query_account", at("2026-11-25T07:00:00Z"), "scheduled", None);
     let backfill = pb::Run { window_start: Some(at("1990-01-01T00:00:00Z").timestamp()), ..backfill };
     app.apply(pb::RunChanges { snapshot: false, upserts: vec![backfill], removed: vec![] }).unwrap();
     assert!(screen(&app, 160, 48).contains("1990-01-01 00:00 → 11-25 07:00"));
@@ -141,7 +139,7 @@ fn enter_opens_the_detail_with_its_timeline_and_full_error() {
 #[test]
 fn the_detail_of_a_run_with_no_writer_says_why_it_waits() {
     let mut app = app();
-    let run = sample::run("salesforce_bulkapi_query_account", at("2026-11-25T09:45:00Z"), RunState::Published, None);
+    let run = sample::run("salesforce_bulkapi_query_account", at("2026-11-25T09:45:00Z"), "published", None);
     let why = "no writer flow subscribes to salesforce_bulkapi.query_jobs.account";
     let run = pb::Run { waiting: Some(why.into()), ..run };
     app.apply(pb::RunChanges { snapshot: false, upserts: vec![run], removed: vec![] }).unwrap();
@@ -226,7 +224,7 @@ fn read_only_refuses_changes_and_a_lost_engine_shows_disconnected() {
 #[test]
 fn changes_update_and_remove_runs_in_place() {
     let mut app = app();
-    let done = sample::run("salesforce_bulkapi_query_contact", at("2026-11-25T09:30:00Z"), RunState::Written, None);
+    let done = sample::run("salesforce_bulkapi_query_contact", at("2026-11-25T09:30:00Z"), "written", None);
     app.apply(pb::RunChanges { snapshot: false, upserts: vec![done], removed: vec![FAILED.into()] }).unwrap();
     let text = screen(&app, 80, 24);
     assert!(!text.contains("job_created") && !text.contains("09:00:00"), "{text}");
