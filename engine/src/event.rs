@@ -46,6 +46,17 @@ impl Event {
         Value::Object(view)
     }
 
+    /// `template` rendered against this event and the process environment: what every task that
+    /// names something by template (a path, a subject, a table, a query) does with its event.
+    pub fn render(
+        &self,
+        template: &crate::flow::template::Template,
+        env: &crate::env::EnvLookup,
+    ) -> Result<String, crate::flow::template::TemplateError> {
+        let view = self.template_view();
+        template.render_string(&crate::flow::template::Context { event: Some(&view), env: &**env })
+    }
+
     /// A JSON event back from its [`template_view`](Self::template_view), as checkpoints keep
     /// it; `None` if `view` is not one.
     pub fn from_view(view: &Value) -> Option<Event> {

@@ -15,7 +15,7 @@ use tokio::sync::OnceCell;
 use super::config::BigQueryWriteConfig;
 use crate::env::EnvLookup;
 use crate::event::Event;
-use crate::flow::template::{Context, Template};
+use crate::flow::template::Template;
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
 use crate::tls::Trust;
 use crate::warehouse::bigquery::auth::{BIGQUERY_SCOPE, ServiceAccountKey, TokenSource};
@@ -63,11 +63,7 @@ impl BigQueryWriteProcessor {
     }
 
     fn render(&self, key: &str, template: &Template, event: &Event) -> Result<String, TaskError> {
-        let view = event.template_view();
-        let env = |name: &str| (self.env)(name);
-        let value = template
-            .render_string(&Context { event: Some(&view), env: &env })
-            .map_err(|e| self.fatal(format!("`{key}`: {e}")))?;
+        let value = event.render(template, &self.env).map_err(|e| self.fatal(format!("`{key}`: {e}")))?;
         if value.trim().is_empty() {
             return Err(self.fatal(format!("`{key}` renders empty")));
         }

@@ -17,7 +17,6 @@ use crate::bus::registry::BusRegistry;
 use crate::bus::{BusError, Outgoing, PubAck, SharedBus, StreamSpec, wire};
 use crate::env::EnvLookup;
 use crate::event::Event;
-use crate::flow::template::Context;
 use crate::run::{Ledger, RunId, StoredBatch};
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
 
@@ -70,15 +69,9 @@ impl NatsPublisher {
     }
 
     async fn bus_for(&self, event: &Event) -> Result<(SharedBus, String), TaskError> {
-        let (url, subject) = {
-            let view = event.template_view();
-            let ctx = Context { event: Some(&view), env: &*self.env };
-            let url = match &self.config.url {
-                Some(t) => t.render_string(&ctx).map_err(|e| TaskError::Fatal(e.to_string()))?,
-                None => String::new(),
-            };
-            (url, self.config.subject.render_string(&ctx).map_err(|e| TaskError::Fatal(e.to_string()))?)
-        };
+        let render = |t| event.render(t, &self.env).map_err(|e| TaskError::Fatal(e.to_string()));
+        let url = self.config.url.as_ref().map(render).transpose()?.unwrap_or_default();
+        let subject = render(&self.config.subject)?;
         let bus = self.registry.bus(&url, self.config.credentials_path.as_deref()).await.map_err(classify)?;
         let mut ready = self.streams_ready.lock().await;
         if !ready.contains(&url) {

@@ -14,7 +14,7 @@ use super::upload::{MULTIPART_THRESHOLD, put};
 use crate::env::EnvLookup;
 use crate::event::{Event, EventData};
 use crate::file_name::file_stem;
-use crate::flow::template::{Context, Template};
+use crate::flow::template::Template;
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
 use crate::tls::Trust;
 use crate::warehouse::sweep::SweepPart;
@@ -70,9 +70,7 @@ impl ObjectStoreProcessor {
         let EventData::Arrow(batch) = &event.data else {
             return Err(fatal(&"not an Arrow batch; object_store writes the batches `convert` produces"));
         };
-        let view = event.template_view();
-        let env = |name: &str| (self.env)(name);
-        let location = self.path.render_string(&Context { event: Some(&view), env: &env }).map_err(|e| fatal(&e))?;
+        let location = event.render(&self.path, &self.env).map_err(|e| fatal(&e))?;
         // A bad path, credentials file or option is a configuration problem: retrying cannot fix it.
         let target = self.stores.target(&location).map_err(|e| fatal(&e))?;
         let parts = self.partitioner.split(event, batch).map_err(|e| fatal(&e))?;

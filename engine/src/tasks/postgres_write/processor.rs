@@ -11,7 +11,7 @@ use super::config::PostgresWriteConfig;
 use crate::credentials::files as credentials;
 use crate::env::EnvLookup;
 use crate::event::Event;
-use crate::flow::template::{Context, Template};
+use crate::flow::template::Template;
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
 use crate::schema::TableSchema;
 use crate::tls::Trust;
@@ -71,9 +71,7 @@ impl PostgresWriteProcessor {
     /// The flow's `url` when it renders to something, else the credentials file's.
     fn url(&self, event: &Event) -> Result<String, String> {
         if let Some(template) = &self.url {
-            let view = event.template_view();
-            let env = |name: &str| (self.env)(name);
-            let url = template.render_string(&Context { event: Some(&view), env: &env }).map_err(|e| e.to_string())?;
+            let url = event.render(template, &self.env).map_err(|e| e.to_string())?;
             if !url.trim().is_empty() {
                 return Ok(url);
             }

@@ -10,7 +10,7 @@ use super::config::{BulkQueryJobConfig, ColumnDelimiter, LineEnding, Operation, 
 use super::results::ResultsTask;
 use crate::env::EnvLookup;
 use crate::event::{Event, EventData};
-use crate::flow::template::{Context, Template};
+use crate::flow::template::Template;
 use crate::run::{Checkpoint, Ledger, Update};
 use crate::runtime::processor::{BoxFuture, Emitter, Processor, TaskError};
 use crate::salesforce::bulk::{self, CreateJob, JobInfo};
@@ -74,11 +74,7 @@ fn with_job(mut event: Event, job: &JobInfo) -> Event {
 
 impl BulkQueryJobProcessor {
     fn render(&self, template: &Template, event: &Event) -> Result<String, TaskError> {
-        let view = event.template_view();
-        let env = |n: &str| (self.env)(n);
-        template
-            .render_string(&Context { event: Some(&view), env: &env })
-            .map_err(|e| TaskError::Fatal(format!("task `{}`: {e}", self.task)))
+        event.render(template, &self.env).map_err(|e| TaskError::Fatal(format!("task `{}`: {e}", self.task)))
     }
 
     fn job_id(&self, event: &Event) -> Result<String, TaskError> {
