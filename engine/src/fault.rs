@@ -81,6 +81,11 @@ pub fn parse_fail_while(spec: &str) -> Result<Vec<(&'static str, i32, std::path:
         .collect()
 }
 
+/// The names of [`ERROR_POINTS`], for an error that lists them.
+fn error_point_names() -> String {
+    ERROR_POINTS.iter().map(|(name, ..)| *name).collect::<Vec<_>>().join(", ")
+}
+
 /// Arms the error points `BULKFLOW_FAIL_WHILE` names, if set; returns their names.
 pub fn arm_errors_from_env() -> Result<Vec<&'static str>, ArmError> {
     let Some(spec) = std::env::var(FAIL_WHILE_ENV).ok().filter(|s| !s.trim().is_empty()) else { return Ok(vec![]) };
@@ -120,7 +125,7 @@ pub enum ArmError {
     BadCount(String),
     #[error("{FAIL_WHILE_ENV}: `{0}` is not `<error point>:<file>`")]
     BadFailWhile(String),
-    #[error("{FAIL_WHILE_ENV}: no such error point `{0}` (there are: store.commit, lake.write)")]
+    #[error("{FAIL_WHILE_ENV}: no such error point `{0}` (there are: {points})", points = error_point_names())]
     UnknownErrorPoint(String),
 }
 
@@ -197,6 +202,8 @@ mod tests {
         assert_eq!(parse_fail_while("store.commit"), Err(ArmError::BadFailWhile("store.commit".into())));
         assert_eq!(parse_fail_while("store.commit:"), Err(ArmError::BadFailWhile("store.commit:".into())));
         assert_eq!(parse_fail_while("disk.melt:/x"), Err(ArmError::UnknownErrorPoint("disk.melt".into())));
+        let unknown = ArmError::UnknownErrorPoint("disk.melt".into()).to_string();
+        assert!(unknown.contains("`disk.melt` (there are: store.commit, lake.write)"), "{unknown}");
         // Unarmed (and in a build without fault points) an error point never fails.
         assert!(error_point("store.commit").is_ok());
     }

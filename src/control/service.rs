@@ -185,7 +185,7 @@ impl ControlService {
             object,
             ticks_skipped: skipped.as_ref().map_or(0, |s| s.count),
             skip_reason: skipped.map(|s| s.last_reason),
-            waiting: self.waits.list().into_iter().find(|(f, _)| *f == flow.name).map(|(_, why)| why),
+            waiting: self.waits.get(&flow.name),
         })
     }
 }

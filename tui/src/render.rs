@@ -210,14 +210,13 @@ fn render_runs(frame: &mut Frame, app: &App, area: Rect) {
 fn render_detail(frame: &mut Frame, app: &App, area: Rect) {
     let Some(detail) = &app.detail else { return };
     let run = &detail.run;
-    let r = run;
     let label = |l: &str| Span::styled(format!("{l:<11}"), Style::new().add_modifier(Modifier::BOLD));
     let mut lines = vec![
-        Line::from(vec![label("run"), Span::raw(r.id.clone())]),
+        Line::from(vec![label("run"), Span::raw(run.id.clone())]),
         Line::from(vec![
             label("state"),
-            Span::styled(r.state.clone(), state_style(&r.state)),
-            Span::raw(format!("   attempt {}   job {}", r.attempts, r.job_id.as_deref().unwrap_or("-"))),
+            Span::styled(run.state.clone(), state_style(&run.state)),
+            Span::raw(format!("   attempt {}   job {}", run.attempts, run.job_id.as_deref().unwrap_or("-"))),
         ]),
         Line::from(vec![
             label("window"),
@@ -231,19 +230,19 @@ fn render_detail(frame: &mut Frame, app: &App, area: Rect) {
     for (sink, n) in sinks {
         lines.push(Line::from(vec![label(""), Span::raw(format!("{sink}: {n} batches written"))]));
     }
-    if r.state == "failed" {
+    if run.state == "failed" {
         lines
             .push(Line::from(vec![label("next retry"), Span::raw("manual: press r (runs stay failed until retried)")]));
     }
     if let Some(why) = &run.waiting {
         lines.push(Line::from(vec![label("waiting"), Span::styled(why.clone(), Style::new().fg(Color::Yellow))]));
     }
-    if let Some(e) = &r.last_error {
+    if let Some(e) = &run.last_error {
         lines.push(Line::from(vec![label("last error"), Span::styled(e.clone(), Style::new().fg(Color::Red))]));
     }
     lines.push(Line::from(label("timeline")));
-    lines.push(Line::from(vec![label(""), Span::raw(format!("{}  opened", time(r.created_at)))]));
-    for h in &r.history {
+    lines.push(Line::from(vec![label(""), Span::raw(format!("{}  opened", time(run.created_at)))]));
+    for h in &run.history {
         let mut spans = vec![
             label(""),
             Span::raw(format!("{}  {} → ", time(h.at), h.from)),

@@ -102,11 +102,6 @@ impl Node {
         self.engine.waits()
     }
 
-    /// Whether the state store takes writes (`/readyz` says so while it does not).
-    pub fn store_health(&self) -> crate::store::StoreHealth {
-        self.engine.store_health()
-    }
-
     /// Whether this node leads its leader-elected flows now; `None` when it has none (or no
     /// `nats_url`), i.e. it runs every flow it has.
     pub fn leading(&self) -> Option<watch::Receiver<bool>> {

@@ -98,11 +98,6 @@ impl Engine {
         }
     }
 
-    /// Whether the state store takes writes.
-    pub fn store_health(&self) -> crate::store::StoreHealth {
-        self.health.clone()
-    }
-
     /// What the sources that cannot listen yet wait for.
     pub fn waits(&self) -> super::source::Waits {
         self.waits.clone()

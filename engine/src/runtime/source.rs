@@ -36,6 +36,11 @@ impl Waits {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// What `flow` waits for, if it waits.
+    pub fn get(&self, flow: &str) -> Option<String> {
+        self.lock().get(flow).cloned()
+    }
+
     /// Each waiting flow with what it waits for.
     pub fn list(&self) -> Vec<(String, String)> {
         self.lock().iter().map(|(f, w)| (f.clone(), w.clone())).collect()

@@ -68,13 +68,14 @@ pub fn advance(app: &AppState) {
     for id in &expired {
         jobs.remove(id);
     }
+    let changed = !events.is_empty() || !expired.is_empty();
     // Published before persisted (see `AppState::emit`), under the jobs lock so that no other
     // change is persisted in between.
-    for event in &events {
+    for event in events {
         tracing::info!(job = %event.job_id, state = ?event.state, "job state changed");
-        app.emit(event.clone());
+        app.emit(event);
     }
-    if !events.is_empty() || !expired.is_empty() {
+    if changed {
         app.persist_jobs(&jobs);
     }
     drop(jobs);
