@@ -25,6 +25,8 @@ struct Inner {
     page_bytes: BTreeMap<String, u64>,
     written_bytes: BTreeMap<(String, String), u64>,
     events_skipped: BTreeMap<(String, String), u64>,
+    ledger_commits: u64,
+    ledger_commit_seconds: f64,
 }
 
 #[derive(Debug, Default)]
@@ -74,9 +76,27 @@ impl Registry {
         self.inner().events_skipped.get(&(flow.to_owned(), reason.to_owned())).copied().unwrap_or_default()
     }
 
+    /// A ledger commit (a checkpoint, with its fsync) that took `took`, whatever its outcome:
+    /// the figure that says what durability costs a run.
+    pub fn ledger_commit(&self, took: Duration) {
+        let mut inner = self.inner();
+        inner.ledger_commits += 1;
+        inner.ledger_commit_seconds += took.as_secs_f64();
+    }
+
     /// The families in Prometheus text format, appended to `out`.
     pub fn render(&self, out: &mut String) {
         let inner = self.inner();
+        let _ = writeln!(
+            out,
+            "# HELP bulkflow_ledger_commits_total Commits to the run ledger (each durable when it returns).\n\
+             # TYPE bulkflow_ledger_commits_total counter\n\
+             bulkflow_ledger_commits_total {}\n\
+             # HELP bulkflow_ledger_commit_seconds_total Time spent in run ledger commits.\n\
+             # TYPE bulkflow_ledger_commit_seconds_total counter\n\
+             bulkflow_ledger_commit_seconds_total {}",
+            inner.ledger_commits, inner.ledger_commit_seconds
+        );
         let _ = writeln!(
             out,
             "# HELP bulkflow_page_seconds Time to read one Bulk API results page, by object.\n\
@@ -140,6 +160,8 @@ mod tests {
         r.page_read("Account", Duration::from_secs(120), 1);
         r.written("w", "lake", 10);
         r.written("w", "lake", 5);
+        r.ledger_commit(Duration::from_millis(250));
+        r.ledger_commit(Duration::from_millis(500));
         let mut out = String::new();
         r.render(&mut out);
         assert!(out.contains("bulkflow_page_seconds_bucket{object=\"Account\",le=\"0.05\"} 0\n"), "{out}");
@@ -150,5 +172,7 @@ mod tests {
         assert!(out.contains("bulkflow_page_seconds_count{object=\"Account\"} 3\n"), "{out}");
         assert!(out.contains("bulkflow_page_bytes_total{object=\"Account\"} 1501\n"), "{out}");
         assert!(out.contains("bulkflow_written_bytes_total{flow=\"w\",sink=\"lake\"} 15\n"), "{out}");
+        assert!(out.contains("bulkflow_ledger_commits_total 2\n"), "{out}");
+        assert!(out.contains("bulkflow_ledger_commit_seconds_total 0.75\n"), "{out}");
     }
 }

@@ -19,6 +19,7 @@ mod batch;
 #[cfg(test)]
 mod conformance;
 mod error;
+pub(crate) mod group_flush;
 mod health;
 mod memory;
 pub mod record;

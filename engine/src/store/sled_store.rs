@@ -15,6 +15,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::batch::Write;
+use super::group_flush::GroupFlush;
 use super::{Batch, Commit, Entry, StateStore, StoreError, Tree};
 
 /// Names the layout of everything in the directory: bump it when a change makes old data
@@ -27,6 +28,8 @@ const SLED_DIR: &str = "sled";
 pub struct SledStore {
     db: sled::Db,
     trees: Vec<sled::Tree>,
+    /// Commits from several tasks at once share their fsyncs.
+    flushes: GroupFlush,
     path: PathBuf,
     // Declared last so it is released only after sled has closed its files.
     _lock: File,
@@ -57,7 +60,7 @@ impl SledStore {
             .iter()
             .map(|&tree| db.open_tree(tree.name()).map_err(|source| StoreError::Backend { op: "open", tree, source }))
             .collect::<Result<Vec<_>, _>>()?;
-        let store = Self { db, trees, path, _lock: lock };
+        let store = Self { db, trees, flushes: GroupFlush::default(), path, _lock: lock };
         store.check_format()?;
         Ok(store)
     }
@@ -175,7 +178,8 @@ impl StateStore for SledStore {
             Err(TransactionError::Abort(never)) => match never {},
         };
         if outcome == Commit::Applied {
-            self.flush()?;
+            let ticket = self.flushes.applied();
+            self.flushes.durable(ticket, || self.flush())?;
         }
         Ok(outcome)
     }

@@ -37,6 +37,9 @@ impl Versioned for StreamRecord {
 pub struct MessageRecord {
     pub subject: String,
     pub headers: Vec<(String, String)>,
+    /// As bytes, not a sequence of u8: the same encoding (a length, then the bytes), read and
+    /// written in one copy instead of a call per byte, which was a fifth of a run's CPU.
+    #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
     pub msg_id: String,
     /// Unix milliseconds: what `max_age` and the duplicate window measure from.
@@ -175,4 +178,44 @@ pub fn pending_key(stream: &str, durable: &str, seq: u64) -> Vec<u8> {
 /// The sequence at the end of a message or pending key.
 pub fn seq_of(key: &[u8]) -> Option<u64> {
     key.split_last_chunk::<8>().map(|(_, seq)| u64::from_be_bytes(*seq))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `MessageRecord` as releases before `serde_bytes` wrote it.
+    #[derive(Serialize, Deserialize)]
+    struct MessageRecordBefore {
+        subject: String,
+        headers: Vec<(String, String)>,
+        payload: Vec<u8>,
+        msg_id: String,
+        stored_at_ms: i64,
+    }
+
+    impl Versioned for MessageRecordBefore {
+        const VERSION: u16 = 1;
+    }
+
+    #[test]
+    fn a_message_stored_by_an_earlier_release_reads_back_byte_for_byte() {
+        let payload: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+        let before = MessageRecordBefore {
+            subject: "salesforce_bulkapi.query_jobs.account".into(),
+            headers: vec![("Nats-Msg-Id".into(), "run-1/0".into())],
+            payload: payload.clone(),
+            msg_id: "run-1/0".into(),
+            stored_at_ms: 1_765_000_000_000,
+        };
+        let key = message_key("salesforce_bulkapi", 1);
+        let old = encode(&key, &before).unwrap();
+        let read: MessageRecord = decode(&key, &old).unwrap();
+        assert_eq!(read.payload, payload);
+        assert_eq!(
+            (read.subject.as_str(), read.msg_id.as_str(), read.stored_at_ms),
+            ("salesforce_bulkapi.query_jobs.account", "run-1/0", 1_765_000_000_000)
+        );
+        assert_eq!(encode(&key, &read).unwrap(), old, "the encoding changed: stores written before would not read");
+    }
 }

@@ -111,7 +111,9 @@ impl Ledger {
 
     /// Commits `batch`, noting whether the store took it.
     fn commit(&self, batch: Batch) -> Result<Commit, StoreError> {
+        let started = std::time::Instant::now();
         let outcome = self.store.commit(batch);
+        crate::metrics::global().ledger_commit(started.elapsed());
         self.health.observe(&outcome);
         outcome
     }
