@@ -14,7 +14,8 @@ STARTS=5
 
 # shellcheck source=scripts/bench/common.sh
 source scripts/bench/common.sh
-cargo build --release -q -p bulkflow-engine --example restart_store
+# Built beside the binary so both see the same dependency features (no second build of them).
+cargo build --release -q -p bulkflow -p bulkflow-engine --example restart_store
 
 start_sim --records "Account=1000"
 mkdir -p "$work/wf"

@@ -142,6 +142,8 @@ pub enum BusError {
     Store { op: &'static str, source: sled::Error },
     #[error("embedded bus record `{key}`: {reason}")]
     Corrupt { key: String, reason: String },
+    #[error("embedded bus payload file {path}: {op}: {source}")]
+    Payload { path: std::path::PathBuf, op: &'static str, source: std::io::Error },
     #[error("cannot open the embedded bus at {path}: {source}")]
     Open { path: std::path::PathBuf, source: sled::Error },
     #[error("{0}")]
@@ -151,7 +153,10 @@ pub enum BusError {
 impl BusError {
     /// Whether trying again later may succeed (a timeout, a lost connection, a full stream).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Timeout(_) | Self::Nats { .. } | Self::StreamFull { .. } | Self::Store { .. })
+        matches!(
+            self,
+            Self::Timeout(_) | Self::Nats { .. } | Self::StreamFull { .. } | Self::Store { .. } | Self::Payload { .. }
+        )
     }
 
     pub(crate) fn nats(op: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> Self {

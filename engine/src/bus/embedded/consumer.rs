@@ -7,8 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use super::records::{
     ConsumerRecord, MessageRecord, PendingRecord, StreamRecord, consumer_key, decode, encode, message_key, pending_key,
     pending_prefix, seq_of, stream_key,
@@ -84,7 +82,8 @@ impl Inner {
         let now = now_ms();
         let mut batch = sled::Batch::default();
         let (first, messages_before) = (stream.first_seq, stream.messages);
-        self.enforce_limits(&mut stream, &mut batch, now)?;
+        let mut removed = Vec::new();
+        self.enforce_limits(&mut stream, &mut batch, &mut removed, now)?;
         if stream.first_seq != first || stream.messages != messages_before {
             batch.insert(skey.clone(), encode(&skey, &stream)?);
         }
@@ -110,7 +109,7 @@ impl Inner {
                 batch.remove(key);
                 continue;
             }
-            let Some(message) = self.get::<MessageRecord>(&message_key(&spec.stream, seq))? else {
+            let Some(message) = self.message(&message_key(&spec.stream, seq))? else {
                 batch.remove(key);
                 continue;
             };
@@ -118,19 +117,19 @@ impl Inner {
             p.due_ms = now + ack_wait;
             batch.insert(key.clone(), encode(&key, &p)?);
             pending += 1;
-            out.push(self.delivered(spec, seq, p.deliveries, message));
+            out.push(self.delivered(spec, seq, p.deliveries, message)?);
         }
 
         let mut seq = consumer.next_seq.max(stream.first_seq);
         let mut scanned = 0;
         while out.len() < max && pending < spec.max_ack_pending && seq <= stream.last_seq && scanned < SCAN_LIMIT {
             scanned += 1;
-            let message: Option<MessageRecord> = self.get(&message_key(&spec.stream, seq))?;
+            let message = self.message(&message_key(&spec.stream, seq))?;
             if let Some(message) = message.filter(|m| matches(&spec.filter_subject, &m.subject)) {
                 let key = pending_key(&spec.stream, &spec.durable_name, seq);
                 batch.insert(key.clone(), encode(&key, &PendingRecord { deliveries: 1, due_ms: now + ack_wait })?);
                 pending += 1;
-                out.push(self.delivered(spec, seq, 1, message));
+                out.push(self.delivered(spec, seq, 1, message)?);
             }
             seq += 1;
         }
@@ -142,21 +141,33 @@ impl Inner {
             batch.insert(ckey.clone(), encode(&ckey, &consumer)?);
         }
         self.tree.apply_batch(batch).map_err(|source| BusError::Store { op: "write", source })?;
+        if !removed.is_empty() {
+            // Messages aged out: their files go once that is durable, not at some later publish.
+            self.payloads.discard_later(removed);
+            self.flush()?;
+        }
         Ok(Collected { messages: out, next_due_ms })
     }
 
-    fn delivered(self: &Arc<Self>, spec: &ConsumerSpec, seq: u64, deliveries: u32, m: MessageRecord) -> Delivered {
-        Delivered {
+    fn delivered(
+        self: &Arc<Self>,
+        spec: &ConsumerSpec,
+        seq: u64,
+        deliveries: u32,
+        m: MessageRecord,
+    ) -> Result<Delivered, BusError> {
+        let payload = self.payloads.read(&message_key(&spec.stream, seq), m.payload)?;
+        Ok(Delivered {
             subject: m.subject,
             headers: m.headers,
-            payload: Bytes::from(m.payload),
+            payload,
             stream_sequence: seq,
             delivered: deliveries,
             ack: Box::new(EmbeddedAcker {
                 inner: self.clone(),
                 key: pending_key(&spec.stream, &spec.durable_name, seq),
             }),
-        }
+        })
     }
 
     /// Settles a pending message: `Some(delay)` makes it due again after `delay`, `None` forgets

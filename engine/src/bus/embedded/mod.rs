@@ -4,9 +4,11 @@
 //! One instance per state directory, shared by every flow of the process (the state directory is
 //! locked to one process, so nothing else writes it). Its own sled database lives in
 //! `<state_dir>/bus`, apart from the run ledger: bus traffic is bulky (Arrow batches) and must not
-//! slow or bloat the ledger's small, frequent commits.
+//! slow or bloat the ledger's small, frequent commits. Payloads over 16 KiB are files beside it
+//! (`payloads.rs`): sled would keep every one of them in memory.
 //!
-//! Durability: a publish is acknowledged only after sled flushed it. Acks, naks and delivery
+//! Durability: a publish is acknowledged only after sled flushed it (publishes in flight at once
+//! share one flush) and its payload file is synced. Acks, naks and delivery
 //! positions are not flushed one by one (sled flushes them within 500 ms): a crash can forget a
 //! recent ack, and the message is then delivered again, which at-least-once delivery allows and
 //! message ids and idempotent sinks absorb.
@@ -17,6 +19,7 @@
 //! interest and work-queue retention (refused with an error, not ignored).
 
 mod consumer;
+mod payloads;
 mod records;
 mod stream;
 #[cfg(test)]
@@ -70,6 +73,7 @@ struct Inner {
     notify: Notify,
     /// Publishes in flight at once (a publisher keeps several) share their fsyncs.
     flushes: GroupFlush,
+    payloads: payloads::PayloadFiles,
     path: PathBuf,
 }
 
@@ -80,17 +84,22 @@ impl EmbeddedBus {
         let open = |source| BusError::Open { path: path.clone(), source };
         let db = sled::Config::new().path(&path).cache_capacity(CACHE_BYTES).open().map_err(open)?;
         let tree = db.open_tree("bus").map_err(open)?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                db,
-                tree,
-                lock: Mutex::new(()),
-                bound: Mutex::default(),
-                notify: Notify::new(),
-                flushes: GroupFlush::default(),
-                path,
-            }),
-        })
+        let payloads = payloads::PayloadFiles::open(&path)?;
+        let inner = Inner {
+            db,
+            tree,
+            lock: Mutex::new(()),
+            bound: Mutex::default(),
+            notify: Notify::new(),
+            flushes: GroupFlush::default(),
+            payloads,
+            path,
+        };
+        let orphans = inner.remove_orphan_payloads()?;
+        if orphans > 0 {
+            tracing::info!(files = orphans, "removed payload files no message names (left by a crash)");
+        }
+        Ok(Self { inner: Arc::new(inner) })
     }
 }
 
@@ -100,8 +109,21 @@ impl Inner {
         self.lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Makes every applied change durable, then deletes the payload files of messages whose
+    /// removal it made durable.
     fn flush(&self) -> Result<(), BusError> {
-        self.db.flush().map(drop).map_err(|source| BusError::Store { op: "flush", source })
+        self.payloads.flushed(|| self.db.flush().map(drop).map_err(|source| BusError::Store { op: "flush", source }))
+    }
+
+    fn remove_orphan_payloads(&self) -> Result<usize, BusError> {
+        let mut named = std::collections::HashSet::new();
+        for entry in self.tree.scan_prefix(records::messages_prefix()) {
+            let (key, value) = entry.map_err(|source| BusError::Store { op: "scan", source })?;
+            if let records::Payload::File { name, .. } = records::decode_message(&key, &value)?.payload {
+                named.insert(name);
+            }
+        }
+        self.payloads.remove_unreferenced(&named)
     }
 }
 

@@ -37,25 +37,70 @@ impl Versioned for StreamRecord {
 pub struct MessageRecord {
     pub subject: String,
     pub headers: Vec<(String, String)>,
-    /// As bytes, not a sequence of u8: the same encoding (a length, then the bytes), read and
-    /// written in one copy instead of a call per byte, which was a fifth of a run's CPU.
-    #[serde(with = "serde_bytes")]
-    pub payload: Vec<u8>,
+    pub payload: Payload,
     pub msg_id: String,
     /// Unix milliseconds: what `max_age` and the duplicate window measure from.
     pub stored_at_ms: i64,
+}
+
+/// Where a message's payload is (see `payloads.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Payload {
+    /// As bytes, not a sequence of u8: read and written in one copy instead of a call per byte.
+    Inline(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// A file of its own, of `len` bytes, in the bus's payload folder.
+    File { name: String, len: u64 },
+}
+
+impl Payload {
+    pub fn len(&self) -> u64 {
+        match self {
+            Payload::Inline(bytes) => bytes.len() as u64,
+            Payload::File { len, .. } => *len,
+        }
+    }
 }
 
 impl MessageRecord {
     /// The size limits count: payload, subject and headers, as JetStream does (approximately).
     pub fn size(&self) -> u64 {
         let headers: usize = self.headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
-        (self.payload.len() + self.subject.len() + headers) as u64
+        self.payload.len() + (self.subject.len() + headers) as u64
     }
 }
 
 impl Versioned for MessageRecord {
+    const VERSION: u16 = 2;
+}
+
+/// A message as version 1 stored it, its payload always inline; still read, never written.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MessageRecordV1 {
+    pub subject: String,
+    pub headers: Vec<(String, String)>,
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+    pub msg_id: String,
+    pub stored_at_ms: i64,
+}
+
+impl Versioned for MessageRecordV1 {
     const VERSION: u16 = 1;
+}
+
+/// A stored message of either version.
+pub fn decode_message(key: &[u8], bytes: &[u8]) -> Result<MessageRecord, BusError> {
+    if bytes.starts_with(&MessageRecordV1::VERSION.to_be_bytes()) {
+        let v1: MessageRecordV1 = decode(key, bytes)?;
+        return Ok(MessageRecord {
+            subject: v1.subject,
+            headers: v1.headers,
+            payload: Payload::Inline(v1.payload),
+            msg_id: v1.msg_id,
+            stored_at_ms: v1.stored_at_ms,
+        });
+    }
+    decode(key, bytes)
 }
 
 /// A message id seen within the duplicate window.
@@ -147,6 +192,11 @@ pub fn streams_prefix() -> Vec<u8> {
     vec![b's', 0]
 }
 
+/// Every stored message's key starts so.
+pub fn messages_prefix() -> Vec<u8> {
+    vec![b'm', 0]
+}
+
 pub fn message_key(stream: &str, seq: u64) -> Vec<u8> {
     key(b'm', &[stream.as_bytes(), &seq.to_be_bytes()])
 }
@@ -184,24 +234,23 @@ pub fn seq_of(key: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    /// `MessageRecord` as releases before `serde_bytes` wrote it.
-    #[derive(Serialize, Deserialize)]
-    struct MessageRecordBefore {
-        subject: String,
-        headers: Vec<(String, String)>,
-        payload: Vec<u8>,
-        msg_id: String,
-        stored_at_ms: i64,
-    }
-
-    impl Versioned for MessageRecordBefore {
-        const VERSION: u16 = 1;
-    }
-
     #[test]
     fn a_message_stored_by_an_earlier_release_reads_back_byte_for_byte() {
         let payload: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
-        let before = MessageRecordBefore {
+        // Version 1 as it was written: the payload a sequence of u8, which bincode encodes as
+        // serde_bytes does (a length, then the bytes).
+        #[derive(Serialize, Deserialize)]
+        struct Before {
+            subject: String,
+            headers: Vec<(String, String)>,
+            payload: Vec<u8>,
+            msg_id: String,
+            stored_at_ms: i64,
+        }
+        impl Versioned for Before {
+            const VERSION: u16 = 1;
+        }
+        let before = Before {
             subject: "salesforce_bulkapi.query_jobs.account".into(),
             headers: vec![("Nats-Msg-Id".into(), "run-1/0".into())],
             payload: payload.clone(),
@@ -209,13 +258,17 @@ mod tests {
             stored_at_ms: 1_765_000_000_000,
         };
         let key = message_key("salesforce_bulkapi", 1);
-        let old = encode(&key, &before).unwrap();
-        let read: MessageRecord = decode(&key, &old).unwrap();
-        assert_eq!(read.payload, payload);
+        let read = decode_message(&key, &encode(&key, &before).unwrap()).unwrap();
+        assert_eq!(read.payload, Payload::Inline(payload));
         assert_eq!(
             (read.subject.as_str(), read.msg_id.as_str(), read.stored_at_ms),
             ("salesforce_bulkapi.query_jobs.account", "run-1/0", 1_765_000_000_000)
         );
-        assert_eq!(encode(&key, &read).unwrap(), old, "the encoding changed: stores written before would not read");
+        assert_eq!(read.headers, before.headers);
+
+        let now = MessageRecord { payload: Payload::File { name: "f".into(), len: 70_000 }, ..read };
+        let again = decode_message(&key, &encode(&key, &now).unwrap()).unwrap();
+        assert_eq!(again.payload, now.payload);
+        assert_eq!(again.size(), now.size());
     }
 }

@@ -2,8 +2,8 @@
 //! and the limits that discard old messages (or refuse new ones).
 
 use super::records::{
-    ConsumerRecord, DedupeRecord, MessageRecord, PendingRecord, StreamRecord, consumer_key, decode, dedupe_key,
-    dedupe_prefix, encode, message_key, pending_prefix, stream_key, streams_prefix,
+    ConsumerRecord, DedupeRecord, MessageRecord, Payload, PendingRecord, StreamRecord, consumer_key, decode,
+    decode_message, dedupe_key, dedupe_prefix, encode, message_key, pending_prefix, stream_key, streams_prefix,
 };
 use super::{Inner, millis, now_ms};
 use crate::bus::spec::RetentionPolicy;
@@ -20,6 +20,10 @@ fn store_err(op: &'static str) -> impl FnOnce(sled::Error) -> BusError {
 impl Inner {
     pub(super) fn get<R: super::records::Versioned>(&self, key: &[u8]) -> Result<Option<R>, BusError> {
         self.tree.get(key).map_err(store_err("read"))?.map(|v| decode(key, &v)).transpose()
+    }
+
+    pub(super) fn message(&self, key: &[u8]) -> Result<Option<MessageRecord>, BusError> {
+        self.tree.get(key).map_err(store_err("read"))?.map(|v| decode_message(key, &v)).transpose()
     }
 
     pub(super) fn stream(&self, name: &str) -> Result<Option<StreamRecord>, BusError> {
@@ -68,21 +72,35 @@ impl Inner {
         });
         record.spec = spec;
         let mut batch = sled::Batch::default();
-        self.enforce_limits(&mut record, &mut batch, now_ms())?;
+        let mut removed = Vec::new();
+        self.enforce_limits(&mut record, &mut batch, &mut removed, now_ms())?;
         let key = stream_key(&record.spec.name);
         batch.insert(key.clone(), encode(&key, &record)?);
-        self.tree.apply_batch(batch).map_err(store_err("write"))
+        self.tree.apply_batch(batch).map_err(store_err("write"))?;
+        self.payloads.discard_later(removed);
+        Ok(())
     }
 
+    /// Stores `msg`: its payload first (durable before any record names it), then its record.
     pub(super) fn publish(&self, msg: Outgoing) -> Result<PubAck, BusError> {
         validate_subject(&msg.subject)?;
+        let payload = self.payloads.write(&msg.payload)?;
+        let stored = self.publish_record(msg, payload.clone());
+        if !matches!(stored, Ok(PubAck { duplicate: false, .. })) {
+            self.payloads.discard_now(&payload);
+        }
+        stored
+    }
+
+    fn publish_record(&self, msg: Outgoing, payload: Payload) -> Result<PubAck, BusError> {
         let guard = self.lock();
         let now = now_ms();
         let mut stream =
             self.stream_for_subject(&msg.subject)?.ok_or_else(|| BusError::NoStreamForSubject(msg.subject.clone()))?;
         let name = stream.spec.name.clone();
         let mut batch = sled::Batch::default();
-        self.enforce_limits(&mut stream, &mut batch, now)?;
+        let mut removed = Vec::new();
+        self.enforce_limits(&mut stream, &mut batch, &mut removed, now)?;
 
         let window = millis(stream.spec.effective_duplicate_window());
         if !msg.msg_id.is_empty() {
@@ -95,13 +113,7 @@ impl Inner {
         if !msg.msg_id.is_empty() && !headers.iter().any(|(n, _)| n == MSG_ID_HEADER) {
             headers.push((MSG_ID_HEADER.to_string(), msg.msg_id.clone()));
         }
-        let record = MessageRecord {
-            subject: msg.subject,
-            headers,
-            payload: msg.payload.to_vec(),
-            msg_id: msg.msg_id,
-            stored_at_ms: now,
-        };
+        let record = MessageRecord { subject: msg.subject, headers, payload, msg_id: msg.msg_id, stored_at_ms: now };
         let size = record.size();
         let spec = &stream.spec;
         let over_count = spec.max_messages.is_some_and(|max| stream.messages + 1 > max);
@@ -120,13 +132,14 @@ impl Inner {
         stream.messages += 1;
         stream.bytes += size;
         // The message just added is the newest; limits discard from the oldest, never it.
-        self.discard_over_limits(&mut stream, &mut batch, seq)?;
+        self.discard_over_limits(&mut stream, &mut batch, &mut removed, seq)?;
         if seq.is_multiple_of(DEDUPE_SWEEP_EVERY) {
             self.sweep_dedupe(&name, now - window, &mut batch)?;
         }
         let key = stream_key(&name);
         batch.insert(key.clone(), encode(&key, &stream)?);
         self.tree.apply_batch(batch).map_err(store_err("write"))?;
+        self.payloads.discard_later(removed);
         drop(guard);
         self.notify.notify_waiters();
         Ok(PubAck { stream: name, sequence: seq, duplicate: false })
@@ -147,11 +160,13 @@ impl Inner {
         Ok(missing)
     }
 
-    /// Applies `max_age` and, after a config change, the size limits; adds removals to `batch`.
+    /// Applies `max_age` and, after a config change, the size limits; adds removals to `batch`
+    /// and the removed messages' payloads to `removed` (for deletion once the batch is durable).
     pub(super) fn enforce_limits(
         &self,
         stream: &mut StreamRecord,
         batch: &mut sled::Batch,
+        removed: &mut Vec<Payload>,
         now: i64,
     ) -> Result<(), BusError> {
         if let Some(max_age) = stream.spec.max_age {
@@ -161,10 +176,10 @@ impl Inner {
                 if head.stored_at_ms > oldest_kept {
                     break;
                 }
-                self.remove_head(stream, batch, head.size());
+                self.remove_head(stream, batch, removed, head);
             }
         }
-        self.discard_over_limits(stream, batch, stream.last_seq + 1)
+        self.discard_over_limits(stream, batch, removed, stream.last_seq + 1)
     }
 
     /// Removes the oldest messages (never `keep_from` or later) while the stream is over a limit.
@@ -172,6 +187,7 @@ impl Inner {
         &self,
         s: &mut StreamRecord,
         batch: &mut sled::Batch,
+        removed: &mut Vec<Payload>,
         keep_from: u64,
     ) -> Result<(), BusError> {
         loop {
@@ -181,23 +197,30 @@ impl Inner {
                 return Ok(());
             }
             let head = self.head(s)?;
-            self.remove_head(s, batch, head.size());
+            self.remove_head(s, batch, removed, head);
         }
     }
 
     fn head(&self, s: &StreamRecord) -> Result<MessageRecord, BusError> {
         let key = message_key(&s.spec.name, s.first_seq);
-        self.get(&key)?.ok_or_else(|| BusError::Corrupt {
+        self.message(&key)?.ok_or_else(|| BusError::Corrupt {
             key: super::records::show(&key),
             reason: "the stream's oldest message is missing".into(),
         })
     }
 
-    fn remove_head(&self, s: &mut StreamRecord, batch: &mut sled::Batch, size: u64) {
+    fn remove_head(
+        &self,
+        s: &mut StreamRecord,
+        batch: &mut sled::Batch,
+        removed: &mut Vec<Payload>,
+        head: MessageRecord,
+    ) {
         batch.remove(message_key(&s.spec.name, s.first_seq));
         s.first_seq += 1;
         s.messages -= 1;
-        s.bytes = s.bytes.saturating_sub(size);
+        s.bytes = s.bytes.saturating_sub(head.size());
+        removed.push(head.payload);
     }
 
     fn sweep_dedupe(&self, stream: &str, older_than: i64, batch: &mut sled::Batch) -> Result<(), BusError> {

@@ -84,3 +84,43 @@ async fn a_restart_redelivers_what_the_dead_process_held_at_once() {
     assert_eq!(got.len(), 1, "delivered again at once, not after the 120 s ack wait");
     assert_eq!(got[0].delivered, 2);
 }
+
+/// Payloads over the inline limit live in files: delivered intact (after a restart too), their
+/// files deleted with the messages the stream's limits discard, and a duplicate leaves none.
+#[tokio::test]
+async fn large_payloads_live_in_files_that_leave_with_their_messages() {
+    use crate::bus::{ConsumerSpec, Outgoing, StreamSpec};
+    let mut fixture = EmbeddedFixture::new().await;
+    let folder = fixture.dir.path().join(super::BUS_DIR).join("payloads");
+    let files = || std::fs::read_dir(&folder).unwrap().count();
+    let bus = fixture.bus();
+    let mut spec = StreamSpec::new("BIG", vec!["big".into()]);
+    spec.max_messages = Some(2);
+    bus.ensure_stream(&spec).await.unwrap();
+    let payload = |i: u8| bytes::Bytes::from(vec![i; super::payloads::INLINE_MAX + 1000]);
+    let msg = |i: u8| Outgoing { subject: "big".into(), msg_id: format!("b{i}"), headers: vec![], payload: payload(i) };
+    for i in 0..4 {
+        bus.publish(msg(i), Duration::from_secs(5)).await.unwrap();
+    }
+    assert!(bus.publish(msg(3), Duration::from_secs(5)).await.unwrap().duplicate);
+    // Each publish's flush made the removal it applied durable and deleted that file; the
+    // duplicate's file went at once.
+    assert_eq!(files(), 2, "the files of b2 and b3");
+    // What a crash between writing a payload and storing its record leaves behind:
+    std::fs::write(folder.join("orphan"), b"x").unwrap();
+    drop(bus);
+    fixture.restart().await;
+    assert_eq!(files(), 2, "reopening removes files no message names");
+    let consumer = ConsumerSpec {
+        stream: "BIG".into(),
+        durable_name: "big".into(),
+        filter_subject: "big".into(),
+        ack_wait: Duration::from_secs(30),
+        max_deliver: None,
+        max_ack_pending: 10,
+    };
+    let mut c = fixture.bus().consumer(&consumer).await.unwrap();
+    let got = c.fetch(10, Duration::from_secs(2)).await.unwrap();
+    let payloads: Vec<_> = got.iter().map(|m| m.payload.clone()).collect();
+    assert_eq!(payloads, vec![payload(2), payload(3)]);
+}

@@ -172,8 +172,15 @@ impl Ledger {
 
     /// Records that writer flow `sink` wrote batch `seq` of the run with every one of its sinks.
     pub fn batch_written(&self, run: &RunId, sink: &str, seq: u64) -> Result<RunRecord, LedgerError> {
+        self.batches_written(run, sink, &[seq])
+    }
+
+    /// [`Ledger::batch_written`] for several batches of the run, in one commit.
+    pub fn batches_written(&self, run: &RunId, sink: &str, seqs: &[u64]) -> Result<RunRecord, LedgerError> {
         self.update_progress(run, RESULTS_STAGE, |p| {
-            p.mark_written(sink, seq);
+            for &seq in seqs {
+                p.mark_written(sink, seq);
+            }
         })?;
         self.settle(run)
     }

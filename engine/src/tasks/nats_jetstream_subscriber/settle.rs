@@ -13,6 +13,9 @@ use crate::run::{Ledger, Transition};
 use crate::runtime::processor::BoxFuture;
 use crate::runtime::token::Outcome;
 
+/// The most ended events recorded and settled as one group.
+const MAX_SETTLED_TOGETHER: usize = 64;
+
 /// The nak delay after a failure when the flow sets no `backoff`.
 pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -49,9 +52,17 @@ pub struct Settler {
 }
 
 impl Settler {
+    /// Settles events as they end. Whatever ended while the previous ones were being settled is
+    /// taken together: their batches are recorded written in one ledger commit per run (a
+    /// commit is an fsync; one per batch was most of a writer's ledger time), then each settles.
     pub async fn run(self, mut rx: mpsc::UnboundedReceiver<Settle>) {
-        while let Some(s) = rx.recv().await {
-            self.settle(s).await;
+        let mut ended = Vec::new();
+        while rx.recv_many(&mut ended, MAX_SETTLED_TOGETHER).await > 0 {
+            let unrecorded = self.record_written(&ended);
+            for s in ended.drain(..) {
+                let recorded = !unrecorded.contains(&s.event_id);
+                self.settle(s, recorded).await;
+            }
         }
     }
 
@@ -67,15 +78,15 @@ impl Settler {
         is_last_delivery(self.max_deliver, delivered)
     }
 
-    async fn settle(&self, s: Settle) {
+    /// `recorded`: whether a completed event's batch is recorded written (see `record_written`).
+    async fn settle(&self, s: Settle, recorded: bool) {
         let Settle { outcome, messages, delivered, event_id, meta } = s;
         let flow = &self.flow;
         tracing::debug!(flow, event = event_id, delivery = delivered, ?outcome, messages = messages.len(), "settling");
         match outcome {
             Outcome::Completed => {
                 // Durable before the ack: once acked, the bus never delivers the batch again.
-                if let Err(e) = self.record_written(&meta) {
-                    tracing::error!(flow, event = event_id, error = %e, "cannot record the batch as written; it will be delivered again");
+                if !recorded {
                     drop(messages);
                     return;
                 }
@@ -147,14 +158,41 @@ impl Settler {
         }
     }
 
-    fn record_written(&self, meta: &Map<String, Value>) -> Result<(), crate::run::LedgerError> {
-        if let Some((run, seq)) = self.ledger.batch_of(meta)? {
-            self.ledger.batch_written(&run, &self.flow, seq)?;
-            crate::fault::point("writer.recorded");
-            let prefix = self.waiting_prefix();
-            self.ledger.clear_waiting_if(&run, |why| why.starts_with(&prefix))?;
+    /// Records the batches of the completed events in `ended` as written by this flow, one
+    /// commit per run; returns the ids of the events whose record failed (said in the log), which
+    /// are then not acked and come again.
+    fn record_written(&self, ended: &[Settle]) -> std::collections::HashSet<String> {
+        let mut runs: std::collections::BTreeMap<crate::run::RunId, Vec<(u64, &str)>> = Default::default();
+        let mut failed = std::collections::HashSet::new();
+        for s in ended.iter().filter(|s| matches!(s.outcome, Outcome::Completed)) {
+            match self.ledger.batch_of(&s.meta) {
+                Ok(Some((run, seq))) => runs.entry(run).or_default().push((seq, &s.event_id)),
+                Ok(None) => {}
+                Err(e) => {
+                    self.unrecorded(&s.event_id, &e);
+                    failed.insert(s.event_id.clone());
+                }
+            }
         }
-        Ok(())
+        let prefix = self.waiting_prefix();
+        for (run, batches) in runs {
+            let seqs: Vec<u64> = batches.iter().map(|(seq, _)| *seq).collect();
+            let recorded = self.ledger.batches_written(&run, &self.flow, &seqs).and_then(|_| {
+                crate::fault::point("writer.recorded");
+                self.ledger.clear_waiting_if(&run, |why| why.starts_with(&prefix))
+            });
+            if let Err(e) = recorded {
+                for (_, event) in batches {
+                    self.unrecorded(event, &e);
+                    failed.insert(event.to_owned());
+                }
+            }
+        }
+        failed
+    }
+
+    fn unrecorded(&self, event: &str, e: &crate::run::LedgerError) {
+        tracing::error!(flow = self.flow, event, error = %e, "cannot record the batch as written; it will be delivered again");
     }
 
     /// How this flow's reasons to wait begin, so it clears its own and no other flow's.
