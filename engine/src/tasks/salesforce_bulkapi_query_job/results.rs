@@ -131,6 +131,10 @@ impl ResultsTask<'_> {
             }
             None => StageProgress::default(),
         };
+        let progress = match &run {
+            Some(run) => self.publishes_landed(run, progress).await?,
+            None => progress,
+        };
         let generation = progress.bus_generation;
         let stream = Stream { task: self, job: &job, run: run.as_ref(), event: &event, generation };
         stream.refetch_unpublished(&client, &progress, out).await?;
@@ -143,6 +147,25 @@ impl ResultsTask<'_> {
         stream.read_on(client, &progress, out).await
     }
 
+    /// The run's progress once batches still on their way to the bus have landed. A second event
+    /// for the run (the poller's stand-in) can arrive just as a reading ends, while its last
+    /// batches are being published: read again at once, their pages would be fetched a second
+    /// time for nothing. So while batches are unpublished, wait until that number stops falling
+    /// for [`PUBLISHES_QUIET`]; after a crash it never falls, and costs that much once.
+    async fn publishes_landed(&self, run: &RunId, mut progress: StageProgress) -> Result<StageProgress, TaskError> {
+        let unpublished = |p: &StageProgress| p.batches_fetched.saturating_sub(p.batches_published.len() as u64);
+        let mut quiet_since = std::time::Instant::now();
+        while unpublished(&progress) > 0 && quiet_since.elapsed() < PUBLISHES_QUIET {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let Some(cp) = self.ledger.checkpoint(run, crate::run::RESULTS_STAGE)? else { break };
+            if unpublished(&cp.progress) < unpublished(&progress) {
+                quiet_since = std::time::Instant::now();
+            }
+            progress = cp.progress;
+        }
+        Ok(progress)
+    }
+
     fn fail_run(&self, run: &RunId, message: &str) -> Result<(), TaskError> {
         if let Some(r) = self.ledger.get_run(run)?
             && !r.state().is_terminal()
@@ -153,6 +176,9 @@ impl ResultsTask<'_> {
         Ok(())
     }
 }
+
+/// How long the number of unpublished batches must stay put before their pages are read again.
+const PUBLISHES_QUIET: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One reading of one job's results.
 struct Stream<'a> {
