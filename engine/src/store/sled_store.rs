@@ -92,9 +92,11 @@ impl SledStore {
         }
     }
 
+    /// Makes every change applied so far durable, sharing the fsync with commits flushing at the
+    /// same moment.
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map_err(|source| StoreError::Flush { source })?;
-        Ok(())
+        let ticket = self.flushes.applied();
+        self.flushes.durable(ticket, || self.db.flush().map(drop).map_err(|source| StoreError::Flush { source }))
     }
 }
 
@@ -178,8 +180,7 @@ impl StateStore for SledStore {
             Err(TransactionError::Abort(never)) => match never {},
         };
         if outcome == Commit::Applied {
-            let ticket = self.flushes.applied();
-            self.flushes.durable(ticket, || self.flush())?;
+            self.flush()?;
         }
         Ok(outcome)
     }

@@ -39,9 +39,8 @@ use crate::store::group_flush::GroupFlush;
 /// way on either bus.
 pub const EMBEDDED_MAX_PAYLOAD: usize = 1024 * 1024;
 
-/// sled's page cache for the bus. Its default (1 GiB) kept every batch of an export in memory
-/// (200 MB more than the same run on nats-server for 1,000,000 rows); a batch is read back once,
-/// soon after it is written, so a few batches' worth is all the cache is good for.
+/// sled's page cache for the bus (its default is 1 GiB). It holds only small records: payloads
+/// over 16 KiB are files, since sled never evicted them whatever this said.
 const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// The folder under the state directory holding the bus's sled database.
@@ -71,7 +70,7 @@ struct Inner {
     bound: Mutex<std::collections::HashSet<Vec<u8>>>,
     /// Wakes waiting fetches when a message arrives or a nak makes one due.
     notify: Notify,
-    /// Publishes in flight at once (a publisher keeps several) share their fsyncs.
+    /// Flushes at once (a publisher keeps several publishes in flight) share their fsyncs.
     flushes: GroupFlush,
     payloads: payloads::PayloadFiles,
     path: PathBuf,
@@ -109,10 +108,14 @@ impl Inner {
         self.lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Makes every applied change durable, then deletes the payload files of messages whose
-    /// removal it made durable.
+    /// Makes every change applied so far durable (sharing the fsync with callers flushing at the
+    /// same moment), then deletes the payload files of messages whose removal it made durable.
     fn flush(&self) -> Result<(), BusError> {
-        self.payloads.flushed(|| self.db.flush().map(drop).map_err(|source| BusError::Store { op: "flush", source }))
+        let ticket = self.flushes.applied();
+        self.flushes.durable(ticket, || {
+            self.payloads
+                .flushed(|| self.db.flush().map(drop).map_err(|source| BusError::Store { op: "flush", source }))
+        })
     }
 
     fn remove_orphan_payloads(&self) -> Result<usize, BusError> {
@@ -161,8 +164,7 @@ impl Bus for EmbeddedBus {
             // The flush is an fsync: keep it off the async workers.
             let work = tokio::task::spawn_blocking(move || {
                 let ack = inner.publish(msg)?;
-                let ticket = inner.flushes.applied();
-                inner.flushes.durable(ticket, || inner.flush())?;
+                inner.flush()?;
                 Ok(ack)
             });
             match tokio::time::timeout(timeout, work).await {
